@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Runs a real Apache Kafka broker (KRaft, no ZooKeeper, no Docker) on 127.0.0.1 from the jars
+# that `make deps` fetched with Maven into .cache/kafka/libs.
+#
+#   kafka.sh fetch                 fetch the broker jars (idempotent)
+#   kafka.sh start [single|cluster] start and wait until ready (idempotent)
+#   kafka.sh stop  [single|cluster] stop by PID (waits, then kills after a timeout)
+#   kafka.sh stop-node N | start-node N   stop/start one broker of the cluster (fault tests)
+#   kafka.sh status
+#
+# single:  one broker+controller, 127.0.0.1:19092; writes KAFKA_BROKERS to .state/env.
+# cluster: three broker+controllers, 127.0.0.1:19192,19292,19392, replication factor 3,
+#          min.insync.replicas=2; writes KAFKA_CLUSTER_BROKERS to .state/env.
+# Data, logs and PIDs live in .state/kafka-<shape>/ (git-ignored).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+libs="$root/.cache/kafka/libs"
+state="$root/.state"
+envfile="$state/env"
+
+log() { printf 'kafka: %s\n' "$*" >&2; }
+
+fetch() {
+  if [ -f "$libs/.complete" ]; then return; fi
+  log "fetching broker jars with Maven into $libs"
+  rm -rf "$libs"
+  mvn -q -B -f "$root/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  touch "$libs/.complete"
+  log "fetched $(ls "$libs"/*.jar | wc -l) jars, $(du -sh "$libs" | cut -f1)"
+}
+
+# node_ids shape -> the node ids of that shape.
+node_ids() { if [ "$1" = cluster ]; then echo 1 2 3; else echo 1; fi; }
+port() { # shape node -> client port
+  if [ "$1" = cluster ]; then echo $((19092 + 100 * $2)); else echo 19092; fi
+}
+brokers() {
+  local shape=$1 out="" n
+  for n in $(node_ids "$shape"); do out="$out${out:+,}127.0.0.1:$(port "$shape" "$n")"; done
+  echo "$out"
+}
+voters() {
+  local shape=$1 out="" n
+  for n in $(node_ids "$shape"); do out="$out${out:+,}$n@127.0.0.1:$(( $(port "$shape" "$n") + 1 ))"; done
+  echo "$out"
+}
+
+write_config() { # shape node dir
+  local shape=$1 n=$2 dir=$3 p rf isr
+  p=$(port "$shape" "$n")
+  if [ "$shape" = cluster ]; then rf=3; isr=2; else rf=1; isr=1; fi
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$(voters "$shape")
+listeners=PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$((p + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$p
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+# Services and tests create their topics explicitly: a typo must fail, not create a topic.
+auto.create.topics.enable=false
+# Tests start and stop consumers all the time; do not wait for more members to join.
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+PROPS
+  cat >"$dir/log4j2.yaml" <<LOG
+Configuration:
+  Appenders:
+    File:
+      name: file
+      fileName: "$dir/server.log"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: file
+LOG
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_node() { # shape node
+  local shape=$1 n=$2 dir pidfile heap
+  dir="$state/kafka-$shape/node-$n"
+  pidfile="$dir/pid"
+  if pid_alive "$pidfile"; then return; fi
+  mkdir -p "$dir"
+  write_config "$shape" "$n" "$dir"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    local cid_file="$state/kafka-$shape/cluster-id"
+    [ -f "$cid_file" ] || java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$cid_file"
+    java -cp "$libs/*" -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool format \
+      -t "$(cat "$cid_file")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      || { log "format failed, see $dir/format.log"; exit 1; }
+  fi
+  if [ "$shape" = cluster ]; then heap=384m; else heap=768m; fi
+  # setsid: the broker outlives this script and is stopped by its PID, not by a process group.
+  setsid java -Xms128m -Xmx$heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*" \
+    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+}
+
+wait_ready() { # shape node
+  local shape=$1 n=$2 dir deadline
+  dir="$state/kafka-$shape/node-$n"
+  deadline=$((SECONDS + 90))
+  until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; do
+    if ! pid_alive "$dir/pid"; then log "node $n exited, see $dir/server.log and $dir/stdout.log"; exit 1; fi
+    if [ $SECONDS -ge $deadline ]; then log "node $n not ready after 90 s, see $dir/server.log"; exit 1; fi
+    sleep 0.2
+  done
+}
+
+stop_node() { # shape node
+  local dir pidfile pid i
+  dir="$state/kafka-$1/node-$2"
+  pidfile="$dir/pid"
+  if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return; fi
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then log "node $2 did not stop in 30 s, killing"; kill -9 "$pid" 2>/dev/null || true; fi
+  rm -f "$pidfile"
+  # The next start must wait for a fresh "started" line, not find the old one.
+  [ -f "$dir/server.log" ] && mv "$dir/server.log" "$dir/server.log.1"
+  return 0
+}
+
+set_env() { # key value: replace the key's line in the env file
+  mkdir -p "$state"
+  touch "$envfile"
+  grep -v "^$1=" "$envfile" >"$envfile.tmp" || true
+  echo "$1=$2" >>"$envfile.tmp"
+  mv "$envfile.tmp" "$envfile"
+}
+unset_env() { [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+
+env_key() { if [ "$1" = cluster ]; then echo KAFKA_CLUSTER_BROKERS; else echo KAFKA_BROKERS; fi; }
+
+cmd=${1:-status}
+shape=${2:-single}
+case "$shape" in single|cluster) ;; *) [ "$cmd" = stop-node ] || [ "$cmd" = start-node ] || { log "unknown shape $shape (single|cluster)"; exit 2; } ;; esac
+
+case "$cmd" in
+  fetch) fetch ;;
+  start)
+    fetch
+    t0=$(date +%s%N)
+    for n in $(node_ids "$shape"); do start_node "$shape" "$n"; done
+    for n in $(node_ids "$shape"); do wait_ready "$shape" "$n"; done
+    set_env "$(env_key "$shape")" "$(brokers "$shape")"
+    log "$shape ready at $(brokers "$shape") in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    ;;
+  stop)
+    for n in $(node_ids "$shape"); do stop_node "$shape" "$n"; done
+    unset_env "$(env_key "$shape")"
+    ;;
+  stop-node) stop_node cluster "$2" ;;
+  start-node) start_node cluster "$2"; wait_ready cluster "$2" ;;
+  status)
+    for s in single cluster; do
+      for n in $(node_ids "$s"); do
+        if pid_alive "$state/kafka-$s/node-$n/pid"; then echo "$s node $n: running (pid $(cat "$state/kafka-$s/node-$n/pid"))"; fi
+      done
+    done
+    ;;
+  *) log "usage: kafka.sh fetch|start|stop|stop-node N|start-node N|status [single|cluster]"; exit 2 ;;
+esac

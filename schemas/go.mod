@@ -1,0 +1,3 @@
+module github.com/vigie/vigie/schemas
+
+go 1.26
