@@ -27,15 +27,16 @@ type GenerateOptions struct {
 // Placeholder vendor names: which vendors equip which French prison is not public, so the
 // generated data only models that a facility buys each kind of sensor from one vendor.
 var vendors = map[SensorType][]string{
-	SensorMAS:       {"mas-vendor-a", "mas-vendor-b"},
-	SensorRF:        {"rf-vendor-a", "rf-vendor-b", "rf-vendor-c"},
-	SensorDrone:     {"drone-vendor-a", "drone-vendor-b"},
-	SensorJammer:    {"jammer-vendor-a", "jammer-vendor-b"},
-	SensorSearchLog: {"search-log"},
+	SensorMAS:          {"mas-vendor-a", "mas-vendor-b"},
+	SensorRF:           {"rf-vendor-a", "rf-vendor-b", "rf-vendor-c"},
+	SensorDrone:        {"drone-vendor-a", "drone-vendor-b"},
+	SensorJammer:       {"jammer-vendor-a", "jammer-vendor-b"},
+	SensorSearchReport: {"search-report-app"},
+	SensorOther:        {"other-vendor"},
 }
 
 var idCodes = map[SensorType]string{
-	SensorMAS: "mas", SensorRF: "rf", SensorDrone: "drone", SensorJammer: "jam", SensorSearchLog: "search",
+	SensorMAS: "mas", SensorRF: "rf", SensorDrone: "drone", SensorJammer: "jam", SensorSearchReport: "search", SensorOther: "other",
 }
 
 // layout is the rough shape of a facility type: detention buildings, floors, and whether it
@@ -59,7 +60,7 @@ var defaultLayout = layout{2, 3, 2, 3, false}
 
 // GenerateSensors makes a realistic sensor set for each facility, deterministically from the
 // seed and the facility id (adding a facility does not change the others). Every facility
-// has RF detectors in its cell blocks, yards and visiting room and a search log; managed
+// has RF detectors in its cell blocks, yards and visiting room and a search-report terminal; managed
 // access systems, jammers and drone detectors equip only part of the facilities, as in
 // France (anti-drone systems on about 49 of 187 sites in 2024; jammers patchy), with long-
 // sentence and large facilities more often equipped. Sensors come sorted by id.
@@ -92,6 +93,9 @@ func generateFacility(f *Facility, opt GenerateOptions) []Sensor {
 	vendorOf := map[SensorType]string{}
 	for _, t := range SensorTypes {
 		vs := vendors[t]
+		if t == SensorOther {
+			continue
+		}
 		vendorOf[t] = vs[rng.IntN(len(vs))]
 	}
 
@@ -132,7 +136,7 @@ func generateFacility(f *Facility, opt GenerateOptions) []Sensor {
 			g.add(SensorDrone, "perimeter", 0, ZonePerimeter, "perimeter", 220*math.Cos(angle), 220*math.Sin(angle), 30)
 		}
 	}
-	g.add(SensorSearchLog, "admin", 0, ZoneCellBlock, "search-team", -150, -120, 5)
+	g.add(SensorSearchReport, "admin", 0, ZoneCellBlock, "search-team", -150, -120, 5)
 
 	if opt.PerFacility > 0 {
 		g.resize(opt.PerFacility, buildings)

@@ -71,7 +71,7 @@ func TestGenerateSensors(t *testing.T) {
 				if tt.opt.PerFacility > 0 {
 					require.Equal(t, tt.opt.PerFacility, total, id)
 				} else {
-					require.Equal(t, 1, types[SensorSearchLog], id)
+					require.Equal(t, 1, types[SensorSearchReport], id)
 					require.GreaterOrEqual(t, types[SensorRF], 3, id)
 				}
 				if types[SensorDrone] > 0 {

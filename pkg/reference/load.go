@@ -17,7 +17,7 @@ import (
 
 var (
 	facilityIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	sensorIDPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	sensorIDPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	typeCodePattern   = regexp.MustCompile(`^[A-Z]{1,8}$`)
 )
 
@@ -154,7 +154,7 @@ func parseSensors(data []byte, facilities map[string]*Facility) (map[string]*Sen
 			return nil, nil, err
 		}
 		if !sensorIDPattern.MatchString(s.ID) {
-			return nil, nil, t.errAt("sensor_id", "%q is not a sensor id (letters, digits and . _ : -, at most 128)", s.ID)
+			return nil, nil, t.errAt("sensor_id", "%q is not a sensor id (lowercase letters, digits and . _ -, at most 64, as in the event contract)", s.ID)
 		}
 		if prev, dup := lines[s.ID]; dup {
 			return nil, nil, t.errAt("sensor_id", "%q is already defined on line %d", s.ID, prev)

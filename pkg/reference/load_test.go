@@ -131,7 +131,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad zone type", SensorsFile, fixtureSensors + "ma-a.rf-2,ma-a,A,0,kitchen,k,0,0,rf_detector,v\n",
 			`sensors.csv:4:5 (column zone_type): "kitchen" is not a zone type (one of cell_block, yard, visiting_room, perimeter, workshop)`, 4, 5},
 		{"bad sensor type", SensorsFile, fixtureSensors + "ma-a.rf-2,ma-a,A,0,yard,k,0,0,camera,v\n",
-			`sensors.csv:4:9 (column sensor_type): "camera" is not a sensor type`, 4, 9},
+			`sensors.csv:4:9 (column sensor_type): "camera" is not a sensor type (one of mas, rf_detector, drone_detector, jammer, search_report, other)`, 4, 9},
 		{"missing position", SensorsFile, fixtureSensors + "ma-a.rf-2,ma-a,A,0,yard,k,,0,rf_detector,v\n",
 			"sensors.csv:4:7 (column x_m): x_m and y_m are required", 4, 7},
 		{"duplicate sensor", SensorsFile, fixtureSensors + "ma-a.rf-001,ma-a,A,0,yard,k,0,0,rf_detector,v\n",

@@ -70,12 +70,14 @@ const (
 	SensorDrone SensorType = "drone_detector"
 	// SensorJammer is a jammer reporting jammer_alarm.
 	SensorJammer SensorType = "jammer"
-	// SensorSearchLog is the terminal on which staff record cell searches: item_seized.
-	SensorSearchLog SensorType = "search_log"
+	// SensorSearchReport is the terminal on which staff record cell searches: item_seized.
+	SensorSearchReport SensorType = "search_report"
+	// SensorOther is any other detector.
+	SensorOther SensorType = "other"
 )
 
 // SensorTypes lists every valid sensor type.
-var SensorTypes = []SensorType{SensorMAS, SensorRF, SensorDrone, SensorJammer, SensorSearchLog}
+var SensorTypes = []SensorType{SensorMAS, SensorRF, SensorDrone, SensorJammer, SensorSearchReport, SensorOther}
 
 // Sensor is one detector installed in a facility. X and Y are metres east and north of the
 // facility's reference point; Floor is 0 for the ground floor.

@@ -3,6 +3,7 @@ package reference
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,31 @@ func (s *Snapshot) Model(tac string) (*Model, bool) {
 	}
 	m, ok := s.models[key]
 	return m, ok
+}
+
+// Models returns every phone model, sorted by TAC.
+func (s *Snapshot) Models() []*Model {
+	out := make([]*Model, 0, len(s.models))
+	for _, m := range s.models {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b *Model) int { return strings.Compare(a.TAC, b.TAC) })
+	return out
+}
+
+// Operators returns the operators of the lookup (one per MCC/MNC), sorted by MCC and MNC.
+func (s *Snapshot) Operators() []*Operator {
+	out := make([]*Operator, 0, len(s.operators))
+	for _, o := range s.operators {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b *Operator) int {
+		if c := strings.Compare(a.MCC, b.MCC); c != 0 {
+			return c
+		}
+		return strings.Compare(a.MNC, b.MNC)
+	})
+	return out
 }
 
 // Operator returns the operator of an MCC and MNC, the MNC as written (2 or 3 digits).
