@@ -1,0 +1,226 @@
+// Package config loads a service's configuration into a typed struct: defaults set by the
+// caller, then a YAML file, then environment variables, then command-line flags, each layer
+// overriding the one before; then the struct's Validate method.
+//
+// Environment variable and flag names derive from the yaml tags, so a field has one name
+// everywhere. For the field Kafka.Brokers tagged `yaml:"kafka"` / `yaml:"brokers"` of a
+// service whose prefix is VIGIE_INGEST:
+//
+//	YAML:  kafka: {brokers: [127.0.0.1:19092]}
+//	env:   VIGIE_INGEST_KAFKA_BROKERS=127.0.0.1:19092,127.0.0.1:19093
+//	flag:  -kafka.brokers=127.0.0.1:19092
+//
+// The YAML file is named by -config or <PREFIX>_CONFIG. Unknown YAML keys are errors, so a
+// misspelt setting never silently falls back to its default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Validator is implemented by configuration structs. Validate returns an error naming the
+// first bad field, e.g. `kafka.brokers: must not be empty`.
+type Validator interface {
+	Validate() error
+}
+
+// Load fills cfg, a pointer to a struct already holding its defaults, from the YAML file,
+// the environment and args (without the program name), then validates it. envPrefix is
+// e.g. "VIGIE_INGEST". A -h or -help flag returns flag.ErrHelp after printing usage.
+func Load(cfg Validator, envPrefix string, args []string) error {
+	root := reflect.ValueOf(cfg)
+	if root.Kind() != reflect.Pointer || root.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config: Load needs a pointer to a struct, got %T", cfg)
+	}
+	leaves := collect(root.Elem(), nil)
+
+	fs := flag.NewFlagSet(envPrefix, flag.ContinueOnError)
+	configPath := fs.String("config", os.Getenv(envPrefix+"_CONFIG"), "path of a YAML configuration file (env "+envPrefix+"_CONFIG)")
+	set := map[string]string{}
+	for _, l := range leaves {
+		fs.Var(flagValue{name: l.name, set: set, current: l.value}, l.name, fmt.Sprintf("%s (env %s)", l.kind(), l.env(envPrefix)))
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+
+	if *configPath != "" {
+		if err := loadYAML(*configPath, cfg); err != nil {
+			return err
+		}
+	}
+	for _, l := range leaves {
+		key := l.env(envPrefix)
+		if v, ok := os.LookupEnv(key); ok {
+			if err := setValue(l.value, v); err != nil {
+				return fmt.Errorf("config: environment %s=%q: %w", key, v, err)
+			}
+		}
+	}
+	for _, l := range leaves {
+		if v, ok := set[l.name]; ok {
+			if err := setValue(l.value, v); err != nil {
+				return fmt.Errorf("config: flag -%s=%q: %w", l.name, v, err)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+func loadYAML(path string, cfg any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, errEOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// errEOF is what yaml.v3 returns for an empty document; an empty file sets nothing.
+var errEOF = func() error { return yaml.NewDecoder(strings.NewReader("")).Decode(&struct{}{}) }()
+
+// leaf is one settable field: a value, its dotted name from the yaml tags.
+type leaf struct {
+	name  string
+	value reflect.Value
+}
+
+func (l leaf) env(prefix string) string {
+	return prefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(l.name))
+}
+
+func (l leaf) kind() string {
+	if l.value.Type() == durationType {
+		return "duration"
+	}
+	if l.value.Kind() == reflect.Slice {
+		return "comma-separated list"
+	}
+	return l.value.Kind().String()
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func collect(v reflect.Value, path []string) []leaf {
+	var out []leaf
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		p := append(append([]string(nil), path...), tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+			out = append(out, collect(fv, p)...)
+			continue
+		}
+		out = append(out, leaf{name: strings.Join(p, "."), value: fv})
+	}
+	return out
+}
+
+func setValue(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported list of %s", v.Type().Elem())
+		}
+		var items []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// flagValue records a flag's text; Load applies it after the YAML file and the environment.
+type flagValue struct {
+	name    string
+	set     map[string]string
+	current reflect.Value
+}
+
+func (f flagValue) String() string {
+	if !f.current.IsValid() {
+		return ""
+	}
+	if f.current.Kind() == reflect.Slice {
+		return fmt.Sprint(strings.Join(f.current.Interface().([]string), ","))
+	}
+	return fmt.Sprint(f.current.Interface())
+}
+
+func (f flagValue) Set(s string) error {
+	f.set[f.name] = s
+	return nil
+}
+
+// IsBoolFlag lets boolean fields be set with a bare -name.
+func (f flagValue) IsBoolFlag() bool { return f.current.IsValid() && f.current.Kind() == reflect.Bool }
