@@ -30,9 +30,9 @@ type Group struct {
 }
 
 type part struct {
-	name string
-	run  func(ctx context.Context) error
-	stop func(ctx context.Context) error
+	name   string
+	run    func(ctx context.Context) error
+	stop   func(ctx context.Context) error
 	done   chan struct{}
 	cancel context.CancelFunc
 	err    error
