@@ -9,86 +9,108 @@ CREATE DATABASE IF NOT EXISTS {db};
 
 CREATE TABLE IF NOT EXISTS {db}.detections
 (
-    -- Identity and time.
+    -- Identity and time (pkg/event Common, Raw, Enrichment).
     event_id            String                      CODEC(ZSTD(1)),
     sensor_id           LowCardinality(String),
     kind                LowCardinality(String),
     observed_at         DateTime64(3, 'UTC')        CODEC(Delta, ZSTD(1)),
-    ingested_at         DateTime64(3, 'UTC')        CODEC(Delta, ZSTD(1)),
+    received_at         DateTime64(3, 'UTC')        CODEC(Delta, ZSTD(1)),
     enriched_at         DateTime64(3, 'UTC')        CODEC(Delta, ZSTD(1)),
     written_at          DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC') CODEC(Delta, ZSTD(1)),
 
-    -- Where (from the enricher's reference data).
+    -- Where: the sensor's report and the enricher's reference data.
+    zone                LowCardinality(String),
+    cell                LowCardinality(String),
     facility_id         LowCardinality(String),
     facility_name       LowCardinality(String),
     facility_type       LowCardinality(String),
-    region              LowCardinality(String),
-    department          LowCardinality(String),
-    zone                LowCardinality(String),
+    disp                LowCardinality(String),
+    region_code         LowCardinality(String),
+    department_code     LowCardinality(String),
+    department_name     LowCardinality(String),
+    facility_lat        Nullable(Float64)           CODEC(ZSTD(1)),
+    facility_lon        Nullable(Float64)           CODEC(ZSTD(1)),
+    building            LowCardinality(String),
     zone_type           LowCardinality(String),
-    cell                LowCardinality(String),
+    sensor_type         LowCardinality(String),
+    vendor              LowCardinality(String),
 
-    -- Radio.
+    -- Radio attempts and RF bursts.
     rat                 LowCardinality(String),
     band                LowCardinality(String),
-    freq_mhz            Nullable(Float32)           CODEC(ZSTD(1)),
-    rssi_dbm            Nullable(Float32)           CODEC(ZSTD(1)),
+    freq_mhz            Nullable(Float64)           CODEC(ZSTD(1)),
+    rssi_dbm            Nullable(Float64)           CODEC(ZSTD(1)),
     outcome             LowCardinality(String),
     duration_ms         Nullable(UInt32)            CODEC(ZSTD(1)),
     data_bytes          Nullable(UInt64)            CODEC(ZSTD(1)),
-    bandwidth_khz       Nullable(Float32)           CODEC(ZSTD(1)),
+    bandwidth_khz       Nullable(Float64)           CODEC(ZSTD(1)),
 
-    -- Device: pseudonyms only (HMAC-SHA256, see key_version), never a clear identifier.
-    device_id           String                      CODEC(ZSTD(1)),
+    -- The phone: pseudonyms only (HMAC-SHA256 under key_version), never a clear identifier.
+    key_version         LowCardinality(String),
     imei_pseudo         String                      CODEC(ZSTD(1)),
     imsi_pseudo         String                      CODEC(ZSTD(1)),
     msisdn_pseudo       String                      CODEC(ZSTD(1)),
-    key_version         LowCardinality(String),
     tac                 LowCardinality(String),
-    manufacturer        LowCardinality(String),
-    model               LowCardinality(String),
-    mini_phone          Bool,
+    imei_serial_prefix  LowCardinality(String),
+    imei_check_ok       Nullable(Bool),
     mcc                 LowCardinality(String),
     mnc                 LowCardinality(String),
+    manufacturer        LowCardinality(String),
+    model               LowCardinality(String),
+    mini_phone          Nullable(Bool),
     operator            LowCardinality(String),
+    brand               LowCardinality(String),
     country             LowCardinality(String),
+    -- The phone's identity for counting devices: IMEI pseudonym, else IMSI pseudonym, else ''.
+    device_id           String ALIAS if(imei_pseudo != '', imei_pseudo, imsi_pseudo),
+    -- The Kafka key of detections.enriched.v1 (pkg/event Raw.DeviceKey).
+    device_key          String ALIAS multiIf(imei_pseudo != '', imei_pseudo, imsi_pseudo != '', imsi_pseudo, concat('sensor:', sensor_id)),
 
-    -- Drone sightings (drone_seen).
-    drone_source        LowCardinality(String),
-    drone_lat           Nullable(Float64)           CODEC(ZSTD(1)),
-    drone_lon           Nullable(Float64)           CODEC(ZSTD(1)),
-    drone_alt_m         Nullable(Float32)           CODEC(ZSTD(1)),
-    drone_height_m      Nullable(Float32)           CODEC(ZSTD(1)),
-    drone_speed_mps     Nullable(Float32)           CODEC(ZSTD(1)),
-    drone_heading_deg   Nullable(Float32)           CODEC(ZSTD(1)),
-    drone_uas_id        String                      CODEC(ZSTD(1)),
-    drone_ua_type       LowCardinality(String),
-    drone_operator_id   String                      CODEC(ZSTD(1)),
-    drone_operator_lat  Nullable(Float64)           CODEC(ZSTD(1)),
-    drone_operator_lon  Nullable(Float64)           CODEC(ZSTD(1)),
+    -- Drone sightings (drone_seen), with ASTM F3411 Remote ID when broadcast.
+    drone_source                  LowCardinality(String),
+    drone_lat                     Nullable(Float64) CODEC(ZSTD(1)),
+    drone_lon                     Nullable(Float64) CODEC(ZSTD(1)),
+    drone_alt_m                   Nullable(Float64) CODEC(ZSTD(1)),
+    drone_height_m                Nullable(Float64) CODEC(ZSTD(1)),
+    drone_speed_mps               Nullable(Float64) CODEC(ZSTD(1)),
+    drone_vertical_speed_mps      Nullable(Float64) CODEC(ZSTD(1)),
+    drone_heading_deg             Nullable(Float64) CODEC(ZSTD(1)),
+    drone_uas_id                  String            CODEC(ZSTD(1)),
+    drone_uas_id_type             LowCardinality(String),
+    drone_ua_type                 LowCardinality(String),
+    drone_operational_status      LowCardinality(String),
+    drone_operator_id             String            CODEC(ZSTD(1)),
+    drone_operator_lat            Nullable(Float64) CODEC(ZSTD(1)),
+    drone_operator_lon            Nullable(Float64) CODEC(ZSTD(1)),
+    drone_operator_alt_m          Nullable(Float64) CODEC(ZSTD(1)),
+    drone_operator_location_type  LowCardinality(String),
 
     -- Jammer alarms (jammer_alarm).
     jammer_id           LowCardinality(String),
     jammer_alarm        LowCardinality(String),
     jammer_severity     LowCardinality(String),
+    jammer_bands        Array(LowCardinality(String)),
 
     -- Seizures (item_seized).
-    seized_phones       UInt16,
-    seized_mini_phones  UInt16,
-    seized_sims         UInt16,
-    seized_accessories  UInt16,
+    seized_phones       UInt32,
+    seized_mini_phones  UInt32,
+    seized_sims         UInt32,
+    seized_accessories  Nullable(UInt32),
     search_id           LowCardinality(String),
     found_by            LowCardinality(String),
 
     -- Retention: a judicial procedure suspends the 90-day clock (code pénitentiaire L223-4).
-    judicial_hold       Bool,
+    -- Not in event v1: set by the procedure's operator with
+    --   ALTER TABLE detections UPDATE judicial_hold = true WHERE ...
+    judicial_hold       Bool DEFAULT false,
 
     -- Where the row came from: the writer resumes after the highest offset stored here.
     kafka_topic         LowCardinality(String),
     kafka_partition     UInt16,
     kafka_offset        Int64                       CODEC(Delta, ZSTD(1)),
 
-    INDEX idx_device device_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_imei imei_pseudo TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_imsi imsi_pseudo TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_event event_id TYPE bloom_filter(0.01) GRANULARITY 4
 )
 ENGINE = MergeTree
