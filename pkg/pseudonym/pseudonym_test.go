@@ -1,0 +1,208 @@
+package pseudonym_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/pseudonym"
+)
+
+var (
+	secret1 = []byte("0123456789abcdef0123456789abcdef")
+	secret2 = []byte("fedcba9876543210fedcba9876543210")
+	hexRE   = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+func keyring(t testing.TB) *pseudonym.Keyring {
+	t.Helper()
+	k, err := pseudonym.NewKeyring("k2", map[string][]byte{"k1": secret1, "k2": secret2}, "33")
+	require.NoError(t, err)
+	return k
+}
+
+func want(secret []byte, msg string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+func TestIMEI(t *testing.T) {
+	p := keyring(t).Active()
+	ok, bad := true, false
+	for _, tc := range []struct {
+		name, in   string
+		err        error
+		tac, block string
+		check      *bool
+	}{
+		{name: "15 digits good luhn", in: "358288021042170", tac: "35828802", block: "104", check: &ok},
+		{name: "15 digits check digit 0", in: "358288021042171", tac: "35828802", block: "104", check: &bad},
+		{name: "14 digits", in: "35828802104217", tac: "35828802", block: "104"},
+		{name: "imeisv", in: "3582880210421705", tac: "35828802", block: "104"},
+		{name: "13 digits", in: "3582880210421", err: pseudonym.ErrInvalidIMEI},
+		{name: "17 digits", in: "35828802104217012", err: pseudonym.ErrInvalidIMEI},
+		{name: "letters", in: "35828802104217A", err: pseudonym.ErrInvalidIMEI},
+		{name: "empty", in: "", err: pseudonym.ErrInvalidIMEI},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := p.IMEI(tc.in)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, want(secret2, "imei:35828802104217"), r.Pseudo, "keyed on the first 14 digits")
+			require.Equal(t, tc.tac, r.TAC)
+			require.Equal(t, tc.block, r.SerialPrefix)
+			require.Equal(t, tc.check, r.CheckOK)
+		})
+	}
+}
+
+func TestIMSI(t *testing.T) {
+	p := keyring(t).Active()
+	for _, tc := range []struct{ in, mcc, mnc string }{
+		{"208150123456789", "208", "15"},  // France, Free
+		{"208010123456789", "208", "01"},  // France, Orange
+		{"310260123456789", "310", "260"}, // USA, T-Mobile
+		{"302720123456789", "302", "720"}, // Canada
+		{"234150123456789", "234", "15"},  // UK
+		{"405025123456789", "405", "025"}, // India, 3-digit listed
+		{"405010123456789", "405", "01"},  // India, 2-digit listed
+		{"999990000000000", "999", "99"},
+		{"123456", "123", "45"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			r, err := p.IMSI(tc.in)
+			require.NoError(t, err)
+			require.Equal(t, want(secret2, "imsi:"+tc.in), r.Pseudo)
+			require.Equal(t, tc.mcc, r.MCC)
+			require.Equal(t, tc.mnc, r.MNC)
+		})
+	}
+	for _, in := range []string{"", "12345", "1234567890123456", "20801abc"} {
+		_, err := p.IMSI(in)
+		require.ErrorIs(t, err, pseudonym.ErrInvalidIMSI, in)
+	}
+}
+
+func TestNormalizeMSISDN(t *testing.T) {
+	for _, tc := range []struct{ in, cc, out string }{
+		{"+33 6 12 34 56 78", "33", "+33612345678"},
+		{"0033612345678", "33", "+33612345678"},
+		{"06.12.34.56.78", "33", "+33612345678"},
+		{"06-12-34-56-78", "", "0612345678"},
+		{"(0)6 12 34 56 78", "33", "+33612345678"},
+		{"112", "33", "112"},
+		{"+1 (212) 555-0100", "33", "+12125550100"},
+	} {
+		got, err := pseudonym.NormalizeMSISDN(tc.in, tc.cc)
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.out, got, tc.in)
+	}
+	for _, in := range []string{"", "1", "+", "06x12", "1234567890123456", "0+6"} {
+		_, err := pseudonym.NormalizeMSISDN(in, "33")
+		require.ErrorIs(t, err, pseudonym.ErrInvalidMSISDN, in)
+	}
+	p := keyring(t).Active()
+	a, err := p.MSISDN("06 12 34 56 78")
+	require.NoError(t, err)
+	b, err := p.MSISDN("+33612345678")
+	require.NoError(t, err)
+	require.Equal(t, a, b, "one number, one pseudonym")
+	require.Equal(t, want(secret2, "msisdn:+33612345678"), a)
+}
+
+func TestKeyVersions(t *testing.T) {
+	k := keyring(t)
+	require.Equal(t, "k2", k.Active().KeyVersion())
+	require.Equal(t, []string{"k1", "k2"}, k.Versions())
+	old, ok := k.Version("k1")
+	require.True(t, ok)
+	a, err := old.IMSI("208150123456789")
+	require.NoError(t, err)
+	b, err := k.Active().IMSI("208150123456789")
+	require.NoError(t, err)
+	require.NotEqual(t, a.Pseudo, b.Pseudo)
+	require.Equal(t, want(secret1, "imsi:208150123456789"), a.Pseudo)
+	// Domain separation: same digits as IMEI and IMSI differ.
+	i, err := k.Active().IMEI("208150123456789")
+	require.NoError(t, err)
+	require.NotEqual(t, i.Pseudo, b.Pseudo)
+	require.NotContains(t, k.Active().String(), string(secret2))
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("active: k1\ndefault_country_code: \"33\"\nkeys:\n  k1: "+hex.EncodeToString(secret1)+"\n  k0: "+hex.EncodeToString(secret2)+"\n"), 0o600))
+	k, err := pseudonym.LoadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "k1", k.Active().KeyVersion())
+	got, err := k.Active().MSISDN("0612345678")
+	require.NoError(t, err)
+	require.Equal(t, want(secret1, "msisdn:+33612345678"), got)
+
+	env := map[string]string{pseudonym.EnvKeys: "a:" + hex.EncodeToString(secret1) + ",b:" + hex.EncodeToString(secret2)}
+	k, err = pseudonym.FromEnv(func(s string) string { return env[s] }, "")
+	require.NoError(t, err)
+	require.Equal(t, "b", k.Active().KeyVersion())
+
+	for name, content := range map[string]string{
+		"short key":      "active: k1\nkeys:\n  k1: abcd\n",
+		"not hex":        "active: k1\nkeys:\n  k1: zz\n",
+		"missing active": "active: k9\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"no keys":        "active: k1\n",
+		"bad version":    "active: 'k 1'\nkeys:\n  'k 1': " + hex.EncodeToString(secret1) + "\n",
+		"bad cc":         "active: k1\ndefault_country_code: '+33'\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+	} {
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		_, err := pseudonym.LoadFile(path)
+		require.Error(t, err, name)
+		require.NotContains(t, err.Error(), hex.EncodeToString(secret1), "errors never print keys")
+	}
+}
+
+func FuzzPseudonymize(f *testing.F) {
+	for _, s := range []string{"358288021042170", "208150123456789", "+33 6 12 34 56 78", "0033", "", "(", "00", "+0", "0612345678", "\xff"} {
+		f.Add(s)
+	}
+	p := keyring(f).Active()
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := p.IMEI(s); err == nil {
+			require.Regexp(t, hexRE, r.Pseudo)
+			require.Len(t, r.TAC, 8)
+			require.Len(t, r.SerialPrefix, 3)
+		}
+		if r, err := p.IMSI(s); err == nil {
+			require.Regexp(t, hexRE, r.Pseudo)
+			require.Len(t, r.MCC, 3)
+			require.Contains(t, []int{2, 3}, len(r.MNC))
+			require.Equal(t, s[:3+len(r.MNC)], r.MCC+r.MNC)
+		}
+		norm, err := pseudonym.NormalizeMSISDN(s, "33")
+		if err == nil {
+			again, err := pseudonym.NormalizeMSISDN(norm, "33")
+			require.NoError(t, err)
+			require.Equal(t, norm, again, "normalisation is idempotent")
+			ps, err := p.MSISDN(s)
+			require.NoError(t, err)
+			require.Regexp(t, hexRE, ps)
+		}
+	})
+}
+
+func BenchmarkIMEI(b *testing.B) {
+	p := keyring(b).Active()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = p.IMEI("358288021042170")
+	}
+}
