@@ -256,6 +256,7 @@ const (
 	ReasonSensorMismatch     = "sensor_mismatch"
 	ReasonPseudonymiseFailed = "pseudonymise_failed"
 	ReasonDecodeFailed       = "decode_failed"
+	ReasonUnknownSensor      = "unknown_sensor"
 	ReasonEnrichFailed       = "enrich_failed"
 	ReasonWriteFailed        = "write_failed"
 	ReasonRuleFailed         = "rule_failed"
