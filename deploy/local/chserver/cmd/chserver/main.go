@@ -1,0 +1,108 @@
+// Command chserver is a local ClickHouse server for development and tests: it speaks
+// ClickHouse's native TCP protocol and runs every statement on the chDB engine
+// (libchdb.so, found through CHDB_LIB_PATH). Never use it as a production store.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
+	"github.com/vigie/vigie/deploy/local/chserver/internal/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "chserver:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run() error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("chserver", flag.ContinueOnError)
+	listen := fs.String("listen", envOr("CHSERVER_LISTEN", cfg.ListenAddr), "native protocol address (env CHSERVER_LISTEN)")
+	dataDir := fs.String("data", envOr("CHSERVER_DATA", cfg.DataDir), "chDB data folder (env CHSERVER_DATA)")
+	tmpDir := fs.String("tmp", envOr("CHSERVER_TMP", ""), "folder for insert files and spooled results (default DATA/tmp; env CHSERVER_TMP)")
+	users := fs.String("users", envOr("CHSERVER_USERS", "default:"), "users as name:password,... (env CHSERVER_USERS)")
+	libPath := fs.String("lib", os.Getenv("CHDB_LIB_PATH"), "path of libchdb.so (env CHDB_LIB_PATH)")
+	logLevel := fs.String("log-level", envOr("CHSERVER_LOG_LEVEL", "info"), "debug, info, warn or error")
+	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long running queries may finish on SIGTERM")
+	ping := fs.String("ping", "", "check that a server answers at this address, exit 0 if so (for scripts)")
+	pingUser := fs.String("ping-user", "default", "user for -ping")
+	pingPassword := fs.String("ping-password", "", "password for -ping")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *ping != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return server.Ping(ctx, *ping, *pingUser, *pingPassword)
+	}
+
+	var level zapcore.Level
+	if err := level.Set(*logLevel); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	logCfg := zap.NewProductionConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(level)
+	logCfg.Sampling = nil
+	log, err := logCfg.Build()
+	if err != nil {
+		return fmt.Errorf("build logger: %w", err)
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.Named("chserver")
+
+	cfg.ListenAddr, cfg.DataDir, cfg.TmpDir, cfg.ShutdownTimeout = *listen, *dataDir, *tmpDir, *shutdown
+	if cfg.Users, err = server.ParseUsers(*users); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	engine, err := chdb.Open(*libPath, cfg.DataDir)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("open chdb: %w", err)
+	}
+	defer engine.Close()
+	srv, err := server.New(cfg, engine, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
+		zap.String("engine_version", srv.Version()))
+	err = srv.Serve(ctx, ln)
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,97 @@
+// Package conformance drives the local ClickHouse server with clickhouse-go, the client
+// Vigie's services use, exactly as they would use a real server. The protocol-level part of
+// the suite also runs against Debian's clickhouse-server 18.16 (a real ClickHouse server).
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
+	"github.com/vigie/vigie/deploy/local/chserver/internal/server"
+)
+
+// chserverAddr is the address of the server this test binary starts on the chDB engine.
+var chserverAddr string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "chserver-conformance-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	stop, addr, err := startServer(filepath.Join(dir, "chdb"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start chserver:", err)
+		return 1
+	}
+	chserverAddr = addr
+	code := m.Run()
+	stop()
+	return code
+}
+
+func startServer(dataDir string) (func(), string, error) {
+	if os.Getenv("CHDB_LIB_PATH") == "" {
+		if lib := findLib(); lib != "" {
+			_ = os.Setenv("CHDB_LIB_PATH", lib)
+		}
+	}
+	engine, err := chdb.Open("", dataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.Users = map[string]string{"default": "", "vigie": "s3cret"}
+	cfg.SpoolMemory = 4 << 20 // small, so that big results go through the spool file
+	log := zap.NewNop()
+	if os.Getenv("CHSERVER_TEST_LOG") != "" {
+		log, _ = zap.NewDevelopment()
+	}
+	srv, err := server.New(cfg, engine, log)
+	if err != nil {
+		engine.Close()
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		engine.Close()
+		return nil, "", err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ctx, ln)
+	}()
+	return func() {
+		cancel()
+		<-done
+		engine.Close()
+	}, ln.Addr().String(), nil
+}
+
+// findLib looks for .cache/chdb/libchdb.so walking up from the working directory.
+func findLib() string {
+	dir, _ := os.Getwd()
+	for dir != "/" && dir != "." {
+		p := filepath.Join(dir, ".cache", "chdb", "libchdb.so")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		dir = filepath.Dir(dir)
+	}
+	return ""
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/ch-go/compress"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
+)
+
+// ClickHouse error codes this server raises itself.
+const (
+	codeSyntaxError     = 62
+	codeNotImplemented  = 48
+	codeUnknownDatabase = 81
+	codeUnknownPacket   = 101
+	codeNoSuchColumn    = 16
+	codeUnknownTable    = 60
+	codeAuthFailed      = 516
+	codeQueryCancelled  = 394
+	codeClientRevision  = 33 // CANNOT_READ_ALL_DATA is close enough for an outdated client
+)
+
+// queryError is an exception for the client, raised by the server rather than by chDB.
+type queryError struct {
+	code int32
+	msg  string
+}
+
+func (e *queryError) Error() string { return e.msg }
+
+func newQueryError(code int32, format string, args ...any) *queryError {
+	return &queryError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// conn serves one client connection: handshake, then pings and queries one at a time.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	r        *wireReader
+	w        *wireWriter
+	log      *zap.Logger
+	revision uint64
+	user     string
+	database string
+	settings []sqlSetting // from SET statements: this connection's own session settings
+	types    typeCache
+	idle     atomic.Bool
+}
+
+func newConn(srv *Server, nc net.Conn, log *zap.Logger) *conn {
+	return &conn{srv: srv, nc: nc, r: newWireReader(nc), w: newWireWriter(nc), log: log, types: typeCache{}}
+}
+
+// serve runs the connection until the client leaves, a protocol error, or shutdown.
+func (c *conn) serve(ctx context.Context) error {
+	if err := c.handshake(ctx); err != nil {
+		return err
+	}
+	for {
+		c.idle.Store(true)
+		if c.srv.draining.Load() {
+			return nil
+		}
+		code, err := c.r.raw.ReadByte()
+		c.idle.Store(false)
+		if err != nil {
+			if errors.Is(err, io.EOF) || c.srv.draining.Load() {
+				return nil
+			}
+			return fmt.Errorf("read packet: %w", err)
+		}
+		switch code {
+		case clientPing:
+			if err := c.w.pong(); err != nil {
+				return err
+			}
+			if err := c.w.flush(); err != nil {
+				return err
+			}
+		case clientQuery:
+			var q queryPacket
+			if err := q.decode(c.r, c.revision); err != nil {
+				return fmt.Errorf("decode query: %w", err)
+			}
+			if err := c.query(ctx, &q); err != nil {
+				return err
+			}
+		case clientCancel:
+			// A cancel that arrives after its query ended needs nothing.
+		default:
+			_ = c.w.exception(codeUnknownPacket, fmt.Sprintf("unexpected packet %d from client", code))
+			_ = c.w.flush()
+			return protocolErrorf("unexpected packet %d", code)
+		}
+	}
+}
+
+func (c *conn) handshake(ctx context.Context) error {
+	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	defer func() { _ = c.nc.SetDeadline(time.Time{}) }()
+	code, err := c.r.raw.ReadByte()
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	if code != clientHello {
+		return protocolErrorf("expected hello, got packet %d", code)
+	}
+	var h clientHelloPacket
+	if err := h.decode(c.r); err != nil {
+		return fmt.Errorf("decode hello: %w", err)
+	}
+	reject := func(code int32, msg string) error {
+		_ = c.w.exception(code, msg)
+		_ = c.w.flush()
+		return errors.New(msg)
+	}
+	if h.Revision < minClientRevision {
+		return reject(codeClientRevision, fmt.Sprintf("client protocol revision %d is older than %d", h.Revision, minClientRevision))
+	}
+	c.revision = min(h.Revision, serverRevision)
+	if h.User == "" {
+		h.User = "default"
+	}
+	password, ok := c.srv.cfg.Users[h.User]
+	if !ok || subtle.ConstantTimeCompare([]byte(password), []byte(h.Password)) != 1 {
+		return reject(codeAuthFailed, h.User+": Authentication failed: password is incorrect, or there is no user with such name.")
+	}
+	c.user = h.User
+	c.database = h.Database
+	if c.database == "" {
+		c.database = "default"
+	}
+	if err := c.withSession(ctx, func(*chdb.Session) error { return nil }); err != nil {
+		return reject(codeUnknownDatabase, fmt.Sprintf("Database %s does not exist: %v", c.database, err))
+	}
+	c.log = c.log.With(zap.String("user", c.user), zap.String("client", h.Name))
+	if err := c.w.hello(c.srv.hello, c.revision); err != nil {
+		return err
+	}
+	return c.w.flush()
+}
+
+// withSession runs fn with the engine's session, switched to this connection's database.
+func (c *conn) withSession(ctx context.Context, fn func(*chdb.Session) error) error {
+	s, err := c.srv.engine.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Release()
+	if err := c.useDatabase(s); err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+func (c *conn) useDatabase(s *chdb.Session) error {
+	if s.Database == c.database {
+		return nil
+	}
+	if _, err := s.Exec("USE " + quoteIdent(c.database)); err != nil {
+		s.Database = ""
+		return err
+	}
+	s.Database = c.database
+	return nil
+}
+
+// sendError reports err to the client as a ClickHouse exception.
+func (c *conn) sendError(err error) error {
+	var code int32 = chdb.UnknownExceptionCode
+	var qe *queryError
+	var ce *chdb.Error
+	switch {
+	case errors.As(err, &qe):
+		code = qe.code
+	case errors.As(err, &ce):
+		code = ce.Code
+	case errors.Is(err, context.Canceled):
+		code = codeQueryCancelled
+	}
+	c.log.Debug("query error", zap.Int32("code", code), zap.Error(err))
+	if werr := c.w.exception(code, err.Error()); werr != nil {
+		return werr
+	}
+	return c.w.flush()
+}
+
+// compressionFor picks the server's compression method: the client's
+// network_compression_method setting when given, LZ4 otherwise, as ClickHouse does.
+func compressionFor(settings []setting) compress.Method {
+	for _, s := range settings {
+		if s.Key == "network_compression_method" {
+			switch s.Value {
+			case "zstd", "ZSTD":
+				return compress.ZSTD
+			case "none", "NONE":
+				return compress.None
+			}
+		}
+	}
+	return compress.LZ4
+}

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+)
+
+// spool carries a query's output from chDB (the producer, which holds the engine) to the
+// connection (the consumer, which writes to a possibly slow client). Chunks stay in memory up
+// to memLimit bytes and go to a temporary file beyond that, so the producer never waits for
+// the client: the engine is released as soon as chDB has produced the whole result.
+type spool struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	mem      [][]byte
+	memBytes int
+	memLimit int
+	tmpDir   string
+
+	file      *os.File
+	writeOff  int64
+	readOff   int64
+	fileCount int // chunks in the file not yet read
+
+	done      bool  // producer finished
+	err       error // producer's error, reported after the chunks before it
+	cancelled bool  // consumer gave up
+}
+
+func newSpool(memLimit int, tmpDir string) *spool {
+	s := &spool{memLimit: memLimit, tmpDir: tmpDir}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+// put adds a copy of chunk; it reports false when the consumer has gone.
+func (s *spool) put(chunk []byte) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelled {
+		return false, nil
+	}
+	if s.fileCount == 0 && s.memBytes+len(chunk) <= s.memLimit || s.memBytes == 0 && s.fileCount == 0 && len(s.mem) == 0 {
+		s.mem = append(s.mem, append([]byte(nil), chunk...))
+		s.memBytes += len(chunk)
+		s.cond.Signal()
+		return true, nil
+	}
+	if s.file == nil {
+		f, err := os.CreateTemp(s.tmpDir, "chserver-spool-*")
+		if err != nil {
+			return false, fmt.Errorf("create spool file: %w", err)
+		}
+		_ = os.Remove(f.Name()) // the open descriptor keeps it until Close
+		s.file = f
+	}
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(chunk)))
+	if _, err := s.file.WriteAt(n[:], s.writeOff); err != nil {
+		return false, fmt.Errorf("write spool file: %w", err)
+	}
+	if _, err := s.file.WriteAt(chunk, s.writeOff+8); err != nil {
+		return false, fmt.Errorf("write spool file: %w", err)
+	}
+	s.writeOff += 8 + int64(len(chunk))
+	s.fileCount++
+	s.cond.Signal()
+	return true, nil
+}
+
+// finish marks the end of the output, with the producer's error if any.
+func (s *spool) finish(err error) {
+	s.mu.Lock()
+	s.done, s.err = true, err
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// cancel tells the producer to stop.
+func (s *spool) cancel() {
+	s.mu.Lock()
+	s.cancelled = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+func (s *spool) isCancelled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cancelled
+}
+
+// next waits for the next chunk; it returns nil at the end, with the producer's error.
+func (s *spool) next() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.mem) == 0 && s.fileCount == 0 && !s.done {
+		s.cond.Wait()
+	}
+	if len(s.mem) > 0 {
+		c := s.mem[0]
+		s.mem[0] = nil
+		s.mem = s.mem[1:]
+		s.memBytes -= len(c)
+		return c, nil
+	}
+	if s.fileCount > 0 {
+		var n [8]byte
+		if _, err := s.file.ReadAt(n[:], s.readOff); err != nil {
+			return nil, fmt.Errorf("read spool file: %w", err)
+		}
+		c := make([]byte, binary.LittleEndian.Uint64(n[:]))
+		if _, err := s.file.ReadAt(c, s.readOff+8); err != nil {
+			return nil, fmt.Errorf("read spool file: %w", err)
+		}
+		s.readOff += 8 + int64(len(c))
+		s.fileCount--
+		return c, nil
+	}
+	return nil, s.err
+}
+
+// close removes the spool file.
+func (s *spool) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil {
+		_ = s.file.Close()
+		s.file = nil
+	}
+}
