@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the local ClickHouse server (chserver: ClickHouse's native protocol on the chDB engine)
+# on 127.0.0.1 for development and tests. It is never a production store.
+#
+#   clickhouse.sh build    build the binary into .cache/bin/chserver
+#   clickhouse.sh start    build if needed, start, wait until it answers (idempotent)
+#   clickhouse.sh stop     stop by PID (SIGTERM, wait, SIGKILL after a timeout)
+#   clickhouse.sh status
+#
+# Address: CHSERVER_LISTEN (default 127.0.0.1:19000). Data in .state/clickhouse, log in
+# .state/logs/chserver.log, PID in .state/pids/chserver.pid; writes CLICKHOUSE_ADDR to .state/env.
+# Needs libchdb.so: deploy/local/chdb-fetch.sh (run by `make deps`).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+state="$root/.state"
+bin="$root/.cache/bin/chserver"
+lib="${CHDB_LIB_PATH:-$root/.cache/chdb/libchdb.so}"
+addr="${CHSERVER_LISTEN:-127.0.0.1:19000}"
+data="$state/clickhouse"
+logfile="$state/logs/chserver.log"
+pidfile="$state/pids/chserver.pid"
+envfile="$state/env"
+
+log() { printf 'clickhouse: %s\n' "$*" >&2; }
+
+build() {
+  mkdir -p "$(dirname "$bin")"
+  # go build is incremental: cheap when nothing changed.
+  (cd "$root/deploy/local/chserver" && GOWORK=off go build -o "$bin" ./cmd/chserver)
+}
+
+pid_alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+set_env() { # key value: replace the key's line in the env file
+  mkdir -p "$state"
+  touch "$envfile"
+  grep -v "^$1=" "$envfile" >"$envfile.tmp" || true
+  echo "$1=$2" >>"$envfile.tmp"
+  mv "$envfile.tmp" "$envfile"
+}
+unset_env() { [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+
+start() {
+  if pid_alive; then
+    log "already running (pid $(cat "$pidfile")) at $addr"
+  else
+    [ -f "$lib" ] || { log "no $lib: run deploy/local/chdb-fetch.sh (make deps)"; exit 1; }
+    build
+    mkdir -p "$data" "$(dirname "$logfile")" "$(dirname "$pidfile")"
+    local t0=$(date +%s%N)
+    # setsid: the server outlives this script and is stopped by its PID.
+    CHDB_LIB_PATH="$lib" setsid "$bin" -listen "$addr" -data "$data" >>"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    local deadline=$((SECONDS + 60))
+    until "$bin" -ping "$addr" 2>/dev/null; do
+      if ! pid_alive; then log "exited, see $logfile"; tail -n 5 "$logfile" >&2; rm -f "$pidfile"; exit 1; fi
+      if [ $SECONDS -ge $deadline ]; then log "not ready after 60 s, see $logfile"; exit 1; fi
+      sleep 0.1
+    done
+    log "ready at $addr in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $(cat "$pidfile"))"
+  fi
+  set_env CLICKHOUSE_ADDR "$addr"
+  echo "CLICKHOUSE_ADDR=$addr"
+}
+
+stop() {
+  if ! pid_alive; then rm -f "$pidfile"; unset_env CLICKHOUSE_ADDR; return 0; fi
+  local pid i
+  pid=$(cat "$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then log "did not stop in 15 s, killing"; kill -9 "$pid" 2>/dev/null || true; fi
+  rm -f "$pidfile"
+  unset_env CLICKHOUSE_ADDR
+  log "stopped"
+}
+
+case "${1:-status}" in
+  build) build ;;
+  start) start ;;
+  stop) stop ;;
+  status)
+    if pid_alive; then echo "chserver: running (pid $(cat "$pidfile")) at $addr"; else echo "chserver: stopped"; fi ;;
+  *) log "usage: clickhouse.sh build|start|stop|status"; exit 2 ;;
+esac
