@@ -232,4 +232,3 @@ func (c *Consumer) Stop(context.Context) error {
 	c.stopOnce.Do(func() { close(c.stopping) })
 	return nil
 }
-
