@@ -127,18 +127,30 @@ wait_ready() { # shape node
   done
 }
 
-stop_node() { # shape node
-  local dir pidfile pid i
-  dir="$state/kafka-$1/node-$2"
-  pidfile="$dir/pid"
-  if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return; fi
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then log "node $2 did not stop in 30 s, killing"; kill -9 "$pid" 2>/dev/null || true; fi
-  rm -f "$pidfile"
-  # The next start must wait for a fresh "started" line, not find the old one.
-  [ -f "$dir/server.log" ] && mv "$dir/server.log" "$dir/server.log.1"
+# stop_nodes shape node...: SIGTERM every node first, then wait for all. Stopping a KRaft
+# quorum one node at a time stalls the last ones: they wait for a quorum that left.
+stop_nodes() {
+  local shape=$1 n dir pid i pids=() alive
+  shift
+  for n in "$@"; do
+    dir="$state/kafka-$shape/node-$n"
+    if pid_alive "$dir/pid"; then
+      pid=$(cat "$dir/pid")
+      kill "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+    rm -f "$dir/pid"
+    # The next start must wait for a fresh "started" line, not find the old one.
+    if [ -f "$dir/server.log" ]; then mv "$dir/server.log" "$dir/server.log.1"; fi
+  done
+  for i in $(seq 1 150); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.2
+  done
+  log "$shape nodes did not stop in 30 s, killing"
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   return 0
 }
 
@@ -168,10 +180,11 @@ case "$cmd" in
     log "$shape ready at $(brokers "$shape") in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
     ;;
   stop)
-    for n in $(node_ids "$shape"); do stop_node "$shape" "$n"; done
+    # shellcheck disable=SC2046
+    stop_nodes "$shape" $(node_ids "$shape")
     unset_env "$(env_key "$shape")"
     ;;
-  stop-node) stop_node cluster "$2" ;;
+  stop-node) stop_nodes cluster "$2" ;;
   start-node) start_node cluster "$2"; wait_ready cluster "$2" ;;
   status)
     for s in single cluster; do
