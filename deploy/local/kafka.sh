@@ -33,8 +33,9 @@ fetch() {
 
 # node_ids shape -> the node ids of that shape.
 node_ids() { if [ "$1" = cluster ]; then echo 1 2 3; else echo 1; fi; }
-port() { # shape node -> client port
-  if [ "$1" = cluster ]; then echo $((19092 + 100 * $2)); else echo 19092; fi
+# KAFKA_PORT / KAFKA_CLUSTER_PORT move the brokers, e.g. to run a second checkout beside this one.
+port() { # shape node -> client port (the controller listens on the next port)
+  if [ "$1" = cluster ]; then echo $((${KAFKA_CLUSTER_PORT:-19192} + 100 * ($2 - 1))); else echo "${KAFKA_PORT:-19092}"; fi
 }
 brokers() {
   local shape=$1 out="" n
