@@ -16,14 +16,6 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// Topic names of the pipeline. Versioned: a breaking change of a message gets a new topic.
-const (
-	TopicRaw      = "detections.raw.v1"
-	TopicEnriched = "detections.enriched.v1"
-	TopicDLQ      = "detections.dlq.v1"
-	TopicAlerts   = "alerts.v1"
-)
-
 // TopicSpec is a topic to create: its partitions, replication and topic-level configuration
 // (e.g. "retention.ms", "min.insync.replicas").
 type TopicSpec struct {
