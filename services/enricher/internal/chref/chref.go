@@ -1,0 +1,209 @@
+// Package chref copies the enricher's reference data into the ClickHouse tables facilities,
+// sensors, tac_models and operators (schemas/clickhouse/0004_reference.sql) so that analysts
+// can join detections with it in SQL.
+//
+// Each table is replaced whole and atomically: the new version is inserted into a fresh
+// table created AS the live one, the two are swapped with EXCHANGE TABLES, and the old
+// version is dropped. A query sees the old version or the new one, never a mix and never an
+// empty table. A table already holding the version is left alone, so restarts and several
+// enricher replicas do not rewrite it.
+package chref
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/reference"
+)
+
+// Tables are the reference tables, in load order.
+var Tables = []string{"facilities", "sensors", "tac_models", "operators"}
+
+// ErrBadDatabase means the database name is not a plain identifier.
+var ErrBadDatabase = errors.New("database name must match [A-Za-z_][A-Za-z0-9_]*")
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Loader writes reference snapshots to one ClickHouse database.
+type Loader struct {
+	conn     driver.Conn
+	database string
+	logger   *zap.Logger
+}
+
+// NewLoader returns a loader writing to database over conn. The tables must exist (the
+// migrate step creates them).
+func NewLoader(conn driver.Conn, database string, logger *zap.Logger) (*Loader, error) {
+	if !identifier.MatchString(database) {
+		return nil, fmt.Errorf("%q: %w", database, ErrBadDatabase)
+	}
+	return &Loader{conn: conn, database: database, logger: logger.Named("chref")}, nil
+}
+
+// Load makes every reference table hold snap's version. It returns how many tables it
+// rewrote (0 when all already held the version).
+func (l *Loader) Load(ctx context.Context, snap *reference.Snapshot) (int, error) {
+	loadedAt := time.Now().UTC()
+	rewritten := 0
+	for _, table := range Tables {
+		current, err := l.version(ctx, table)
+		if err != nil {
+			return rewritten, err
+		}
+		if current == snap.Version() {
+			continue
+		}
+		start := time.Now()
+		rows, err := l.replace(ctx, table, func(batch driver.Batch) (int, error) {
+			return appendRows(batch, table, snap, loadedAt)
+		})
+		if err != nil {
+			return rewritten, fmt.Errorf("load reference table %s.%s: %w", l.database, table, err)
+		}
+		rewritten++
+		l.logger.Info("reference table loaded", zap.String("table", table), zap.Int("rows", rows),
+			zap.String("version", snap.Version()), zap.Duration("took", time.Since(start)))
+	}
+	return rewritten, nil
+}
+
+func (l *Loader) version(ctx context.Context, table string) (string, error) {
+	var v string
+	row := l.conn.QueryRow(ctx, fmt.Sprintf("SELECT toString(any(ref_version)) FROM `%s`.`%s`", l.database, table))
+	if err := row.Scan(&v); err != nil {
+		return "", fmt.Errorf("read version of %s.%s (has the migrate step run?): %w", l.database, table, err)
+	}
+	return v, nil
+}
+
+// replace fills a staging copy of table with fill and swaps it in.
+func (l *Loader) replace(ctx context.Context, table string, fill func(driver.Batch) (int, error)) (rows int, err error) {
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return 0, fmt.Errorf("staging name: %w", err)
+	}
+	live := fmt.Sprintf("`%s`.`%s`", l.database, table)
+	staging := fmt.Sprintf("`%s`.`%s_load_%s`", l.database, table, hex.EncodeToString(suffix[:]))
+	if err := l.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", staging, live)); err != nil {
+		return 0, fmt.Errorf("create staging table: %w", err)
+	}
+	defer func() {
+		// After the exchange the staging name holds the old version; before it, the
+		// unfinished new one. Either way it goes. Plain DROP: DROP … SYNC can hang on chDB.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if derr := l.conn.Exec(dctx, "DROP TABLE IF EXISTS "+staging); derr != nil {
+			l.logger.Warn("drop staging table", zap.String("table", staging), zap.Error(derr))
+		}
+	}()
+	batch, err := l.conn.PrepareBatch(ctx, "INSERT INTO "+staging+" ("+columns[table]+")")
+	if err != nil {
+		return 0, fmt.Errorf("prepare insert: %w", err)
+	}
+	if rows, err = fill(batch); err != nil {
+		_ = batch.Abort()
+		return 0, err
+	}
+	if err := batch.Send(); err != nil {
+		return 0, fmt.Errorf("insert %d rows: %w", rows, err)
+	}
+	if err := l.conn.Exec(ctx, fmt.Sprintf("EXCHANGE TABLES %s AND %s", live, staging)); err != nil {
+		return 0, fmt.Errorf("exchange tables: %w", err)
+	}
+	return rows, nil
+}
+
+var columns = map[string]string{
+	"facilities": "facility_id, name, type_code, type_label, city, department_code, department_name, disp, region_code, lat, lon, capacity, security_level, ref_version, loaded_at",
+	"sensors":    "sensor_id, facility_id, building, floor, zone_type, zone, x_m, y_m, sensor_type, vendor, ref_version, loaded_at",
+	"tac_models": "tac, manufacturer, model, mini_phone, ref_version, loaded_at",
+	"operators":  "mcc, mnc, country_iso, country_name, brand, operator, status, ref_version, loaded_at",
+}
+
+func appendRows(batch driver.Batch, table string, snap *reference.Snapshot, at time.Time) (int, error) {
+	v := snap.Version()
+	n := 0
+	appendRow := func(args ...any) error {
+		n++
+		if err := batch.Append(args...); err != nil {
+			return fmt.Errorf("append row %d: %w", n, err)
+		}
+		return nil
+	}
+	switch table {
+	case "facilities":
+		for _, f := range snap.Facilities() {
+			var lat, lon *float64
+			if f.HasCoords {
+				lat, lon = &f.Lat, &f.Lon
+			}
+			var capacity *uint32
+			if f.Capacity > 0 {
+				c := uint32(f.Capacity)
+				capacity = &c
+			}
+			if err := appendRow(f.ID, f.Name, f.TypeCode, f.TypeLabel, f.City, f.DepartmentCode, f.DepartmentName,
+				f.DISP, f.RegionCode, lat, lon, capacity, f.SecurityLevel, v, at); err != nil {
+				return n, err
+			}
+		}
+	case "sensors":
+		for _, s := range snap.Sensors() {
+			if err := appendRow(s.ID, s.FacilityID, s.Building, int16(s.Floor), string(s.ZoneType), s.Zone,
+				float32(s.X), float32(s.Y), string(s.Type), s.Vendor, v, at); err != nil {
+				return n, err
+			}
+		}
+	case "tac_models":
+		for _, m := range snap.Models() {
+			if err := appendRow(m.TAC, m.Manufacturer, m.Model, m.Mini, v, at); err != nil {
+				return n, err
+			}
+		}
+	case "operators":
+		for _, o := range snap.Operators() {
+			if err := appendRow(o.MCC, o.MNC, o.CountryISO, o.Country, o.Brand, o.Name, o.Status, v, at); err != nil {
+				return n, err
+			}
+		}
+	default:
+		return 0, fmt.Errorf("unknown reference table %q", table)
+	}
+	return n, nil
+}
+
+// Options are what Open needs to reach ClickHouse.
+type Options struct {
+	Addr     string
+	Database string
+	Username string
+	Password string
+	Timeout  time.Duration
+}
+
+// Open connects to ClickHouse and pings it.
+func Open(ctx context.Context, o Options) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{o.Addr},
+		Auth:        clickhouse.Auth{Database: "default", Username: o.Username, Password: o.Password},
+		DialTimeout: o.Timeout,
+		ReadTimeout: o.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", o.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("ping clickhouse %s: %w", o.Addr, err)
+	}
+	return conn, nil
+}
