@@ -1,0 +1,295 @@
+// Package pipeline turns one event of a request into what ingest writes: for a valid event
+// of the authenticated sensor, the pseudonymised raw event (detections.raw.v1); for any other,
+// a rejection for the HTTP response and a dead-letter record (detections.dlq.v1) that holds
+// no clear identifier.
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/schemas/events"
+	"github.com/vigie/vigie/services/ingest/internal/batch"
+)
+
+// Service is the name written in dead-letter records.
+const Service = "ingest"
+
+// maxFieldErrors bounds the errors reported for one event.
+const maxFieldErrors = 16
+
+// Pipeline validates and pseudonymises events. It is safe for concurrent use.
+type Pipeline struct {
+	schema  *jsonschema.Schema
+	rules   map[int]string
+	keys    *pseudonym.Pseudonymizer
+	printer *message.Printer
+}
+
+// New compiles the detector event schema; keys is the active pseudonymisation key.
+func New(keys *pseudonym.Pseudonymizer) (*Pipeline, error) {
+	s, err := events.Compile(events.DetectorSchemaFile)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := ruleDescriptions()
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{schema: s, rules: rules, keys: keys, printer: message.NewPrinter(language.English)}, nil
+}
+
+// ruleDescriptions maps the index of each cross-field rule (allOf) of the detector schema to
+// its description, which explains a failure better than the bare keyword that failed.
+func ruleDescriptions() (map[int]string, error) {
+	data, err := events.FS.ReadFile(events.DetectorSchemaFile)
+	if err != nil {
+		return nil, fmt.Errorf("read detector schema: %w", err)
+	}
+	var doc struct {
+		AllOf []struct {
+			Description string `json:"description"`
+		} `json:"allOf"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse detector schema: %w", err)
+	}
+	out := make(map[int]string, len(doc.AllOf))
+	for i, r := range doc.AllOf {
+		out[i] = r.Description
+	}
+	return out, nil
+}
+
+// Outcome is what became of one event.
+type Outcome struct {
+	Pos  int
+	Line int
+	// EventID is the event's event_id as sent (at most 64 bytes), if it had a string one.
+	EventID string
+	// Accepted events carry Raw, the JSON of the event.Raw for detections.raw.v1.
+	Accepted bool
+	Raw      []byte
+	// Rejected events carry a reason code (event.Reason…), field errors and DLQ, the JSON
+	// of the event.DLQ record.
+	Code   string
+	Errors []event.FieldError
+	DLQ    []byte
+}
+
+// Process handles one event of sensorID, received at now.
+func (p *Pipeline) Process(it batch.Item, sensorID string, now event.Time) Outcome {
+	o := Outcome{Pos: it.Pos, Line: it.Line}
+	if it.Err != nil {
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, it.Err.Error(), nil, nil, it.Data)
+	}
+	if d, ok := fastDecode(it.Data); ok && d.SensorID == sensorID {
+		o.EventID = d.EventID
+		return p.accept(o, &d, now)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(it.Data))
+	if err != nil {
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, "not valid JSON: "+err.Error(), nil, nil, it.Data)
+	}
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, batch.ErrNotObject.Error(), nil, nil, it.Data)
+	}
+	if id, ok := m["event_id"].(string); ok {
+		o.EventID = truncate(id, 64)
+	}
+	if ptr, ok := numbersInRange(doc, ""); !ok {
+		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, "number out of range",
+			[]event.FieldError{{Pointer: ptr, Reason: "number out of the range of a 64-bit float"}}, m, nil)
+	}
+	if err := p.validate(doc); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, err.Error(), nil, m, nil)
+		}
+		fe := p.fieldErrors(ve)
+		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, fmt.Sprintf("%d field(s) do not match detector-event.v1", len(fe)), fe, m, nil)
+	}
+	if sid, _ := m["sensor_id"].(string); sid != sensorID {
+		return p.reject(o, sensorID, now, event.ReasonSensorMismatch, "sensor_id is not the authenticated sensor",
+			[]event.FieldError{{Pointer: "/sensor_id", Reason: "must be the sensor the bearer token belongs to"}}, m, nil)
+	}
+	var d event.Detector
+	if err := json.Unmarshal(it.Data, &d); err != nil {
+		// Valid for the schema but not for Go's types: an integer written with a fraction
+		// or an exponent (1.0, 1e3).
+		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, "write integers without fraction or exponent: "+err.Error(), nil, m, nil)
+	}
+	return p.accept(o, &d, now)
+}
+
+// validate runs the schema. The library panics on some numbers it cannot convert (seen with
+// 1e999999999999, which numbersInRange now rejects first); a panic becomes an error so that
+// one event never takes the request down.
+func (p *Pipeline) validate(doc any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("schema validator failed on this event: %v", r)
+		}
+	}()
+	return p.schema.Validate(doc)
+}
+
+// numbersInRange reports the pointer of the first number that does not fit a float64.
+func numbersInRange(v any, ptr string) (string, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if p, ok := numbersInRange(val, ptr+"/"+escape(k)); !ok {
+				return p, false
+			}
+		}
+	case []any:
+		for i, val := range x {
+			if p, ok := numbersInRange(val, ptr+"/"+strconv.Itoa(i)); !ok {
+				return p, false
+			}
+		}
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(x), 64); err != nil {
+			return ptr, false
+		}
+	}
+	return "", true
+}
+
+func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome {
+	r, err := d.ToRaw(p.keys, now)
+	if err != nil {
+		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil, nil)
+	}
+	o.Raw, err = json.Marshal(&r)
+	if err != nil {
+		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil, nil)
+	}
+	o.Accepted = true
+	return o
+}
+
+// reject fills a rejection and its dead-letter record. doc is the decoded event when it
+// could be decoded, text the bytes when not.
+func (p *Pipeline) reject(o Outcome, sensorID string, now event.Time, code, msg string, fe []event.FieldError, doc map[string]any, text []byte) Outcome {
+	o.Code, o.Errors = code, fe
+	if len(fe) == 0 {
+		o.Errors = []event.FieldError{{Pointer: "", Reason: msg}}
+	}
+	rec := event.DLQ{
+		Reason:   code,
+		Service:  Service,
+		Error:    RedactText(msg),
+		FailedAt: now,
+		SensorID: sensorID,
+		EventID:  RedactText(o.EventID),
+	}
+	for _, e := range fe {
+		rec.Errors = append(rec.Errors, event.FieldError{Pointer: RedactText(e.Pointer), Reason: RedactText(e.Reason)})
+	}
+	if doc != nil {
+		if RedactDocument(doc, p.keys) {
+			rec.KeyVersion = p.keys.KeyVersion()
+		}
+		if b, err := json.Marshal(doc); err == nil {
+			rec.Payload = b
+		}
+	} else if len(text) > 0 {
+		rec.PayloadText = RedactText(strings.ToValidUTF8(string(text[:min(len(text), 2048)]), "\uFFFD"))
+	}
+	o.DLQ, _ = json.Marshal(&rec)
+	return o
+}
+
+var allOfRE = regexp.MustCompile(`#/allOf/(\d+)`)
+
+// fieldErrors flattens a validation error tree into its leaves: one error per bad field,
+// with the JSON pointer of the field (for a missing or unknown property, the property
+// itself) and a reason naming the rule.
+func (p *Pipeline) fieldErrors(ve *jsonschema.ValidationError) []event.FieldError {
+	var out []event.FieldError
+	seen := map[event.FieldError]bool{}
+	add := func(ptr, reason string) {
+		fe := event.FieldError{Pointer: ptr, Reason: reason}
+		if !seen[fe] && len(out) < maxFieldErrors {
+			seen[fe] = true
+			out = append(out, fe)
+		}
+	}
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		ptr := pointer(e.InstanceLocation)
+		reason := e.ErrorKind.LocalizedString(p.printer)
+		rule := ""
+		if m := allOfRE.FindStringSubmatch(e.SchemaURL); m != nil {
+			if i, err := strconv.Atoi(m[1]); err == nil && p.rules[i] != "" {
+				rule = p.rules[i]
+				reason = rule + " (" + reason + ")"
+			}
+		}
+		switch k := e.ErrorKind.(type) {
+		case *kind.Required:
+			for _, name := range k.Missing {
+				r := "missing required field"
+				if rule != "" {
+					r += ": " + rule
+				}
+				add(ptr+"/"+escape(name), r)
+			}
+		case *kind.AdditionalProperties:
+			for _, name := range k.Properties {
+				add(ptr+"/"+escape(name), "unknown field (not in detector-event.v1)")
+			}
+		default:
+			add(ptr, reason)
+		}
+	}
+	walk(ve)
+	return out
+}
+
+func pointer(tokens []string) string {
+	var sb strings.Builder
+	for _, t := range tokens {
+		sb.WriteByte('/')
+		sb.WriteString(escape(t))
+	}
+	return sb.String()
+}
+
+func escape(tok string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8ValidSuffix(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func utf8ValidSuffix(s string) bool { return strings.ToValidUTF8(s, "") == s }
