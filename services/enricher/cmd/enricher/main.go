@@ -1,0 +1,43 @@
+// Command enricher joins raw detections with reference data (facility, zone, region, phone
+// model, operator) and re-keys them by device: detections.raw.v1 → detections.enriched.v1.
+// See services/enricher/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/vigie/vigie/pkg/config"
+	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/services/enricher/internal/app"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "enricher:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg := app.DefaultConfig()
+	if err := config.Load(&cfg, app.EnvPrefix, args); err != nil {
+		return err
+	}
+	logger, err := telemetry.NewLogger(cfg.Log, "enricher")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	a, err := app.New(ctx, cfg, logger, telemetry.NewRegistry())
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
