@@ -1,0 +1,87 @@
+// Package chtest gives the writer's integration tests a fresh, migrated database on the
+// local ClickHouse server and the checks they share.
+package chtest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/testenv"
+	chschema "github.com/vigie/vigie/schemas/clickhouse"
+	"github.com/vigie/vigie/services/writer/internal/sink"
+)
+
+// Config returns a sink configuration for the local server and database db.
+func Config(t testing.TB, db string) sink.Config {
+	c := sink.DefaultConfig()
+	c.Addr = []string{testenv.ClickHouseAddr(t)}
+	c.Database = db
+	return c
+}
+
+// Database creates a uniquely named database with the schema applied, dropped at the end
+// of the test.
+func Database(t testing.TB) (driver.Conn, string) {
+	t.Helper()
+	ctx := context.Background()
+	db := testenv.Name(t, "writer")
+	conn, err := sink.Open(ctx, Config(t, db))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
+		_ = conn.Close()
+	})
+	migrations, err := chmigrate.Load(chschema.Migrations)
+	require.NoError(t, err)
+	_, err = chmigrate.Apply(ctx, conn, db, migrations, zap.NewNop())
+	require.NoError(t, err)
+	return conn, db
+}
+
+// Totals are the row counts of detections and the event totals of each rollup.
+type Totals struct {
+	Rows, DistinctEvents, DistinctOffsets       uint64
+	PerMinute, TACPerDay, Presence, OffsetsRows uint64
+	// Raw-table equivalents of the rollups' filtered totals.
+	RawWithTAC, RawWithDevice uint64
+	// Distinct devices: exact from the raw table, merged from the per-minute rollup.
+	RawDevices, RollupDevices uint64
+}
+
+// Count reads Totals from db.
+func Count(t testing.TB, conn driver.Conn, db string) Totals {
+	t.Helper()
+	ctx := context.Background()
+	var tot Totals
+	q := func(sql string, dest ...any) {
+		require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(sql, "`"+db+"`")).Scan(dest...), sql)
+	}
+	q("SELECT count(), uniqExact(sensor_id, event_id), uniqExact(kafka_partition, kafka_offset), countIf(tac != ''), countIf(device_id != ''), uniqExactIf(device_id, device_id != '') FROM %s.detections",
+		&tot.Rows, &tot.DistinctEvents, &tot.DistinctOffsets, &tot.RawWithTAC, &tot.RawWithDevice, &tot.RawDevices)
+	q("SELECT sum(events), uniqMerge(devices) FROM %s.detections_per_minute", &tot.PerMinute, &tot.RollupDevices)
+	q("SELECT sum(events) FROM %s.tac_per_day", &tot.TACPerDay)
+	q("SELECT sum(events) FROM %s.device_presence_per_day", &tot.Presence)
+	q("SELECT sum(rows) FROM %s.writer_offsets", &tot.OffsetsRows)
+	return tot
+}
+
+// RequireConsistent checks that detections holds want rows, each event once, and that
+// every rollup agrees with it.
+func RequireConsistent(t testing.TB, tot Totals, want uint64) {
+	t.Helper()
+	require.Equal(t, want, tot.Rows, "rows in detections")
+	require.Equal(t, want, tot.DistinctEvents, "distinct (sensor_id, event_id)")
+	require.Equal(t, want, tot.DistinctOffsets, "distinct Kafka offsets")
+	require.Equal(t, tot.Rows, tot.PerMinute, "detections_per_minute total")
+	require.Equal(t, tot.RawWithTAC, tot.TACPerDay, "tac_per_day total")
+	require.Equal(t, tot.RawWithDevice, tot.Presence, "device_presence_per_day total")
+	require.Equal(t, tot.Rows, tot.OffsetsRows, "writer_offsets rows")
+	// uniq hashes values to 32 bits: allow for a rare collision.
+	require.InDelta(t, tot.RawDevices, tot.RollupDevices, float64(tot.RawDevices)/1000+1, "distinct devices")
+}

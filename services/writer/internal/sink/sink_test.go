@@ -1,0 +1,121 @@
+package sink_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/chmigrate"
+	chschema "github.com/vigie/vigie/schemas/clickhouse"
+	"github.com/vigie/vigie/services/writer/internal/chtest"
+	"github.com/vigie/vigie/services/writer/internal/rows"
+	"github.com/vigie/vigie/services/writer/internal/sample"
+	"github.com/vigie/vigie/services/writer/internal/sink"
+
+	"go.uber.org/zap"
+)
+
+func block(t *testing.T, gen *sample.Generator, partition int, first int64, n int) *rows.Block {
+	t.Helper()
+	var b rows.Block
+	for i := range n {
+		e := gen.Next()
+		require.NoError(t, b.Add(&e, "detections.enriched.v1", partition, first+int64(i)))
+	}
+	return &b
+}
+
+func TestSchema(t *testing.T) {
+	ctx := context.Background()
+	conn, db := chtest.Database(t)
+
+	t.Run("migrations twice are a no-op", func(t *testing.T) {
+		migrations, err := chmigrate.Load(chschema.Migrations)
+		require.NoError(t, err)
+		res, err := chmigrate.Apply(ctx, conn, db, migrations, zap.NewNop())
+		require.NoError(t, err)
+		require.Empty(t, res.Applied)
+		require.Len(t, res.Skipped, len(migrations))
+	})
+
+	tests := []struct {
+		table string
+		want  []string
+	}{
+		{"detections", []string{"TTL toDateTime(observed_at) + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000", "PARTITION BY toYYYYMM(observed_at)", "DateTime64(3, 'UTC')"}},
+		{"device_presence_per_day", []string{"TTL day + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000"}},
+		{"detections_per_minute", []string{"non_replicated_deduplication_window = 10000"}},
+		{"tac_per_day", []string{"non_replicated_deduplication_window = 10000"}},
+		{"writer_offsets", []string{"non_replicated_deduplication_window = 10000"}},
+		{"alerts", []string{"ReplacingMergeTree(version)", "TTL toDateTime(updated_at) + toIntervalDay(90) WHERE NOT judicial_hold"}},
+	}
+	for _, tt := range tests {
+		t.Run("SHOW CREATE TABLE "+tt.table, func(t *testing.T) {
+			var ddl string
+			if err := conn.QueryRow(ctx, "SHOW CREATE TABLE `"+db+"`."+tt.table).Scan(&ddl); err != nil {
+				// The local chDB-based server cannot stream SHOW statements (code 36);
+				// system.tables holds the same statement.
+				t.Logf("SHOW CREATE TABLE: %v; reading system.tables instead", err)
+				require.NoError(t, conn.QueryRow(ctx, "SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?", db, tt.table).Scan(&ddl))
+			}
+			for _, w := range tt.want {
+				require.Contains(t, ddl, w)
+			}
+		})
+	}
+}
+
+func TestInsertRetriedWithItsTokenIsNotDuplicated(t *testing.T) {
+	ctx := context.Background()
+	conn, db := chtest.Database(t)
+	s, err := sink.New(conn, db, time.Minute)
+	require.NoError(t, err)
+	gen := sample.New(1, 500, time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)) // spans two months: two blocks per insert
+
+	first := block(t, gen, 3, 0, 5000)
+	second := block(t, gen, 3, 5000, 3000)
+	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
+	// The ambiguous failure: the client does not know whether the insert landed, so it
+	// sends the same rows with the same token again, more than once.
+	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
+	require.NoError(t, s.Insert(ctx, second, "t:3:5000-7999:3000"))
+	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
+
+	tot := chtest.Count(t, conn, db)
+	chtest.RequireConsistent(t, tot, 8000)
+
+	offsets, err := s.Offsets(ctx, "detections.enriched.v1")
+	require.NoError(t, err)
+	require.Equal(t, map[int]int64{3: 7999}, offsets)
+}
+
+func TestClassify(t *testing.T) {
+	_, db := chtest.Database(t)
+	conn, err := sink.Open(context.Background(), chtest.Config(t, db))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx := context.Background()
+
+	tests := []struct {
+		name string
+		sql  string
+		want sink.Class
+	}{
+		{"unknown table is fatal", "INSERT INTO `" + db + "`.nope (x) VALUES (1)", sink.Fatal},
+		{"syntax error is fatal", "SELEC 1", sink.Fatal},
+		{"type mismatch is rejected", "INSERT INTO `" + db + "`.detections (event_id, observed_at) SELECT 'x', 'not a time'", sink.Rejected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := conn.Exec(ctx, tt.sql)
+			require.Error(t, err)
+			require.Equal(t, tt.want, sink.Classify(err), err.Error())
+		})
+	}
+	require.Equal(t, sink.Retryable, sink.Classify(context.DeadlineExceeded))
+	require.Equal(t, sink.Rejected, sink.Classify(sink.ErrRejected))
+	require.True(t, strings.Contains(sink.ErrRejected.Error(), "rejected"))
+}
