@@ -1,0 +1,221 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/services/writer/internal/chtest"
+	"github.com/vigie/vigie/services/writer/internal/consume"
+	"github.com/vigie/vigie/services/writer/internal/kafkatest"
+	"github.com/vigie/vigie/services/writer/internal/rows"
+	"github.com/vigie/vigie/services/writer/internal/sample"
+	"github.com/vigie/vigie/services/writer/internal/sink"
+)
+
+type harness struct {
+	t        *testing.T
+	topic    string
+	dlqTopic string
+	db       string
+	store    *sink.Sink
+	totals   func() chtest.Totals
+	reg      *prometheus.Registry
+}
+
+func newHarness(t *testing.T, partitions int) *harness {
+	conn, db := chtest.Database(t)
+	topic, dlq := kafkatest.Topics(t, partitions)
+	s, err := sink.New(conn, db, time.Minute)
+	require.NoError(t, err)
+	return &harness{t: t, topic: topic, dlqTopic: dlq, db: db, store: s,
+		totals: func() chtest.Totals { return chtest.Count(t, conn, db) }}
+}
+
+func (h *harness) config() consume.Config {
+	c := consume.DefaultConfig()
+	c.Brokers = testenv.KafkaBrokers(h.t)
+	c.Topic, c.DLQTopic, c.GroupID = h.topic, h.dlqTopic, testenv.Name(h.t, "group")
+	c.BatchRows, c.BatchDelay, c.MaxPendingRows = 2000, 200*time.Millisecond, 10000
+	c.RetryInitial, c.RetryMax = 10*time.Millisecond, 100*time.Millisecond
+	return c
+}
+
+// start runs a writer on store until the test ends or stop is called.
+func (h *harness) start(cfg consume.Config, store consume.Store) (stop func()) {
+	t := h.t
+	h.reg = prometheus.NewRegistry()
+	dlq := kafkatest.Producer(t, cfg.DLQTopic)
+	w, err := consume.New(cfg, store, dlq, zaptest.NewLogger(t), h.reg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	var stopped atomic.Bool
+	stop = func() {
+		if stopped.Swap(true) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, w.Stop(ctx))
+		require.NoError(t, <-done)
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (h *harness) metric(name string) float64 {
+	mfs, err := h.reg.Gather()
+	require.NoError(h.t, err)
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func (h *harness) waitRows(want uint64) {
+	require.Eventually(h.t, func() bool { return h.totals().OffsetsRows >= want }, 60*time.Second, 100*time.Millisecond)
+}
+
+func TestEveryMessageIsWrittenOnceOrDeadLettered(t *testing.T) {
+	h := newHarness(t, 4)
+	const valid, garbage, incomplete = 20000, 30, 20
+	gen := sample.New(7, 2000, time.Now().Add(-time.Hour))
+	p := kafkatest.Producer(t, h.topic)
+	i := 0
+	kafkatest.Produce(t, p, valid+garbage+incomplete, func() ([]byte, []byte) {
+		i++
+		switch {
+		case i%500 == 0 && i/500 <= garbage:
+			return []byte("k"), []byte(`{"event_id": "broken", "observed_at": 12`)
+		case i%500 == 250 && i/500 < incomplete:
+			return []byte("k"), []byte(`{"sensor_id": "s1", "kind": "mas_attach", "observed_at": "2026-11-25T10:00:00.000Z"}`)
+		}
+		return gen.JSON()
+	})
+	h.start(h.config(), h.store)
+	h.waitRows(valid)
+	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= garbage+incomplete }, 30*time.Second, 200*time.Millisecond)
+
+	chtest.RequireConsistent(t, h.totals(), valid)
+	dead := kafkatest.DeadLetters(t, h.dlqTopic)
+	reasons := map[string]int{}
+	sources := map[string]bool{}
+	for _, d := range dead {
+		reasons[d.Reason]++
+		require.Equal(t, "writer", d.Service)
+		require.NotNil(t, d.Source)
+		require.Equal(t, h.topic, d.Source.Topic)
+		sources[fmt.Sprintf("%d/%d", d.Source.Partition, d.Source.Offset)] = true
+	}
+	require.Equal(t, map[string]int{event.ReasonDecodeFailed: garbage, event.ReasonSchemaInvalid: incomplete}, reasons)
+	require.Len(t, sources, garbage+incomplete, "each dead letter once")
+	require.Equal(t, float64(valid), h.metric("vigie_writer_rows_written_total"))
+	require.Equal(t, float64(garbage+incomplete), h.metric("vigie_writer_dlq_total"))
+}
+
+// ambiguous writes the block, then reports a failure for the first n inserts: the client
+// cannot tell whether its insert landed (a connection lost after the data was sent).
+type ambiguous struct {
+	consume.Store
+	n atomic.Int64
+}
+
+func (a *ambiguous) Insert(ctx context.Context, b *rows.Block, token string) error {
+	if err := a.Store.Insert(ctx, b, token); err != nil {
+		return err
+	}
+	if a.n.Add(-1) >= 0 {
+		return errors.New("read: connection reset by peer")
+	}
+	return nil
+}
+
+func TestRetryAfterAnAmbiguousFailureDoesNotDuplicate(t *testing.T) {
+	h := newHarness(t, 2)
+	const n = 10000
+	gen := sample.New(8, 1000, time.Now().Add(-time.Hour))
+	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, gen.JSON)
+	store := &ambiguous{Store: h.store}
+	store.n.Store(6)
+	h.start(h.config(), store)
+	h.waitRows(n)
+	chtest.RequireConsistent(t, h.totals(), n)
+	require.GreaterOrEqual(t, h.metric("vigie_writer_retries_total"), 6.0)
+	require.Equal(t, float64(n), h.metric("vigie_writer_rows_written_total"))
+}
+
+// poison rejects, as ClickHouse rejects bad data, any block holding one of its event ids.
+type poison struct {
+	consume.Store
+	bad map[string]bool
+}
+
+func (p *poison) Insert(ctx context.Context, b *rows.Block, token string) error {
+	for _, id := range b.EventID {
+		if p.bad[id] {
+			return fmt.Errorf("code: 469, constraint violated by %s: %w", id, sink.ErrRejected)
+		}
+	}
+	return p.Store.Insert(ctx, b, token)
+}
+
+func TestPoisonRowsAreIsolated(t *testing.T) {
+	h := newHarness(t, 1)
+	const n = 5000
+	gen := sample.New(9, 500, time.Now().Add(-time.Hour))
+	bad := map[string]bool{}
+	i := 0
+	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, func() ([]byte, []byte) {
+		i++
+		e := gen.Next()
+		if i%1000 == 17 {
+			bad[e.EventID] = true
+		}
+		k, v := []byte(e.Enrichment.DeviceKey), must(json(e))
+		return k, v
+	})
+	h.start(h.config(), &poison{Store: h.store, bad: bad})
+	h.waitRows(uint64(n - len(bad)))
+	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= len(bad) }, 30*time.Second, 200*time.Millisecond)
+	chtest.RequireConsistent(t, h.totals(), uint64(n-len(bad)))
+	for _, d := range kafkatest.DeadLetters(t, h.dlqTopic) {
+		require.Equal(t, event.ReasonWriteFailed, d.Reason)
+		require.True(t, bad[d.EventID], d.EventID)
+	}
+	require.Positive(t, h.metric("vigie_writer_batches_total"))
+}
+
+func TestStopFlushesWhatItHolds(t *testing.T) {
+	h := newHarness(t, 2)
+	const n = 3000
+	gen := sample.New(10, 300, time.Now().Add(-time.Hour))
+	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, gen.JSON)
+	cfg := h.config()
+	cfg.BatchRows, cfg.MaxPendingRows, cfg.BatchDelay = 1_000_000, 1_000_000, time.Hour
+	stop := h.start(cfg, h.store)
+	require.Eventually(t, func() bool { return h.metric("vigie_writer_pending_rows") == n }, 30*time.Second, 50*time.Millisecond)
+	require.Zero(t, h.totals().Rows, "nothing written before the batch is due")
+	stop()
+	chtest.RequireConsistent(t, h.totals(), n)
+}
