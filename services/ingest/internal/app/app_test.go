@@ -1,0 +1,488 @@
+package app_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/sensorauth"
+	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/schemas/events"
+	"github.com/vigie/vigie/services/ingest/internal/app"
+	"github.com/vigie/vigie/services/ingest/internal/server"
+)
+
+const (
+	sensorA = "cp-aix-luynes-mas-01"
+	sensorB = "ma-nice-mas-01"
+)
+
+// env is one running ingest with its own topics, credentials and log buffer.
+type env struct {
+	t        *testing.T
+	app      *app.App
+	cfg      app.Config
+	tokens   map[string]string
+	logs     *syncBuffer
+	url      string
+	brokers  []string
+	cancel   context.CancelFunc
+	done     chan error
+	credFile string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) Sync() error { return nil }
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, tokens: map[string]string{}, logs: &syncBuffer{}, brokers: testenv.KafkaBrokers(t)}
+	f := &sensorauth.File{}
+	for _, s := range []string{sensorA, sensorB} {
+		entry, tok, err := sensorauth.NewEntry(s)
+		require.NoError(t, err)
+		f.Credentials = append(f.Credentials, entry)
+		e.tokens[s] = tok
+	}
+	e.credFile = filepath.Join(dir, "credentials.yaml")
+	require.NoError(t, f.WriteFile(e.credFile))
+	keyFile := filepath.Join(dir, "keys.yaml")
+	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\ndefault_country_code: \"33\"\nkeys:\n  t1: "+hex.EncodeToString([]byte("integration-test-key-0123456789ab"))+"\n"), 0o600))
+
+	cfg := app.DefaultConfig()
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.CredentialsFile = e.credFile
+	cfg.CredentialsReload = 20 * time.Millisecond
+	cfg.Pseudonym.KeyFile = keyFile
+	cfg.Kafka.Brokers = e.brokers
+	cfg.Topics.Raw = testenv.Name(t, "raw")
+	cfg.Topics.DLQ = testenv.Name(t, "dlq")
+	cfg.Topics.Partitions = 3
+	cfg.ProduceTimeout = 5 * time.Second
+	cfg.RetryAfter = 2 * time.Second
+	cfg.ShutdownTimeout = 10 * time.Second
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e.cfg = cfg
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), e.logs, zapcore.DebugLevel))
+	a, err := app.New(context.Background(), cfg, logger, prometheus.NewRegistry(), opts...)
+	require.NoError(t, err)
+	e.app, e.url = a, "http://"+a.Addr()+server.Path
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- a.Run(ctx) }()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	require.NoError(e.t, <-e.done)
+	e.cancel = nil
+}
+
+type reply struct {
+	code       int
+	retryAfter string
+	body       server.Response
+	raw        string
+}
+
+func (e *env) post(sensor string, body []byte, header map[string]string) reply {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url, bytes.NewReader(body))
+	require.NoError(e.t, err)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if sensor != "" {
+		req.Header.Set("Authorization", "Bearer "+e.tokens[sensor])
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	r := reply{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), raw: string(b)}
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(e.t, json.Unmarshal(b, &r.body))
+	}
+	return r
+}
+
+// makeEvents returns n valid events of sensor with ids prefix-i, cycling through the kinds
+// of the contract's examples, and the clear identifiers they carry.
+func makeEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string) {
+	ex, err := events.Examples("examples")
+	require.NoError(t, err)
+	var docs []map[string]any
+	for _, name := range []string{"mas_attach.json", "call_attempt.json", "sms_attempt.json", "data_attempt.json", "rf_burst.json", "drone_seen.json", "jammer_alarm.json", "item_seized.json"} {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(ex[name], &m))
+		docs = append(docs, m)
+	}
+	var out [][]byte
+	var ids []string
+	for i := range n {
+		m := map[string]any{}
+		for k, v := range docs[i%len(docs)] {
+			m[k] = v
+		}
+		m["sensor_id"] = sensor
+		m["event_id"] = fmt.Sprintf("%s-%d", prefix, i)
+		if _, ok := m["imei"]; ok {
+			m["imei"] = fmt.Sprintf("35828802%06d%d", i, i%10)
+		}
+		if _, ok := m["imsi"]; ok {
+			m["imsi"] = fmt.Sprintf("2081501%08d", i)
+		}
+		if _, ok := m["msisdn_dialed"]; ok {
+			m["msisdn_dialed"] = fmt.Sprintf("+33 6 %02d %02d %02d %02d", i%100, (i/100)%100, 17, 42)
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		out = append(out, b)
+		ids = append(ids, m["event_id"].(string))
+	}
+	return out, ids
+}
+
+func ndjson(lines [][]byte) []byte { return append(bytes.Join(lines, []byte("\n")), '\n') }
+
+// readAll reads every message of topic.
+func readAll(t *testing.T, brokers []string, topic string) []kafkago.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kafka.PartitionOffsets(ctx, brokers, topic)
+	require.NoError(t, err)
+	var out []kafkago.Message
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 16 << 20})
+		for {
+			m, err := r.ReadMessage(ctx)
+			require.NoError(t, err)
+			out = append(out, m)
+			if m.Offset >= end-1 {
+				break
+			}
+		}
+		require.NoError(t, r.Close())
+	}
+	return out
+}
+
+func eventIDs(t *testing.T, msgs []kafkago.Message) map[string]int {
+	ids := map[string]int{}
+	for _, m := range msgs {
+		var r event.Raw
+		require.NoError(t, json.Unmarshal(m.Value, &r))
+		require.Equal(t, r.SensorID, string(m.Key), "raw is keyed by sensor_id")
+		ids[r.EventID]++
+	}
+	return ids
+}
+
+func TestAcceptedExactlyOnceAndNoClearIdentifiers(t *testing.T) {
+	e := start(t, nil)
+	good, ids := makeEvents(t, sensorA, "exact", 60)
+	bad := [][]byte{
+		[]byte(`{"event_id":"bad-1","sensor_id":"` + sensorA + `","observed_at":"2026-11-25T09:14:07.125Z","kind":"mas_attach","rat":"LTE","imei":"358288029999990","imsi":"208159999999999"}`),
+		[]byte(`{"event_id":"bad-2","sensor_id":"` + sensorB + `","observed_at":"2026-11-25T09:14:07.125Z","kind":"call_attempt","rat":"4G","msisdn_dialed":"06 99 88 77 66"}`),
+		[]byte(`{"event_id":"bad-3","imei":"358288028888880",`),
+	}
+	body := ndjson(append(append(append([][]byte{}, good[:30]...), bad...), good[30:]...))
+
+	r := e.post(sensorA, body, nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 60, r.body.Accepted)
+	require.Equal(t, 3, r.body.Rejected)
+	require.Equal(t, []int{30, 31, 32}, []int{r.body.Errors[0].Position, r.body.Errors[1].Position, r.body.Errors[2].Position})
+	require.Equal(t, "/rat", r.body.Errors[0].Errors[0].Pointer)
+	require.Equal(t, event.ReasonSensorMismatch, r.body.Errors[1].Code)
+	require.Equal(t, event.ReasonMalformedJSON, r.body.Errors[2].Code)
+	require.Equal(t, "bad-1", r.body.Errors[0].EventID)
+
+	// The same request again (a sensor retrying after a lost answer): nothing new produced.
+	r = e.post(sensorA, body, nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 0, r.body.Accepted)
+	require.Equal(t, 60, r.body.Duplicates)
+
+	// The same events as a gzip-compressed JSON array: still duplicates.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("[" + string(bytes.Join(good[:10], []byte(","))) + "]"))
+	require.NoError(t, zw.Close())
+	r = e.post(sensorA, gz.Bytes(), map[string]string{"Content-Encoding": "gzip", "Content-Type": "application/json"})
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 10, r.body.Duplicates)
+
+	raw := readAll(t, e.brokers, e.cfg.Topics.Raw)
+	got := eventIDs(t, raw)
+	require.Len(t, got, len(ids))
+	for _, id := range ids {
+		require.Equal(t, 1, got[id], "event %s arrives exactly once", id)
+	}
+	dlq := readAll(t, e.brokers, e.cfg.Topics.DLQ)
+	require.Len(t, dlq, 6, "3 rejected events, sent twice")
+	for _, m := range dlq {
+		var rec event.DLQ
+		require.NoError(t, json.Unmarshal(m.Value, &rec))
+		require.Equal(t, "ingest", rec.Service)
+		require.Equal(t, sensorA, string(m.Key))
+	}
+
+	// No clear identifier anywhere: raw topic, DLQ topic, logs.
+	e.stop()
+	var clear []string
+	for _, b := range append(append([][]byte{}, good...), bad...) {
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			clear = append(clear, "358288028888880")
+			continue
+		}
+		for _, k := range []string{"imei", "imsi", "msisdn_dialed"} {
+			if v, ok := m[k].(string); ok {
+				clear = append(clear, v, strings.NewReplacer(" ", "", "+33", "0").Replace(v))
+				if k == "imei" {
+					clear = append(clear, v[:14])
+				}
+				if k == "msisdn_dialed" {
+					clear = append(clear, "+33"+strings.ReplaceAll(v, " ", "")[1:], strings.ReplaceAll(v, " ", "")[3:])
+				}
+			}
+		}
+	}
+	var all strings.Builder
+	for _, m := range append(raw, dlq...) {
+		all.Write(m.Key)
+		all.Write(m.Value)
+		all.WriteByte('\n')
+	}
+	all.WriteString(e.logs.String())
+	require.NotEmpty(t, e.logs.String())
+	haystack := all.String()
+	for _, c := range clear {
+		require.NotContains(t, haystack, c, "clear identifier leaked")
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	e := start(t, func(c *app.Config) {
+		c.Limits.MaxEvents = 20
+		c.Rate.Burst = 20
+		c.Rate.EventsPerSecond = 1
+	})
+	good, _ := makeEvents(t, sensorB, "req", 25)
+	for _, tc := range []struct {
+		name   string
+		sensor string
+		body   []byte
+		header map[string]string
+		code   int
+	}{
+		{"no token", "", ndjson(good[:1]), nil, http.StatusUnauthorized},
+		{"wrong token", "", ndjson(good[:1]), map[string]string{"Authorization": "Bearer vgs_nope"}, http.StatusUnauthorized},
+		{"media type", sensorB, ndjson(good[:1]), map[string]string{"Content-Type": "text/csv"}, http.StatusUnsupportedMediaType},
+		{"encoding", sensorB, ndjson(good[:1]), map[string]string{"Content-Encoding": "br"}, http.StatusUnsupportedMediaType},
+		{"bad gzip", sensorB, []byte("not gzip"), map[string]string{"Content-Encoding": "gzip"}, http.StatusBadRequest},
+		{"broken array", sensorB, []byte(`[{"a":1},`), nil, http.StatusBadRequest},
+		{"empty", sensorB, []byte("\n\n"), nil, http.StatusBadRequest},
+		{"too many events", sensorB, ndjson(good[:21]), nil, http.StatusRequestEntityTooLarge},
+		{"accepted", sensorB, ndjson(good[:20]), nil, http.StatusOK},
+		{"rate limited", sensorB, ndjson(good[20:25]), nil, http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post(tc.sensor, tc.body, tc.header)
+			require.Equal(t, tc.code, r.code, r.raw)
+			if tc.code == http.StatusTooManyRequests {
+				require.NotEmpty(t, r.retryAfter)
+			}
+		})
+	}
+}
+
+func TestCredentialsReloadWithoutRestart(t *testing.T) {
+	e := start(t, nil)
+	entry, tok, err := sensorauth.NewEntry("cd-salon-de-provence-rf-07")
+	require.NoError(t, err)
+	f, err := sensorauth.Load(e.credFile)
+	require.NoError(t, err)
+	f.Credentials = append(f.Credentials, entry)
+	require.NoError(t, f.WriteFile(e.credFile))
+	e.tokens["cd-salon-de-provence-rf-07"] = tok
+	good, _ := makeEvents(t, "cd-salon-de-provence-rf-07", "reload", 5)
+	require.Eventually(t, func() bool {
+		return e.post("cd-salon-de-provence-rf-07", ndjson(good), nil).code == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestKafkaUnreachable(t *testing.T) {
+	// A port nothing listens on: Kafka is down from the start.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	e := start(t, func(c *app.Config) {
+		c.Kafka.Brokers = []string{dead}
+		c.Topics.Create = false
+		c.ProduceTimeout = 3 * time.Second
+	})
+	resp, err := http.Get("http://" + e.app.AdminAddr() + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	good, _ := makeEvents(t, sensorA, "down", 5)
+	r := e.post(sensorA, ndjson(good), nil)
+	require.Equal(t, http.StatusServiceUnavailable, r.code, r.raw)
+	require.Equal(t, "2", r.retryAfter)
+}
+
+// cutter is a Kafka transport whose connections a test can cut, as if the broker stopped,
+// without touching the shared broker.
+type cutter struct {
+	mu    sync.Mutex
+	cut   atomic.Bool
+	conns []net.Conn
+}
+
+func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.cut.Load() {
+		return nil, fmt.Errorf("dial %s: connection refused (cut by test)", addr)
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		c.mu.Lock()
+		c.conns = append(c.conns, conn)
+		c.mu.Unlock()
+	}
+	return conn, err
+}
+
+func (c *cutter) set(down bool) {
+	c.cut.Store(down)
+	if down {
+		c.mu.Lock()
+		for _, conn := range c.conns {
+			_ = conn.Close()
+		}
+		c.conns = nil
+		c.mu.Unlock()
+	}
+}
+
+func TestKafkaStoppedNothingAcknowledgedLost(t *testing.T) {
+	c := &cutter{}
+	e := start(t, func(cfg *app.Config) { cfg.ProduceTimeout = 3 * time.Second },
+		app.WithTransport(&kafkago.Transport{Dial: c.dial}))
+	acked := map[string]bool{}
+	var failed [][]byte
+	for i := range 12 {
+		if i == 4 {
+			c.set(true)
+		}
+		if i == 8 {
+			c.set(false)
+		}
+		evs, ids := makeEvents(t, sensorA, fmt.Sprintf("cut-%d", i), 20)
+		r := e.post(sensorA, ndjson(evs), nil)
+		switch r.code {
+		case http.StatusOK:
+			require.Equal(t, 20, r.body.Accepted)
+			for _, id := range ids {
+				acked[id] = true
+			}
+		case http.StatusServiceUnavailable:
+			require.NotEmpty(t, r.retryAfter)
+			failed = append(failed, ndjson(evs))
+		default:
+			t.Fatalf("request %d: unexpected %d %s", i, r.code, r.raw)
+		}
+	}
+	require.NotEmpty(t, failed, "requests while Kafka was cut got 503")
+	// The sensor retries what got 503, once Kafka is back.
+	for _, body := range failed {
+		r := e.post(sensorA, body, nil)
+		require.Equal(t, http.StatusOK, r.code, r.raw)
+		var lines [][]byte
+		for _, l := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+			lines = append(lines, l)
+		}
+		for _, l := range lines {
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(l, &m))
+			acked[m["event_id"].(string)] = true
+		}
+	}
+	got := eventIDs(t, readAll(t, e.brokers, e.cfg.Topics.Raw))
+	require.Len(t, acked, 12*20)
+	for id := range acked {
+		require.Equal(t, 1, got[id], "acknowledged event %s is in Kafka exactly once", id)
+	}
+}
+
+func TestReadyAndMetrics(t *testing.T) {
+	e := start(t, nil)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + e.app.AdminAddr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	good, _ := makeEvents(t, sensorA, "metrics", 3)
+	require.Equal(t, http.StatusOK, e.post(sensorA, ndjson(good), nil).code)
+	resp, err := http.Get("http://" + e.app.AdminAddr() + "/metrics")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"vigie_ingest_events_accepted_total 3", "vigie_ingest_request_duration_seconds", "vigie_ingest_produce_duration_seconds", `vigie_ingest_requests_total{code="200"} 1`} {
+		require.Contains(t, string(b), m)
+	}
+}

@@ -1,0 +1,291 @@
+// Package server is the HTTP API of ingest: POST /v1/events authenticates the sensor, splits
+// the batch, runs each event through the pipeline, produces accepted events to
+// detections.raw.v1 and rejected ones to detections.dlq.v1, and answers 200 only once Kafka
+// has acknowledged every accepted event.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	kafkago "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/services/ingest/internal/batch"
+	"github.com/vigie/vigie/services/ingest/internal/dedup"
+	"github.com/vigie/vigie/services/ingest/internal/pipeline"
+)
+
+// Path is the events endpoint.
+const Path = "/v1/events"
+
+// Producer writes messages synchronously: it returns once Kafka acknowledged them all, or
+// with an error. *kafkago.Writer (synchronous, RequiredAcks=all) is one.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafkago.Message) error
+}
+
+// Authenticator maps a bearer token to its sensor.
+type Authenticator interface {
+	Authenticate(token string) (sensorID string, ok bool)
+}
+
+// Options are the server's limits and timeouts.
+type Options struct {
+	Limits batch.Limits
+	// MaxWireBytes bounds the body as sent (compressed or not).
+	MaxWireBytes int64
+	// RatePerSensor is the sustained events per second one sensor may send; Burst the
+	// events it may send at once (at least Limits.MaxEvents).
+	RatePerSensor float64
+	Burst         int
+	// ProduceTimeout bounds the wait for Kafka's acknowledgement of one request's events.
+	ProduceTimeout time.Duration
+	// RetryAfter is what a 503 tells the sensor to wait.
+	RetryAfter time.Duration
+}
+
+// Server handles the events API. Create it with New.
+type Server struct {
+	opts     Options
+	auth     Authenticator
+	pipe     *pipeline.Pipeline
+	seen     *dedup.Window
+	raw, dlq Producer
+	logger   *zap.Logger
+	now      func() time.Time
+	limiters sync.Map // sensor id -> *rate.Limiter
+	m        metrics
+}
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	requestTime   prometheus.Histogram
+	accepted      prometheus.Counter
+	duplicates    prometheus.Counter
+	rejected      *prometheus.CounterVec
+	produceTime   *prometheus.HistogramVec
+	produceErrors *prometheus.CounterVec
+	rateLimited   prometheus.Counter
+}
+
+// New builds the server.
+func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window, raw, dlq Producer, logger *zap.Logger, reg prometheus.Registerer) *Server {
+	f := promauto.With(reg)
+	s := &Server{opts: opts, auth: a, pipe: p, seen: seen, raw: raw, dlq: dlq, logger: logger.Named("server"), now: time.Now}
+	s.m = metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_requests_total", Help: "Requests to the events API by HTTP status code."}, []string{"code"}),
+		requestTime: f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_ingest_request_duration_seconds", Help: "Time to answer a request to the events API.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		accepted:   f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_events_accepted_total", Help: "Events produced to detections.raw.v1 and acknowledged by Kafka."}),
+		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_events_duplicate_total", Help: "Events acknowledged without producing, already produced (same sensor_id and event_id)."}),
+		rejected:   f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_events_rejected_total", Help: "Events rejected, by reason."}, []string{"reason"}),
+		produceTime: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigie_ingest_produce_duration_seconds", Help: "Time for Kafka to acknowledge one request's messages, by topic.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"topic"}),
+		produceErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_produce_errors_total", Help: "Produce calls that failed, by topic."}, []string{"topic"}),
+		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_rate_limited_total", Help: "Requests refused with 429 by the per-sensor rate limit."}),
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigie_ingest_dedup_entries", Help: "(sensor_id, event_id) fingerprints remembered for deduplication."},
+		func() float64 { return float64(seen.Len()) })
+	return s
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+Path, s.handleEvents)
+	return mux
+}
+
+// Response is the body of a 200 answer.
+type Response struct {
+	// Accepted events were produced and acknowledged by Kafka.
+	Accepted int `json:"accepted"`
+	// Duplicates were acknowledged without producing: already produced before.
+	Duplicates int `json:"duplicates"`
+	// Rejected events will never be accepted as they are; Errors says why.
+	Rejected int             `json:"rejected"`
+	Errors   []RejectedEvent `json:"errors,omitempty"`
+}
+
+// RejectedEvent says why one event was rejected.
+type RejectedEvent struct {
+	Position int                `json:"position"`
+	Line     int                `json:"line,omitempty"`
+	EventID  string             `json:"event_id,omitempty"`
+	Code     string             `json:"code"`
+	Errors   []event.FieldError `json:"errors"`
+}
+
+// ErrorResponse is the body of every non-200 answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	code := s.serve(w, r, start)
+	s.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+	s.m.requestTime.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) int {
+	sensorID, ok := s.auth.Authenticate(bearer(r.Header.Get("Authorization")))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigie-ingest"`)
+		return fail(w, http.StatusUnauthorized, "missing or unknown bearer token")
+	}
+	gz, err := batch.CheckMediaType(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
+	if err != nil {
+		return fail(w, http.StatusUnsupportedMediaType, err.Error())
+	}
+	body, err := batch.Read(http.MaxBytesReader(w, r.Body, s.opts.MaxWireBytes), gz, s.opts.Limits)
+	switch {
+	case errors.Is(err, batch.ErrTooLarge):
+		return fail(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(s.opts.Limits.MaxBodyBytes, 10)+" bytes (decoded) or "+strconv.FormatInt(s.opts.MaxWireBytes, 10)+" bytes (sent): send smaller batches")
+	case errors.Is(err, batch.ErrTooManyEvents):
+		return fail(w, http.StatusRequestEntityTooLarge, "more than "+strconv.Itoa(s.opts.Limits.MaxEvents)+" events in one request: send smaller batches")
+	case err != nil:
+		return fail(w, http.StatusBadRequest, err.Error())
+	}
+	defer body.Release()
+	if len(body.Items) == 0 {
+		return fail(w, http.StatusBadRequest, "no events in the request body")
+	}
+
+	if wait, ok := s.admit(sensorID, len(body.Items), start); !ok {
+		s.m.rateLimited.Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return fail(w, http.StatusTooManyRequests, "rate limit of sensor "+sensorID+" exceeded: retry later")
+	}
+
+	receivedAt := event.NewTime(start)
+	var (
+		resp     Response
+		rawMsgs  = make([]kafkago.Message, 0, len(body.Items))
+		dlqMsgs  []kafkago.Message
+		reserved = make([]uint64, 0, len(body.Items))
+		inBatch  = make(map[uint64]struct{}, len(body.Items))
+		conflict bool
+		key      = []byte(sensorID)
+	)
+	for _, it := range body.Items {
+		o := s.pipe.Process(it, sensorID, receivedAt)
+		if !o.Accepted {
+			resp.Rejected++
+			resp.Errors = append(resp.Errors, RejectedEvent{Position: o.Pos, Line: o.Line, EventID: o.EventID, Code: o.Code, Errors: o.Errors})
+			dlqMsgs = append(dlqMsgs, kafkago.Message{Key: key, Value: o.DLQ})
+			s.m.rejected.WithLabelValues(o.Code).Inc()
+			continue
+		}
+		k := s.seen.Key(sensorID, o.EventID)
+		if _, dup := inBatch[k]; dup {
+			resp.Duplicates++
+			continue
+		}
+		inBatch[k] = struct{}{}
+		switch s.seen.Reserve(k) {
+		case dedup.Done:
+			resp.Duplicates++
+		case dedup.Pending:
+			// Another request is producing this event now; if it fails, this one must not
+			// have said 200.
+			conflict = true
+		case dedup.Fresh:
+			reserved = append(reserved, k)
+			rawMsgs = append(rawMsgs, kafkago.Message{Key: key, Value: o.Raw})
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ProduceTimeout)
+	defer cancel()
+	var dlqErr error
+	var wg sync.WaitGroup
+	if len(dlqMsgs) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dlqErr = s.produce(ctx, s.dlq, event.TopicDLQ, dlqMsgs)
+		}()
+	}
+	rawErr := s.produce(ctx, s.raw, event.TopicRaw, rawMsgs)
+	wg.Wait()
+	if rawErr != nil {
+		s.seen.Release(reserved)
+		s.logger.Warn("produce to raw topic, answering 503", zap.String("sensor_id", sensorID), zap.Int("events", len(rawMsgs)), zap.Error(rawErr))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+		return fail(w, http.StatusServiceUnavailable, "events not stored (Kafka unavailable): retry the request later")
+	}
+	s.seen.Commit(reserved)
+	resp.Accepted = len(rawMsgs)
+	s.m.accepted.Add(float64(resp.Accepted))
+	s.m.duplicates.Add(float64(resp.Duplicates))
+	if dlqErr != nil {
+		s.logger.Warn("produce to dead-letter topic", zap.String("sensor_id", sensorID), zap.Int("events", len(dlqMsgs)), zap.Error(dlqErr))
+	}
+	if conflict {
+		w.Header().Set("Retry-After", "1")
+		return fail(w, http.StatusServiceUnavailable, "some events of this request are being stored by a concurrent request: retry the request")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(&resp)
+	return http.StatusOK
+}
+
+func (s *Server) produce(ctx context.Context, p Producer, topic string, msgs []kafkago.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := p.WriteMessages(ctx, msgs...)
+	s.m.produceTime.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.m.produceErrors.WithLabelValues(topic).Inc()
+	}
+	return err
+}
+
+// admit takes n events from the sensor's rate budget, or says how long to wait.
+func (s *Server) admit(sensorID string, n int, now time.Time) (time.Duration, bool) {
+	l, ok := s.limiters.Load(sensorID)
+	if !ok {
+		l, _ = s.limiters.LoadOrStore(sensorID, rate.NewLimiter(rate.Limit(s.opts.RatePerSensor), s.opts.Burst))
+	}
+	lim := l.(*rate.Limiter)
+	res := lim.ReserveN(now, n)
+	if !res.OK() {
+		return time.Second, false
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+func bearer(h string) string {
+	const prefix = "Bearer "
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return strings.TrimSpace(h[len(prefix):])
+	}
+	return ""
+}
+
+func fail(w http.ResponseWriter, code int, msg string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(ErrorResponse{Error: msg})
+	return code
+}
