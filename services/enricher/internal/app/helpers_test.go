@@ -1,0 +1,233 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/services/enricher/internal/reftest"
+)
+
+// testConfig is a configuration with topics and group of this test only and the reference
+// data written to a fresh directory.
+func testConfig(t *testing.T, opt reftest.Options) (Config, *reference.Snapshot) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Log.Format = "console"
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 20 * time.Second
+	cfg.Kafka.Brokers = testenv.KafkaBrokers(t)
+	cfg.Kafka.RawTopic = testenv.Name(t, "raw")
+	cfg.Kafka.EnrichedTopic = testenv.Name(t, "enriched")
+	cfg.Kafka.DLQTopic = testenv.Name(t, "dlq")
+	cfg.Kafka.GroupID = testenv.Name(t, "enricher")
+	cfg.Kafka.Partitions = 4
+	cfg.Kafka.BatchSize = 500
+	cfg.Kafka.ProduceRetry = 30 * time.Second
+	cfg.Reference.Dir = t.TempDir()
+	cfg.Reference.Debounce = 100 * time.Millisecond
+	require.NoError(t, reftest.WriteDir(cfg.Reference.Dir, opt))
+	require.NoError(t, cfg.Validate())
+	require.NoError(t, kafka.EnsureTopics(context.Background(), cfg.Kafka.Brokers, cfg.topics()...))
+	snap, err := reference.LoadDir(cfg.Reference.Dir)
+	require.NoError(t, err)
+	return cfg, snap
+}
+
+// running is an enricher started by a test.
+type running struct {
+	app    *App
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg Config) *running {
+	t.Helper()
+	return startWithLogger(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+}
+
+func startWithLogger(t *testing.T, cfg Config, logger *zap.Logger) *running {
+	t.Helper()
+	reg := telemetry.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg, logger, reg)
+	require.NoError(t, err)
+	r := &running{app: a, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	require.Eventually(t, func() bool { return a.Ready(context.Background()) == nil }, 20*time.Second, 20*time.Millisecond)
+	return r
+}
+
+// stop shuts the enricher down gracefully and waits for it.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("enricher did not stop within 30s")
+	}
+}
+
+// metric returns the value of a counter or gauge of reg with the given labels.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if matches(m, labels) {
+				if m.Counter != nil {
+					return m.Counter.GetValue()
+				}
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := labels[l.GetName()]; ok {
+			if v != l.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}
+
+// produceRaw writes events to the raw topic keyed by sensor id, as ingest does.
+func produceRaw(t *testing.T, cfg Config, events []event.Raw) {
+	t.Helper()
+	msgs, err := reftest.Marshal(events)
+	require.NoError(t, err)
+	produceMessages(t, cfg, events, msgs)
+}
+
+func produceMessages(t *testing.T, cfg Config, events []event.Raw, values [][]byte) {
+	t.Helper()
+	w, err := kafka.NewWriter(kafka.DefaultProducerConfig(), cfg.Kafka.RawTopic)
+	require.NoError(t, err)
+	w.Addr = kafkago.TCP(cfg.Kafka.Brokers...)
+	defer w.Close()
+	out := make([]kafkago.Message, len(values))
+	for i := range values {
+		out[i] = kafkago.Message{Key: []byte(events[i].SensorID), Value: values[i]}
+	}
+	for len(out) > 0 {
+		n := min(len(out), 2000)
+		require.NoError(t, w.WriteMessages(context.Background(), out[:n]...))
+		out = out[n:]
+	}
+}
+
+// collected is what a test read from an output topic.
+type collected struct {
+	msgs []kafkago.Message
+}
+
+// readTopic reads topic from the beginning (a fresh group) until want messages arrived or
+// timeout passed; then it keeps reading for linger to catch extra messages.
+func readTopic(t *testing.T, cfg Config, topic string, want int, timeout, linger time.Duration) collected {
+	t.Helper()
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:     cfg.Kafka.Brokers,
+		Topic:       topic,
+		GroupID:     testenv.Name(t, "reader"),
+		StartOffset: kafkago.FirstOffset,
+		MinBytes:    1,
+		MaxBytes:    8 << 20,
+		MaxWait:     100 * time.Millisecond,
+	})
+	defer r.Close()
+	var c collected
+	deadline := time.Now().Add(timeout)
+	for {
+		limit := deadline
+		if len(c.msgs) >= want {
+			limit = time.Now().Add(linger)
+			deadline = limit
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), limit)
+		m, err := r.FetchMessage(ctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return c
+			}
+			require.NoError(t, err)
+		}
+		c.msgs = append(c.msgs, m)
+	}
+}
+
+// enrichedByID decodes enriched messages by event id, counting duplicates.
+func enrichedByID(t *testing.T, c collected) (map[string]event.Enriched, int) {
+	t.Helper()
+	out := map[string]event.Enriched{}
+	dups := 0
+	for _, m := range c.msgs {
+		var e event.Enriched
+		require.NoError(t, json.Unmarshal(m.Value, &e), string(m.Value))
+		require.Equal(t, e.Enrichment.DeviceKey, string(m.Key))
+		if _, seen := out[e.EventID]; seen {
+			dups++
+		}
+		out[e.EventID] = e
+	}
+	return out, dups
+}
+
+// rewriteFile replaces a reference file the way deploy tools do: write beside, rename over.
+func rewriteFile(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	require.NoError(t, os.WriteFile(tmp, data, 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, name)))
+}
+
+// versionWith is the reference version of dir with one file replaced by data.
+func versionWith(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for _, f := range reference.Files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		fsys[f] = &fstest.MapFile{Data: b}
+	}
+	fsys[name] = &fstest.MapFile{Data: data}
+	snap, err := reference.Load(fsys)
+	require.NoError(t, err)
+	return snap.Version()
+}
