@@ -145,19 +145,26 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 		}
 	}()
 	stopWatch := c.watchCancel(sp.cancel)
-	err = c.sendResult(ctx, sp, sql, q.Compression)
+	var violation bool
+	err = c.sendResult(ctx, sp, sql, q.Compression, func() { violation = stopWatch() })
 	if err != nil {
 		sp.cancel()
 	}
 	<-produced
-	if violation := stopWatch(); violation && err == nil {
+	if violation && err == nil {
 		err = protocolErrorf("client sent a packet while its query was running")
 	}
 	return err
 }
 
 // sendResult writes the spooled chunks as Data packets, then EndOfStream or the exception.
-func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed bool) error {
+func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed bool, beforeEnd func()) error {
+	ended := false
+	defer func() {
+		if !ended {
+			beforeEnd()
+		}
+	}()
 	header := false
 	for {
 		if sp.isCancelled() {
@@ -165,6 +172,8 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 		}
 		chunk, err := sp.next()
 		if err != nil {
+			ended = true
+			beforeEnd()
 			return c.sendError(err)
 		}
 		if chunk == nil {
@@ -185,6 +194,8 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 			}
 		}
 	}
+	ended = true
+	beforeEnd()
 	if err := c.w.endOfStream(); err != nil {
 		return err
 	}
