@@ -1,0 +1,233 @@
+package traffic
+
+import (
+	"bytes"
+	"encoding/json"
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/schemas/events"
+	refdata "github.com/vigie/vigie/schemas/reference"
+	"github.com/vigie/vigie/services/simulator/internal/world"
+)
+
+var start = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+
+func testWorld(t testing.TB) *world.World {
+	t.Helper()
+	snap, err := reference.Load(refdata.FS)
+	require.NoError(t, err)
+	w, err := world.New(snap)
+	require.NoError(t, err)
+	return w
+}
+
+func smallOptions() Options {
+	o := DefaultOptions()
+	o.Start, o.Days, o.Scale, o.SupplierPhones, o.InvalidRatio = start, 14, 0.05, 600, 0.001
+	return o
+}
+
+// all runs a generator to the end.
+func all(t testing.TB, g *Generator) []event.Detector {
+	var out []event.Detector
+	for {
+		_, evs, ok := g.Next()
+		if !ok {
+			return out
+		}
+		out = append(out, evs...)
+	}
+}
+
+func digest(t testing.TB, evs []event.Detector) uint64 {
+	h := fnv.New64a()
+	enc := json.NewEncoder(h)
+	for _, e := range evs {
+		require.NoError(t, enc.Encode(e))
+	}
+	return h.Sum64()
+}
+
+func TestDeterministicBySeed(t *testing.T) {
+	w := testWorld(t)
+	run := func(seed uint64) ([]event.Detector, Truth) {
+		o := smallOptions()
+		o.Seed = seed
+		g, err := New(w, o)
+		require.NoError(t, err)
+		return all(t, g), g.Truth()
+	}
+	a, ta := run(7)
+	b, tb := run(7)
+	c, _ := run(8)
+	require.Equal(t, len(a), len(b))
+	require.Equal(t, digest(t, a), digest(t, b))
+	require.Equal(t, ta, tb)
+	require.NotEqual(t, digest(t, a), digest(t, c))
+}
+
+func TestEventsFollowTheContract(t *testing.T) {
+	w := testWorld(t)
+	schema, err := events.Compile(events.DetectorSchemaFile)
+	require.NoError(t, err)
+	g, err := New(w, smallOptions())
+	require.NoError(t, err)
+	evs := all(t, g)
+	require.Greater(t, len(evs), 10_000)
+
+	kinds := map[event.Kind]int{}
+	invalid := 0
+	seen := map[string]bool{}
+	for i, e := range evs {
+		kinds[e.Kind]++
+		key := e.SensorID + "/" + e.EventID
+		require.False(t, seen[key], "duplicate event id %s", key)
+		seen[key] = true
+		_, ok := w.Ref.Sensor(e.SensorID)
+		require.True(t, ok, "unknown sensor %s", e.SensorID)
+		require.False(t, e.ObservedAt.Before(g.Start()) || !e.ObservedAt.Before(g.End()), "event %d outside the period: %s", i, e.ObservedAt)
+		if i > 0 {
+			require.False(t, e.ObservedAt.Before(evs[i-1].ObservedAt.Time), "events out of order at %d", i)
+		}
+		if e.IMEI != "" {
+			require.True(t, pseudonym.LuhnValid(e.IMEI), e.IMEI)
+			require.Regexp(t, `^(208|206|214|604|603)[0-9]{12}$`, e.IMSI)
+		}
+		data, err := json.Marshal(e)
+		require.NoError(t, err)
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		require.NoError(t, err)
+		if err := schema.Validate(doc); err != nil {
+			require.Equal(t, -250.0, *e.RSSIdBm, "event %s invalid but not on purpose: %v", data, err)
+			invalid++
+		}
+	}
+	require.Equal(t, g.Invalid(), invalid)
+	require.Positive(t, invalid)
+	for _, k := range event.Kinds {
+		require.Positive(t, kinds[k], "no %s event", k)
+	}
+	t.Logf("%d events over %d days: %v, %d invalid on purpose", len(evs), g.Days(), kinds, invalid)
+}
+
+func TestScenariosArePlanted(t *testing.T) {
+	w := testWorld(t)
+	g, err := New(w, smallOptions())
+	require.NoError(t, err)
+	evs := all(t, g)
+	truth := g.Truth()
+	require.Len(t, truth.Findings, len(Scenarios))
+
+	// Where each IMEI was seen, and by which TAC.
+	sensorFac := func(id string) string { s, _ := w.Ref.Sensor(id); return s.FacilityID }
+	imeiFacs := map[string]map[string]bool{}
+	tacFacs := map[string]map[string]bool{}
+	for _, e := range evs {
+		if e.IMEI == "" {
+			continue
+		}
+		f := sensorFac(e.SensorID)
+		if imeiFacs[e.IMEI] == nil {
+			imeiFacs[e.IMEI] = map[string]bool{}
+		}
+		imeiFacs[e.IMEI][f] = true
+		tac := e.IMEI[:8]
+		if tacFacs[tac] == nil {
+			tacFacs[tac] = map[string]bool{}
+		}
+		tacFacs[tac][f] = true
+	}
+
+	pb, ok := truth.Finding(ScenarioPrisonBreak)
+	require.True(t, ok)
+	require.Len(t, pb.Facilities, 66)
+	reached := map[string]bool{}
+	for _, tac := range pb.TACs {
+		for f := range tacFacs[tac] {
+			reached[f] = true
+		}
+	}
+	require.Len(t, reached, 66, "the supplier's TACs must reach all 66 facilities")
+	require.Equal(t, []string{"417", "230", "880"}, pb.SerialPrefixes)
+
+	tr, _ := truth.Finding(ScenarioTransfer)
+	require.Equal(t, map[string]bool{tr.Facilities[0]: true, tr.Facilities[1]: true}, imeiFacs[tr.IMEIs[0]])
+
+	cl, _ := truth.Finding(ScenarioClonedIMEI)
+	require.Equal(t, map[string]bool{cl.Facilities[0]: true, cl.Facilities[1]: true}, imeiFacs[cl.IMEIs[0]])
+	fa, _ := w.Facility(cl.Facilities[0])
+	fb, _ := w.Facility(cl.Facilities[1])
+	require.Greater(t, world.DistanceKm(fa, fb), 100.0)
+
+	dd, _ := truth.Finding(ScenarioDroneDrop)
+	var droneAt, firstNew time.Time
+	for _, e := range evs {
+		if e.Kind == event.KindDroneSeen && sensorFac(e.SensorID) == dd.Facilities[0] && !e.ObservedAt.Before(dd.At) && droneAt.IsZero() {
+			droneAt = e.ObservedAt.Time
+		}
+		if e.IMEI == dd.IMEIs[0] && firstNew.IsZero() {
+			firstNew = e.ObservedAt.Time
+		}
+	}
+	require.WithinDuration(t, dd.At, droneAt, time.Minute)
+	require.True(t, firstNew.After(droneAt) && firstNew.Sub(droneAt) < 6*time.Hour, "drone %s, first new device %s", droneAt, firstNew)
+
+	bu, _ := truth.Finding(ScenarioBurst)
+	perFac := map[string]int{}
+	for _, e := range evs {
+		if (e.Kind == event.KindCallAttempt || e.Kind == event.KindSMSAttempt) && !e.ObservedAt.Before(bu.At) && e.ObservedAt.Before(bu.At.Add(10*time.Minute)) {
+			perFac[sensorFac(e.SensorID)]++
+		}
+	}
+	for _, f := range bu.Facilities {
+		require.GreaterOrEqual(t, perFac[f], 30, f)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Options)
+		want   string
+	}{
+		{"default", func(*Options) {}, ""},
+		{"short", func(o *Options) { o.Days = 3 }, "days"},
+		{"scenario", func(o *Options) { o.Scenarios = []string{"nope"} }, "scenarios"},
+		{"run id", func(o *Options) { o.RunID = "a b" }, "run_id"},
+		{"invalid ratio", func(o *Options) { o.InvalidRatio = 2 }, "invalid_ratio"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tt.change(&o)
+			err := o.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func BenchmarkDefaultDay(b *testing.B) {
+	w := testWorld(b)
+	for b.Loop() {
+		g, err := New(w, DefaultOptions())
+		require.NoError(b, err)
+		n := 0
+		for range 7 {
+			_, evs, _ := g.Next()
+			n += len(evs)
+		}
+		b.ReportMetric(float64(n)/7, "events/day")
+	}
+}
