@@ -20,8 +20,8 @@ import (
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
-	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 

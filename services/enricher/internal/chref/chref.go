@@ -20,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/reference"
@@ -55,19 +56,26 @@ func (l *Loader) Load(ctx context.Context, snap *reference.Snapshot) (int, error
 	loadedAt := time.Now().UTC()
 	rewritten := 0
 	for _, table := range Tables {
-		current, err := l.version(ctx, table)
-		if err != nil {
-			return rewritten, err
-		}
-		if current == snap.Version() {
-			continue
-		}
 		start := time.Now()
-		rows, err := l.replace(ctx, table, func(batch driver.Batch) (int, error) {
-			return appendRows(batch, table, snap, loadedAt)
-		})
+		// A table is small and replaced whole, so a failed attempt (a dropped connection)
+		// is simply made again on a fresh connection.
+		rows, err := backoff.Retry(ctx, func() (int, error) {
+			current, err := l.version(ctx, table)
+			if err != nil {
+				return 0, err
+			}
+			if current == snap.Version() {
+				return -1, nil
+			}
+			return l.replace(ctx, table, func(batch driver.Batch) (int, error) {
+				return appendRows(batch, table, snap, loadedAt)
+			})
+		}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxTries(4))
 		if err != nil {
 			return rewritten, fmt.Errorf("load reference table %s.%s: %w", l.database, table, err)
+		}
+		if rows < 0 {
+			continue
 		}
 		rewritten++
 		l.logger.Info("reference table loaded", zap.String("table", table), zap.Int("rows", rows),
@@ -77,10 +85,22 @@ func (l *Loader) Load(ctx context.Context, snap *reference.Snapshot) (int, error
 }
 
 func (l *Loader) version(ctx context.Context, table string) (string, error) {
-	var v string
-	row := l.conn.QueryRow(ctx, fmt.Sprintf("SELECT toString(any(ref_version)) FROM `%s`.`%s`", l.database, table))
-	if err := row.Scan(&v); err != nil {
+	// Query and drain rather than QueryRow: QueryRow closes the result before its end
+	// packet, and the client then cancels a query the server has finished, which the local
+	// chDB-based server answers by closing the connection.
+	rows, err := l.conn.Query(ctx, fmt.Sprintf("SELECT toString(any(ref_version)) FROM `%s`.`%s`", l.database, table))
+	if err != nil {
 		return "", fmt.Errorf("read version of %s.%s (has the migrate step run?): %w", l.database, table, err)
+	}
+	defer rows.Close()
+	var v string
+	for rows.Next() {
+		if err := rows.Scan(&v); err != nil {
+			return "", fmt.Errorf("read version of %s.%s: %w", l.database, table, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read version of %s.%s: %w", l.database, table, err)
 	}
 	return v, nil
 }
