@@ -95,7 +95,8 @@ func (s *Store) LastError() error {
 }
 
 // OnChange registers f to be called, from the reloading goroutine, with each new snapshot
-// after it is in use (e.g. to copy the reference data to ClickHouse), and once now with the
+// right after it is swapped in and before the reload counts as done (the enricher compiles
+// its table there, and hands the data to the ClickHouse loader), and once now with the
 // current one.
 func (s *Store) OnChange(f func(*reference.Snapshot)) {
 	s.mu.Lock()
@@ -124,15 +125,15 @@ func (s *Store) Reload() (string, error) {
 	}
 	old := s.Current()
 	s.install(snap)
+	for _, f := range s.listeners {
+		f(snap)
+	}
 	s.metrics.reloads.WithLabelValues(ResultOK).Inc()
 	s.metrics.info.DeleteLabelValues(old.Version())
 	st := snap.Stats()
 	s.logger.Info("reference data reloaded", zap.String("version", snap.Version()), zap.String("previous", old.Version()),
 		zap.Duration("load", snap.LoadDuration()), zap.Int("facilities", st.Facilities), zap.Int("sensors", st.Sensors),
 		zap.Int("tacs", st.TACs), zap.Int("operators", st.Operators))
-	for _, f := range s.listeners {
-		f(snap)
-	}
 	return ResultOK, nil
 }
 

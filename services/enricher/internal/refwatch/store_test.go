@@ -1,0 +1,163 @@
+package refwatch
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigie/vigie/pkg/reference"
+	schemaref "github.com/vigie/vigie/schemas/reference"
+	"github.com/vigie/vigie/services/enricher/internal/enrich"
+	"github.com/vigie/vigie/services/enricher/internal/reftest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, reftest.WriteDir(dir, reftest.Options{Seed: 1}))
+	s, err := New(dir, schemaref.FS, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	return s, dir
+}
+
+func runStore(t *testing.T, s *Store) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, 50*time.Millisecond) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func reloads(s *Store, result string) float64 {
+	return testutil.ToFloat64(s.metrics.reloads.WithLabelValues(result))
+}
+
+func appendLine(t *testing.T, dir, name, line string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	require.NoError(t, err)
+	tmp := filepath.Join(dir, ".tmp-"+name)
+	require.NoError(t, os.WriteFile(tmp, append(b, []byte(line)...), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, name)))
+}
+
+func TestReloadOnFileChange(t *testing.T) {
+	s, dir := newStore(t)
+	var mu sync.Mutex
+	var seen []string
+	s.OnChange(func(snap *reference.Snapshot) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, snap.Version())
+	})
+	v1 := s.Current().Version()
+	runStore(t, s)
+
+	appendLine(t, dir, reference.TACFile, "21999999,Zanco,tiny t1,,,,,,yes,\n")
+	require.Eventually(t, func() bool { return s.Current().Version() != v1 }, 10*time.Second, 5*time.Millisecond)
+	m, ok := s.Current().Model("21999999")
+	require.True(t, ok)
+	require.True(t, m.Mini)
+	require.Eventually(t, func() bool { return reloads(s, ResultOK) == 1 }, time.Second, 5*time.Millisecond)
+	mu.Lock()
+	require.Equal(t, []string{v1, s.Current().Version()}, seen)
+	mu.Unlock()
+
+	// A broken file is refused and the version in use stays.
+	v2 := s.Current().Version()
+	appendLine(t, dir, reference.TACFile, "2199,Zanco,short,,,,,,,\n")
+	require.Eventually(t, func() bool { return reloads(s, ResultError) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, v2, s.Current().Version())
+	require.ErrorContains(t, s.LastError(), "refused, version "+v2+" stays in use")
+	require.ErrorContains(t, s.LastError(), `tac.csv:`)
+	require.ErrorContains(t, s.LastError(), `:1 (column tac): "2199" is not a TAC (exactly 8 digits)`)
+
+	// Files that are not reference files do not trigger a reload.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
+	// Fixing the file brings a new version in.
+	b, err := os.ReadFile(filepath.Join(dir, reference.TACFile))
+	require.NoError(t, err)
+	fixed := b[:len(b)-len("2199,Zanco,short,,,,,,,\n")]
+	require.NoError(t, os.WriteFile(filepath.Join(dir, reference.TACFile), fixed, 0o644))
+	require.Eventually(t, func() bool { return s.LastError() == nil }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, v2, s.Current().Version(), "same content as before the broken write")
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	s, _ := newStore(t)
+	// Keep SIGHUP from killing the test binary before the store's handler is installed.
+	own := make(chan os.Signal, 16)
+	signal.Notify(own, syscall.SIGHUP)
+	defer signal.Stop(own)
+	runStore(t, s)
+	require.Eventually(t, func() bool {
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+		return reloads(s, ResultUnchanged) >= 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Zero(t, reloads(s, ResultOK), "same files, same version: nothing swapped")
+}
+
+func TestNewRefusesBrokenData(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, reftest.WriteDir(dir, reftest.Options{Seed: 1}))
+	appendLine(t, dir, reference.SensorsFile, "ma-nowhere.rf-001,ma-nowhere,A,0,yard,y,0,0,rf_detector,v\n")
+	_, err := New(dir, schemaref.FS, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.ErrorContains(t, err, `sensors.csv:`)
+	require.ErrorContains(t, err, `:2 (column facility_id): unknown facility "ma-nowhere"`)
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	s, err := New("", schemaref.FS, zaptest.NewLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.Equal(t, 176, s.Current().Stats().Facilities)
+	result, err := s.Reload()
+	require.NoError(t, err)
+	require.Equal(t, ResultUnchanged, result)
+}
+
+// BenchmarkReload measures a full reload as the enricher does it (read, validate, swap,
+// compile the enrichment table) of 200 facilities × 50 sensors and 100,000 TACs,
+// alternating two versions so that every reload swaps.
+func BenchmarkReload(b *testing.B) {
+	dir := b.TempDir()
+	require.NoError(b, reftest.WriteDir(dir, reftest.Options{Facilities: 200, SensorsPerFacility: 50, TACs: 100000, Seed: 1}))
+	s, err := New(dir, schemaref.FS, zaptest.NewLogger(b), prometheus.NewRegistry())
+	require.NoError(b, err)
+	var tables atomic.Pointer[enrich.Table]
+	s.OnChange(func(snap *reference.Snapshot) { tables.Store(enrich.Compile(snap)) })
+	path := filepath.Join(dir, reference.OperatorsFile)
+	v1, err := os.ReadFile(path)
+	require.NoError(b, err)
+	v2 := append(append([]byte(nil), v1...), []byte("999,98,,,Bench,Bench,Operational,Test,,\n")...)
+	i := 0
+	for b.Loop() {
+		data := v1
+		if i%2 == 0 {
+			data = v2
+		}
+		b.StopTimer()
+		require.NoError(b, os.WriteFile(path, data, 0o644))
+		b.StartTimer()
+		result, err := s.Reload()
+		require.NoError(b, err)
+		require.Equal(b, ResultOK, result)
+		i++
+	}
+}
