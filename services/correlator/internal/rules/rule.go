@@ -1,0 +1,137 @@
+// Package rules loads correlation rules from YAML (schemas/rules), validates them against
+// their JSON Schema and against what the correlator can evaluate, and compiles them into
+// Rule values the streaming and scheduled engines run. Rule types are Go code; rule
+// instances are data.
+package rules
+
+import (
+	"time"
+
+	"github.com/vigie/vigie/pkg/event"
+)
+
+// Type is a rule type: how a finding is computed.
+type Type string
+
+// Rule types.
+const (
+	// EventCount: at least Threshold events of one group within Window.
+	EventCount Type = "event_count"
+	// ValueCount: every Distinct field has at least its Min distinct values in one group
+	// within Window.
+	ValueCount Type = "value_count"
+	// NewTerm: a group key unseen during History before Window, seen within Window (with
+	// optional Distinct conditions).
+	NewTerm Type = "new_term"
+	// Sequence: an event matching First, then one matching Then, of the same group within
+	// Window (with MinGap, Different and MinDistanceKm constraints).
+	Sequence Type = "sequence"
+	// BaselineThreshold: at least MinGroups groups whose count in one Bucket exceeds their
+	// baseline's mean by Stddevs standard deviations.
+	BaselineThreshold Type = "baseline_threshold"
+)
+
+// Mode says where a rule is evaluated.
+type Mode string
+
+// Evaluation modes.
+const (
+	// Streaming rules run per event in the correlator's memory, keyed by device.
+	Streaming Mode = "streaming"
+	// Scheduled rules run as ClickHouse queries at each step of event time.
+	Scheduled Mode = "scheduled"
+)
+
+// Rule is one compiled rule.
+type Rule struct {
+	ID          string
+	File        string
+	Title       string
+	Description string
+	Severity    string
+	Type        Type
+	Mode        Mode
+	Source      *Source // scheduled rules
+	Where       Filter
+	GroupBy     []Field
+	Window      time.Duration
+
+	Threshold int             // event_count
+	Distinct  []DistinctCount // value_count, new_term
+	History   time.Duration   // new_term
+
+	First, Then   Step // sequence
+	Ordered       bool
+	MinGap        time.Duration
+	Different     []Field
+	MinDistanceKm float64
+
+	Bucket         time.Duration // baseline_threshold
+	BaselineWindow time.Duration
+	SameHourOfDay  bool
+	MinStddev      float64
+	Stddevs        float64
+	MinCount       int
+	MinGroups      int
+
+	Every    time.Duration // scheduled
+	Lateness time.Duration
+
+	UpdateEvery time.Duration // streaming
+	MaxEvidence int
+	Explanation string
+}
+
+// DistinctCount asks for at least Min distinct values of Field.
+type DistinctCount struct {
+	Field Field
+	Min   int
+}
+
+// Step is one event of a sequence.
+type Step struct {
+	Where   Filter
+	NewTerm *NewTermStep
+}
+
+// NewTermStep restricts a sequence step to events bringing a value of Field new to the
+// group over History, looked up in Source.
+type NewTermStep struct {
+	Field   Field
+	History time.Duration
+	Source  *Source
+}
+
+// Horizon is how long a streaming rule needs to remember an event: its window, or for a
+// sequence its window plus nothing more (the first event must be at most Window old).
+func (r *Rule) Horizon() time.Duration { return r.Window }
+
+// GroupKey returns the group key of e: the value of the single group field, or
+// field=value pairs joined by commas.
+func (r *Rule) GroupKey(e *event.Enriched) string {
+	if len(r.GroupBy) == 1 {
+		return r.GroupBy[0].Get(e)
+	}
+	vals := make([]string, len(r.GroupBy))
+	for i, f := range r.GroupBy {
+		vals[i] = f.Get(e)
+	}
+	return JoinGroupKey(r.GroupBy, vals)
+}
+
+// JoinGroupKey formats the group key of values of fields.
+func JoinGroupKey(fields []Field, values []string) string {
+	if len(fields) == 1 {
+		return values[0]
+	}
+	var b []byte
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f.Name...)
+		b = append(b, '=')
+		b = append(b, values[i]...)
+	}
+	return string(b)
+}
