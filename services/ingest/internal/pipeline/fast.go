@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
-	"encoding/json"
 	"time"
 
 	"github.com/vigie/vigie/pkg/event"
@@ -17,33 +15,15 @@ import (
 // empty strings, integers written 1.0, keys in another case) or of a rare kind (drones,
 // jammers, seizures) — goes through the schema library, which decides and explains.
 
-// wire is the detector event as decoded on the fast path: observed_at as its string, so
-// that its exact form can be checked.
-type wire struct {
-	event.Detector
-	ObservedAt string `json:"observed_at"`
-}
-
 // fastDecode returns the event and true when data is certainly a valid detector event of a
 // high-volume kind; false means "ask the schema".
 func fastDecode(data []byte) (event.Detector, bool) {
-	if !plainJSON(data) {
+	var d event.Detector
+	observedAt, ok := scanDetector(data, &d)
+	if !ok || !observedAtOK(observedAt) {
 		return event.Detector{}, false
 	}
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return event.Detector{}, false
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
-		return event.Detector{}, false
-	}
-	d := w.Detector
-	if !observedAtOK(w.ObservedAt) {
-		return event.Detector{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, w.ObservedAt)
+	t, err := time.Parse(time.RFC3339Nano, observedAt)
 	if err != nil {
 		return event.Detector{}, false
 	}
@@ -52,50 +32,6 @@ func fastDecode(data []byte) (event.Detector, bool) {
 		return event.Detector{}, false
 	}
 	return d, true
-}
-
-// plainJSON scans data once and reports false for what the Go decoder would read
-// differently from the schema: a key that is not lowercase ASCII (Go matches keys without
-// regard to case), a null (Go leaves the field empty) or an empty string (Go cannot tell it
-// from an absent field).
-func plainJSON(data []byte) bool {
-	inString := false
-	start := 0
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-				if i == start {
-					return false // empty string
-				}
-				// A key is a string followed by ':'.
-				j := i + 1
-				for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
-					j++
-				}
-				if j < len(data) && data[j] == ':' {
-					for _, k := range data[start:i] {
-						if (k < 'a' || k > 'z') && k != '_' && (k < '0' || k > '9') {
-							return false
-						}
-					}
-				}
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-			start = i + 1
-		case 'n':
-			return false // null
-		}
-	}
-	return !inString
 }
 
 // observedAtOK checks the pattern ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$.

@@ -175,7 +175,7 @@ func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome 
 	if err != nil {
 		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil, nil)
 	}
-	o.Raw, err = json.Marshal(&r)
+	o.Raw, err = r.AppendJSON(make([]byte, 0, 640))
 	if err != nil {
 		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil, nil)
 	}

@@ -1,0 +1,185 @@
+package event
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the JSON of r, byte for byte what json.Marshal(r) gives, without
+// reflection: ingest encodes every accepted event, and reflection-based encoding was the
+// largest cost of its hot path. Events with a nested object (drones, jammers, seizures; rare)
+// go through json.Marshal.
+func (r *Raw) AppendJSON(b []byte) ([]byte, error) {
+	if r.Drone != nil || r.Jammer != nil || r.Seizure != nil {
+		j, err := json.Marshal(r)
+		return append(b, j...), err
+	}
+	c := &r.Common
+	b = append(b, `{"event_id":`...)
+	b = appendString(b, c.EventID)
+	b = append(b, `,"sensor_id":`...)
+	b = appendString(b, c.SensorID)
+	b = append(b, `,"observed_at":`...)
+	b = appendTime(b, c.ObservedAt)
+	b = append(b, `,"kind":`...)
+	b = appendString(b, string(c.Kind))
+	b = appendOptString(b, `,"zone":`, c.Zone)
+	b = appendOptString(b, `,"cell":`, c.Cell)
+	b = appendOptString(b, `,"rat":`, string(c.RAT))
+	b = appendOptString(b, `,"band":`, c.Band)
+	b = appendOptFloat(b, `,"freq_mhz":`, c.FreqMHz)
+	b = appendOptFloat(b, `,"rssi_dbm":`, c.RSSIdBm)
+	b = appendOptString(b, `,"outcome":`, string(c.Outcome))
+	b = appendOptInt(b, `,"duration_ms":`, c.DurationMs)
+	b = appendOptInt(b, `,"data_bytes":`, c.DataBytes)
+	b = appendOptFloat(b, `,"bandwidth_khz":`, c.BandwidthKHz)
+	p := &r.Pseudonyms
+	b = appendOptString(b, `,"key_version":`, p.KeyVersion)
+	b = appendOptString(b, `,"imei_pseudo":`, p.IMEIPseudo)
+	b = appendOptString(b, `,"tac":`, p.TAC)
+	b = appendOptString(b, `,"imei_serial_prefix":`, p.IMEISerialPrefix)
+	if p.IMEICheckOK != nil {
+		b = append(b, `,"imei_check_ok":`...)
+		b = strconv.AppendBool(b, *p.IMEICheckOK)
+	}
+	b = appendOptString(b, `,"imsi_pseudo":`, p.IMSIPseudo)
+	b = appendOptString(b, `,"mcc":`, p.MCC)
+	b = appendOptString(b, `,"mnc":`, p.MNC)
+	b = appendOptString(b, `,"msisdn_pseudo":`, p.MSISDNPseudo)
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, r.ReceivedAt)
+	return append(b, '}'), nil
+}
+
+func appendOptString(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, key...), s)
+}
+
+func appendOptFloat(b []byte, key string, f *float64) []byte {
+	if f == nil {
+		return b
+	}
+	return appendFloat(append(b, key...), *f)
+}
+
+func appendOptInt(b []byte, key string, n *int64) []byte {
+	if n == nil {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), *n, 10)
+}
+
+// appendFloat formats like encoding/json: shortest representation, exponent form only
+// below 1e-6 or from 1e21, with a two-digit minimum exponent trimmed ("1e-07" → "1e-7").
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(b, "null"...) // never valid in the contract; json.Marshal would fail
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		n := len(b) - start
+		if n >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
+			b[len(b)-2] = b[len(b)-1]
+			b = b[:len(b)-1]
+		}
+	}
+	return b
+}
+
+// appendTime formats t in TimeLayout without time.Format's layout interpretation.
+func appendTime(b []byte, t Time) []byte {
+	u := t.UTC()
+	year, month, day := u.Date()
+	hour, min, sec := u.Clock()
+	ms := u.Nanosecond() / 1e6
+	if year < 0 || year > 9999 {
+		j, _ := t.MarshalJSON()
+		return append(b, j...)
+	}
+	b = append(b, '"')
+	b = append4(b, year)
+	b = append(b, '-')
+	b = append2(b, int(month))
+	b = append(b, '-')
+	b = append2(b, day)
+	b = append(b, 'T')
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, min)
+	b = append(b, ':')
+	b = append2(b, sec)
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z', '"')
+	return b
+}
+
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
+func append4(b []byte, n int) []byte {
+	return append(b, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s like encoding/json with HTML escaping (its default): <, >, & and
+// control characters as \u00XX, invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

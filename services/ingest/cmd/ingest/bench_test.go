@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigie/vigie/pkg/sensorauth"
+	"github.com/vigie/vigie/pkg/testenv"
+)
+
+// The benchmarks run ingest as a separate process (this test binary re-executed with
+// VIGIE_INGEST_BENCH_SERVER=1), so that its CPU time and resident memory are measured apart
+// from the load generator, against the real broker of `make up`:
+//
+//	go test -run XXX -bench Ingest -benchtime 400x ./cmd/ingest
+//
+// Metrics: events/s (wall), events/s/core (events per second of ingest CPU time), p50 and
+// p99 request latency, peak RSS of the ingest process.
+func TestMain(m *testing.M) {
+	if os.Getenv("VIGIE_INGEST_BENCH_SERVER") == "1" {
+		if path := os.Getenv("VIGIE_INGEST_BENCH_CPUPROFILE"); path != "" {
+			f, err := os.Create(path)
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+		if err := run(context.Background(), nil); err != nil {
+			fmt.Fprintln(os.Stderr, "ingest:", err)
+			os.Exit(1)
+		}
+		pprof.StopCPUProfile()
+		os.Exit(0)
+	}
+	code := m.Run()
+	benchServer.stop()
+	os.Exit(code)
+}
+
+const (
+	batchSize   = 500
+	benchSensor = "cp-aix-luynes.batiment-b.mas-tecore-inac-01"
+)
+
+type serverProc struct {
+	once  sync.Once
+	err   error
+	cmd   *exec.Cmd
+	url   string
+	token string
+	dir   string
+}
+
+var benchServer serverProc
+
+func (s *serverProc) start(b *testing.B) {
+	brokers := testenv.Lookup(b, "KAFKA_BROKERS")
+	s.once.Do(func() {
+		s.dir, s.err = os.MkdirTemp("", "ingest-bench")
+		if s.err != nil {
+			return
+		}
+		entry, tok, err := sensorauth.NewEntry(benchSensor)
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.token = tok
+		cred := filepath.Join(s.dir, "credentials.yaml")
+		if s.err = (&sensorauth.File{Credentials: []sensorauth.Entry{entry}}).WriteFile(cred); s.err != nil {
+			return
+		}
+		keys := filepath.Join(s.dir, "keys.yaml")
+		if s.err = os.WriteFile(keys, []byte("active: b1\ndefault_country_code: \"33\"\nkeys:\n  b1: "+hex.EncodeToString([]byte("benchmark-key-0123456789abcdefgh"))+"\n"), 0o600); s.err != nil {
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.err = err
+			return
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+		s.cmd = exec.Command(os.Args[0])
+		s.cmd.Env = append(os.Environ(),
+			"VIGIE_INGEST_BENCH_SERVER=1",
+			"VIGIE_INGEST_LISTEN="+addr,
+			"VIGIE_INGEST_ADMIN_LISTEN=127.0.0.1:0",
+			"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
+			"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
+			"VIGIE_INGEST_KAFKA_BROKERS="+brokers,
+			"VIGIE_INGEST_TOPICS_RAW=bench_raw_"+suffix,
+			"VIGIE_INGEST_TOPICS_DLQ=bench_dlq_"+suffix,
+			"VIGIE_INGEST_TOPICS_PARTITIONS=6",
+			"VIGIE_INGEST_RATE_EVENTS_PER_SECOND=10000000",
+			"VIGIE_INGEST_RATE_BURST=10000000",
+			"VIGIE_INGEST_LOG_LEVEL=warn",
+		)
+		s.cmd.Stderr = os.Stderr
+		if s.err = s.cmd.Start(); s.err != nil {
+			return
+		}
+		s.url = "http://" + addr + "/v1/events"
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				_ = c.Close()
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // waiting for another process to listen
+		}
+		s.err = fmt.Errorf("ingest did not listen on %s within 60s", addr)
+	})
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+}
+
+func (s *serverProc) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		_ = s.cmd.Wait()
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// cpuSeconds is the user+system CPU time of the ingest process.
+func (s *serverProc) cpuSeconds(b *testing.B) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// peakRSSMB is the ingest process's high-water resident set size.
+func (s *serverProc) peakRSSMB(b *testing.B) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// eventTemplates are realistic detector events of about 600 bytes: mostly MAS attempts with
+// identifiers and RF bursts, each with a unique event_id substituted for ID.
+var eventTemplates = []string{
+	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T09:14:07.125Z", "kind": "mas_attach", "zone": "batiment-b-aile-est-etage-2-couloir-nord-cellules-200-a-230", "cell": "B-214", "rat": "4G", "band": "B20", "freq_mhz": 806.0, "rssi_dbm": -71.5, "outcome": "blocked", "duration_ms": 0, "imei": "3582880210421N0", "imsi": "2081501234N6789"}`,
+	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T09:16:41.503Z", "kind": "call_attempt", "zone": "batiment-b-aile-est-etage-2-couloir-nord-cellules-200-a-230", "cell": "B-216", "rat": "2G", "band": "GSM900", "freq_mhz": 935.2, "rssi_dbm": -64.25, "outcome": "blocked", "duration_ms": 1250, "imei": "3592806033109N0", "imsi": "2081098765N4321", "msisdn_dialed": "+33 6 12 34 N6 78"}`,
+	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T21:02:13.008Z", "kind": "sms_attempt", "zone": "quartier-arrivants-rez-de-chaussee-aile-sud-cellules-1-a-20", "cell": "QA-007", "rat": "3G", "band": "B1", "freq_mhz": 2140.6, "rssi_dbm": -88.0, "outcome": "blocked", "imei": "8674180155209N1", "imsi": "2082012345N6789", "msisdn_dialed": "06 98 76 N4 32"}`,
+	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T21:05:00.000Z", "kind": "data_attempt", "zone": "quartier-arrivants-rez-de-chaussee-aile-sud-cellules-1-a-20", "cell": "QA-009", "rat": "4G", "band": "B3", "freq_mhz": 1815.0, "rssi_dbm": -93.25, "outcome": "blocked", "duration_ms": 1200, "data_bytes": 40960, "imei": "3533251044761N8", "imsi": "2081576543N1098"}`,
+	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T02:44:59.871Z", "kind": "rf_burst", "zone": "batiment-c-aile-ouest-etage-1-couloir-sud-cellules-100-a-140", "cell": "C-112", "rat": "4G", "band": "B20", "freq_mhz": 847.5, "rssi_dbm": -52.5, "duration_ms": 340, "bandwidth_khz": 10000}`,
+}
+
+// body returns a batch of batchSize events with ids seq..seq+batchSize-1 and identifiers
+// varied by the sequence number.
+func body(seq int64) []byte {
+	var buf bytes.Buffer
+	buf.Grow(batchSize * 620)
+	for i := range int64(batchSize) {
+		n := seq + i
+		t := eventTemplates[n%int64(len(eventTemplates))]
+		id := fmt.Sprintf("tecore-inac-01:01JDQ4M5N8X7K2T3V9W0YZAB1C:%012d:attempt", n)
+		t = strings.Replace(t, `"ID"`, `"`+id+`"`, 1)
+		t = strings.ReplaceAll(t, "N", strconv.Itoa(int(n%10)))
+		buf.WriteString(t)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+var seq atomic.Int64
+
+type result struct {
+	latencies []time.Duration
+	events    int64
+}
+
+func post(client *http.Client, url, token string, data []byte) (time.Duration, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Authorization", "Bearer "+token)
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		return d, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return d, nil
+}
+
+func report(b *testing.B, res result, wall time.Duration, cpu float64) {
+	sort.Slice(res.latencies, func(i, j int) bool { return res.latencies[i] < res.latencies[j] })
+	q := func(p float64) float64 {
+		return float64(res.latencies[int(p*float64(len(res.latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(res.events)/wall.Seconds(), "events/s")
+	b.ReportMetric(float64(res.events)/cpu, "events/s/core")
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(benchServer.peakRSSMB(b), "peak-rss-MB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkIngestThroughput sends b.N batches of 500 events from 4 concurrent clients as
+// fast as ingest takes them.
+func BenchmarkIngestThroughput(b *testing.B) {
+	benchServer.start(b)
+	const clients = 4
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		bodies[i] = body(seq.Add(batchSize) - batchSize)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	var next atomic.Int64
+	var mu sync.Mutex
+	res := result{}
+	cpu0 := benchServer.cpuSeconds(b)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				d, err := post(client, benchServer.url, benchServer.token, bodies[i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				res.latencies = append(res.latencies, d)
+				res.events += batchSize
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	b.StopTimer()
+	report(b, res, wall, benchServer.cpuSeconds(b)-cpu0)
+}
+
+// BenchmarkIngestLatencyAt20k paces b.N batches of 500 events at 20,000 events/s (one
+// request every 25 ms) and reports the latency distribution.
+func BenchmarkIngestLatencyAt20k(b *testing.B) {
+	benchServer.start(b)
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		bodies[i] = body(seq.Add(batchSize) - batchSize)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	var mu sync.Mutex
+	res := result{}
+	cpu0 := benchServer.cpuSeconds(b)
+	b.ResetTimer()
+	start := time.Now()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := range b.N {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := post(client, benchServer.url, benchServer.token, bodies[i])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, d)
+			res.events += batchSize
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	b.StopTimer()
+	report(b, res, wall, benchServer.cpuSeconds(b)-cpu0)
+}
