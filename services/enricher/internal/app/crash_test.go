@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/services/enricher/internal/reftest"
+)
+
+// buildBinary builds the enricher command once for the tests that run it as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "enricher")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigie/vigie/services/enricher/cmd/enricher")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func processEnv(cfg Config) []string {
+	env := os.Environ()
+	set := map[string]string{
+		"KAFKA_BROKERS":        strings.Join(cfg.Kafka.Brokers, ","),
+		"KAFKA_RAW_TOPIC":      cfg.Kafka.RawTopic,
+		"KAFKA_ENRICHED_TOPIC": cfg.Kafka.EnrichedTopic,
+		"KAFKA_DLQ_TOPIC":      cfg.Kafka.DLQTopic,
+		"KAFKA_GROUP_ID":       cfg.Kafka.GroupID,
+		"KAFKA_PARTITIONS":     fmt.Sprint(cfg.Kafka.Partitions),
+		"KAFKA_BATCH_SIZE":     fmt.Sprint(cfg.Kafka.BatchSize),
+		"REFERENCE_DIR":        cfg.Reference.Dir,
+		"ADMIN_ADDR":           "127.0.0.1:0",
+		"LOG_LEVEL":            "warn",
+	}
+	for k, v := range set {
+		env = append(env, EnvPrefix+"_"+k+"="+v)
+	}
+	return env
+}
+
+func enrichedCount(t *testing.T, cfg Config) int64 {
+	t.Helper()
+	offsets, err := kafka.PartitionOffsets(context.Background(), cfg.Kafka.Brokers, cfg.Kafka.EnrichedTopic)
+	require.NoError(t, err)
+	var n int64
+	for _, o := range offsets {
+		n += o
+	}
+	return n
+}
+
+// TestKilledMidStream kills the enricher process with SIGKILL several times while it works
+// through a stream, restarting it each time: every raw event still comes out enriched.
+func TestKilledMidStream(t *testing.T) {
+	bin := buildBinary(t)
+	cfg, snap := testConfig(t, reftest.Options{Seed: 15})
+	cfg.Kafka.BatchSize = 300
+	events := reftest.Events(snap, 30000, 4)
+	produceRaw(t, cfg, events)
+
+	const kills = 3
+	for i := 0; i < kills; i++ {
+		cmd := exec.Command(bin)
+		cmd.Env = processEnv(cfg)
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		before := enrichedCount(t, cfg)
+		// Kill once it has produced some more, in the middle of its work.
+		require.Eventually(t, func() bool { return enrichedCount(t, cfg) >= before+2000 }, 60*time.Second, 2*time.Millisecond)
+		require.NoError(t, cmd.Process.Kill())
+		_ = cmd.Wait()
+		t.Logf("kill %d at %d enriched messages", i+1, enrichedCount(t, cfg))
+	}
+	require.Less(t, enrichedCount(t, cfg), int64(len(events)), "killed mid-stream")
+
+	cmd := exec.Command(bin)
+	cmd.Env = processEnv(cfg)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 120*time.Second, 2*time.Second)
+	got, dups := enrichedByID(t, out)
+	for _, ev := range events {
+		_, ok := got[ev.EventID]
+		require.True(t, ok, "event %s lost across kills", ev.EventID)
+	}
+	t.Logf("%d events, %d messages, %d duplicates from %d kills (at-least-once)", len(events), len(out.msgs), dups, kills)
+}
+
+// TestRebalanceLosesNothing runs two enrichers in one group, then stops one mid-stream and
+// starts a third: the partitions move and every event comes out.
+func TestRebalanceLosesNothing(t *testing.T) {
+	cfg, snap := testConfig(t, reftest.Options{Seed: 16})
+	cfg.Kafka.BatchSize = 200
+	events := reftest.Events(snap, 20000, 6)
+	produceRaw(t, cfg, events)
+
+	a := start(t, cfg)
+	b := start(t, cfg)
+	total := func() float64 {
+		return metric(t, a.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"}) +
+			metric(t, b.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"})
+	}
+	require.Eventually(t, func() bool { return total() >= 4000 }, 60*time.Second, 2*time.Millisecond)
+	a.stop(t)
+	c := start(t, cfg)
+
+	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 120*time.Second, 2*time.Second)
+	got, dups := enrichedByID(t, out)
+	for _, ev := range events {
+		_, ok := got[ev.EventID]
+		require.True(t, ok, "event %s lost in the rebalance", ev.EventID)
+	}
+	handled := metric(t, b.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"}) +
+		metric(t, c.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"})
+	t.Logf("%d events, %d duplicates; after the first left, the others handled %.0f", len(events), dups, handled)
+}
