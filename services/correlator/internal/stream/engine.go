@@ -1,0 +1,324 @@
+// Package stream evaluates the streaming rules: per event, in memory, with state per device
+// (the key of detections.enriched.v1), so that one correlator instance owning a partition
+// sees each of its devices' whole history. Event time drives every window; state older than
+// a rule's window is evicted, so memory is bounded by the devices active within the longest
+// window. The state is a pure function of the partition's events in offset order, which is
+// what lets it be rebuilt from ClickHouse after a restart or a rebalance (see Rebuilder).
+package stream
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/rules"
+)
+
+// evictEvery is how far event time advances between two eviction sweeps.
+const evictEvery = time.Minute
+
+// Engine holds one partition's streaming state. It is not safe for concurrent use: each
+// partition has its own engine, driven by one goroutine.
+type Engine struct {
+	evals   []evaluator
+	devices map[string]*device
+	ref     *reference.Snapshot
+	intern  map[string]string
+
+	maxSeen   int64 // highest event time seen, ms
+	lastSweep int64
+	stats     Stats
+}
+
+// Stats counts what an engine did, for metrics.
+type Stats struct {
+	Events      uint64
+	Evaluations []uint64 // per rule, in Rules order
+	Evicted     uint64
+}
+
+// device is the state of one device: one slot per streaming rule, nil when the rule holds
+// nothing for it.
+type device struct {
+	slots []state
+}
+
+// state is a rule's state for one device.
+type state interface {
+	episode() *episode
+}
+
+// evaluator is the Go code of one rule type, bound to one rule instance.
+type evaluator interface {
+	rule() *rules.Rule
+	// observe folds e (already matched against the rule's where filter) into s (nil when
+	// empty) and returns the state and a finding when the rule's condition holds at e.
+	observe(s state, e *observed) (state, *finding)
+	// evict drops what is older than before (ms) and returns nil when nothing is left.
+	evict(s state, before int64) state
+}
+
+// observed is an event being evaluated, with what every evaluator needs precomputed.
+type observed struct {
+	*event.Enriched
+	t        int64 // observed_at, ms
+	facility string
+}
+
+// finding is what a rule found at one event: the material of an alert.
+type finding struct {
+	at          int64
+	first, last int64
+	facilities  []string
+	evidence    []string
+	count       int
+	values      map[string]string
+}
+
+// NewEngine returns an engine for the streaming rules among rs. ref gives facility
+// coordinates when an event lacks them (may be nil).
+func NewEngine(rs []*rules.Rule, ref *reference.Snapshot) *Engine {
+	e := &Engine{devices: map[string]*device{}, ref: ref, intern: map[string]string{}}
+	for _, r := range rs {
+		if r.Mode != rules.Streaming {
+			continue
+		}
+		switch r.Type {
+		case rules.ValueCount:
+			e.evals = append(e.evals, &valueCount{r: r})
+		case rules.EventCount:
+			e.evals = append(e.evals, &eventCount{r: r})
+		case rules.Sequence:
+			e.evals = append(e.evals, &sequence{r: r, eng: e})
+		}
+	}
+	e.stats.Evaluations = make([]uint64, len(e.evals))
+	return e
+}
+
+// Rules lists the engine's rules in evaluation order.
+func (e *Engine) Rules() []*rules.Rule {
+	out := make([]*rules.Rule, len(e.evals))
+	for i, ev := range e.evals {
+		out[i] = ev.rule()
+	}
+	return out
+}
+
+// Stats returns the counters so far.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Devices is the number of devices holding state.
+func (e *Engine) Devices() int { return len(e.devices) }
+
+// MaxEventTime is the highest event time seen.
+func (e *Engine) MaxEventTime() time.Time { return time.UnixMilli(e.maxSeen).UTC() }
+
+// Observe evaluates every streaming rule on ev and appends the alerts it raises or extends
+// to out. With emit false (rebuilding state from history already handled) the state,
+// including open findings, evolves exactly the same but no alert is returned.
+func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []alert.Alert {
+	e.stats.Events++
+	key := ev.Enrichment.DeviceKey
+	if key == "" {
+		key = ev.Raw.DeviceKey()
+	}
+	o := observed{Enriched: ev, t: ev.ObservedAt.UnixMilli(), facility: e.internString(ev.FacilityID)}
+	if o.t > e.maxSeen {
+		e.maxSeen = o.t
+	}
+	d := e.devices[key]
+	for i, ev := range e.evals {
+		r := ev.rule()
+		if !r.Where.Match(o.Enriched) {
+			continue
+		}
+		e.stats.Evaluations[i]++
+		var s state
+		if d != nil {
+			s = d.slots[i]
+		}
+		s, f := ev.observe(s, &o)
+		if s != nil && d == nil {
+			d = &device{slots: make([]state, len(e.evals))}
+			e.devices[key] = d
+		}
+		if d != nil {
+			d.slots[i] = s
+		}
+		if f == nil || s == nil {
+			continue
+		}
+		if a, ok := track(s.episode(), r, key, f); ok && emit {
+			out = append(out, a)
+		}
+	}
+	if e.maxSeen-e.lastSweep >= evictEvery.Milliseconds() {
+		e.sweep()
+	}
+	return out
+}
+
+// sweep evicts state older than each rule's window behind the highest event time seen.
+func (e *Engine) sweep() {
+	e.lastSweep = e.maxSeen
+	for key, d := range e.devices {
+		live := false
+		for i, ev := range e.evals {
+			s := d.slots[i]
+			if s == nil {
+				continue
+			}
+			before := e.maxSeen - ev.rule().Window.Milliseconds()
+			if ep := s.episode(); ep.open && ep.alert.LastEvidenceAt.UnixMilli() < before {
+				*ep = episode{}
+			}
+			s = ev.evict(s, before)
+			d.slots[i] = s
+			live = live || s != nil
+		}
+		if !live {
+			delete(e.devices, key)
+			e.stats.Evicted++
+		}
+	}
+}
+
+// internString shares one copy of low-cardinality strings (facility ids) across states.
+func (e *Engine) internString(s string) string {
+	if v, ok := e.intern[s]; ok {
+		return v
+	}
+	if len(e.intern) < 100_000 {
+		e.intern[s] = s
+	}
+	return s
+}
+
+// episode is the open finding of one rule for one device: the alert as last built and the
+// event time of its last emitted version.
+type episode struct {
+	open     bool
+	alert    alert.Alert
+	lastEmit int64
+}
+
+// track folds a finding into the device's episode: a finding within the rule's window of
+// the open one extends it (same id), otherwise it opens a new one. It returns the alert
+// version to emit, if any: the first version, a version that grew (more facilities or
+// evidence count), or one at most every rule.UpdateEvery of event time otherwise.
+func track(ep *episode, r *rules.Rule, key string, f *finding) (alert.Alert, bool) {
+	next := buildAlert(r, key, f)
+	if ep.open && f.at-ep.alert.LastEvidenceAt.UnixMilli() <= r.Window.Milliseconds() {
+		grew := ep.alert.Extend(&next, r.MaxEvidence)
+		if !grew && f.at-ep.lastEmit < r.UpdateEvery.Milliseconds() {
+			return alert.Alert{}, false
+		}
+		ep.alert.Version++
+		ep.lastEmit = f.at
+		return clone(ep.alert), true
+	}
+	next.ID = alert.ID(r.ID, key, next.UpdatedAt)
+	next.CreatedAt = next.UpdatedAt
+	next.Version = 1
+	*ep = episode{open: true, alert: next, lastEmit: f.at}
+	return clone(next), true
+}
+
+func clone(a alert.Alert) alert.Alert {
+	a.Facilities = append([]string(nil), a.Facilities...)
+	a.EvidenceIDs = append([]string(nil), a.EvidenceIDs...)
+	return a
+}
+
+func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
+
+func buildAlert(r *rules.Rule, key string, f *finding) alert.Alert {
+	facilities := uniqueSorted(f.facilities)
+	evidence := uniqueSorted(f.evidence)
+	if len(evidence) > r.MaxEvidence {
+		evidence = evidence[:r.MaxEvidence]
+	}
+	a := alert.Alert{
+		Rule: r.ID, Severity: r.Severity, GroupKey: key, Facilities: facilities,
+		FirstEvidenceAt: ms(f.first), LastEvidenceAt: ms(f.last),
+		WindowStart: ms(f.at - r.Window.Milliseconds()), WindowEnd: ms(f.at),
+		EvidenceIDs: evidence, EvidenceCount: uint32(f.count),
+		UpdatedAt: ms(f.at),
+	}
+	vals := map[string]string{
+		"group_key": key, "facilities": strings.Join(facilities, ", "), "facility_count": strconv.Itoa(len(facilities)),
+		"count": strconv.Itoa(f.count), "first": ms(f.first).Format(event.TimeLayout), "last": ms(f.last).Format(event.TimeLayout),
+		"window": rules.FormatDuration(r.Window), "history": rules.FormatDuration(r.History),
+	}
+	for k, v := range f.values {
+		vals[k] = v
+	}
+	a.Explanation = Render(r, vals)
+	return a
+}
+
+// Render fills a rule's explanation template ({name} placeholders) with vals; unknown
+// placeholders are left as they are. Without a template it says the rule's title and group.
+func Render(r *rules.Rule, vals map[string]string) string {
+	tmpl := r.Explanation
+	if tmpl == "" {
+		tmpl = r.Title + ": {group_key} at {facilities}"
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			break
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			b.WriteString(tmpl)
+			break
+		}
+		name := tmpl[i+1 : i+j]
+		b.WriteString(tmpl[:i])
+		if v, ok := vals[name]; ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(tmpl[i : i+j+1])
+		}
+		tmpl = tmpl[i+j+1:]
+	}
+	return b.String()
+}
+
+func uniqueSorted(s []string) []string {
+	out := make([]string, 0, len(s))
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	w := 0
+	for i, v := range out {
+		if i == 0 || v != out[w-1] {
+			out[w] = v
+			w++
+		}
+	}
+	return out[:w]
+}
+
+// Duration formats a gap between two event times for explanations.
+func Duration(d time.Duration) string {
+	switch {
+	case d >= rules.Day:
+		return strconv.FormatFloat(d.Hours()/24, 'f', 1, 64) + "d"
+	case d >= time.Hour:
+		return strconv.FormatFloat(d.Hours(), 'f', 1, 64) + "h"
+	default:
+		return strconv.FormatFloat(d.Minutes(), 'f', 0, 64) + "m"
+	}
+}
