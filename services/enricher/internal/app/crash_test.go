@@ -17,7 +17,7 @@ import (
 )
 
 // buildBinary builds the enricher command once for the tests that run it as a process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "enricher")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigie/vigie/services/enricher/cmd/enricher")
@@ -46,7 +46,7 @@ func processEnv(cfg Config) []string {
 	return env
 }
 
-func enrichedCount(t *testing.T, cfg Config) int64 {
+func enrichedCount(t testing.TB, cfg Config) int64 {
 	t.Helper()
 	offsets, err := kafka.PartitionOffsets(context.Background(), cfg.Kafka.Brokers, cfg.Kafka.EnrichedTopic)
 	require.NoError(t, err)

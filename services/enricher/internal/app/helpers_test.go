@@ -27,7 +27,7 @@ import (
 
 // testConfig is a configuration with topics and group of this test only and the reference
 // data written to a fresh directory.
-func testConfig(t *testing.T, opt reftest.Options) (Config, *reference.Snapshot) {
+func testConfig(t testing.TB, opt reftest.Options) (Config, *reference.Snapshot) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Log.Format = "console"
@@ -94,7 +94,7 @@ func (r *running) stop(t *testing.T) {
 }
 
 // metric returns the value of a counter or gauge of reg with the given labels.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func metric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -128,14 +128,14 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 }
 
 // produceRaw writes events to the raw topic keyed by sensor id, as ingest does.
-func produceRaw(t *testing.T, cfg Config, events []event.Raw) {
+func produceRaw(t testing.TB, cfg Config, events []event.Raw) {
 	t.Helper()
 	msgs, err := reftest.Marshal(events)
 	require.NoError(t, err)
 	produceMessages(t, cfg, events, msgs)
 }
 
-func produceMessages(t *testing.T, cfg Config, events []event.Raw, values [][]byte) {
+func produceMessages(t testing.TB, cfg Config, events []event.Raw, values [][]byte) {
 	t.Helper()
 	w, err := kafka.NewWriter(kafka.DefaultProducerConfig(), cfg.Kafka.RawTopic)
 	require.NoError(t, err)
@@ -159,7 +159,7 @@ type collected struct {
 
 // readTopic reads topic from the beginning (a fresh group) until want messages arrived or
 // timeout passed; then it keeps reading for linger to catch extra messages.
-func readTopic(t *testing.T, cfg Config, topic string, want int, timeout, linger time.Duration) collected {
+func readTopic(t testing.TB, cfg Config, topic string, want int, timeout, linger time.Duration) collected {
 	t.Helper()
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:     cfg.Kafka.Brokers,
@@ -193,7 +193,7 @@ func readTopic(t *testing.T, cfg Config, topic string, want int, timeout, linger
 }
 
 // enrichedByID decodes enriched messages by event id, counting duplicates.
-func enrichedByID(t *testing.T, c collected) (map[string]event.Enriched, int) {
+func enrichedByID(t testing.TB, c collected) (map[string]event.Enriched, int) {
 	t.Helper()
 	out := map[string]event.Enriched{}
 	dups := 0
@@ -210,7 +210,7 @@ func enrichedByID(t *testing.T, c collected) (map[string]event.Enriched, int) {
 }
 
 // rewriteFile replaces a reference file the way deploy tools do: write beside, rename over.
-func rewriteFile(t *testing.T, dir, name string, data []byte) {
+func rewriteFile(t testing.TB, dir, name string, data []byte) {
 	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	require.NoError(t, os.WriteFile(tmp, data, 0o644))
@@ -218,7 +218,7 @@ func rewriteFile(t *testing.T, dir, name string, data []byte) {
 }
 
 // versionWith is the reference version of dir with one file replaced by data.
-func versionWith(t *testing.T, dir, name string, data []byte) string {
+func versionWith(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	for _, f := range reference.Files {

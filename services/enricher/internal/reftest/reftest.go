@@ -133,7 +133,14 @@ func growFacilities(data []byte, n int) ([]byte, error) {
 }
 
 func growTACs(data []byte, n int) []byte {
-	lines := bytes.Count(data, []byte{'\n'}) - 1
+	// Count distinct TACs: the real file lists one TAC twice.
+	distinct := map[string]bool{}
+	for _, line := range bytes.Split(data, []byte{'\n'})[1:] {
+		if tac, _, ok := bytes.Cut(line, []byte{','}); ok && len(tac) == 8 {
+			distinct[string(tac)] = true
+		}
+	}
+	lines := len(distinct)
 	out := bytes.NewBuffer(append([]byte(nil), data...))
 	rng := rand.New(rand.NewPCG(42, 42))
 	makers := []string{"Zanco", "L8star", "Long-CZ", "Anica", "GTStar", "Servo", "Uniwa"}
