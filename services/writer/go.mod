@@ -12,6 +12,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/stretchr/testify v1.12.1
+	github.com/valyala/fastjson v1.6.10
 	github.com/vigie/vigie/pkg v0.0.0-00010101000000-000000000000
 	github.com/vigie/vigie/schemas v0.0.0
 	go.uber.org/zap v1.28.0

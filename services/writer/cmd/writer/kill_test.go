@@ -6,14 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/writer/internal/chtest"
 	"github.com/vigie/vigie/services/writer/internal/kafkatest"
 	"github.com/vigie/vigie/services/writer/internal/sample"
@@ -30,10 +28,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 		require.NoError(t, err, "WRITER_KILLS")
 	}
 	const total = 200_000
-	bin := filepath.Join(t.TempDir(), "writer")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "build the writer")
+	bin := buildWriter(t)
 
 	conn, db := chtest.Database(t)
 	topic, dlq := kafkatest.Topics(t, 6)
@@ -41,19 +36,11 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	gen := sample.New(42, 20_000, time.Now().Add(-2*time.Hour))
 	rows := func() uint64 { return chtest.Count(t, conn, db).OffsetsRows }
 
-	env := append(os.Environ(),
-		"VIGIE_WRITER_KAFKA_BROKERS="+strings.Join(testenv.KafkaBrokers(t), ","),
-		"VIGIE_WRITER_KAFKA_TOPIC="+topic,
-		"VIGIE_WRITER_KAFKA_DLQ_TOPIC="+dlq,
-		"VIGIE_WRITER_KAFKA_GROUP_ID="+testenv.Name(t, "group"),
+	env := writerEnv(t, topic, dlq, db,
 		"VIGIE_WRITER_KAFKA_BATCH_ROWS=5000",
 		"VIGIE_WRITER_KAFKA_BATCH_DELAY=200ms",
 		"VIGIE_WRITER_KAFKA_SESSION_TIMEOUT=6s",
 		"VIGIE_WRITER_KAFKA_REBALANCE_TIMEOUT=10s",
-		"VIGIE_WRITER_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(t),
-		"VIGIE_WRITER_CLICKHOUSE_DATABASE="+db,
-		"VIGIE_WRITER_ADMIN_ADDR=127.0.0.1:0",
-		"VIGIE_WRITER_LOG_LEVEL=warn",
 	)
 	logs, err := os.Create(filepath.Join(t.TempDir(), "writer.log"))
 	require.NoError(t, err)

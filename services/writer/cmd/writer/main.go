@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http/pprof"
 	"os"
 
 	"go.uber.org/zap"
@@ -68,6 +69,13 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+
+	// Profiles on the admin port, as in Thanos and Tempo: the writer's cost per row is what
+	// its operators tune.
+	mux := admin.Mux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 
 	log.Info("starting", zap.Strings("brokers", cfg.Kafka.Brokers), zap.String("topic", cfg.Kafka.Topic),
 		zap.String("group", cfg.Kafka.GroupID), zap.Strings("clickhouse", cfg.ClickHouse.Addr),

@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/services/writer/internal/decode"
 	"github.com/vigie/vigie/services/writer/internal/rows"
 	"github.com/vigie/vigie/services/writer/internal/sink"
 )
@@ -71,6 +71,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 	}()
 
 	var e event.Enriched
+	dec := decode.New()
 	batch := batchTimer{parent: fetchCtx}
 	defer batch.stop()
 	batchCtx := fetchCtx
@@ -99,8 +100,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 		}
 		p.taken = true
 		p.next = m.Offset + 1
-		e = event.Enriched{}
-		if err := json.Unmarshal(m.Value, &e); err != nil {
+		if err := dec.Decode(m.Value, &e); err != nil {
 			p.deadLetter(m, event.ReasonDecodeFailed, err)
 		} else if err := p.add(ctx, &e, m); err != nil {
 			if errors.Is(err, errPermits) {
