@@ -181,13 +181,13 @@ func seedDemo(ctx context.Context, t *testing.T, conn driver.Conn, database stri
 		row := map[string]any{
 			"event_id": fmt.Sprintf("%s-%d", sensor.ID, offset), "sensor_id": sensor.ID, "kind": string(kind),
 			"observed_at": at, "received_at": at.Add(300 * time.Millisecond), "enriched_at": at.Add(400 * time.Millisecond),
-			"written_at": at.Add(time.Duration(600+rng.IntN(1500)) * time.Millisecond),
-			"zone":       sensor.Zone, "facility_id": f.ID, "facility_name": f.Name, "facility_type": f.TypeCode,
+			"written_at": at.Add(time.Duration(600+rng.IntN(1500)) * time.Millisecond), "zone": sensor.Zone,
+			"facility_id": f.ID, "facility_name": f.Name, "facility_type": f.TypeCode,
 			"disp": f.DISP, "region_code": f.RegionCode, "department_code": f.DepartmentCode,
 			"department_name": f.DepartmentName, "facility_lat": &f.Lat, "facility_lon": &f.Lon,
 			"building": sensor.Building, "zone_type": string(sensor.ZoneType), "sensor_type": string(sensor.Type),
-			"vendor":      sensor.Vendor,
-			"kafka_topic": event.TopicEnriched, "kafka_partition": uint16(offset % 6), "kafka_offset": offset,
+			"vendor": sensor.Vendor, "kafka_topic": event.TopicEnriched,
+			"kafka_partition": uint16(offset % 6), "kafka_offset": offset,
 		}
 		if p != nil {
 			rssi := -50 - float64(rng.IntN(50))

@@ -249,8 +249,11 @@ func dateTimeFilter(e queryEnv, args []string) (string, error) {
 
 func intervalSeconds(e queryEnv) int { return int(math.Max(e.Interval.Seconds(), 1)) }
 
-func toDate(t time.Time) string     { return fmt.Sprintf("toDate('%s')", t.UTC().Format("2006-01-02")) }
+// The plugin's renderings of a time: toDate (UTC day), toDateTime (seconds), DateTime64 (ms).
+func toDate(t time.Time) string { return fmt.Sprintf("toDate('%s')", t.UTC().Format("2006-01-02")) }
+
 func toDateTime(t time.Time) string { return fmt.Sprintf("toDateTime(%d)", t.Unix()) }
+
 func toDateTime64(t time.Time) string {
 	return fmt.Sprintf("fromUnixTimestamp64Milli(%d)", t.UnixMilli())
 }
