@@ -98,11 +98,6 @@ func (t *table) next() (bool, error) {
 	return true, nil
 }
 
-func (t *table) has(name string) bool {
-	_, ok := t.index[name]
-	return ok
-}
-
 // get returns the trimmed value of a column, or "" for an optional column the file lacks.
 func (t *table) get(name string) string {
 	i, ok := t.index[name]

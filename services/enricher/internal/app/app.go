@@ -102,7 +102,6 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Re
 	// Profiles on the admin port (loopback by default), for measuring where the CPU goes.
 	a.admin.Mux().HandleFunc("/debug/pprof/", pprof.Index)
 	a.admin.Mux().HandleFunc("/debug/pprof/profile", pprof.Profile)
-	a.admin.Mux().HandleFunc("/debug/pprof/heap", pprof.Index)
 	// The consumer last: its reader starts joining the group as soon as it exists.
 	p := pipeline.New(&a.tables, a.enriched, a.dlq, cfg.Kafka.ProduceRetry, logger, sreg)
 	if a.consumer, err = kafka.NewConsumer(cfg.consumerConfig(), p.Handle, logger, sreg); err != nil {
