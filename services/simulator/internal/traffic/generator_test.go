@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/fnv"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,18 +21,25 @@ import (
 
 var start = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 
+// loadWorld loads the default reference once for every test of the package.
+var loadWorld = sync.OnceValues(func() (*world.World, error) {
+	snap, err := reference.Load(refdata.FS)
+	if err != nil {
+		return nil, err
+	}
+	return world.New(snap)
+})
+
 func testWorld(t testing.TB) *world.World {
 	t.Helper()
-	snap, err := reference.Load(refdata.FS)
-	require.NoError(t, err)
-	w, err := world.New(snap)
+	w, err := loadWorld()
 	require.NoError(t, err)
 	return w
 }
 
 func smallOptions() Options {
 	o := DefaultOptions()
-	o.Start, o.Days, o.Scale, o.SupplierPhones, o.InvalidRatio = start, 14, 0.05, 600, 0.001
+	o.Start, o.Days, o.Scale, o.SupplierPhones, o.InvalidRatio = start, 12, 0.02, 300, 0.002
 	return o
 }
 
@@ -81,7 +89,7 @@ func TestEventsFollowTheContract(t *testing.T) {
 	g, err := New(w, smallOptions())
 	require.NoError(t, err)
 	evs := all(t, g)
-	require.Greater(t, len(evs), 10_000)
+	require.Greater(t, len(evs), 5_000)
 
 	kinds := map[event.Kind]int{}
 	invalid := 0

@@ -126,7 +126,7 @@ func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 		s.infected = append(s.infected, g.start.Add(time.Duration(frac*float64(span))).Truncate(time.Hour))
 	}
 	s.operation = g.at(0.95, 5*time.Hour)
-	if s.operation.Before(s.infected[n-1].Add(48 * time.Hour)) {
+	if s.operation.Before(s.infected[n-1].Add(24 * time.Hour)) {
 		return errors.New("the period is too short for the spread and the search")
 	}
 
