@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,14 +135,16 @@ func (a *App) AdminAddr() string { return a.admin.Addr() }
 // stop the admin server.
 func (a *App) Run(ctx context.Context) error {
 	g := lifecycle.New(a.logger, a.cfg.ShutdownTimeout)
+	serving := make(chan struct{})
+	ln := &startedListener{Listener: a.listener, started: serving}
 	g.Add("http", func(context.Context) error {
 		a.readiness.MarkReady()
 		a.logger.Info("events api listening", zap.String("addr", a.Addr()), zap.Bool("tls", a.http.TLSConfig != nil))
 		var err error
 		if a.http.TLSConfig != nil {
-			err = a.http.ServeTLS(a.listener, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
+			err = a.http.ServeTLS(ln, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
 		} else {
-			err = a.http.Serve(a.listener)
+			err = a.http.Serve(ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
@@ -149,6 +152,12 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}, func(ctx context.Context) error {
 		a.readiness.MarkNotReady()
+		// A shutdown that came before Serve would close the listener with connections the
+		// kernel already accepted on it, unanswered: wait until serving.
+		select {
+		case <-serving:
+		case <-ctx.Done():
+		}
 		return a.http.Shutdown(ctx)
 	})
 	g.Add("credentials", a.store.Run, nil)
@@ -161,6 +170,18 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Add("admin", a.admin.Run, a.admin.Shutdown)
 	return g.Run(ctx)
+}
+
+// startedListener closes started on the first Accept, i.e. once the server serves.
+type startedListener struct {
+	net.Listener
+	once    sync.Once
+	started chan struct{}
+}
+
+func (l *startedListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.started) })
+	return l.Listener.Accept()
 }
 
 func loadKeys(c PseudonymConfig) (*pseudonym.Keyring, error) {

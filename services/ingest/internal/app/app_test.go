@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -109,7 +110,27 @@ func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- a.Run(ctx) }()
 	t.Cleanup(e.stop)
+	// Serving once an unauthenticated request is answered 401.
+	require.Eventually(t, func() bool {
+		if cfg.TLS.ClientCAFile != "" {
+			return true // needs a client certificate; the mutual TLS test checks serving itself
+		}
+		resp, err := e.client().Post(e.url, "application/x-ndjson", nil)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	}, 10*time.Second, 5*time.Millisecond)
 	return e
+}
+
+func (e *env) client() *http.Client {
+	if e.cfg.TLS.CertFile == "" {
+		return http.DefaultClient
+	}
+	// Only to see that the server answers; the TLS test makes its own verified clients.
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 }
 
 func (e *env) stop() {
@@ -195,23 +216,37 @@ func readAll(t *testing.T, brokers []string, topic string) []kafkago.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ends, err := kafka.PartitionOffsets(ctx, brokers, topic)
-	require.NoError(t, err)
+	// Right after a topic is created the broker may still answer "not leader" for a moment.
+	var ends map[int]int64
+	require.Eventually(t, func() bool {
+		var err error
+		ends, err = kafka.PartitionOffsets(ctx, brokers, topic)
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "list offsets of %s", topic)
 	var out []kafkago.Message
 	for p, end := range ends {
 		if end == 0 {
 			continue
 		}
-		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 16 << 20})
-		for {
-			m, err := r.ReadMessage(ctx)
+		conn, err := kafkago.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		require.NoError(t, err)
+		next := int64(0)
+		for next < end {
+			_, err := conn.Seek(next, kafkago.SeekAbsolute)
 			require.NoError(t, err)
-			out = append(out, m)
-			if m.Offset >= end-1 {
-				break
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+			batch := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				out = append(out, m)
+				next = m.Offset + 1
 			}
+			require.NoError(t, batch.Close())
 		}
-		require.NoError(t, r.Close())
+		require.NoError(t, conn.Close())
 	}
 	return out
 }
@@ -246,6 +281,7 @@ func TestAcceptedExactlyOnceAndNoClearIdentifiers(t *testing.T) {
 	require.Equal(t, event.ReasonSensorMismatch, r.body.Errors[1].Code)
 	require.Equal(t, event.ReasonMalformedJSON, r.body.Errors[2].Code)
 	require.Equal(t, "bad-1", r.body.Errors[0].EventID)
+	requireMatchesOpenAPI(t, openAPISchema(t, "BatchResult"), r.raw)
 
 	// The same request again (a sensor retrying after a lost answer): nothing new produced.
 	r = e.post(sensorA, body, nil)
@@ -319,6 +355,7 @@ func TestRequestErrors(t *testing.T) {
 		c.Rate.EventsPerSecond = 1
 	})
 	good, _ := makeEvents(t, sensorB, "req", 25)
+	errSchema := openAPISchema(t, "Error")
 	for _, tc := range []struct {
 		name   string
 		sensor string
@@ -340,6 +377,9 @@ func TestRequestErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.post(tc.sensor, tc.body, tc.header)
 			require.Equal(t, tc.code, r.code, r.raw)
+			if tc.code != http.StatusOK {
+				requireMatchesOpenAPI(t, errSchema, r.raw)
+			}
 			if tc.code == http.StatusTooManyRequests {
 				require.NotEmpty(t, r.retryAfter)
 			}

@@ -78,6 +78,7 @@ type metrics struct {
 	produceTime   *prometheus.HistogramVec
 	produceErrors *prometheus.CounterVec
 	rateLimited   prometheus.Counter
+	inFlight      prometheus.Gauge
 }
 
 // New builds the server.
@@ -95,6 +96,7 @@ func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"topic"}),
 		produceErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_produce_errors_total", Help: "Produce calls that failed, by topic."}, []string{"topic"}),
 		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_rate_limited_total", Help: "Requests refused with 429 by the per-sensor rate limit."}),
+		inFlight:      f.NewGauge(prometheus.GaugeOpts{Name: "vigie_ingest_requests_in_flight", Help: "Requests to the events API being handled."}),
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigie_ingest_dedup_entries", Help: "(sensor_id, event_id) fingerprints remembered for deduplication."},
 		func() float64 { return float64(seen.Len()) })
@@ -135,6 +137,8 @@ type ErrorResponse struct {
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
+	s.m.inFlight.Inc()
+	defer s.m.inFlight.Dec()
 	code := s.serve(w, r, start)
 	s.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	s.m.requestTime.Observe(time.Since(start).Seconds())
