@@ -73,9 +73,10 @@ func (g *Generator) backgroundDay(d int, dayStart time.Time, emit func(event.Det
 				jammerAlarm(j, dayStart, rng, emit)
 			}
 		}
-		if len(f.Drones) > 0 {
+		if len(f.Drones) > 0 && d >= 2 {
 			for range poisson(rng, dronesPerDay) {
-				t := dayStart.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
+				// Drops happen at night, between 20:00 and 04:00 UTC.
+				t := dayStart.Add(20*time.Hour + time.Duration(rng.Int64N(int64(8*time.Hour))))
 				droneFlight(f, t, "", rng, emit)
 				if rng.Float64() < 0.15 {
 					// A drop: one or two phones reach a yard and then a cell within hours.

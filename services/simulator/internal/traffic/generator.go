@@ -163,25 +163,29 @@ func (g *Generator) rng(purpose string, day int) *rand.Rand {
 	return rand.New(rand.NewPCG(g.opt.Seed, h.Sum64()))
 }
 
-// pickTACs chooses the background models: common smartphones (visitors, staff) and cheap
-// handsets (contraband), from the reference TACs, deterministically.
+// allowListedTACs are the common consumer models of the correlation rules' allow-list
+// (schemas/rules): visitors' and staff's phones are of these models, as most phones are.
+var allowListedTACs = []string{"35067889", "35104463", "35292511", "35657310"}
+
+// pickTACs chooses the background models: common smartphones (visitors, staff) and a wide
+// pool of cheap handsets (contraband, so diverse that no single model stands out), from the
+// reference TACs, deterministically.
 func (g *Generator) pickTACs() {
-	var common, cheap []string
+	var cheap []string
 	for _, m := range g.world.Ref.Models() {
-		switch {
-		case m.Mini:
-		case m.Manufacturer == "Apple" || m.Manufacturer == "Samsung":
-			common = append(common, m.TAC)
-		case m.Manufacturer == "Nokia" || m.Manufacturer == "Alcatel" || m.Manufacturer == "Huawei":
+		if !m.Mini && (m.Manufacturer == "Nokia" || m.Manufacturer == "Alcatel" || m.Manufacturer == "Huawei" || m.Manufacturer == "Samsung") {
 			cheap = append(cheap, m.TAC)
 		}
 	}
-	if len(common) == 0 || len(cheap) == 0 {
+	if len(cheap) < 100 {
 		// A reference without those makers (a test fixture): invented TACs, unknown models.
-		common, cheap = []string{"35332211", "35440012", "35851312"}, []string{"35281005", "35391207", "35600301"}
+		cheap = cheap[:0]
+		for i := range 1500 {
+			cheap = append(cheap, fmt.Sprintf("352%05d", 10000+i*7))
+		}
 	}
-	g.commonTACs = pick(g.rngInit, common, 24)
-	g.cheapTACs = pick(g.rngInit, cheap, 40)
+	g.commonTACs = allowListedTACs
+	g.cheapTACs = pick(g.rngInit, cheap, 1500)
 }
 
 // pick returns n distinct elements of xs, sorted (all of them when there are fewer).

@@ -109,14 +109,21 @@ func TestEventsFollowTheContract(t *testing.T) {
 			require.True(t, pseudonym.LuhnValid(e.IMEI), e.IMEI)
 			require.Regexp(t, `^(208|206|214|604|603)[0-9]{12}$`, e.IMSI)
 		}
+		planted := e.RSSIdBm != nil && *e.RSSIdBm == -250
+		if planted {
+			invalid++
+		}
+		// Validating every event is slow under -race: every planted one, every rare kind,
+		// one in four of the others.
+		if !planted && kinds[e.Kind] > 50 && i%4 != 0 {
+			continue
+		}
 		data, err := json.Marshal(e)
 		require.NoError(t, err)
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 		require.NoError(t, err)
-		if err := schema.Validate(doc); err != nil {
-			require.Equal(t, -250.0, *e.RSSIdBm, "event %s invalid but not on purpose: %v", data, err)
-			invalid++
-		}
+		err = schema.Validate(doc)
+		require.Equal(t, planted, err != nil, "event %s: %v", data, err)
 	}
 	require.Equal(t, g.Invalid(), invalid)
 	require.Positive(t, invalid)
