@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 
 	"go.uber.org/zap"
 
@@ -42,6 +43,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 	reg := telemetry.NewRegistry()
+	if cfg.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+	}
 
 	conn, err := sink.Open(ctx, cfg.ClickHouse)
 	if err != nil {

@@ -25,6 +25,9 @@ type Config struct {
 	ClickHouse sink.Config    `yaml:"clickhouse"`
 	// DLQ is the dead-letter producer; its brokers are kafka.brokers.
 	DLQ kafka.ProducerConfig `yaml:"dlq"`
+	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit): the
+	// garbage collector works harder as the heap nears it. 0 leaves GOMEMLIMIT in charge.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 	// ShutdownTimeout bounds the graceful shutdown, in-flight inserts included.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -39,6 +42,7 @@ func Default() Config {
 		Kafka:           consume.DefaultConfig(),
 		ClickHouse:      sink.DefaultConfig(),
 		DLQ:             dlq,
+		MemoryLimitMB:   256,
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -69,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Producer().Validate("dlq"); err != nil {
 		return err
+	}
+	if c.MemoryLimitMB < 0 {
+		return errors.New("memory_limit_mb: must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown_timeout: must be positive")

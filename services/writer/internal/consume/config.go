@@ -21,6 +21,9 @@ type Config struct {
 	// written): when reached, partitions flush early and fetching waits. Memory is about
 	// 400 bytes a row plus the Kafka readers' buffers (FetchMaxBytes per partition).
 	MaxPendingRows int `yaml:"max_pending_rows"`
+	// MaxConcurrentInserts bounds the inserts in flight across partitions: each holds about
+	// three copies of its rows (block, encoded columns, compressed frames).
+	MaxConcurrentInserts int `yaml:"max_concurrent_inserts"`
 	// FetchMaxBytes is the most bytes one fetch from one partition returns.
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 
@@ -41,20 +44,21 @@ type Config struct {
 // DefaultConfig returns the defaults measured in the writer's benchmark (see README).
 func DefaultConfig() Config {
 	return Config{
-		Brokers:           []string{"127.0.0.1:19092"},
-		Topic:             "detections.enriched.v1",
-		GroupID:           "vigie-writer",
-		DLQTopic:          "detections.dlq.v1",
-		BatchRows:         20000,
-		BatchDelay:        500 * time.Millisecond,
-		MaxPendingRows:    60000,
-		FetchMaxBytes:     4 << 20,
-		HeartbeatInterval: time.Second,
-		SessionTimeout:    10 * time.Second,
-		RebalanceTimeout:  60 * time.Second,
-		RetryInitial:      100 * time.Millisecond,
-		RetryMax:          10 * time.Second,
-		RetryAttempts:     12,
+		Brokers:              []string{"127.0.0.1:19092"},
+		Topic:                "detections.enriched.v1",
+		GroupID:              "vigie-writer",
+		DLQTopic:             "detections.dlq.v1",
+		BatchRows:            20000,
+		BatchDelay:           500 * time.Millisecond,
+		MaxPendingRows:       60000,
+		MaxConcurrentInserts: 2,
+		FetchMaxBytes:        4 << 20,
+		HeartbeatInterval:    time.Second,
+		SessionTimeout:       10 * time.Second,
+		RebalanceTimeout:     60 * time.Second,
+		RetryInitial:         100 * time.Millisecond,
+		RetryMax:             10 * time.Second,
+		RetryAttempts:        12,
 	}
 }
 
@@ -75,6 +79,8 @@ func (c Config) Validate(prefix string) error {
 		return fmt.Errorf("%s.batch_delay: must be positive", prefix)
 	case c.MaxPendingRows < c.BatchRows:
 		return fmt.Errorf("%s.max_pending_rows: must be at least batch_rows (%d)", prefix, c.BatchRows)
+	case c.MaxConcurrentInserts <= 0:
+		return fmt.Errorf("%s.max_concurrent_inserts: must be positive", prefix)
 	case c.FetchMaxBytes < 1<<10:
 		return fmt.Errorf("%s.fetch_max_bytes: must be at least 1024", prefix)
 	case c.HeartbeatInterval <= 0 || c.SessionTimeout <= c.HeartbeatInterval:

@@ -56,6 +56,7 @@ type Writer struct {
 	m       *metrics
 	retry   retrier
 	permits *semaphore.Weighted
+	inserts *semaphore.Weighted
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -70,6 +71,7 @@ func New(cfg Config, store Store, dlq DeadLetters, log *zap.Logger, reg promethe
 	w := &Writer{
 		cfg: cfg, store: store, dlq: dlq, log: log.Named("consume"), m: newMetrics(reg),
 		permits:  semaphore.NewWeighted(int64(cfg.MaxPendingRows)),
+		inserts:  semaphore.NewWeighted(int64(cfg.MaxConcurrentInserts)),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}

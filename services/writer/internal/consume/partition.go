@@ -245,9 +245,13 @@ func (p *partition) sendDead(ctx context.Context) error {
 func (p *partition) write(ctx context.Context, b *rows.Block) error {
 	w := p.w
 	tok := token(w.cfg.Topic, p.id, b)
+	if err := w.inserts.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("insert interrupted: %w", err)
+	}
 	err := w.retry.do(ctx, func(ctx context.Context) error {
 		return w.store.Insert(ctx, b, tok)
 	}, func(err error) bool { return ctx.Err() == nil && sink.Classify(err) == sink.Retryable })
+	w.inserts.Release(1)
 	switch {
 	case err == nil:
 		w.m.batches.WithLabelValues("ok").Inc()
