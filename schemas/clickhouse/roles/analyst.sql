@@ -25,3 +25,7 @@ GRANT SELECT ON {db}.detections_per_minute TO vigie_analyst;
 GRANT SELECT ON {db}.tac_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.device_presence_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.alerts TO vigie_analyst;
+GRANT SELECT ON {db}.facilities TO vigie_analyst;
+GRANT SELECT ON {db}.sensors TO vigie_analyst;
+GRANT SELECT ON {db}.tac_models TO vigie_analyst;
+GRANT SELECT ON {db}.operators TO vigie_analyst;
