@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ type Store struct {
 	interval time.Duration
 	logger   *zap.Logger
 	creds    atomic.Pointer[credentials]
+	mu       sync.Mutex // serialises reloads
 	loaded   []byte
 	reloads  *prometheus.CounterVec
 	sensors  prometheus.Gauge
@@ -83,6 +85,8 @@ func (s *Store) Authenticate(token string) (string, bool) {
 // reload reads the file and swaps the credentials when its content changed. On error the
 // previous credentials stay in force.
 func (s *Store) reload() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return false, fmt.Errorf("read credentials %s: %w", s.path, err)

@@ -140,9 +140,9 @@ func Read(r io.Reader, gzipped bool, lim Limits) (*Body, error) {
 
 // Split splits data into items, appending to *items.
 func Split(data []byte, lim Limits, items *[]Item) error {
-	data = bytes.TrimLeft(data, " \t\r\n\ufeff")
-	if len(data) > 0 && data[0] == '[' {
-		return splitArray(data, lim, items)
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if rest := bytes.TrimLeft(data, " \t\r\n"); len(rest) > 0 && rest[0] == '[' {
+		return splitArray(rest, lim, items)
 	}
 	return splitLines(data, lim, items)
 }

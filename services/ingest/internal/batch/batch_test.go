@@ -1,0 +1,127 @@
+package batch_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/services/ingest/internal/batch"
+)
+
+var lim = batch.Limits{MaxBodyBytes: 1 << 16, MaxEvents: 5, MaxEventBytes: 300}
+
+func TestSplit(t *testing.T) {
+	long := `{"zone":"` + strings.Repeat("x", 400) + `"}`
+	for _, tc := range []struct {
+		name  string
+		body  string
+		err   error
+		lines []int
+		errs  []error
+	}{
+		{"ndjson", "{\"a\":1}\n{\"a\":2}\n", nil, []int{1, 2}, []error{nil, nil}},
+		{"crlf and blank lines", "\r\n{\"a\":1}\r\n\r\n  {\"a\":2}  \r\n", nil, []int{2, 4}, []error{nil, nil}},
+		{"no final newline", `{"a":1}`, nil, []int{1}, []error{nil}},
+		{"bom", "\ufeff{\"a\":1}", nil, []int{1}, []error{nil}},
+		{"array then more lines", "[1]\n1\n\"s\"", batch.ErrMalformed, nil, nil},
+		{"not objects in ndjson", "1\n\"s\"\n", nil, []int{1, 2}, []error{batch.ErrNotObject, batch.ErrNotObject}},
+		{"too large event", long + "\n{}", nil, []int{1, 2}, []error{batch.ErrEventTooLarge, nil}},
+		{"array", `[{"a":1}, {"a":2}]`, nil, []int{0, 0}, []error{nil, nil}},
+		{"array of non-objects", `[1, {"a":2}]`, nil, []int{0, 0}, []error{batch.ErrNotObject, nil}},
+		{"broken array", `[{"a":1}, {"a"`, batch.ErrMalformed, nil, nil},
+		{"array then garbage", `[{"a":1}] x`, batch.ErrMalformed, nil, nil},
+		{"too many", strings.Repeat("{}\n", 6), batch.ErrTooManyEvents, nil, nil},
+		{"too many in array", "[" + strings.Repeat("{},", 5) + "{}]", batch.ErrTooManyEvents, nil, nil},
+		{"empty", "", nil, []int{}, []error{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var items []batch.Item
+			err := batch.Split([]byte(tc.body), lim, &items)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			if tc.lines == nil {
+				return
+			}
+			require.Len(t, items, len(tc.lines))
+			for i, it := range items {
+				require.Equal(t, i, it.Pos)
+				require.Equal(t, tc.lines[i], it.Line)
+				require.Equal(t, tc.errs[i], it.Err)
+			}
+		})
+	}
+}
+
+func TestReadGzipAndLimits(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("{\"a\":1}\n{\"a\":2}\n"))
+	require.NoError(t, zw.Close())
+	b, err := batch.Read(bytes.NewReader(gz.Bytes()), true, lim)
+	require.NoError(t, err)
+	require.Len(t, b.Items, 2)
+	b.Release()
+
+	// A gzip bomb: 1 MiB of zeros compresses to about 1 KiB; it stops at MaxBodyBytes.
+	gz.Reset()
+	zw = gzip.NewWriter(&gz)
+	_, _ = zw.Write(make([]byte, 1<<20))
+	require.NoError(t, zw.Close())
+	_, err = batch.Read(bytes.NewReader(gz.Bytes()), true, lim)
+	require.ErrorIs(t, err, batch.ErrTooLarge)
+
+	_, err = batch.Read(strings.NewReader("not gzip"), true, lim)
+	require.ErrorIs(t, err, batch.ErrMalformed)
+}
+
+func TestCheckMediaType(t *testing.T) {
+	for _, tc := range []struct {
+		ct, ce string
+		gz     bool
+		ok     bool
+	}{
+		{"application/x-ndjson", "", false, true},
+		{"application/json; charset=utf-8", "gzip", true, true},
+		{"application/jsonl", "identity", false, true},
+		{"", "", false, true},
+		{"text/plain", "", false, false},
+		{"application/json; charset=latin1", "", false, false},
+		{"application/json", "br", false, false},
+		{"application/json;;", "", false, false},
+	} {
+		gz, err := batch.CheckMediaType(tc.ct, tc.ce)
+		if !tc.ok {
+			require.ErrorIs(t, err, batch.ErrUnsupportedMediaType, tc.ct+" "+tc.ce)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.gz, gz)
+	}
+}
+
+// FuzzRead feeds any bytes, plain or as gzip data, to the body reader: it never panics,
+// never returns more than MaxEvents items, and items are numbered in order.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte("{\"a\":1}\n{\"a\":2}\n"), false)
+	f.Add([]byte(`[{"a":1},{"a":[[[[[[[[[[]]]]]]]]]]}]`), false)
+	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), true)
+	f.Add([]byte("{\"a\":\"\xff\xfe\"}"), false)
+	f.Fuzz(func(t *testing.T, data []byte, gz bool) {
+		b, err := batch.Read(bytes.NewReader(data), gz, lim)
+		if err != nil {
+			return
+		}
+		defer b.Release()
+		require.LessOrEqual(t, len(b.Items), lim.MaxEvents)
+		for i, it := range b.Items {
+			require.Equal(t, i, it.Pos)
+			require.NotEmpty(t, it.Data)
+		}
+	})
+}
