@@ -1,6 +1,7 @@
 // Package conformance drives the local ClickHouse server with clickhouse-go, the client
 // Vigie's services use, exactly as they would use a real server. The protocol-level part of
-// the suite also runs against Debian's clickhouse-server 18.16 (a real ClickHouse server).
+// the suite also runs against Debian's clickhouse-server 18.16 (a real ClickHouse server),
+// which TestMain starts on a free port with deploy/local/clickhouse18.sh.
 package conformance
 
 import (
@@ -36,15 +37,21 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "start chserver:", err)
 		return 1
 	}
+	defer stop()
 	chserverAddr = addr
-	code := m.Run()
-	stop()
-	return code
+	stop18, addr18, err := start18(filepath.Join(dir, "clickhouse18"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start clickhouse-server 18.16:", err)
+		return 1
+	}
+	defer stop18()
+	clickhouse18Addr = addr18
+	return m.Run()
 }
 
 func startServer(dataDir string) (func(), string, error) {
 	if os.Getenv("CHDB_LIB_PATH") == "" {
-		if lib := findLib(); lib != "" {
+		if lib, err := repoFile(".cache/chdb/libchdb.so"); err == nil {
 			_ = os.Setenv("CHDB_LIB_PATH", lib)
 		}
 	}
@@ -81,17 +88,4 @@ func startServer(dataDir string) (func(), string, error) {
 		<-done
 		engine.Close()
 	}, ln.Addr().String(), nil
-}
-
-// findLib looks for .cache/chdb/libchdb.so walking up from the working directory.
-func findLib() string {
-	dir, _ := os.Getwd()
-	for dir != "/" && dir != "." {
-		p := filepath.Join(dir, ".cache", "chdb", "libchdb.so")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
 }

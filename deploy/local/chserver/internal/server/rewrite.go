@@ -182,12 +182,12 @@ func rewriteSelect(sql string, settings []sqlSetting) (string, error) {
 		return sql, nil
 	}
 	hasSettings := false
-	for _, t := range toks {
+	for i, t := range toks {
 		if t.depth != 0 || t.kind != tokWord {
 			continue
 		}
 		switch {
-		case t.is(sql, "SETTINGS"):
+		case isSettingsClause(sql, toks, i):
 			hasSettings = true
 		case t.is(sql, "SELECT"), t.is(sql, "UNION"), t.is(sql, "EXCEPT"), t.is(sql, "INTERSECT"):
 			hasSettings = false
@@ -197,6 +197,18 @@ func rewriteSelect(sql string, settings []sqlSetting) (string, error) {
 		return sql + ", " + renderSettings(settings), nil
 	}
 	return sql + " SETTINGS " + renderSettings(settings), nil
+}
+
+// isSettingsClause reports whether toks[i] starts a SETTINGS clause (SETTINGS name = ...),
+// rather than being a name such as system.settings.
+func isSettingsClause(sql string, toks []token, i int) bool {
+	if !toks[i].is(sql, "SETTINGS") || i+2 >= len(toks) {
+		return false
+	}
+	if i > 0 && toks[i-1].kind == tokPunct && sql[toks[i-1].start] == '.' {
+		return false
+	}
+	return toks[i+1].kind == tokWord && toks[i+2].kind == tokPunct && sql[toks[i+2].start] == '='
 }
 
 // sqlSetting is a setting with its value as an SQL literal.
@@ -339,7 +351,7 @@ func parseInsert(sql string) (insertStatement, error) {
 			st.Columns = append(st.Columns, unquoteIdent(sql, t))
 		}
 	}
-	if i < len(toks) && toks[i].is(sql, "SETTINGS") {
+	if i < len(toks) && isSettingsClause(sql, toks, i) {
 		start := i + 1
 		for i < len(toks) && !(toks[i].depth == 0 && (toks[i].is(sql, "FORMAT") || toks[i].is(sql, "VALUES") || toks[i].is(sql, "SELECT") || toks[i].is(sql, "WITH"))) {
 			i++
