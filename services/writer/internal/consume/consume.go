@@ -13,7 +13,6 @@ package consume
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -258,5 +257,3 @@ func (w *Writer) deadLetter(m kafkago.Message, reason string, cause error) kafka
 	}
 	return kafkago.Message{Key: m.Key, Value: value}
 }
-
-var errStopped = errors.New("stopped")

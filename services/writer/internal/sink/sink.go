@@ -94,11 +94,10 @@ func Open(ctx context.Context, c Config) (driver.Conn, error) {
 
 // Sink inserts blocks into {database}.detections.
 type Sink struct {
-	conn     driver.Conn
-	insert   string
-	offsets  string
-	timeout  time.Duration
-	settings clickhouse.Settings
+	conn    driver.Conn
+	insert  string
+	offsets string
+	timeout time.Duration
 }
 
 // New returns a sink on conn for database.
