@@ -1,6 +1,8 @@
 package dedup_test
 
 import (
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,9 +30,9 @@ func TestWindow(t *testing.T) {
 		want    dedup.State
 	}{
 		{9 * time.Minute, dedup.Done},
-		{2 * time.Minute, dedup.Done},   // 11 min: in the previous generation
-		{8 * time.Minute, dedup.Done},   // 19 min: still there
-		{12 * time.Minute, dedup.Fresh}, // 31 min: forgotten
+		{2 * time.Minute, dedup.Done},                // 11 min
+		{time.Minute - time.Millisecond, dedup.Done}, // just under 12 min: at most window × 6/5
+		{time.Millisecond, dedup.Fresh},              // 12 min: forgotten
 	} {
 		now = now.Add(step.advance)
 		require.Equal(t, step.want, w.Reserve(a), "after %s", step.advance)
@@ -52,5 +54,26 @@ func BenchmarkReserveCommit(b *testing.B) {
 		w.Reserve(k)
 		w.Commit([]uint64{k})
 		i++
+	}
+}
+
+// BenchmarkMemoryPerEntry reports the heap held per remembered fingerprint (1 M entries).
+func BenchmarkMemoryPerEntry(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := dedup.New(10*time.Minute, time.Now)
+		const n = 1 << 20
+		keys := make([]uint64, 1)
+		for i := range n {
+			keys[0] = w.Key("cp-aix-luynes-mas-01", strconv.Itoa(i))
+			w.Reserve(keys[0])
+			w.Commit(keys)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
+		runtime.KeepAlive(w)
 	}
 }
