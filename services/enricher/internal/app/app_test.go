@@ -169,7 +169,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	v2 := versionWith(t, dir, reference.SensorsFile, sensorsV2)
 	waitVersion := func(want string) {
 		t.Helper()
-		require.Eventually(t, func() bool { return r.app.Store().Current().Version() == want }, 10*time.Second, 5*time.Millisecond)
+		// The compiled table, which the pipeline uses, is swapped right after the snapshot.
+		require.Eventually(t, func() bool { return r.app.tables.Load().Snapshot().Version() == want }, 10*time.Second, 5*time.Millisecond)
 	}
 
 	const rounds = 6
@@ -207,7 +208,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		<-done
 		if round == 1 {
 			// The new sensor is known once the reload is in: its events are enriched.
-			require.Eventually(t, func() bool { _, ok := r.app.Store().Current().Sensor(newSensor); return ok }, 10*time.Second, 10*time.Millisecond)
+			waitVersion(v2)
 			late := reftest.Events(snap, 10, 999)
 			for i := range late {
 				late[i].SensorID = newSensor
@@ -218,6 +219,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			produceRaw(t, cfg, late)
 			all = append(all, late...)
+			// Let them through before the next round takes the sensor away again.
+			require.Eventually(t, func() bool {
+				return metric(t, r.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"}) >= float64(len(all))
+			}, 60*time.Second, 10*time.Millisecond)
 		}
 	}
 	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(all), 90*time.Second, 500*time.Millisecond)
@@ -244,7 +249,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // another: every event comes out (at-least-once), whatever was in flight.
 func TestRestartMidStream(t *testing.T) {
 	cfg, snap := testConfig(t, reftest.Options{Seed: 14})
-	events := reftest.Events(snap, 20000, 3)
+	events := reftest.Events(snap, 8000, 3)
 	produceRaw(t, cfg, events)
 
 	first := start(t, cfg)

@@ -63,7 +63,7 @@ func TestKilledMidStream(t *testing.T) {
 	bin := buildBinary(t)
 	cfg, snap := testConfig(t, reftest.Options{Seed: 15})
 	cfg.Kafka.BatchSize = 300
-	events := reftest.Events(snap, 30000, 4)
+	events := reftest.Events(snap, 12000, 4)
 	produceRaw(t, cfg, events)
 
 	const kills = 3
@@ -74,7 +74,7 @@ func TestKilledMidStream(t *testing.T) {
 		require.NoError(t, cmd.Start())
 		before := enrichedCount(t, cfg)
 		// Kill once it has produced some more, in the middle of its work.
-		require.Eventually(t, func() bool { return enrichedCount(t, cfg) >= before+2000 }, 60*time.Second, 2*time.Millisecond)
+		require.Eventually(t, func() bool { return enrichedCount(t, cfg) >= before+1500 }, 60*time.Second, 2*time.Millisecond)
 		require.NoError(t, cmd.Process.Kill())
 		_ = cmd.Wait()
 		t.Logf("kill %d at %d enriched messages", i+1, enrichedCount(t, cfg))
@@ -103,7 +103,7 @@ func TestKilledMidStream(t *testing.T) {
 func TestRebalanceLosesNothing(t *testing.T) {
 	cfg, snap := testConfig(t, reftest.Options{Seed: 16})
 	cfg.Kafka.BatchSize = 200
-	events := reftest.Events(snap, 20000, 6)
+	events := reftest.Events(snap, 8000, 6)
 	produceRaw(t, cfg, events)
 
 	a := start(t, cfg)
@@ -112,7 +112,7 @@ func TestRebalanceLosesNothing(t *testing.T) {
 		return metric(t, a.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"}) +
 			metric(t, b.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"})
 	}
-	require.Eventually(t, func() bool { return total() >= 4000 }, 60*time.Second, 2*time.Millisecond)
+	require.Eventually(t, func() bool { return total() >= 2000 }, 60*time.Second, 2*time.Millisecond)
 	a.stop(t)
 	c := start(t, cfg)
 
