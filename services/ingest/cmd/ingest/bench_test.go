@@ -59,12 +59,14 @@ const (
 )
 
 type serverProc struct {
-	once  sync.Once
-	err   error
-	cmd   *exec.Cmd
-	url   string
-	token string
-	dir   string
+	once     sync.Once
+	err      error
+	cmd      *exec.Cmd
+	url      string
+	admin    string
+	token    string
+	rawTopic string
+	dir      string
 }
 
 var benchServer serverProc
@@ -90,23 +92,23 @@ func (s *serverProc) start(b *testing.B) {
 		if s.err = os.WriteFile(keys, []byte("active: b1\ndefault_country_code: \"33\"\nkeys:\n  b1: "+hex.EncodeToString([]byte("benchmark-key-0123456789abcdefgh"))+"\n"), 0o600); s.err != nil {
 			return
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			s.err = err
+		addr, admin := freeAddr(), freeAddr()
+		if addr == "" || admin == "" {
+			s.err = fmt.Errorf("no free port")
 			return
 		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
+		s.admin = admin
 		suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+		s.rawTopic = "bench_raw_" + suffix
 		s.cmd = exec.Command(os.Args[0])
 		s.cmd.Env = append(os.Environ(),
 			"VIGIE_INGEST_BENCH_SERVER=1",
 			"VIGIE_INGEST_LISTEN="+addr,
-			"VIGIE_INGEST_ADMIN_LISTEN=127.0.0.1:0",
+			"VIGIE_INGEST_ADMIN_LISTEN="+admin,
 			"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
 			"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
 			"VIGIE_INGEST_KAFKA_BROKERS="+brokers,
-			"VIGIE_INGEST_TOPICS_RAW=bench_raw_"+suffix,
+			"VIGIE_INGEST_TOPICS_RAW="+s.rawTopic,
 			"VIGIE_INGEST_TOPICS_DLQ=bench_dlq_"+suffix,
 			"VIGIE_INGEST_TOPICS_PARTITIONS=6",
 			"VIGIE_INGEST_RATE_EVENTS_PER_SECOND=10000000",
@@ -131,6 +133,40 @@ func (s *serverProc) start(b *testing.B) {
 	if s.err != nil {
 		b.Fatal(s.err)
 	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ""
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serverMeans returns ingest's own mean request and produce times (ms), from its metrics.
+func (s *serverProc) serverMeans(b *testing.B) (request, produce float64) {
+	resp, err := http.Get("http://" + s.admin + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	vals := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			vals[f[0]] = v
+		}
+	}
+	mean := func(name, labels string) float64 {
+		if c := vals[name+"_count"+labels]; c > 0 {
+			return vals[name+"_sum"+labels] / c * 1000
+		}
+		return 0
+	}
+	return mean("vigie_ingest_request_duration_seconds", ""), mean("vigie_ingest_produce_duration_seconds", `{topic="`+s.rawTopic+`"}`)
 }
 
 func (s *serverProc) stop() {
@@ -234,6 +270,9 @@ func report(b *testing.B, res result, wall time.Duration, cpu float64) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(benchServer.peakRSSMB(b), "peak-rss-MB")
+	req, prod := benchServer.serverMeans(b)
+	b.ReportMetric(req, "server-mean-ms")
+	b.ReportMetric(prod, "produce-mean-ms")
 	b.ReportMetric(0, "ns/op")
 }
 

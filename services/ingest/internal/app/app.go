@@ -94,6 +94,8 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Re
 		Burst:          cfg.Rate.Burst,
 		ProduceTimeout: cfg.ProduceTimeout,
 		RetryAfter:     cfg.RetryAfter,
+		RawTopic:       cfg.Topics.Raw,
+		DLQTopic:       cfg.Topics.DLQ,
 	}, store, pipe, dedup.New(cfg.DedupWindow, time.Now), raw, dlq, logger, reg)
 
 	a.http = &http.Server{

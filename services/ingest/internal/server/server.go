@@ -54,6 +54,8 @@ type Options struct {
 	ProduceTimeout time.Duration
 	// RetryAfter is what a 503 tells the sensor to wait.
 	RetryAfter time.Duration
+	// RawTopic and DLQTopic label the produce metrics.
+	RawTopic, DLQTopic string
 }
 
 // Server handles the events API. Create it with New.
@@ -220,10 +222,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dlqErr = s.produce(ctx, s.dlq, event.TopicDLQ, dlqMsgs)
+			dlqErr = s.produce(ctx, s.dlq, s.opts.DLQTopic, dlqMsgs)
 		}()
 	}
-	rawErr := s.produce(ctx, s.raw, event.TopicRaw, rawMsgs)
+	rawErr := s.produce(ctx, s.raw, s.opts.RawTopic, rawMsgs)
 	wg.Wait()
 	if rawErr != nil {
 		s.seen.Release(reserved)
