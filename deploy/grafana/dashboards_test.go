@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	sdkdashboard "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -288,6 +292,33 @@ func TestDashboardsWellFormed(t *testing.T) {
 	}
 }
 
+// TestDashboardsMatchGrafanaSchema decodes each dashboard strictly with the Grafana
+// Foundation SDK (types generated from Grafana's dashboard and panel schemas): an unknown
+// field, a wrongly typed one or a missing required one in the dashboard or in a panel's
+// options fails, as a typo would in a hand-edited file.
+func TestDashboardsMatchGrafanaSchema(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	for _, d := range loadDashboards(t) {
+		t.Run(filepath.Base(d.File), func(t *testing.T) {
+			b, err := os.ReadFile(d.File)
+			require.NoError(t, err)
+			// The classic (v1) dashboard JSON is what file provisioning loads in Grafana 11 and 12.
+			//lint:ignore SA1019 the v2 schema is a different format
+			var sd sdkdashboard.Dashboard
+			require.NoError(t, noBuildErrors(sd.UnmarshalJSONStrict(b)))
+			require.NoError(t, noBuildErrors(sd.Validate()))
+		})
+	}
+}
+
+// noBuildErrors turns the SDK's empty error list (a non-nil error holding nothing) into nil.
+func noBuildErrors(err error) error {
+	if be, ok := err.(cog.BuildErrors); ok && len(be) == 0 {
+		return nil
+	}
+	return err
+}
+
 func checkSQL(t *testing.T, where, sql string, granted map[string]bool) {
 	t.Helper()
 	require.NotEmpty(t, sql, where)
@@ -431,7 +462,16 @@ func resolveVariables(ctx context.Context, t *testing.T, conn driver.Conn, d das
 				v.Current = append(v.Current, fmt.Sprint(x))
 			}
 		}
-		if len(v.Current) == 0 { // Grafana selects All, else the first option
+		// Grafana keeps the saved selection only if the options still hold it; else it selects
+		// All, or the first option.
+		valid := len(v.Current) > 0
+		for _, c := range v.Current {
+			valid = valid && (c == allValue && includeAll || slices.Contains(v.Options, c))
+		}
+		if !valid {
+			v.Current = nil
+		}
+		if len(v.Current) == 0 {
 			if includeAll {
 				v.Current = []string{allValue}
 			} else {
