@@ -268,7 +268,7 @@ func (c *RunConfig) options() (traffic.Options, error) {
 	}
 	runID := c.RunID
 	if runID == "" {
-		runID = fmt.Sprintf("s%d-%s", c.Seed, time.Now().UTC().Format("0102T150405"))
+		runID = fmt.Sprintf("s%d-%s", c.Seed, time.Now().UTC().Format("Jan02-1504-05"))
 	}
 	o := traffic.Options{
 		Seed: c.Seed, Start: end.AddDate(0, 0, -c.Days), Days: c.Days, Scale: c.Scale, Scenarios: c.Scenarios,
@@ -285,6 +285,7 @@ func (c *RunConfig) options() (traffic.Options, error) {
 type Summary struct {
 	RunID           string        `json:"run_id"`
 	Seed            uint64        `json:"seed"`
+	Facilities      int           `json:"facilities"`
 	Start           time.Time     `json:"start"`
 	End             time.Time     `json:"end"`
 	Stats           send.Stats    `json:"stats"`
@@ -337,6 +338,7 @@ func runSimulation(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	sum := summarize(res, opt)
+	sum.Facilities = len(w.Facilities)
 	data, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode summary: %w", err)

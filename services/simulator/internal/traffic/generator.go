@@ -281,7 +281,7 @@ func (g *Generator) Next() (day int, events []event.Detector, ok bool) {
 	})
 	inv := g.rng("invalid", d)
 	for i := range out {
-		out[i].EventID = fmt.Sprintf("%s-%03d-%07d", g.opt.RunID, d, i)
+		out[i].EventID = fmt.Sprintf("%s-d%03d-%s", g.opt.RunID, d, Letters(uint64(i)))
 		if g.opt.InvalidRatio > 0 && out[i].RSSIdBm != nil && inv.Float64() < g.opt.InvalidRatio {
 			// A faulty sensor: out of the contract's range, ingest must reject it.
 			out[i].RSSIdBm = ptr(-250.0)
@@ -478,4 +478,20 @@ func cellLabel(zone string, rng *rand.Rand) string {
 		fl = "0"
 	}
 	return fmt.Sprintf("%s-%s%02d", b, fl, 1+rng.IntN(40))
+}
+
+// Letters writes n in base 26 with the letters a to z. Event ids use it rather than digits:
+// ingest redacts runs of six or more digits in dead-letter records (they could be an IMEI or
+// a phone number), and an event id must stay recognisable there.
+func Letters(n uint64) string {
+	var b [14]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('a' + n%26)
+		n /= 26
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
 }

@@ -217,6 +217,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"short", func(o *Options) { o.Days = 3 }, "days"},
 		{"scenario", func(o *Options) { o.Scenarios = []string{"nope"} }, "scenarios"},
 		{"run id", func(o *Options) { o.RunID = "a b" }, "run_id"},
+		{"run id digits", func(o *Options) { o.RunID = "r1234567" }, "six digits"},
 		{"invalid ratio", func(o *Options) { o.InvalidRatio = 2 }, "invalid_ratio"},
 	}
 	for _, tt := range tests {
@@ -244,5 +245,11 @@ func BenchmarkDefaultDay(b *testing.B) {
 			n += len(evs)
 		}
 		b.ReportMetric(float64(n)/7, "events/day")
+	}
+}
+
+func TestLetters(t *testing.T) {
+	for n, want := range map[uint64]string{0: "a", 25: "z", 26: "ba", 26*26 + 3: "bad"} {
+		require.Equal(t, want, Letters(n))
 	}
 }

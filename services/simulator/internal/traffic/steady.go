@@ -58,7 +58,7 @@ func NewSteady(w *world.World, seed uint64, runID string, n int) (*Steady, error
 
 func (s *Steady) id() string {
 	s.seq++
-	return fmt.Sprintf("%s-%010d", s.runID, s.seq)
+	return s.runID + "-" + Letters(s.seq)
 }
 
 // Events emits n events observed at now.

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Builds, starts and stops Vigie's services as local processes on 127.0.0.1, against the
+# infrastructure that `make up` (deploy/local/infra.sh up) started: ingest, enricher, writer
+# and correlator. Each service logs to .state/logs/<name>.log and has its PID in
+# .state/pids/<name>.pid; its configuration is environment variables set here.
+#
+#   services.sh build    build the service binaries (and migrate, simulator, demoreport) into bin/
+#   services.sh start    build, write local secrets, migrate ClickHouse, start what is not
+#                        running and wait until every service answers /readyz (idempotent)
+#   services.sh stop     stop the services by PID: SIGTERM, then SIGKILL after 40 s
+#   services.sh status   say which service runs, with its PID and admin address
+#
+# Local secrets, created once in .state/secrets/ (mode 0600, git-ignored): the pseudonymisation
+# key (ingest only), the sensors' credentials (token hashes, for ingest) and their tokens (for
+# the simulator). VIGIE_DB names the ClickHouse database (default vigie).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+state="$root/.state"
+bin="$root/bin"
+secrets="$state/secrets"
+db="${VIGIE_DB:-vigie}"
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+# The services in start order, each creating the topics it produces to before the next one
+# consumes them (ingest: raw and dead letters; enricher: enriched), with their admin addresses. A service whose main package is not there yet is skipped.
+services=(ingest enricher writer correlator)
+declare -A admin=(
+  [ingest]=127.0.0.1:19081
+  [enricher]=127.0.0.1:19103
+  [writer]=127.0.0.1:19104
+  [correlator]=127.0.0.1:19105
+)
+INGEST_URL=http://127.0.0.1:19080
+
+present() { [ -f "$root/services/$1/cmd/$1/main.go" ]; }
+
+build() {
+  mkdir -p "$bin"
+  local pkgs=()
+  for s in "${services[@]}"; do present "$s" && pkgs+=("./services/$s/cmd/$s"); done
+  pkgs+=(./services/writer/cmd/migrate ./services/simulator/cmd/simulator ./services/simulator/cmd/demoreport)
+  log "building ${#pkgs[@]} binaries into bin/"
+  (cd "$root" && GOFLAGS=-buildvcs=false go build -o "$bin/" "${pkgs[@]}")
+}
+
+load_env() {
+  if [ ! -f "$state/env" ]; then
+    log "no $state/env: start the infrastructure first (make up)"
+    exit 1
+  fi
+  set -a
+  # shellcheck disable=SC1091
+  . "$state/env"
+  set +a
+}
+
+secrets() {
+  mkdir -p "$secrets"
+  chmod 700 "$secrets"
+  if [ ! -f "$secrets/pseudonym-keys.yaml" ]; then
+    umask 077
+    printf 'active: local-1\ndefault_country_code: "33"\nkeys:\n  local-1: %s\n' \
+      "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$secrets/pseudonym-keys.yaml"
+    log "new pseudonymisation key in $secrets/pseudonym-keys.yaml"
+  fi
+  if [ ! -f "$secrets/ingest-credentials.yaml" ] || [ ! -f "$secrets/sensor-tokens.yaml" ]; then
+    "$bin/simulator" credentials -credentials_file "$secrets/ingest-credentials.yaml" -tokens_file "$secrets/sensor-tokens.yaml"
+    log "new sensor credentials in $secrets/"
+  fi
+}
+
+pidfile() { echo "$state/pids/$1.pid"; }
+
+running() {
+  local f
+  f=$(pidfile "$1")
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# env_of SERVICE: the service's configuration as NAME=value words.
+env_of() {
+  case "$1" in
+    ingest)
+      echo "VIGIE_INGEST_LISTEN=127.0.0.1:19080 VIGIE_INGEST_ADMIN_LISTEN=${admin[ingest]}" \
+        "VIGIE_INGEST_KAFKA_BROKERS=$KAFKA_BROKERS" \
+        "VIGIE_INGEST_CREDENTIALS_FILE=$secrets/ingest-credentials.yaml" \
+        "VIGIE_INGEST_PSEUDONYM_KEY_FILE=$secrets/pseudonym-keys.yaml" \
+        "VIGIE_INGEST_RATE_EVENTS_PER_SECOND=${VIGIE_INGEST_RATE:-20000} VIGIE_INGEST_RATE_BURST=${VIGIE_INGEST_BURST:-40000}"
+      ;;
+    enricher)
+      echo "VIGIE_ENRICHER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_ENRICHER_ADMIN_ADDR=${admin[enricher]}" \
+        "VIGIE_ENRICHER_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_ENRICHER_CLICKHOUSE_DATABASE=$db"
+      ;;
+    writer)
+      echo "VIGIE_WRITER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_WRITER_ADMIN_ADDR=${admin[writer]}" \
+        "VIGIE_WRITER_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_WRITER_CLICKHOUSE_DATABASE=$db"
+      ;;
+    correlator)
+      echo "VIGIE_CORRELATOR_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_ADMIN_ADDR=${admin[correlator]}" \
+        "VIGIE_CORRELATOR_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db"
+      ;;
+  esac
+}
+
+wait_ready() { # service
+  local url="http://${admin[$1]}/readyz"
+  for _ in $(seq 1 120); do
+    if curl -sf -o /dev/null --max-time 2 "$url"; then return 0; fi
+    if ! running "$1"; then
+      log "$1 exited while starting; last lines of .state/logs/$1.log:"
+      tail -n 20 "$state/logs/$1.log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$1 not ready after 60 s ($url); see .state/logs/$1.log"
+  return 1
+}
+
+start() {
+  load_env
+  build
+  secrets
+  mkdir -p "$state/logs" "$state/pids"
+  log "migrating ClickHouse database $db at $CLICKHOUSE_ADDR"
+  local try
+  for try in 1 2 3; do
+    "$bin/migrate" -clickhouse.addr="$CLICKHOUSE_ADDR" -clickhouse.database="$db" -log.level=warn && break
+    [ "$try" = 3 ] && return 1
+    log "migration attempt $try failed, retrying"
+    sleep 2
+  done
+  for s in "${services[@]}"; do
+    if ! present "$s"; then
+      log "$s: no services/$s/cmd/$s/main.go yet, skipped"
+      continue
+    fi
+    if running "$s"; then
+      log "$s already running (pid $(cat "$(pidfile "$s")"))"
+      continue
+    fi
+    # shellcheck disable=SC2046 # the words of env_of are NAME=value pairs
+    (cd "$state" && exec env $(env_of "$s") "$bin/$s" >>"$state/logs/$s.log" 2>&1) &
+    echo $! >"$(pidfile "$s")"
+    wait_ready "$s"
+    log "$s ready (pid $(cat "$(pidfile "$s")"), admin http://${admin[$s]})"
+  done
+}
+
+stop() {
+  local s pid
+  for s in ingest enricher correlator writer; do
+    running "$s" || { rm -f "$(pidfile "$s")"; continue; }
+    pid=$(cat "$(pidfile "$s")")
+    kill -TERM "$pid"
+    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$s (pid $pid) still running after 40 s: killing"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$(pidfile "$s")"
+    log "$s stopped"
+  done
+}
+
+status() {
+  for s in "${services[@]}"; do
+    if running "$s"; then
+      echo "$s: running (pid $(cat "$(pidfile "$s")"), admin http://${admin[$s]})"
+    else
+      echo "$s: stopped"
+    fi
+  done
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: services.sh build|start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,205 @@
+// Command demoreport waits until the pipeline has handled a simulator run and prints what
+// Vigie found, in plain words: events sent, accepted and rejected, rows in ClickHouse,
+// alerts per rule with the top findings, the planted scenarios found or missed, and how to
+// query further. `make demo` runs it after the simulator.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigie/vigie/pkg/config"
+	"github.com/vigie/vigie/services/simulator/internal/app"
+	"github.com/vigie/vigie/services/simulator/internal/report"
+)
+
+// Config is the report's configuration (env VIGIE_DEMOREPORT_*).
+type Config struct {
+	SummaryFile string        `yaml:"summary_file"`
+	ClickHouse  string        `yaml:"clickhouse"`
+	Database    string        `yaml:"database"`
+	Brokers     []string      `yaml:"brokers"`
+	DLQTopic    string        `yaml:"dlq_topic"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Settle      time.Duration `yaml:"settle"`
+	// Admin lists name=address of the services' admin servers, for the "query further" part.
+	Admin []string `yaml:"admin"`
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.SummaryFile == "":
+		return errors.New("summary_file: must be set (the simulator's -summary_file)")
+	case c.ClickHouse == "" || c.Database == "":
+		return errors.New("clickhouse, database: must be set")
+	case len(c.Brokers) == 0 || c.DLQTopic == "":
+		return errors.New("brokers, dlq_topic: must be set")
+	case c.Timeout <= 0 || c.Settle <= 0:
+		return errors.New("timeout, settle: must be positive")
+	}
+	return nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "demoreport:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := &Config{Database: "vigie", DLQTopic: "detections.dlq.v1", Timeout: 3 * time.Minute, Settle: 12 * time.Second,
+		ClickHouse: os.Getenv("CLICKHOUSE_ADDR"), Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}
+	if cfg.Brokers[0] == "" {
+		cfg.Brokers = nil
+	}
+	if err := config.Load(cfg, "VIGIE_DEMOREPORT", os.Args[1:]); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(cfg.SummaryFile)
+	if err != nil {
+		return fmt.Errorf("read simulator summary: %w", err)
+	}
+	var sum app.Summary
+	if err := json.Unmarshal(data, &sum); err != nil {
+		return fmt.Errorf("parse simulator summary %s: %w", cfg.SummaryFile, err)
+	}
+	conn, err := report.Open(ctx, cfg.ClickHouse, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	p := &report.Pipeline{Conn: conn, Database: cfg.Database, Brokers: cfg.Brokers, DLQTopic: cfg.DLQTopic}
+	answered := sum.Stats.Answered()
+	began := time.Now()
+	fmt.Fprintf(os.Stderr, "waiting for the pipeline to drain %s events and the correlator to settle…\n", report.Thousands(answered))
+	lastLine := time.Time{}
+	counts, alerts, err := p.WaitDrained(ctx, sum.RunID, answered, sum.Start, sum.End.Add(time.Hour), cfg.Settle, cfg.Timeout, func(c report.Counts, n int) {
+		if time.Since(lastLine) > 5*time.Second {
+			lastLine = time.Now()
+			if n < 0 {
+				fmt.Fprintf(os.Stderr, "  %s rows + %s dead letters of %s\n", report.Thousands(c.Rows), report.Thousands(c.DLQ.Total()), report.Thousands(answered))
+			} else {
+				fmt.Fprintf(os.Stderr, "  drained; %d alerts so far\n", n)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return write(ctx, os.Stdout, p, cfg, sum, counts, alerts, time.Since(began))
+}
+
+func write(ctx context.Context, w io.Writer, p *report.Pipeline, cfg *Config, sum app.Summary, c report.Counts, alerts []report.Alert, drain time.Duration) error {
+	st := sum.Stats
+	fmt.Fprintf(w, "\n═══ Vigie demo: the 2025 \"Opération Prison Break\" case, replayed (run %s, seed %d) ═══\n\n", sum.RunID, sum.Seed)
+	fmt.Fprintf(w, "Simulated %s → %s (%d days of detector traffic from %d facilities) in %s, drained %s later.\n\n",
+		sum.Start.Format("2006-01-02"), sum.End.Format("2006-01-02"), int(sum.End.Sub(sum.Start).Hours()/24), sum.Facilities, sum.Duration, drain.Round(time.Second))
+
+	fmt.Fprintln(w, "Events")
+	report.Table(w, "  ", [][]string{
+		{"sent by the simulator", report.Thousands(st.Sent), ""},
+		{"accepted by ingest", report.Thousands(st.Accepted), "pseudonymised, on detections.raw.v1"},
+		{"rejected by ingest", report.Thousands(st.Rejected), fmt.Sprintf("out of the contract (%d planted faulty readings)", sum.InvalidPlanted)},
+		{"duplicates", report.Thousands(st.Duplicates), ""},
+		{"not answered", report.Thousands(st.Failed), ""},
+		{"rows in ClickHouse", report.Thousands(c.Rows), cfg.Database + ".detections"},
+		{"dead letters", report.Thousands(c.DLQ.Total()), dlqWords(c.DLQ)},
+	})
+	if c.Rows+c.DLQ.Total() == st.Sent {
+		fmt.Fprintf(w, "  every event is accounted for: %s rows + %s dead letters = %s sent\n\n", report.Thousands(c.Rows), report.Thousands(c.DLQ.Total()), report.Thousands(st.Sent))
+	} else {
+		fmt.Fprintf(w, "  NOT accounted for: %s rows + %s dead letters ≠ %s sent\n\n", report.Thousands(c.Rows), report.Thousands(c.DLQ.Total()), report.Thousands(st.Sent))
+	}
+
+	fmt.Fprintln(w, "Alerts per rule")
+	if len(alerts) == 0 {
+		fmt.Fprintln(w, "  none (is the correlator running? see .state/logs/correlator.log)")
+	}
+	var rows [][]string
+	for _, rc := range report.RuleCounts(alerts) {
+		rows = append(rows, []string{rc[0], rc[1]})
+	}
+	report.Table(w, "  ", rows)
+
+	fmt.Fprintln(w, "\nTop findings")
+	for _, tac := range report.TopTACs(alerts, 3) {
+		r, err := p.Reach(ctx, sum.RunID, tac)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  • %s\n", r.Words())
+	}
+	for _, e := range report.Examples(alerts) {
+		fmt.Fprintf(w, "  • %s\n", e)
+	}
+
+	fmt.Fprintln(w, "\nPlanted scenarios")
+	for _, f := range sum.Findings {
+		found := false
+		for _, a := range alerts {
+			if report.Matches(a, f.Rule, f.Facilities, f.TACs) {
+				found = true
+				break
+			}
+		}
+		mark := "found  "
+		if !found {
+			mark = "MISSED "
+		}
+		fmt.Fprintf(w, "  %s %-18s %-22s %s\n", mark, f.Scenario, f.Rule, f.Summary)
+	}
+
+	fmt.Fprintf(w, `
+Query further
+  ClickHouse speaks the native protocol at %[1]s, database %[2]s. From Go (clickhouse-go/v2):
+
+    conn, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{"%[1]s"}, Auth: clickhouse.Auth{Database: "%[2]s"}})
+    rows, _ := conn.Query(ctx, `+"`"+`SELECT tac, uniqExact(facility_id) AS facilities, min(observed_at) AS since
+                               FROM detections WHERE mini_phone GROUP BY tac ORDER BY facilities DESC`+"`"+`)
+
+  More: SELECT rule, explanation FROM alerts FINAL ORDER BY created_at
+        SELECT facility_id, sum(events) FROM detections_per_minute GROUP BY facility_id ORDER BY 2 DESC LIMIT 10
+  Metrics and health: %[3]s
+  The services keep running (logs in .state/logs/): stop everything with `+"`make down`"+`.
+`, cfg.ClickHouse, cfg.Database, adminWords(cfg.Admin))
+	return nil
+}
+
+func dlqWords(d report.DeadLetters) string {
+	var parts []string
+	for k, v := range d {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ")
+}
+
+func adminWords(admin []string) string {
+	if len(admin) == 0 {
+		return "each service's /metrics, /healthz, /readyz on its admin port"
+	}
+	var parts []string
+	for _, a := range admin {
+		name, addr, _ := strings.Cut(a, "=")
+		parts = append(parts, fmt.Sprintf("%s http://%s/metrics", name, addr))
+	}
+	return strings.Join(parts, ", ")
+}
