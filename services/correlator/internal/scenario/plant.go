@@ -84,27 +84,27 @@ func (g *Gen) SeizedResurrection(f *reference.Facility, t time.Time) Planted {
 	return p
 }
 
-// SharedSIM: one SIM in three handsets at facility f within two days.
+// SharedSIM: one SIM in three handsets at facility f within three hours.
 func (g *Gen) SharedSIM(f *reference.Facility, t time.Time) Planted {
 	sim := g.hex()
 	var p Planted
 	for i := 0; i < 3; i++ {
 		d := g.NewDevice(CommonTACs[i])
 		d.IMSI = sim
-		p.add(g.Radio(event.KindMASAttach, d, f, t.Add(time.Duration(i)*10*time.Hour)))
+		p.add(g.Radio(event.KindMASAttach, d, f, t.Add(time.Duration(i)*time.Hour)))
 	}
 	p.Expect = []Expect{{Rule: "SIM_CHURN_SHARED_SIM", GroupKey: sim, Facilities: ids(f)}}
 	return p
 }
 
-// TACSpread: 12 devices of one rare model over 6 facilities within 20 days. history is a
+// TACSpread: 12 devices of one rare model over 6 facilities within 12 days. history is a
 // time before the 180-day NEW_TAC_NATIONAL horizon where the model was once seen, so that it
 // is not also a new model.
 func (g *Gen) TACSpread(tac string, fs []*reference.Facility, t, history time.Time) Planted {
 	var p Planted
 	for i := 0; i < 12; i++ {
 		f := fs[i%len(fs)]
-		p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), f, t.Add(time.Duration(i)*40*time.Hour)))
+		p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), f, t.Add(time.Duration(i)*24*time.Hour)))
 	}
 	p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), fs[0], history))
 	p.Expect = []Expect{{Rule: "TAC_SPREAD", GroupKey: tac, Facilities: ids(fs...)}}

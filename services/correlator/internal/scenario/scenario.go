@@ -163,7 +163,9 @@ func (g *Gen) Background(start time.Time, days, n, devicesPerFacility, eventsPer
 				}
 			}
 			if day%9 == fi%9 {
-				out = append(out, g.Drone(f, dayStart.Add(time.Duration(g.rnd.Int64N(int64(24*time.Hour))))))
+				// Drones fly at night (03:00-04:00); planted patterns happen from 10:00 on, so
+				// that a background drone never precedes a planted new device by 6 hours.
+				out = append(out, g.Drone(f, dayStart.Add(3*time.Hour+time.Duration(g.rnd.Int64N(int64(time.Hour))))))
 			}
 			if day%11 == fi%11 {
 				out = append(out, g.Seized(Device{}, f, dayStart.Add(time.Duration(g.rnd.Int64N(int64(24*time.Hour))))))

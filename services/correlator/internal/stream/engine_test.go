@@ -44,7 +44,9 @@ func TestStreamingRulesOnPlantedPatterns(t *testing.T) {
 		name  string
 		plant func(g *scenario.Gen) scenario.Planted
 	}{
-		{"multi site", func(g *scenario.Gen) scenario.Planted { return g.MultiSite(g.Facility(1), g.Facility(2), start.Add(5*24*time.Hour)) }},
+		{"multi site", func(g *scenario.Gen) scenario.Planted {
+			return g.MultiSite(g.Facility(1), g.Facility(2), start.Add(5*24*time.Hour))
+		}},
 		{"impossible travel", func(g *scenario.Gen) scenario.Planted { return g.ImpossibleTravel(start.Add(6 * 24 * time.Hour)) }},
 		{"sim churn", func(g *scenario.Gen) scenario.Planted { return g.SimChurn(g.Facility(3), start.Add(7*24*time.Hour)) }},
 		{"seized resurrection", func(g *scenario.Gen) scenario.Planted {

@@ -1,0 +1,116 @@
+package sched_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigie/vigie/pkg/event"
+	ref "github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/chtest"
+	"github.com/vigie/vigie/services/correlator/internal/retry"
+	"github.com/vigie/vigie/services/correlator/internal/rules"
+	"github.com/vigie/vigie/services/correlator/internal/scenario"
+	"github.com/vigie/vigie/services/correlator/internal/sched"
+)
+
+// plantScheduled returns a background of 35 days at 12 facilities and, when plant is set,
+// one planted pattern per scheduled rule ending near the last day, with the expected alerts.
+func plantScheduled(t *testing.T, plant bool) ([]event.Enriched, []scenario.Expect, time.Time) {
+	refs, err := scenario.DefaultReference()
+	require.NoError(t, err)
+	g := scenario.New(refs, 11, "s")
+	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-36 * 24 * time.Hour)
+	es, residents := g.Background(t0, 35, 12, 8, 6)
+	var want []scenario.Expect
+	if plant {
+		day := func(d int, h int) time.Time {
+			return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour)
+		}
+		ps := []scenario.Planted{
+			g.TACSpread("99000001", facilities(g, 0, 6), day(10, 12), day(-60, 12)),
+			g.BatchRange("99000002", "512", facilities(g, 6, 3), day(5, 12), day(-60, 12)),
+			g.NewTAC("99000003", g.Facility(2), g.Facility(9), day(30, 12)),
+			g.SharedSIM(g.Facility(4), day(33, 12)),
+			g.DroneThenNewDevice(g.Facility(5), day(34, 12)),
+			g.SyncBurst(facilities(g, 1, 6), residents, day(34, 18)),
+		}
+		for _, p := range ps {
+			es = append(es, p.Events...)
+			want = append(want, p.Expect...)
+		}
+	}
+	// The clock: one event an hour after the last day, so that every rule's last step closes.
+	end := t0.Add(35 * 24 * time.Hour)
+	d := g.NewDevice(scenario.CommonTACs[0])
+	es = append(es, g.Radio(event.KindMASAttach, d, g.Facility(0), end.Add(time.Hour)))
+	es = append(es, g.Radio(event.KindMASAttach, d, g.Facility(0), end.Add(-23*time.Hour)))
+	scenario.SortByTime(es)
+	return es, want, end
+}
+
+func facilities(g *scenario.Gen, from, n int) []*ref.Facility {
+	out := make([]*ref.Facility, n)
+	for i := range out {
+		out[i] = g.Facility(from + i)
+	}
+	return out
+}
+
+func runScheduler(t *testing.T, es []event.Enriched) (*sched.Scheduler, []alert.Alert, context.Context) {
+	conn, db := chtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	require.NoError(t, retry.Default.Do(ctx, func(ctx context.Context) error { return scenario.InsertDetections(ctx, conn, db, es, nil) }, nil))
+	rs, err := rules.LoadDefault()
+	require.NoError(t, err)
+	sink := &alert.Memory{}
+	chSink, err := alert.NewClickHouseSink(conn, db)
+	require.NoError(t, err)
+	cfg := sched.DefaultConfig()
+	cfg.Backfill = 12 * time.Hour
+	cfg.MaxStepsPerTick = 1000
+	s := sched.New(cfg, conn, db, rs, alert.Sinks{chSink, sink}, zaptest.NewLogger(t), prometheus.NewRegistry())
+	_, err = s.Tick(ctx)
+	require.NoError(t, err)
+	return s, sink.Alerts, ctx
+}
+
+func TestScheduledRulesFireOnPlantedPatterns(t *testing.T) {
+	t.Parallel()
+	es, want, _ := plantScheduled(t, true)
+	s, got, ctx := runScheduler(t, es)
+	byID := map[string]alert.Alert{}
+	for _, a := range got {
+		if cur, ok := byID[a.ID]; !ok || a.Version > cur.Version {
+			byID[a.ID] = a
+		}
+		require.NotEmpty(t, a.EvidenceIDs, "%s %s has evidence", a.Rule, a.GroupKey)
+		require.NotEmpty(t, a.Explanation)
+		t.Logf("%s v%d %s: %s", a.Rule, a.Version, a.GroupKey, a.Explanation)
+	}
+	var findings []scenario.Expect
+	for _, a := range byID {
+		findings = append(findings, scenario.Expect{Rule: a.Rule, GroupKey: a.GroupKey, Facilities: a.Facilities})
+	}
+	require.ElementsMatch(t, want, findings)
+
+	// A second tick finds nothing new: each window is evaluated once.
+	n, err := s.Tick(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func TestScheduledRulesSilentOnBackground(t *testing.T) {
+	t.Parallel()
+	es, _, _ := plantScheduled(t, false)
+	_, got, _ := runScheduler(t, es)
+	for _, a := range got {
+		t.Errorf("unexpected %s %s: %s", a.Rule, a.GroupKey, a.Explanation)
+	}
+}

@@ -1,0 +1,199 @@
+package sched
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vigie/vigie/services/correlator/internal/rules"
+)
+
+// timeLit renders t as a literal comparable with src's time column.
+func timeLit(src *rules.Source, t time.Time) string {
+	t = t.UTC()
+	switch {
+	case src.DayGranularity:
+		return "toDate('" + t.Format("2006-01-02") + "')"
+	case src.Name == "detections_per_minute":
+		return "toDateTime('" + t.Format("2006-01-02 15:04:05") + "', 'UTC')"
+	}
+	return dt64(t)
+}
+
+func dt64(t time.Time) string {
+	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
+}
+
+// between is the condition from <= time < to on src's time column.
+func between(src *rules.Source, from, to time.Time) string {
+	return fmt.Sprintf("%s >= %s AND %s < %s", src.Time, timeLit(src, from), src.Time, timeLit(src, to))
+}
+
+// groupCols returns the group fields' expressions aliased g0, g1, … and their non-empty
+// conditions.
+func groupCols(r *rules.Rule, src *rules.Source) (sel, names []string, nonEmpty string) {
+	var conds []string
+	for i, g := range r.GroupBy {
+		col := src.Columns[g.Name]
+		name := fmt.Sprintf("g%d", i)
+		sel = append(sel, col+" AS "+name)
+		names = append(names, name)
+		conds = append(conds, col+" != ''")
+	}
+	return sel, names, strings.Join(conds, " AND ")
+}
+
+// facilitiesExpr lists a group's facilities, when src has them.
+func facilitiesExpr(src *rules.Source) string {
+	if col, ok := src.Columns["facility_id"]; ok {
+		return "arraySort(groupUniqArray(toString(" + col + ")))"
+	}
+	return "CAST([], 'Array(String)')"
+}
+
+// evidenceExpr is the bounded, deterministic list of evidence ids: the earliest n events.
+func evidenceExpr(src *rules.Source, n int) string {
+	if src.Name != "detections" {
+		return "CAST([], 'Array(String)')"
+	}
+	return fmt.Sprintf("arrayMap(x -> x.2, groupArraySorted(%d)((observed_at, event_id)))", n)
+}
+
+// aggregateQuery is value_count and new_term: one row per group meeting the distinct
+// conditions. new_term adds the history before the window and requires it to be empty.
+func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
+	src := r.Source
+	sel, names, nonEmpty := groupCols(r, src)
+	start := end.Add(-r.Window)
+	from := start
+	if r.Type == rules.NewTerm {
+		from = start.Add(-r.History)
+	}
+	var having []string
+	var distinct []string
+	for i, d := range r.Distinct {
+		distinct = append(distinct, fmt.Sprintf("%s AS d%d", src.DistinctExpr(d.Field.Name), i))
+		having = append(having, fmt.Sprintf("d%d >= %d", i, d.Min))
+	}
+	if r.Type == rules.EventCount {
+		having = append(having, fmt.Sprintf("n >= %d", r.Threshold))
+	}
+	if r.Type == rules.NewTerm {
+		having = append(having, fmt.Sprintf("countIf(%s < %s) = 0", src.Time, timeLit(src, start)))
+	}
+	if len(having) == 0 {
+		having = append(having, "1")
+	}
+	cols := append(append([]string{}, sel...), distinct...)
+	cols = append(cols,
+		src.Count+" AS n",
+		"toDateTime64("+src.First+", 3, 'UTC') AS first_at",
+		"toDateTime64("+src.Last+", 3, 'UTC') AS last_at",
+		facilitiesExpr(src)+" AS facilities",
+		evidenceExpr(src, r.MaxEvidence)+" AS evidence")
+	return fmt.Sprintf("SELECT %s\nFROM `%s`.%s\nWHERE %s AND %s AND %s\nGROUP BY %s\nHAVING %s\nORDER BY %s",
+		strings.Join(cols, ", "), db, src.Name, between(src, from, end), r.Where.SQL(src), nonEmpty,
+		strings.Join(names, ", "), strings.Join(having, " AND "), strings.Join(names, ", "))
+}
+
+// sequenceQuery pairs first-step events (within window before the step) with then-step
+// events of this step (end-every, end], one row per group. A then-step new_term keeps only
+// the first event of each value new to the group over its history.
+func sequenceQuery(db string, r *rules.Rule, end time.Time) string {
+	src := rules.Sources["detections"]
+	stepStart := end.Add(-r.Every)
+	firstFrom := stepStart.Add(-r.Window)
+	g := src.Columns[r.GroupBy[0].Name]
+	var diffSel1, diffSel2, diffCond []string
+	for i, d := range r.Different {
+		col := src.Columns[d.Name]
+		diffSel1 = append(diffSel1, fmt.Sprintf(", %s AS x%d", col, i))
+		diffSel2 = append(diffSel2, fmt.Sprintf(", %s AS y%d", col, i))
+		diffCond = append(diffCond, fmt.Sprintf(" AND f.x%d != t.y%d", i, i))
+	}
+	thenWhere := r.Where.SQL(src) + " AND " + r.Then.Where.SQL(src)
+	newTerm := ""
+	if nt := r.Then.NewTerm; nt != nil {
+		v := src.Columns[nt.Field.Name]
+		var first string
+		if nt.Source.Name == "device_presence_per_day" {
+			first = fmt.Sprintf("SELECT facility_id AS g0, device_id AS v, min(first_seen) AS first_seen FROM `%s`.device_presence_per_day "+
+				"WHERE day >= %s AND day <= %s AND facility_id IN (SELECT g0 FROM firsts) GROUP BY g0, v",
+				db, timeLit(nt.Source, stepStart.Add(-nt.History)), timeLit(nt.Source, end))
+		} else {
+			first = fmt.Sprintf("SELECT %s AS g0, %s AS v, min(observed_at) AS first_seen FROM `%s`.detections "+
+				"WHERE %s AND %s AND %s IN (SELECT g0 FROM firsts) AND %s != '' GROUP BY g0, v",
+				g, v, db, between(src, stepStart.Add(-nt.History), end), thenWhere, g, v)
+		}
+		newTerm = fmt.Sprintf(",\nnew_values AS (SELECT g0, v, first_seen FROM (%s) WHERE first_seen >= %s AND first_seen < %s)",
+			first, dt64(stepStart), dt64(end))
+		thenWhere += fmt.Sprintf(" AND (%s, %s, observed_at) IN (SELECT g0, v, first_seen FROM new_values)", g, v)
+	}
+	return fmt.Sprintf(`WITH firsts AS (
+  SELECT %[1]s AS g0, observed_at AS t1, event_id AS id1, toString(facility_id) AS f1%[2]s
+  FROM `+"`%[3]s`"+`.detections
+  WHERE %[4]s AND %[5]s AND %[6]s AND %[1]s != ''
+)%[7]s,
+thens AS (
+  SELECT %[1]s AS g0, observed_at AS t2, event_id AS id2, toString(facility_id) AS f2%[8]s
+  FROM `+"`%[3]s`"+`.detections
+  WHERE %[9]s AND %[10]s AND %[1]s IN (SELECT g0 FROM firsts)
+)
+SELECT g0, uniqExact(id2) AS n, min(t1) AS first_at, max(t2) AS last_at,
+  arraySort(arrayDistinct(arrayConcat(groupUniqArray(f1), groupUniqArray(f2)))) AS facilities,
+  arrayConcat(arraySort(groupUniqArray(%[11]d)(id1)), arrayMap(x -> x.2, groupArraySorted(%[11]d)((t2, id2)))) AS evidence
+FROM firsts AS f INNER JOIN thens AS t ON f.g0 = t.g0
+WHERE t.t2 >= f.t1 + toIntervalMillisecond(%[12]d) AND t.t2 <= f.t1 + toIntervalMillisecond(%[13]d)%[14]s
+GROUP BY g0
+ORDER BY g0`,
+		g, strings.Join(diffSel1, ""), db, between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src),
+		newTerm, strings.Join(diffSel2, ""), between(src, stepStart, end), thenWhere,
+		r.MaxEvidence/2, r.MinGap.Milliseconds(), r.Window.Milliseconds(), strings.Join(diffCond, ""))
+}
+
+// baselineQuery returns the groups whose count in the bucket (end-bucket, end] exceeds their
+// baseline: buckets of the baseline window before it (of the same hour of day when asked),
+// counting empty buckets as zeros.
+func baselineQuery(db string, r *rules.Rule, end time.Time) string {
+	src := r.Source
+	g := src.Columns[r.GroupBy[0].Name]
+	bucketStart := end.Add(-r.Bucket)
+	var ranges []string
+	n := 0
+	if r.SameHourOfDay {
+		hour := bucketStart.Truncate(time.Hour)
+		for d := 1; time.Duration(d)*rules.Day <= r.BaselineWindow; d++ {
+			h := hour.Add(-time.Duration(d) * rules.Day)
+			ranges = append(ranges, "("+between(src, h, h.Add(time.Hour))+")")
+			n += int(time.Hour / r.Bucket)
+		}
+	} else {
+		ranges = append(ranges, "("+between(src, bucketStart.Add(-r.BaselineWindow), bucketStart)+")")
+		n = int(r.BaselineWindow / r.Bucket)
+	}
+	return fmt.Sprintf(`WITH cur AS (
+  SELECT %[1]s AS g0, %[2]s AS n FROM `+"`%[3]s`"+`.%[4]s
+  WHERE %[5]s AND %[6]s AND %[1]s != '' GROUP BY g0
+),
+base AS (
+  SELECT g0, sum(c) / %[7]d AS mean, sqrt(greatest(sum(c * c) / %[7]d - mean * mean, 0)) AS sd FROM (
+    SELECT %[1]s AS g0, toStartOfInterval(%[8]s, toIntervalSecond(%[9]d)) AS b, toFloat64(%[2]s) AS c
+    FROM `+"`%[3]s`"+`.%[4]s
+    WHERE (%[10]s) AND %[6]s AND %[1]s IN (SELECT g0 FROM cur) GROUP BY g0, b
+  ) GROUP BY g0
+)
+SELECT cur.g0 AS g0, cur.n AS n, base.mean AS mean, base.sd AS sd
+FROM cur LEFT JOIN base ON cur.g0 = base.g0
+WHERE cur.n >= %[11]d AND cur.n > base.mean + %[12]g * greatest(base.sd, %[13]g)
+ORDER BY g0`,
+		g, src.Count, db, src.Name, between(src, bucketStart, end), r.Where.SQL(src), n, src.Time, int(r.Bucket.Seconds()),
+		strings.Join(ranges, " OR "), r.MinCount, r.Stddevs, r.MinStddev)
+}
+
+// evidenceQuery fetches evidence ids from detections for a finding computed on a rollup:
+// the earliest events of the group in the window.
+func evidenceQuery(db string, r *rules.Rule, where rules.Filter, conds []string, from, to time.Time) string {
+	src := rules.Sources["detections"]
+	return fmt.Sprintf("SELECT arrayMap(x -> x.2, groupArraySorted(%d)((observed_at, event_id))) FROM `%s`.detections WHERE %s AND %s AND %s",
+		r.MaxEvidence, db, between(src, from, to), where.SQL(src), strings.Join(conds, " AND "))
+}
