@@ -30,7 +30,7 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		requireSameAsMarshal(t, &r)
 	}
 	f := func(v float64) *float64 { return &v }
-	for _, v := range []float64{0, -0.0, 1e-7, 1e-6, 123456789, 1e20, 1e21, 1.5e300, -64.25, 935.2, math.SmallestNonzeroFloat64} {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1e-7, 1e-6, 123456789, 1e20, 1e21, 1.5e300, -64.25, 935.2, math.SmallestNonzeroFloat64} {
 		requireSameAsMarshal(t, &event.Raw{Common: event.Common{FreqMHz: f(v)}})
 	}
 	for _, s := range []string{"a<b>&c", "\"q\\", "\x00\x01\b\f\n\r\t\x1f", "é ü 漢", "\xff\xfe", "\u2028\u2029", "zone 🚁"} {
