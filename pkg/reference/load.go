@@ -217,8 +217,9 @@ func parseTACs(data []byte) (map[uint32]*Model, error) {
 		return nil, err
 	}
 	models := make(map[uint32]*Model, bytes.Count(data, []byte{'\n'}))
-	lines := map[uint32]int{}
 	interned := map[string]string{}
+	cTAC, cMan, cModel := t.col("tac"), t.col("manufacturer"), t.col("model")
+	cMini, cConflict := t.col("mini_phone_candidate_derived"), t.col("tac_has_conflicting_rows")
 	for {
 		ok, err := t.next()
 		if err != nil {
@@ -227,33 +228,35 @@ func parseTACs(data []byte) (map[uint32]*Model, error) {
 		if !ok {
 			break
 		}
-		tac := t.get("tac")
+		tac := t.at(cTAC)
 		key, valid := tacKey(tac)
 		if !valid {
 			return nil, t.errAt("tac", "%q is not a TAC (exactly 8 digits)", tac)
 		}
-		conflicting, err := t.optBool("tac_has_conflicting_rows")
-		if err != nil {
-			return nil, err
-		}
-		if prev, dup := lines[key]; dup {
+		if prev, dup := models[key]; dup {
+			conflicting, err := t.boolAt(cConflict, "tac_has_conflicting_rows")
+			if err != nil {
+				return nil, err
+			}
 			if !conflicting {
-				return nil, t.errAt("tac", "TAC %s is already defined on line %d (mark both rows tac_has_conflicting_rows=yes to keep the first)", tac, prev)
+				return nil, t.errAt("tac", "TAC %s is already defined on line %d (mark both rows tac_has_conflicting_rows=yes to keep the first)", tac, prev.line)
 			}
 			continue
 		}
-		lines[key] = t.line
-		m := &Model{TAC: tac}
-		if m.Manufacturer, err = t.required("manufacturer"); err != nil {
-			return nil, err
+		m := &Model{TAC: tac, line: t.line}
+		if m.Manufacturer = t.at(cMan); m.Manufacturer == "" {
+			return nil, t.errAt("manufacturer", "value is empty: manufacturer is required")
 		}
 		if v, ok := interned[m.Manufacturer]; ok {
 			m.Manufacturer = v
 		} else {
 			interned[m.Manufacturer] = m.Manufacturer
 		}
-		m.Model = t.get("model")
-		if m.Mini, err = t.optBool("mini_phone_candidate_derived"); err != nil {
+		m.Model = t.at(cModel)
+		if m.Mini, err = t.boolAt(cMini, "mini_phone_candidate_derived"); err != nil {
+			return nil, err
+		}
+		if _, err := t.boolAt(cConflict, "tac_has_conflicting_rows"); err != nil {
 			return nil, err
 		}
 		models[key] = m

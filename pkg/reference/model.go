@@ -104,6 +104,8 @@ type Model struct {
 	Model        string
 	// Mini is true for the tiny "undetectable" phones sold for smuggling into prisons.
 	Mini bool
+
+	line int // where it was defined, for duplicate errors
 }
 
 // Operator is a mobile network identified by MCC and MNC.
