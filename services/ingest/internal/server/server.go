@@ -214,7 +214,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ProduceTimeout)
+	// The produce outlives a client that hangs up: once messages are handed to Kafka, the
+	// dedup state must learn their fate, or a retry would store them twice.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.ProduceTimeout)
 	defer cancel()
 	var dlqErr error
 	var wg sync.WaitGroup
@@ -228,6 +230,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	rawErr := s.produce(ctx, s.raw, s.opts.RawTopic, rawMsgs)
 	wg.Wait()
 	if rawErr != nil {
+		// Messages Kafka did acknowledge are remembered, so that the retry the 503 asks for
+		// does not store them again; the others are released for it.
+		var werrs kafkago.WriteErrors
+		if errors.As(rawErr, &werrs) && len(werrs) == len(reserved) {
+			var ok, failed []uint64
+			for i, e := range werrs {
+				if e == nil {
+					ok = append(ok, reserved[i])
+				} else {
+					failed = append(failed, reserved[i])
+				}
+			}
+			s.seen.Commit(ok)
+			s.m.accepted.Add(float64(len(ok)))
+			reserved = failed
+		}
 		s.seen.Release(reserved)
 		s.logger.Warn("produce to raw topic, answering 503", zap.String("sensor_id", sensorID), zap.Int("events", len(rawMsgs)), zap.Error(rawErr))
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
