@@ -1,0 +1,111 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/services/ingest/internal/batch"
+	"github.com/vigie/vigie/services/ingest/internal/dedup"
+	"github.com/vigie/vigie/services/ingest/internal/pipeline"
+	"github.com/vigie/vigie/services/ingest/internal/server"
+)
+
+// memProducer is an in-memory Kafka stand-in for the error paths a real broker cannot be
+// made to take on demand: it fails the messages whose index is in failNext.
+type memProducer struct {
+	mu       sync.Mutex
+	msgs     []kafkago.Message
+	failNext map[int]bool
+}
+
+func (p *memProducer) WriteMessages(_ context.Context, msgs ...kafkago.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.failNext) == 0 {
+		p.msgs = append(p.msgs, msgs...)
+		return nil
+	}
+	werrs := make(kafkago.WriteErrors, len(msgs))
+	for i, m := range msgs {
+		if p.failNext[i] {
+			werrs[i] = errors.New("leader not available")
+		} else {
+			p.msgs = append(p.msgs, m)
+		}
+	}
+	p.failNext = nil
+	return werrs
+}
+
+type oneSensor struct{}
+
+func (oneSensor) Authenticate(tok string) (string, bool) { return "s1", tok == "t" }
+
+func event(id string) string {
+	return fmt.Sprintf(`{"event_id":%q,"sensor_id":"s1","observed_at":"2026-11-25T09:14:07.125Z","kind":"mas_attach","rat":"4G","imsi":"208150123456789"}`, id)
+}
+
+func newServer(t *testing.T, raw server.Producer) http.Handler {
+	k, err := pseudonym.NewKeyring("k", map[string][]byte{"k": []byte("0123456789abcdef0123456789abcdef")}, "33")
+	require.NoError(t, err)
+	p, err := pipeline.New(k.Active())
+	require.NoError(t, err)
+	s := server.New(server.Options{
+		Limits:       batch.Limits{MaxBodyBytes: 1 << 20, MaxEvents: 100, MaxEventBytes: 4096},
+		MaxWireBytes: 1 << 20, RatePerSensor: 1e6, Burst: 1e6,
+		ProduceTimeout: time.Second, RetryAfter: time.Second, RawTopic: "raw", DLQTopic: "dlq",
+	}, oneSensor{}, p, dedup.New(10*time.Minute, time.Now), raw, &memProducer{}, zap.NewNop(), prometheus.NewRegistry())
+	return s.Handler()
+}
+
+func post(t *testing.T, h http.Handler, body string) (int, server.Response) {
+	req := httptest.NewRequest(http.MethodPost, server.Path, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer t")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var r server.Response
+	if w.Code == http.StatusOK {
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &r))
+	}
+	return w.Code, r
+}
+
+func TestPartialProduceFailure(t *testing.T) {
+	raw := &memProducer{failNext: map[int]bool{1: true}}
+	h := newServer(t, raw)
+	body := event("a") + "\n" + event("b") + "\n" + event("c") + "\n"
+	code, _ := post(t, h, body)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Len(t, raw.msgs, 2)
+
+	// The retry stores only what failed.
+	code, r := post(t, h, body)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, r.Accepted)
+	require.Equal(t, 2, r.Duplicates)
+	require.Len(t, raw.msgs, 3)
+}
+
+func TestDuplicateWithinRequest(t *testing.T) {
+	raw := &memProducer{}
+	h := newServer(t, raw)
+	code, r := post(t, h, event("a")+"\n"+event("a")+"\n")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, r.Accepted)
+	require.Equal(t, 1, r.Duplicates)
+	require.Len(t, raw.msgs, 1)
+}
