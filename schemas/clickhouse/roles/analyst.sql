@@ -1,6 +1,6 @@
 -- The read-only analyst role. Not a numbered migration: access control lives outside the
 -- database's data (users.xml or a replicated access storage), needs a user with
--- access_management, and is applied by `migrate -analyst-role` (or by hand) once per cluster.
+-- access_management, and is applied by `migrate -analyst_role` (or by hand) once per cluster.
 -- {db} is the Vigie database.
 --
 -- Analysts read detections, rollups and alerts; they never write, never change settings that

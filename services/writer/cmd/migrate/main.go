@@ -1,7 +1,7 @@
 // Command migrate applies Vigie's ClickHouse migrations (schemas/clickhouse) to a database,
-// idempotently; with -analyst-role it also creates the read-only analyst role.
+// idempotently; with -analyst_role it also creates the read-only analyst role.
 //
-//	migrate -clickhouse.addr=127.0.0.1:19000 -clickhouse.database=vigie [-analyst-role]
+//	migrate -clickhouse.addr=127.0.0.1:19000 -clickhouse.database=vigie [-analyst_role]
 package main
 
 import (

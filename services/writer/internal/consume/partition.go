@@ -70,6 +70,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 		cancelFetch()
 	}()
 
+	lag := w.m.lag.WithLabelValues(strconv.Itoa(p.id))
 	var e event.Enriched
 	dec := decode.New()
 	batch := batchTimer{parent: fetchCtx}
@@ -89,6 +90,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 				if err := p.flush(ctx); err != nil {
 					return err
 				}
+				lag.Set(float64(reader.Lag()))
 				continue
 			default:
 				return fmt.Errorf("fetch: %w", err)
@@ -113,7 +115,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 			if err := p.flush(ctx); err != nil {
 				return err
 			}
-			w.m.lag.WithLabelValues(strconv.Itoa(p.id)).Set(float64(reader.Lag()))
+			lag.Set(float64(reader.Lag()))
 		}
 	}
 }
