@@ -29,6 +29,16 @@ func seeds(t testing.TB) [][]byte {
 	} {
 		out = append(out, with(c))
 	}
+	base := `{"event_id":"e","sensor_id":"` + sensor + `","observed_at":"2026-11-25T09:16:41.503Z","kind":"rf_burst","rssi_dbm":`
+	for _, num := range []string{"-0", "1E1", "-1e+1", "1.", ".5", "01", "-", "1e", "0x10", "NaN", "Infinity", "1_0", "+1", "-40 ", "\t-40"} {
+		out = append(out, []byte(base+num+`,"band":"B20"}`))
+	}
+	out = append(out,
+		[]byte(" \n"+`{ "event_id" : "e" , "sensor_id" : "`+sensor+`" , "observed_at" : "2026-11-25T09:16:41.503Z" , "kind" : "mas_attach" , "rat" : "4G" } `),
+		[]byte(`{"event_id":"e","event_id":"f","sensor_id":"`+sensor+`","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G"}`),
+		[]byte(`{"event_id":"e","sensor_id":"`+sensor+`","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G","zone":"\u00e9"}`),
+		[]byte(`{"event_id":"e","sensor_id":"`+sensor+`","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G","zone":"é\x01"}`),
+		[]byte(`{"event_id":"e","sensor_id":"`+sensor+`","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G",}`))
 	out = append(out, []byte(`{"event_id":"e","sensor_id":"s","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G"}{}`),
 		[]byte(`{"event_id":"e","sensor_id":"s","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G","ev\u0065nt_id":"f"}`),
 		[]byte(`{"event_id":"e","sensor_id":"s","observed_at":"2026-11-25T09:16:41.503Z","kind":"mas_attach","rat":"4G","duration_ms":1e3}`))
