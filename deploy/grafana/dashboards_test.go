@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -590,121 +588,4 @@ func grafanaInterval(span time.Duration, points int) time.Duration {
 		}
 	}
 	return best
-}
-
-// TestPrometheusMetricsExist checks that every vigie_* metric a panel reads is defined in the
-// Go code of the services, so that dashboards do not drift from the code. A metric is
-// defined by a prometheus *Opts{Name: "..."} literal: a full vigie_<service>_ name, or a name
-// without it in a service that registers through prometheus.WrapRegistererWithPrefix with
-// "vigie_<service>_", or in a pkg/ library such a service imports (e.g. pkg/kafka's
-// kafka_consumer_* metrics).
-func TestPrometheusMetricsExist(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	require.NoError(t, err)
-	defined := definedMetrics(t, root)
-	require.NotEmpty(t, defined)
-	metric := regexp.MustCompile(`\bvigie_[a-z0-9_]+\b`)
-	checked := 0
-	for _, d := range loadDashboards(t) {
-		for _, tg := range targets(d) {
-			if tg.DSType != prometheusType {
-				continue
-			}
-			for _, name := range metric.FindAllString(tg.Expr, -1) {
-				base := name
-				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-					if b, ok := strings.CutSuffix(name, suffix); ok && defined[b] {
-						base = b
-					}
-				}
-				require.True(t, defined[base], "%s panel %q reads %s, which no Go code defines; defined: %s",
-					d.UID, tg.Panel, name, strings.Join(sortedKeys(defined), ", "))
-				checked++
-			}
-		}
-	}
-	require.NotZero(t, checked, "no Prometheus metric found in the dashboards")
-}
-
-var (
-	metricName   = regexp.MustCompile(`Name:\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
-	metricPrefix = regexp.MustCompile(`"(vigie_[a-z0-9]+_)"`)
-	pkgImport    = regexp.MustCompile(`"github\.com/vigie/vigie/pkg/([a-z0-9_/]+)"`)
-)
-
-// definedMetrics reads the metric names the services register.
-func definedMetrics(t *testing.T, root string) map[string]bool {
-	t.Helper()
-	type source struct {
-		names    []string
-		prefixes map[string]bool
-		imports  map[string]bool
-	}
-	read := func(dir string) map[string]*source { // by first path element under dir
-		out := map[string]*source{}
-		_ = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, path)
-			key := strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]
-			s := out[key]
-			if s == nil {
-				s = &source{prefixes: map[string]bool{}, imports: map[string]bool{}}
-				out[key] = s
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			code := string(b)
-			if strings.Contains(code, "prometheus.") {
-				for _, m := range metricName.FindAllStringSubmatch(code, -1) {
-					s.names = append(s.names, m[1])
-				}
-			}
-			for _, m := range metricPrefix.FindAllStringSubmatch(code, -1) {
-				s.prefixes[m[1]] = true
-			}
-			for _, m := range pkgImport.FindAllStringSubmatch(code, -1) {
-				s.imports[strings.SplitN(m[1], "/", 2)[0]] = true
-			}
-			return nil
-		})
-		return out
-	}
-	services, libs := read(filepath.Join(root, "services")), read(filepath.Join(root, "pkg"))
-	defined := map[string]bool{}
-	for svc, s := range services {
-		prefix := "vigie_" + svc + "_"
-		wrapped := s.prefixes[prefix]
-		for _, n := range s.names {
-			switch {
-			case strings.HasPrefix(n, prefix):
-				defined[n] = true
-			case wrapped:
-				defined[prefix+n] = true
-			}
-		}
-		if !wrapped {
-			continue
-		}
-		for lib := range s.imports {
-			if l, ok := libs[lib]; ok {
-				for _, n := range l.names {
-					defined[prefix+n] = true
-				}
-			}
-		}
-	}
-	return defined
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
