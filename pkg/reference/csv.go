@@ -167,11 +167,7 @@ func (t *table) optInt(name string, lo, hi int) (int, error) {
 	return v, nil
 }
 
-// optBool parses an optional yes/no column; empty is false.
-func (t *table) optBool(name string) (bool, error) {
-	return t.boolAt(t.col(name), name)
-}
-
+// boolAt parses an optional yes/no column by index; empty is false.
 func (t *table) boolAt(i int, name string) (bool, error) {
 	switch v := t.at(i); v {
 	case "", "no", "false", "0":
