@@ -29,7 +29,7 @@ up: ## start Kafka and the local ClickHouse server on 127.0.0.1; addresses in .s
 	@cat .state/env
 
 .PHONY: down
-down: ## stop everything `make up` (or a test run) started
+down: ## stop the services and everything `make up` (or a test run) started
 	@$(LOCAL)/infra.sh down
 
 .PHONY: build
@@ -64,8 +64,8 @@ lint: ## go vet and staticcheck on every module
 	@for m in $(MODULES); do echo "lint $$m"; (cd $$m && GOWORK=off go vet ./... && GOWORK=off $(STATICCHECK) ./...); done
 
 .PHONY: demo
-demo: ## the whole pipeline on a planted 2025-case scenario (arrives with the demo issue)
-	@echo "make demo arrives with the simulator/demo work (issue 8); until then: make up && make test" >&2; exit 1
+demo: ## the whole pipeline on the 2025 case, with a report; runs until `make down` (DEMO_STOP=1 stops it)
+	@$(LOCAL)/demo.sh
 
 .PHONY: clean
 clean: ## remove build outputs (keeps downloads in .cache and data in .state)

@@ -3,7 +3,7 @@
 # broker and the local ClickHouse server, both on 127.0.0.1. Their addresses go to .state/env.
 #
 #   infra.sh up        start what is not running (idempotent)
-#   infra.sh down      stop everything started here, by PID
+#   infra.sh down      stop the services (services.sh), then everything started here, by PID
 #   infra.sh running   exit 0 when everything is already up
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +14,7 @@ case "${1:-}" in
     "$here/clickhouse.sh" start
     ;;
   down)
+    "$here/services.sh" stop
     "$here/clickhouse.sh" stop
     "$here/kafka.sh" stop single
     "$here/kafka.sh" stop cluster
