@@ -16,6 +16,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/vigie/vigie/pkg v0.0.0-00010101000000-000000000000
 	github.com/vigie/vigie/schemas v0.0.0
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/text v0.44.0
 	gopkg.in/yaml.v3 v3.0.1
