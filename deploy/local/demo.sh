@@ -29,10 +29,9 @@ fi
 
 say "starting Kafka and the local ClickHouse server"
 "$here/infra.sh" up
-set -a
-# shellcheck disable=SC1091
-. "$state/env"
-set +a
+while IFS='=' read -r k v; do
+  [ -n "$k" ] && [ -z "${!k:-}" ] && export "$k=$v"
+done <"$state/env"
 
 say "building and starting the services"
 "$here/services.sh" start

@@ -12,7 +12,8 @@
 #
 # Local secrets, created once in .state/secrets/ (mode 0600, git-ignored): the pseudonymisation
 # key (ingest only), the sensors' credentials (token hashes, for ingest) and their tokens (for
-# the simulator). VIGIE_DB names the ClickHouse database (default vigie).
+# the simulator). VIGIE_DB names the ClickHouse database (default vigie). KAFKA_BROKERS and
+# CLICKHOUSE_ADDR come from .state/env unless already set in the environment.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,10 +51,12 @@ load_env() {
     log "no $state/env: start the infrastructure first (make up)"
     exit 1
   fi
-  set -a
-  # shellcheck disable=SC1091
-  . "$state/env"
-  set +a
+  # An address already in the environment wins over the file (tests, a second checkout).
+  local k v
+  while IFS='=' read -r k v; do
+    [ -n "$k" ] && [ -z "${!k:-}" ] && export "$k=$v"
+  done <"$state/env"
+  return 0
 }
 
 secrets() {

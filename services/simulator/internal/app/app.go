@@ -268,7 +268,7 @@ func (c *RunConfig) options() (traffic.Options, error) {
 	}
 	runID := c.RunID
 	if runID == "" {
-		runID = fmt.Sprintf("s%d-%s", c.Seed, time.Now().UTC().Format("Jan02-1504-05"))
+		runID = fmt.Sprintf("s%d-%s", c.Seed, traffic.Letters(uint64(time.Now().Unix())))
 	}
 	o := traffic.Options{
 		Seed: c.Seed, Start: end.AddDate(0, 0, -c.Days), Days: c.Days, Scale: c.Scale, Scenarios: c.Scenarios,

@@ -55,7 +55,7 @@ func runSteady(ctx context.Context, args []string, stdout io.Writer) error {
 		return helpOK(err)
 	}
 	if cfg.RunID == "" {
-		cfg.RunID = fmt.Sprintf("st%d-%s", cfg.Seed, time.Now().UTC().Format("Jan02-1504-05"))
+		cfg.RunID = fmt.Sprintf("st%d-%s", cfg.Seed, traffic.Letters(uint64(time.Now().Unix())))
 	}
 	logger, err := newLogger(cfg.Log)
 	if err != nil {

@@ -44,7 +44,7 @@ type Config struct {
 
 // DefaultConfig targets a local ingest.
 func DefaultConfig() Config {
-	return Config{URL: "http://127.0.0.1:19080", Workers: 8, BatchMax: 500, FlushAfter: 250 * time.Millisecond, Timeout: 30 * time.Second, Retries: 30}
+	return Config{URL: "http://127.0.0.1:19080", Workers: 8, BatchMax: 1000, FlushAfter: time.Second, Timeout: 30 * time.Second, Retries: 30}
 }
 
 // Validate names the first bad field.

@@ -218,6 +218,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"scenario", func(o *Options) { o.Scenarios = []string{"nope"} }, "scenarios"},
 		{"run id", func(o *Options) { o.RunID = "a b" }, "run_id"},
 		{"run id digits", func(o *Options) { o.RunID = "r1234567" }, "six digits"},
+		{"run id separated digits", func(o *Options) { o.RunID = "s1-25-1319-40" }, "six digits"},
 		{"invalid ratio", func(o *Options) { o.InvalidRatio = 2 }, "invalid_ratio"},
 	}
 	for _, tt := range tests {

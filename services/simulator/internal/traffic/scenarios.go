@@ -157,7 +157,7 @@ func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 			if mz := f.MASZones(); len(mz) > 0 {
 				zone = mz[rng.IntN(len(mz))]
 			}
-			p := g.plantedPhone(rng, b.tac, b.serial+i, 2+rng.Float64()*2, f, zone, from.Add(2*time.Hour), g.end)
+			p := g.plantedPhone(rng, b.tac, b.serial+i, 1+rng.Float64()*2, f, zone, from.Add(2*time.Hour), g.end)
 			p.mini, p.rat, p.seizable = true, event.RAT2G, true
 			if f.MAS["visiting"] != nil {
 				// Smuggled in at a visit: first seen in the visiting room.

@@ -56,7 +56,7 @@ func makeProtocolRow(i int) protocolRow {
 		U8: uint8(i), U16: uint16(i * 7), U32: uint32(i * 1000), U64: uint64(i) << 40,
 		I8: int8(-i % 100), I16: int16(-i * 3), I32: int32(-i * 1000), I64: -int64(i) << 40,
 		F32: float32(i) / 4, F64: float64(i) / 3,
-		S:  fmt.Sprintf("row %d\nwith a blank line\n\nand more", i), FS: fmt.Sprintf("%04d", i%10000),
+		S: fmt.Sprintf("row %d\nwith a blank line\n\nand more", i), FS: fmt.Sprintf("%04d", i%10000),
 		ID: uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))), NS: ns,
 		Arr: []string{fmt.Sprint(i), "", "x"}[:i%4%3], AU: []uint32{uint32(i), uint32(i + 1)},
 		E: []string{"a", "b"}[i%2], D: base.AddDate(0, 0, i%30), DT: base.Add(time.Duration(i) * time.Second),
