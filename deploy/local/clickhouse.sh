@@ -42,6 +42,11 @@ set_env() { # key value: replace the key's line in the env file
 unset_env() { [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
 
 start() {
+  # One starter at a time: two racing starters would both spawn a server, and the loser's
+  # PID, of a process that failed to bind, would end up in the PID file.
+  mkdir -p "$(dirname "$pidfile")"
+  exec 9>"$pidfile.lock"
+  flock 9
   if pid_alive; then
     log "already running (pid $(cat "$pidfile")) at $addr"
   else

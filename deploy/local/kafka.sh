@@ -173,6 +173,10 @@ case "$shape" in single|cluster) ;; *) [ "$cmd" = stop-node ] || [ "$cmd" = star
 case "$cmd" in
   fetch) fetch ;;
   start)
+    # One starter at a time, so that racing starters never spawn two brokers.
+    mkdir -p "$state"
+    exec 9>"$state/kafka-$shape.lock"
+    flock 9
     fetch
     t0=$(date +%s%N)
     for n in $(node_ids "$shape"); do start_node "$shape" "$n"; done
