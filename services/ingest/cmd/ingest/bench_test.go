@@ -53,10 +53,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const (
-	batchSize   = 500
-	benchSensor = "cp-aix-luynes.batiment-b.mas-tecore-inac-01"
-)
+const batchSize = 500
+
+// benchSensors send the load: several sensors, so that their events spread over
+// partitions as in a real deployment.
+var benchSensors = []string{
+	"cp-aix-luynes.batiment-b.mas-tecore-inac-01",
+	"cp-aix-luynes.batiment-c.mas-tecore-inac-02",
+	"ma-nice.quartier-arrivants.mas-tecore-inac-01",
+	"cp-marseille.batiment-a.mas-tecore-inac-01",
+}
 
 type serverProc struct {
 	once     sync.Once
@@ -64,7 +70,7 @@ type serverProc struct {
 	cmd      *exec.Cmd
 	url      string
 	admin    string
-	token    string
+	tokens   map[string]string
 	rawTopic string
 	dir      string
 }
@@ -78,14 +84,19 @@ func (s *serverProc) start(b *testing.B) {
 		if s.err != nil {
 			return
 		}
-		entry, tok, err := sensorauth.NewEntry(benchSensor)
-		if err != nil {
-			s.err = err
-			return
+		s.tokens = map[string]string{}
+		creds := &sensorauth.File{}
+		for _, sensor := range benchSensors {
+			entry, tok, err := sensorauth.NewEntry(sensor)
+			if err != nil {
+				s.err = err
+				return
+			}
+			s.tokens[sensor] = tok
+			creds.Credentials = append(creds.Credentials, entry)
 		}
-		s.token = tok
 		cred := filepath.Join(s.dir, "credentials.yaml")
-		if s.err = (&sensorauth.File{Credentials: []sensorauth.Entry{entry}}).WriteFile(cred); s.err != nil {
+		if s.err = creds.WriteFile(cred); s.err != nil {
 			return
 		}
 		keys := filepath.Join(s.dir, "keys.yaml")
@@ -218,9 +229,25 @@ var eventTemplates = []string{
 	`{"event_id": "ID", "sensor_id": "cp-aix-luynes.batiment-b.mas-tecore-inac-01", "observed_at": "2026-11-25T02:44:59.871Z", "kind": "rf_burst", "zone": "batiment-c-aile-ouest-etage-1-couloir-sud-cellules-100-a-140", "cell": "C-112", "rat": "4G", "band": "B20", "freq_mhz": 847.5, "rssi_dbm": -52.5, "duration_ms": 340, "bandwidth_khz": 10000}`,
 }
 
-// body returns a batch of batchSize events with ids seq..seq+batchSize-1 and identifiers
-// varied by the sequence number.
-func body(seq int64) []byte {
+// request is one prepared batch of one sensor.
+type request struct {
+	sensor string
+	body   []byte
+}
+
+// prepare makes n batches, sensors taking turns.
+func prepare(n int) []request {
+	out := make([]request, n)
+	for i := range out {
+		sensor := benchSensors[i%len(benchSensors)]
+		out[i] = request{sensor: sensor, body: body(seq.Add(batchSize)-batchSize, sensor)}
+	}
+	return out
+}
+
+// body returns a batch of batchSize events of sensor with ids seq..seq+batchSize-1 and
+// identifiers varied by the sequence number.
+func body(seq int64, sensor string) []byte {
 	var buf bytes.Buffer
 	buf.Grow(batchSize * 620)
 	for i := range int64(batchSize) {
@@ -228,6 +255,7 @@ func body(seq int64) []byte {
 		t := eventTemplates[n%int64(len(eventTemplates))]
 		id := fmt.Sprintf("tecore-inac-01:01JDQ4M5N8X7K2T3V9W0YZAB1C:%012d:attempt", n)
 		t = strings.Replace(t, `"ID"`, `"`+id+`"`, 1)
+		t = strings.Replace(t, benchSensors[0], sensor, 1)
 		t = strings.ReplaceAll(t, "N", strconv.Itoa(int(n%10)))
 		buf.WriteString(t)
 		buf.WriteByte('\n')
@@ -276,15 +304,12 @@ func report(b *testing.B, res result, wall time.Duration, cpu float64) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkIngestThroughput sends b.N batches of 500 events from 4 concurrent clients as
-// fast as ingest takes them.
+// BenchmarkIngestThroughput sends b.N batches of 500 events of 4 sensors from 4 concurrent
+// clients as fast as ingest takes them.
 func BenchmarkIngestThroughput(b *testing.B) {
 	benchServer.start(b)
 	const clients = 4
-	bodies := make([][]byte, b.N)
-	for i := range bodies {
-		bodies[i] = body(seq.Add(batchSize) - batchSize)
-	}
+	reqs := prepare(b.N)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -302,7 +327,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 				if i >= int64(b.N) {
 					return
 				}
-				d, err := post(client, benchServer.url, benchServer.token, bodies[i])
+				d, err := post(client, benchServer.url, benchServer.tokens[reqs[i].sensor], reqs[i].body)
 				if err != nil {
 					b.Error(err)
 					return
@@ -324,10 +349,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 // request every 25 ms) and reports the latency distribution.
 func BenchmarkIngestLatencyAt20k(b *testing.B) {
 	benchServer.start(b)
-	bodies := make([][]byte, b.N)
-	for i := range bodies {
-		bodies[i] = body(seq.Add(batchSize) - batchSize)
-	}
+	reqs := prepare(b.N)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var mu sync.Mutex
 	res := result{}
@@ -342,7 +364,7 @@ func BenchmarkIngestLatencyAt20k(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := post(client, benchServer.url, benchServer.token, bodies[i])
+			d, err := post(client, benchServer.url, benchServer.tokens[reqs[i].sensor], reqs[i].body)
 			if err != nil {
 				b.Error(err)
 				return
