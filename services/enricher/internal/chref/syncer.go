@@ -2,6 +2,7 @@ package chref
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 
 // Syncer keeps the ClickHouse reference tables at the latest snapshot it was told about, in
 // the background, so that a slow or absent ClickHouse never holds up enrichment. A failed
-// load is retried with exponential backoff; a newer snapshot supersedes one not yet loaded.
+// load is retried with exponential backoff and jitter; a newer snapshot supersedes one not
+// yet loaded.
 type Syncer struct {
 	loader   *Loader
 	logger   *zap.Logger
@@ -83,8 +85,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 				return nil
 			}
 			s.loads.WithLabelValues("error").Inc()
-			s.logger.Warn("load reference data into clickhouse, will retry", zap.Duration("retry_in", retry), zap.Error(err))
-			timer.Reset(retry)
+			wait := retry + rand.N(retry/2+1) // jitter: replicas do not retry in step
+			s.logger.Warn("load reference data into clickhouse, will retry", zap.Duration("retry_in", wait), zap.Error(err))
+			timer.Reset(wait)
 			retry = min(2*retry, s.maxRetry)
 			continue
 		}
