@@ -98,6 +98,11 @@ func (s *Store) reload() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("credentials %s: %w", s.path, err)
 	}
+	if len(f.Credentials) == 0 {
+		// Most likely a file caught while being rewritten in place; never lock every
+		// sensor out because of it.
+		return false, fmt.Errorf("credentials %s: no entries", s.path)
+	}
 	c := &credentials{byPrefix: make(map[uint64][]credential, len(f.Credentials))}
 	for _, e := range f.Credentials {
 		var cr credential

@@ -53,8 +53,18 @@ func TestStoreReloads(t *testing.T) {
 	require.Error(t, s.ReloadNow())
 	_, ok = s.Authenticate(tok2)
 	require.True(t, ok)
+
+	// So does an empty one (a file caught while rewritten in place).
+	require.NoError(t, writeRaw(path, ""))
+	require.Error(t, s.ReloadNow())
+	_, ok = s.Authenticate(tok2)
+	require.True(t, ok)
 }
 
+// writeRaw replaces the file atomically, as operators should (see sensorauth.WriteFile).
 func writeRaw(path, s string) error {
-	return os.WriteFile(path, []byte(s), 0o600)
+	if err := os.WriteFile(path+".tmp", []byte(s), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }
