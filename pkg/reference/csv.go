@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -131,6 +132,39 @@ func (t *table) errAt(name string, format string, args ...any) *Error {
 		e.Line, _ = t.r.FieldPos(i)
 	}
 	return e
+}
+
+// each calls row for every record after the header, stopping at the first error.
+func (t *table) each(row func() error) error {
+	for {
+		ok, err := t.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := row(); err != nil {
+			return err
+		}
+	}
+}
+
+// uniqueID reads the id in column of the current record: required, matching pattern (rule
+// says how, for the error), and not already on an earlier line (seen maps id to line).
+func (t *table) uniqueID(column string, pattern *regexp.Regexp, rule string, seen map[string]int) (string, error) {
+	id, err := t.required(column)
+	if err != nil {
+		return "", err
+	}
+	if !pattern.MatchString(id) {
+		return "", t.errAt(column, "%q is not %s", id, rule)
+	}
+	if prev, dup := seen[id]; dup {
+		return "", t.errAt(column, "%q is already defined on line %d", id, prev)
+	}
+	seen[id] = t.line
+	return id, nil
 }
 
 func (t *table) required(name string) (string, error) {

@@ -71,60 +71,50 @@ func parseFacilities(data []byte) (map[string]*Facility, []*Facility, error) {
 	byID := map[string]*Facility{}
 	var list []*Facility
 	lines := map[string]int{}
-	for {
-		ok, err := t.next()
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			break
-		}
+	err = t.each(func() (err error) {
 		f := &Facility{}
-		if f.ID, err = t.required("facility_id"); err != nil {
-			return nil, nil, err
+		if f.ID, err = t.uniqueID("facility_id", facilityIDPattern, "a facility id (lowercase letters, digits and '-', at most 64)", lines); err != nil {
+			return err
 		}
-		if !facilityIDPattern.MatchString(f.ID) {
-			return nil, nil, t.errAt("facility_id", "%q is not a facility id (lowercase letters, digits and '-', at most 64)", f.ID)
-		}
-		if prev, dup := lines[f.ID]; dup {
-			return nil, nil, t.errAt("facility_id", "%q is already defined on line %d", f.ID, prev)
-		}
-		lines[f.ID] = t.line
 		if f.Name, err = t.required("name"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if f.TypeCode, err = t.required("type_code"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if !typeCodePattern.MatchString(f.TypeCode) {
-			return nil, nil, t.errAt("type_code", "%q is not a type code (upper-case letters, e.g. MA, CP, CD)", f.TypeCode)
+			return t.errAt("type_code", "%q is not a type code (upper-case letters, e.g. MA, CP, CD)", f.TypeCode)
 		}
 		f.TypeLabel = t.get("type_label")
 		f.City = t.get("city")
 		f.DepartmentCode = t.get("department_code")
 		f.DepartmentName = t.get("department_name")
 		if f.DISP, err = t.required("disp"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		f.RegionCode = t.get("region_code")
 		lat, hasLat, err := t.optFloat("lat", -90, 90)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		lon, hasLon, err := t.optFloat("lon", -180, 180)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		if hasLat != hasLon {
-			return nil, nil, t.errAt("lon", "lat and lon must both be set or both be empty")
+			return t.errAt("lon", "lat and lon must both be set or both be empty")
 		}
 		f.Lat, f.Lon, f.HasCoords = lat, lon, hasLat
 		if f.Capacity, err = t.optInt("capacity", 0, 100000); err != nil {
-			return nil, nil, err
+			return err
 		}
 		f.SecurityLevel = t.get("security_level")
 		byID[f.ID] = f
 		list = append(list, f)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(list) == 0 {
 		return nil, nil, &Error{File: FacilitiesFile, Err: errors.New("no facility: the file has only a header")}
@@ -141,71 +131,61 @@ func parseSensors(data []byte, facilities map[string]*Facility) (map[string]*Sen
 	byID := map[string]*Sensor{}
 	var list []*Sensor
 	lines := map[string]int{}
-	for {
-		ok, err := t.next()
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			break
-		}
+	err = t.each(func() (err error) {
 		s := &Sensor{}
-		if s.ID, err = t.required("sensor_id"); err != nil {
-			return nil, nil, err
+		if s.ID, err = t.uniqueID("sensor_id", sensorIDPattern, "a sensor id (lowercase letters, digits and . _ -, at most 64, as in the event contract)", lines); err != nil {
+			return err
 		}
-		if !sensorIDPattern.MatchString(s.ID) {
-			return nil, nil, t.errAt("sensor_id", "%q is not a sensor id (lowercase letters, digits and . _ -, at most 64, as in the event contract)", s.ID)
-		}
-		if prev, dup := lines[s.ID]; dup {
-			return nil, nil, t.errAt("sensor_id", "%q is already defined on line %d", s.ID, prev)
-		}
-		lines[s.ID] = t.line
 		if s.FacilityID, err = t.required("facility_id"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if s.Facility = facilities[s.FacilityID]; s.Facility == nil {
-			return nil, nil, t.errAt("facility_id", "unknown facility %q (not in %s)", s.FacilityID, FacilitiesFile)
+			return t.errAt("facility_id", "unknown facility %q (not in %s)", s.FacilityID, FacilitiesFile)
 		}
 		if s.Building, err = t.required("building"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if s.Floor, err = t.optInt("floor", -5, 50); err != nil {
-			return nil, nil, err
+			return err
 		}
 		zt, err := t.required("zone_type")
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		s.ZoneType = ZoneType(zt)
 		if !slices.Contains(ZoneTypes, s.ZoneType) {
-			return nil, nil, t.errAt("zone_type", "%q is not a zone type (one of %s)", zt, joinStrings(ZoneTypes))
+			return t.errAt("zone_type", "%q is not a zone type (one of %s)", zt, joinStrings(ZoneTypes))
 		}
 		if s.Zone, err = t.required("zone"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		var okX, okY bool
 		if s.X, okX, err = t.optFloat("x_m", -100000, 100000); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if s.Y, okY, err = t.optFloat("y_m", -100000, 100000); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if !okX || !okY {
-			return nil, nil, t.errAt("x_m", "x_m and y_m are required (metres from the facility's reference point)")
+			return t.errAt("x_m", "x_m and y_m are required (metres from the facility's reference point)")
 		}
 		st, err := t.required("sensor_type")
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		s.Type = SensorType(st)
 		if !slices.Contains(SensorTypes, s.Type) {
-			return nil, nil, t.errAt("sensor_type", "%q is not a sensor type (one of %s)", st, joinStrings(SensorTypes))
+			return t.errAt("sensor_type", "%q is not a sensor type (one of %s)", st, joinStrings(SensorTypes))
 		}
 		if s.Vendor, err = t.required("vendor"); err != nil {
-			return nil, nil, err
+			return err
 		}
 		byID[s.ID] = s
 		list = append(list, s)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	slices.SortFunc(list, func(a, b *Sensor) int { return strings.Compare(a.ID, b.ID) })
 	return byID, list, nil
@@ -220,32 +200,26 @@ func parseTACs(data []byte) (map[uint32]*Model, error) {
 	interned := map[string]string{}
 	cTAC, cMan, cModel := t.col("tac"), t.col("manufacturer"), t.col("model")
 	cMini, cConflict := t.col("mini_phone_candidate_derived"), t.col("tac_has_conflicting_rows")
-	for {
-		ok, err := t.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
+	err = t.each(func() error {
 		tac := t.at(cTAC)
 		key, valid := tacKey(tac)
 		if !valid {
-			return nil, t.errAt("tac", "%q is not a TAC (exactly 8 digits)", tac)
+			return t.errAt("tac", "%q is not a TAC (exactly 8 digits)", tac)
 		}
 		if prev, dup := models[key]; dup {
 			conflicting, err := t.boolAt(cConflict, "tac_has_conflicting_rows")
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !conflicting {
-				return nil, t.errAt("tac", "TAC %s is already defined on line %d (mark both rows tac_has_conflicting_rows=yes to keep the first)", tac, prev.line)
+				return t.errAt("tac", "TAC %s is already defined on line %d (mark both rows tac_has_conflicting_rows=yes to keep the first)", tac, prev.line)
 			}
-			continue
+			return nil
 		}
+		var err error
 		m := &Model{TAC: tac, line: t.line}
 		if m.Manufacturer = t.at(cMan); m.Manufacturer == "" {
-			return nil, t.errAt("manufacturer", "value is empty: manufacturer is required")
+			return t.errAt("manufacturer", "value is empty: manufacturer is required")
 		}
 		if v, ok := interned[m.Manufacturer]; ok {
 			m.Manufacturer = v
@@ -254,12 +228,16 @@ func parseTACs(data []byte) (map[uint32]*Model, error) {
 		}
 		m.Model = t.at(cModel)
 		if m.Mini, err = t.boolAt(cMini, "mini_phone_candidate_derived"); err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := t.boolAt(cConflict, "tac_has_conflicting_rows"); err != nil {
-			return nil, err
+			return err
 		}
 		models[key] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return models, nil
 }
@@ -271,27 +249,20 @@ func parseOperators(data []byte) (map[uint32]*Operator, int, error) {
 	}
 	ops := map[uint32]*Operator{}
 	nonStandard := 0
-	for {
-		ok, err := t.next()
-		if err != nil {
-			return nil, 0, err
-		}
-		if !ok {
-			break
-		}
+	err = t.each(func() error {
 		o := &Operator{MCC: t.get("mcc"), MNC: t.get("mnc")}
 		if !isDigits(o.MCC, 3, 3) {
-			return nil, 0, t.errAt("mcc", "%q is not an MCC (exactly 3 digits)", o.MCC)
+			return t.errAt("mcc", "%q is not an MCC (exactly 3 digits)", o.MCC)
 		}
 		if o.MNC == "" {
-			return nil, 0, t.errAt("mnc", "value is empty: mnc is required")
+			return t.errAt("mnc", "value is empty: mnc is required")
 		}
 		key, valid := operatorKey(o.MCC, o.MNC)
 		if !valid {
 			// The source lists a few private-network ranges ("50144", "100 - 190", "?")
 			// that no IMSI prefix can match: kept in the file, left out of the lookup.
 			nonStandard++
-			continue
+			return nil
 		}
 		o.CountryISO = t.get("country_iso")
 		o.Country = t.get("country_name")
@@ -301,9 +272,13 @@ func parseOperators(data []byte) (map[uint32]*Operator, int, error) {
 		// Several rows can share one MCC/MNC (an operator per territory): the first
 		// operational row wins, else the first row.
 		if prev, dup := ops[key]; dup && (prev.Status == "Operational" || o.Status != "Operational") {
-			continue
+			return nil
 		}
 		ops[key] = o
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return ops, nonStandard, nil
 }
