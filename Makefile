@@ -58,6 +58,22 @@ test-only: ## run the tests against infrastructure that is already up
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "all modules passed"
 
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target (parsers of outside input) for FUZZTIME each (default 10s)
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' services pkg deploy schemas); do \
+	  dir=$$(dirname $$f); mod=$$dir; while [ ! -f $$mod/go.mod ]; do mod=$$(dirname $$mod); done; \
+	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$dir $$fn ($(FUZZTIME))"; \
+	    (cd $$mod && GOWORK=off go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$${dir#$$mod/}) || exit 1; \
+	  done; \
+	done
+
+.PHONY: bench-ingest
+bench-ingest: ## ingest throughput and latency against the local broker (needs make up)
+	@set -a; . .state/env; set +a; cd services/ingest && GOWORK=off go test -run '^$$' -bench Ingest -benchtime 1000x ./cmd/ingest
+
 .PHONY: lint
 lint: ## go vet and staticcheck on every module
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -111,9 +110,16 @@ func Ping(ctx context.Context, brokers []string) error {
 }
 
 // PartitionOffsets returns the end offset (the offset the next message will get) of each
-// partition of topic; tests and lag metrics use it.
+// partition of topic; tests and lag metrics use it. Right after a topic is created a broker
+// may briefly answer "not leader": such answers are retried for a few seconds.
 func PartitionOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
 	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
+	return backoff.Retry(ctx, func() (map[int]int64, error) {
+		return partitionOffsets(ctx, client, topic)
+	}, backoff.WithBackOff(&backoff.ConstantBackOff{Interval: 100 * time.Millisecond}), backoff.WithMaxElapsedTime(10*time.Second))
+}
+
+func partitionOffsets(ctx context.Context, client *kafkago.Client, topic string) (map[int]int64, error) {
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", topic, err)
@@ -132,7 +138,7 @@ func PartitionOffsets(ctx context.Context, brokers []string, topic string) (map[
 	out := map[int]int64{}
 	for _, p := range resp.Topics[topic] {
 		if p.Error != nil {
-			return nil, fmt.Errorf("list offsets %s/%s: %w", topic, strconv.Itoa(p.Partition), p.Error)
+			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, p.Partition, p.Error)
 		}
 		out[p.Partition] = p.LastOffset
 	}
