@@ -33,7 +33,15 @@ while IFS='=' read -r k v; do
   [ -n "$k" ] && [ -z "${!k:-}" ] && export "$k=$v"
 done <"$state/env"
 
-say "building and starting the services"
+say "building the services; a fresh demo database"
+"$here/services.sh" build
+# A new demo starts from empty tables: the correlator's event-time watermarks and the rows of
+# an earlier demo would otherwise overlap this one's period. The topics keep their data; the
+# services resume after their committed offsets.
+"$here/services.sh" stop
+"$root/bin/demoreport" -reset -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}"
+
+say "starting the services"
 "$here/services.sh" start
 
 stop_all() {
@@ -57,6 +65,6 @@ say "replaying ${DEMO_DAYS:-42} days of detector traffic with the planted scenar
 say "waiting for the pipeline to drain, then the report"
 "$root/bin/demoreport" -summary_file "$summary" -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}" \
   -brokers "$KAFKA_BROKERS" \
-  -admin ingest=127.0.0.1:19081,enricher=127.0.0.1:19103,writer=127.0.0.1:19104,correlator=127.0.0.1:19105
+  -admin ingest=127.0.0.1:19081,enricher=127.0.0.1:19103,writer=127.0.0.1:19104,correlator=127.0.0.1:19107
 
 say "demo done in $(($(date +%s) - started)) s"

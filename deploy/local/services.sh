@@ -31,7 +31,7 @@ declare -A admin=(
   [ingest]=127.0.0.1:19081
   [enricher]=127.0.0.1:19103
   [writer]=127.0.0.1:19104
-  [correlator]=127.0.0.1:19105
+  [correlator]=127.0.0.1:19107
 )
 INGEST_URL=http://127.0.0.1:19080
 
@@ -101,8 +101,13 @@ env_of() {
         "VIGIE_WRITER_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_WRITER_CLICKHOUSE_DATABASE=$db"
       ;;
     correlator)
-      echo "VIGIE_CORRELATOR_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_ADMIN_ADDR=${admin[correlator]}" \
-        "VIGIE_CORRELATOR_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db"
+      # The scheduled rules step through event time: a replay compresses weeks into minutes,
+      # so they are evaluated every second, many steps at a time.
+      echo "VIGIE_CORRELATOR_CONSUMER_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_PRODUCER_BROKERS=$KAFKA_BROKERS" \
+        "VIGIE_CORRELATOR_ADMIN_ADDR=${admin[correlator]}" \
+        "VIGIE_CORRELATOR_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db" \
+        "VIGIE_CORRELATOR_SCHEDULER_TICK=${VIGIE_CORRELATOR_TICK:-1s}" \
+        "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_CORRELATOR_MAX_STEPS:-50}"
       ;;
   esac
 }

@@ -259,3 +259,23 @@ func Matches(a Alert, rule string, facilities, tacs []string) bool {
 	}
 	return have >= need
 }
+
+// Watermarks returns, per scheduled rule, the end of the last window the correlator
+// evaluated (its event-time progress); empty when the correlator has not written any.
+func (p *Pipeline) Watermarks(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := p.Conn.Query(ctx, "SELECT rule, max(window_end) FROM "+p.table("correlator_watermarks")+" GROUP BY rule")
+	if err != nil {
+		return nil, fmt.Errorf("query watermarks: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var r string
+		var t time.Time
+		if err := rows.Scan(&r, &t); err != nil {
+			return nil, fmt.Errorf("scan watermark: %w", err)
+		}
+		out[r] = t.UTC()
+	}
+	return out, rows.Err()
+}
