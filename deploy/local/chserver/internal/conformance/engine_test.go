@@ -5,7 +5,6 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -250,22 +249,6 @@ func TestSettingsIsolation(t *testing.T) {
 	ctx := context.Background()
 	a := open(t, chserverAddr, withPool(1))
 	b := open(t, chserverAddr, withPool(1))
-	get := func(conn interface {
-		QueryRow(context.Context, string, ...any) interface{ Scan(...any) error }
-	}) {
-	}
-	_ = get
-	setting := func(ctx context.Context, q func(context.Context) (string, error)) string {
-		v, err := q(ctx)
-		require.NoError(t, err)
-		return v
-	}
-	_ = setting
-	read := func(ctx context.Context, c interface {
-		QueryRow(ctx context.Context, query string, args ...any) interface{}
-	}) {
-	}
-	_ = read
 	const q = "SELECT toString(getSetting('max_block_size'))"
 	var def, v string
 	require.NoError(t, a.QueryRow(ctx, q).Scan(&def))
@@ -406,10 +389,9 @@ func TestCancelDoesNotWedgeServer(t *testing.T) {
 		_ = rows.Close()
 		// A long query cancelled by its deadline.
 		dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err = conn.Exec(dctx, "SELECT sleepEachRow(0.5) FROM numbers(10) SETTINGS function_sleep_max_microseconds_per_block = 10000000")
+		err = conn.Exec(dctx, "SELECT sleepEachRow(0.3) FROM numbers(3)")
 		dcancel()
-		require.Error(t, err)
-		require.True(t, errors.Is(err, context.DeadlineExceeded) || err != nil)
+		require.Error(t, err) // clickhouse-go reports the deadline as an i/o timeout
 	}
 	conn := open(t, chserverAddr)
 	var wg sync.WaitGroup

@@ -140,6 +140,7 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 				return
 			}
 			if !ok {
+				sp.finish(context.Canceled)
 				return
 			}
 		}
@@ -171,6 +172,9 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 			return context.Canceled
 		}
 		chunk, err := sp.next()
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
 		if err != nil {
 			ended = true
 			beforeEnd()

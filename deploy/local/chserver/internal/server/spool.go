@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -96,8 +97,11 @@ func (s *spool) isCancelled() bool {
 func (s *spool) next() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.mem) == 0 && s.fileCount == 0 && !s.done {
+	for len(s.mem) == 0 && s.fileCount == 0 && !s.done && !s.cancelled {
 		s.cond.Wait()
+	}
+	if s.cancelled {
+		return nil, context.Canceled
 	}
 	if len(s.mem) > 0 {
 		c := s.mem[0]
