@@ -42,7 +42,7 @@ func Default() Config {
 		Kafka:           consume.DefaultConfig(),
 		ClickHouse:      sink.DefaultConfig(),
 		DLQ:             dlq,
-		MemoryLimitMB:   256,
+		MemoryLimitMB:   280,
 		ShutdownTimeout: 30 * time.Second,
 	}
 }

@@ -45,7 +45,7 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 		MinBytes:      1,
 		MaxBytes:      w.cfg.FetchMaxBytes,
 		MaxWait:       min(w.cfg.BatchDelay, 250*time.Millisecond),
-		QueueCapacity: 1000,
+		QueueCapacity: 500,
 	})
 	defer reader.Close()
 	if err := reader.SetOffset(p.start); err != nil {
