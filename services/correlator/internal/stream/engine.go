@@ -29,8 +29,9 @@ type Engine struct {
 	ref     *reference.Snapshot
 	intern  map[string]string
 
-	maxSeen   int64 // highest event time seen, ms
-	lastSweep int64
+	maxSeen    int64 // highest event time seen, ms
+	lastSweep  int64
+	sinceSweep int
 	stats     Stats
 }
 
@@ -47,9 +48,10 @@ type device struct {
 	slots []state
 }
 
-// state is a rule's state for one device.
+// state is a rule's state for one device. Its open finding is a pointer, nil for the vast
+// majority of devices, which keeps the per-device state small.
 type state interface {
-	episode() *episode
+	episode() **episode
 }
 
 // evaluator is the Go code of one rule type, bound to one rule instance.
@@ -145,6 +147,7 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 		s, f := ev.observe(s, &o)
 		if s != nil && d == nil {
 			d = &device{slots: make([]state, len(e.evals))}
+			key = strings.Clone(key) // the event may share its message's buffer
 			e.devices[key] = d
 		}
 		if d != nil {
@@ -157,7 +160,10 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 			out = append(out, a)
 		}
 	}
-	if e.maxSeen-e.lastSweep >= evictEvery.Milliseconds() {
+	// Sweep once event time has moved on by evictEvery and, so that the sweep's cost stays
+	// amortised below one device visit per event, once as many events as devices were seen.
+	e.sinceSweep++
+	if e.maxSeen-e.lastSweep >= evictEvery.Milliseconds() && e.sinceSweep >= len(e.devices) {
 		e.sweep()
 	}
 	return out
@@ -166,6 +172,7 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 // sweep evicts state older than each rule's window behind the highest event time seen.
 func (e *Engine) sweep() {
 	e.lastSweep = e.maxSeen
+	e.sinceSweep = 0
 	for key, d := range e.devices {
 		live := false
 		for i, ev := range e.evals {
@@ -174,8 +181,8 @@ func (e *Engine) sweep() {
 				continue
 			}
 			before := e.maxSeen - ev.rule().Window.Milliseconds()
-			if ep := s.episode(); ep.open && ep.alert.LastEvidenceAt.UnixMilli() < before {
-				*ep = episode{}
+			if ep := s.episode(); *ep != nil && (*ep).alert.LastEvidenceAt.UnixMilli() < before {
+				*ep = nil
 			}
 			s = ev.evict(s, before)
 			d.slots[i] = s
@@ -189,10 +196,13 @@ func (e *Engine) sweep() {
 }
 
 // internString shares one copy of low-cardinality strings (facility ids) across states.
+// Strings kept in state are copies: a decoded event's strings may point into its whole
+// Kafka message (zero-copy decoding), which must not stay alive with the state.
 func (e *Engine) internString(s string) string {
 	if v, ok := e.intern[s]; ok {
 		return v
 	}
+	s = strings.Clone(s)
 	if len(e.intern) < 100_000 {
 		e.intern[s] = s
 	}
@@ -202,7 +212,6 @@ func (e *Engine) internString(s string) string {
 // episode is the open finding of one rule for one device: the alert as last built and the
 // event time of its last emitted version.
 type episode struct {
-	open     bool
 	alert    alert.Alert
 	lastEmit int64
 }
@@ -211,9 +220,9 @@ type episode struct {
 // the open one extends it (same id), otherwise it opens a new one. It returns the alert
 // version to emit, if any: the first version, a version that grew (more facilities or
 // evidence count), or one at most every rule.UpdateEvery of event time otherwise.
-func track(ep *episode, r *rules.Rule, key string, f *finding) (alert.Alert, bool) {
+func track(epp **episode, r *rules.Rule, key string, f *finding) (alert.Alert, bool) {
 	next := buildAlert(r, key, f)
-	if ep.open && f.at-ep.alert.LastEvidenceAt.UnixMilli() <= r.Window.Milliseconds() {
+	if ep := *epp; ep != nil && f.at-ep.alert.LastEvidenceAt.UnixMilli() <= r.Window.Milliseconds() {
 		grew := ep.alert.Extend(&next, r.MaxEvidence)
 		if !grew && f.at-ep.lastEmit < r.UpdateEvery.Milliseconds() {
 			return alert.Alert{}, false
@@ -225,7 +234,7 @@ func track(ep *episode, r *rules.Rule, key string, f *finding) (alert.Alert, boo
 	next.ID = alert.ID(r.ID, key, next.UpdatedAt)
 	next.CreatedAt = next.UpdatedAt
 	next.Version = 1
-	*ep = episode{open: true, alert: next, lastEmit: f.at}
+	*epp = &episode{alert: next, lastEmit: f.at}
 	return clone(next), true
 }
 
@@ -244,7 +253,7 @@ func buildAlert(r *rules.Rule, key string, f *finding) alert.Alert {
 		evidence = evidence[:r.MaxEvidence]
 	}
 	a := alert.Alert{
-		Rule: r.ID, Severity: r.Severity, GroupKey: key, Facilities: facilities,
+		Rule: r.ID, Severity: r.Severity, GroupKey: strings.Clone(key), Facilities: facilities,
 		FirstEvidenceAt: ms(f.first), LastEvidenceAt: ms(f.last),
 		WindowStart: ms(f.at - r.Window.Milliseconds()), WindowEnd: ms(f.at),
 		EvidenceIDs: evidence, EvidenceCount: uint32(f.count),

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigie/vigie/pkg/reference"
@@ -22,11 +23,11 @@ type seenValue struct {
 }
 
 type valueState struct {
-	ep     episode
+	ep     *episode
 	values [][]seenValue // per distinct condition
 }
 
-func (s *valueState) episode() *episode { return &s.ep }
+func (s *valueState) episode() **episode { return &s.ep }
 
 func (v *valueCount) rule() *rules.Rule { return v.r }
 
@@ -46,13 +47,13 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 				if list[j].value == val {
 					sv := &list[j]
 					if sv.last < before { // seen again after a gap: a new first sighting
-						sv.first, sv.firstEvent = e.t, e.EventID
+						sv.first, sv.firstEvent = e.t, strings.Clone(e.EventID)
 					}
 					if e.t > sv.last {
 						sv.last, sv.facility = e.t, e.facility
 					}
 					if e.t < sv.first {
-						sv.first, sv.firstEvent = e.t, e.EventID
+						sv.first, sv.firstEvent = e.t, strings.Clone(e.EventID)
 					}
 					found = true
 					break
@@ -61,8 +62,10 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 			if !found {
 				if d.Field.Name == "facility_id" {
 					val = e.facility // interned
+				} else {
+					val = strings.Clone(val)
 				}
-				list = append(list, seenValue{value: val, first: e.t, last: e.t, firstEvent: e.EventID, facility: e.facility})
+				list = append(list, seenValue{value: val, first: e.t, last: e.t, firstEvent: strings.Clone(e.EventID), facility: e.facility})
 			}
 		}
 		list = pruneValues(list, before)
@@ -72,7 +75,7 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 		}
 	}
 	if !holds {
-		if !s.ep.open && allEmpty(s.values) {
+		if s.ep == nil && allEmpty(s.values) {
 			return nil, nil
 		}
 		return s, nil
@@ -123,7 +126,7 @@ func (v *valueCount) evict(st state, before int64) state {
 			empty = false
 		}
 	}
-	if empty && !s.ep.open {
+	if empty && s.ep == nil {
 		return nil
 	}
 	return s
@@ -140,11 +143,11 @@ type seenEvent struct {
 }
 
 type countState struct {
-	ep     episode
+	ep     *episode
 	events []seenEvent // oldest first, at most Threshold
 }
 
-func (s *countState) episode() *episode { return &s.ep }
+func (s *countState) episode() **episode { return &s.ep }
 
 func (c *eventCount) rule() *rules.Rule { return c.r }
 
@@ -153,7 +156,7 @@ func (c *eventCount) observe(st state, e *observed) (state, *finding) {
 	if s == nil {
 		s = &countState{}
 	}
-	s.events = append(s.events, seenEvent{t: e.t, id: e.EventID, facility: e.facility})
+	s.events = append(s.events, seenEvent{t: e.t, id: strings.Clone(e.EventID), facility: e.facility})
 	if len(s.events) > c.r.Threshold {
 		copy(s.events, s.events[1:])
 		s.events = s.events[:c.r.Threshold]
@@ -186,7 +189,7 @@ func (c *eventCount) evict(st state, before int64) state {
 		}
 	}
 	s.events = s.events[:w]
-	if w == 0 && !s.ep.open {
+	if w == 0 && s.ep == nil {
 		return nil
 	}
 	return s
@@ -213,11 +216,11 @@ type firstEvent struct {
 }
 
 type seqState struct {
-	ep     episode
+	ep     *episode
 	firsts []firstEvent
 }
 
-func (s *seqState) episode() *episode { return &s.ep }
+func (s *seqState) episode() **episode { return &s.ep }
 
 func (q *sequence) rule() *rules.Rule { return q.r }
 
@@ -247,9 +250,15 @@ func (q *sequence) observe(st state, e *observed) (state, *finding) {
 }
 
 func (q *sequence) describe(e *observed) firstEvent {
-	fe := firstEvent{t: e.t, id: e.EventID, facility: e.facility}
+	fe := firstEvent{t: e.t, id: strings.Clone(e.EventID), facility: e.facility}
 	for _, d := range q.r.Different {
-		fe.diff = append(fe.diff, d.Get(e.Enriched))
+		v := d.Get(e.Enriched)
+		if d.Name == "facility_id" {
+			v = e.facility
+		} else {
+			v = strings.Clone(v)
+		}
+		fe.diff = append(fe.diff, v)
 	}
 	if q.r.MinDistanceKm > 0 {
 		switch {
@@ -337,7 +346,7 @@ func (q *sequence) evict(st state, before int64) state {
 		}
 	}
 	s.firsts = s.firsts[:w]
-	if w == 0 && !s.ep.open {
+	if w == 0 && s.ep == nil {
 		return nil
 	}
 	return s

@@ -1,0 +1,126 @@
+package stream_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	segjson "github.com/segmentio/encoding/json"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/rules"
+	"github.com/vigie/vigie/services/correlator/internal/scenario"
+	"github.com/vigie/vigie/services/correlator/internal/stream"
+)
+
+// workload is a day of ordinary traffic: devices spread over every facility, each with a
+// few attempts, in event-time order, as JSON messages of detections.enriched.v1.
+func workload(b *testing.B, devices, perDevice int) [][]byte {
+	b.Helper()
+	ref, err := scenario.DefaultReference()
+	require.NoError(b, err)
+	g := scenario.New(ref, 1, "bench")
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	kinds := []event.Kind{event.KindMASAttach, event.KindCallAttempt, event.KindSMSAttempt, event.KindDataAttempt}
+	es := make([]event.Enriched, 0, devices*perDevice)
+	for i := 0; i < devices; i++ {
+		d := g.NewDevice(scenario.CommonTACs[i%len(scenario.CommonTACs)])
+		f := g.Facility(i)
+		for k := 0; k < perDevice; k++ {
+			t := start.Add(time.Duration((i*7919+k*104729)%86400) * time.Second)
+			es = append(es, g.Radio(kinds[(i+k)%len(kinds)], d, f, t))
+		}
+	}
+	scenario.SortByTime(es)
+	out := make([][]byte, len(es))
+	for i := range es {
+		out[i], err = json.Marshal(&es[i])
+		require.NoError(b, err)
+	}
+	return out
+}
+
+// BenchmarkStreaming measures the streaming rules (all on) per event, JSON decoding
+// included: go test -run=^$ -bench=BenchmarkStreaming -cpu=1 ./internal/stream/
+func BenchmarkStreaming(b *testing.B) {
+	rs, err := rules.LoadDefault()
+	require.NoError(b, err)
+	msgs := workload(b, 50_000, 8)
+	for _, decode := range []bool{true, false} {
+		name := "decode+evaluate"
+		var pre []event.Enriched
+		if !decode {
+			name = "evaluate"
+			pre = make([]event.Enriched, len(msgs))
+			for i, m := range msgs {
+				require.NoError(b, segjson.Unmarshal(m, &pre[i]))
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			eng := stream.NewEngine(rs, nil)
+			var out []alert.Alert
+			var e event.Enriched
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out = out[:0]
+				if decode {
+					e = event.Enriched{}
+					if _, err := segjson.Parse(msgs[i%len(msgs)], &e, segjson.ZeroCopy); err != nil {
+						b.Fatal(err)
+					}
+					out = eng.Observe(&e, true, out)
+				} else {
+					out = eng.Observe(&pre[i%len(pre)], true, out)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkStateMemory measures the streaming state held per tracked device after a day of
+// traffic by n devices (3 attempts each, two SIM changes in ten devices):
+// go test -run=^$ -bench=BenchmarkStateMemory -benchtime=1x ./internal/stream/
+func BenchmarkStateMemory(b *testing.B) {
+	rs, err := rules.LoadDefault()
+	require.NoError(b, err)
+	ref, err := scenario.DefaultReference()
+	require.NoError(b, err)
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			for range b.N {
+				g := scenario.New(ref, 2, "mem")
+				start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				eng := stream.NewEngine(rs, ref)
+				kinds := []event.Kind{event.KindMASAttach, event.KindCallAttempt, event.KindSMSAttempt}
+				var out []alert.Alert
+				for i := 0; i < n; i++ {
+					d := g.NewDevice(scenario.CommonTACs[i%4])
+					f := g.Facility(i)
+					for k := 0; k < 3; k++ {
+						if i%10 == 0 && k > 0 {
+							d.IMSI = fmt.Sprintf("%032x", i*3+k)
+						}
+						e := g.Radio(kinds[k], d, f, start.Add(time.Duration(i%86400)*time.Second+time.Duration(k)*time.Minute))
+						out = eng.Observe(&e, true, out[:0])
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				b.ReportMetric(held/float64(eng.Devices()), "bytes/device")
+				b.ReportMetric(held/(1<<20), "MiB")
+				b.ReportMetric(float64(eng.Devices()), "devices")
+				runtime.KeepAlive(eng)
+			}
+		})
+	}
+}
