@@ -32,7 +32,7 @@ type Engine struct {
 	maxSeen    int64 // highest event time seen, ms
 	lastSweep  int64
 	sinceSweep int
-	stats     Stats
+	stats      Stats
 }
 
 // Stats counts what an engine did, for metrics.
