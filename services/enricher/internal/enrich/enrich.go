@@ -194,8 +194,14 @@ func appendString(b []byte, s string) []byte {
 func decode(msg []byte, ev *event.Enriched) error {
 	raw := &ev.Raw
 	// segmentio/encoding decodes the same JSON into the same types as encoding/json (it
-	// honours the contract's UnmarshalJSON methods), several times faster.
-	if err := segjson.Unmarshal(msg, ev); err != nil {
+	// honours the contract's UnmarshalJSON methods), several times faster. Zero-copy: the
+	// decoded strings point into msg, which outlives them (nothing decoded is kept after
+	// Enrich returns). Field names match exactly, as the contract spells them.
+	rest, err := segjson.Parse(msg, ev, segjson.ZeroCopy|segjson.DontMatchCaseInsensitiveStructFields)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("unexpected data after the JSON object at byte %d", len(msg)-len(rest))
+	}
+	if err != nil {
 		return fmt.Errorf("decode raw event: %w", err)
 	}
 	switch {
