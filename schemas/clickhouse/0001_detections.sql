@@ -117,7 +117,18 @@ CREATE TABLE IF NOT EXISTS {db}.detections
 
     INDEX idx_imei imei_pseudo TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_imsi imsi_pseudo TYPE bloom_filter(0.01) GRANULARITY 4,
-    INDEX idx_event event_id TYPE bloom_filter(0.01) GRANULARITY 4
+    INDEX idx_event event_id TYPE bloom_filter(0.01) GRANULARITY 4,
+
+    -- The highest offset per topic and partition, stored inside each part: it is written and
+    -- merged atomically with the rows themselves (a materialized view is not: it is a second
+    -- insert), so the writer resumes exactly after what the table holds. Read with
+    --   SELECT kafka_partition, max(kafka_offset) FROM detections WHERE kafka_topic = ?
+    --   GROUP BY kafka_partition
+    PROJECTION kafka_offsets
+    (
+        SELECT kafka_topic, kafka_partition, max(kafka_offset), count()
+        GROUP BY kafka_topic, kafka_partition
+    )
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(observed_at)

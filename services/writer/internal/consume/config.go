@@ -73,8 +73,10 @@ func (c Config) Validate(prefix string) error {
 		return fmt.Errorf("%s.group_id: must not be empty", prefix)
 	case c.DLQTopic == "":
 		return fmt.Errorf("%s.dlq_topic: must not be empty", prefix)
-	case c.BatchRows <= 0:
-		return fmt.Errorf("%s.batch_rows: must be positive", prefix)
+	case c.BatchRows <= 0 || c.BatchRows > 1_000_000:
+		// Above max_insert_block_size (about 1 M rows) the server cuts an insert into several
+		// parts, which are not stored atomically together.
+		return fmt.Errorf("%s.batch_rows: must be between 1 and 1000000", prefix)
 	case c.BatchDelay <= 0:
 		return fmt.Errorf("%s.batch_delay: must be positive", prefix)
 	case c.MaxPendingRows < c.BatchRows:

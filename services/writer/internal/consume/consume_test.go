@@ -219,3 +219,42 @@ func TestStopFlushesWhatItHolds(t *testing.T) {
 	stop()
 	chtest.RequireConsistent(t, h.totals(), n)
 }
+
+// oneMonth fails the test if a block mixes two months of observed_at.
+type oneMonth struct {
+	consume.Store
+	t      *testing.T
+	blocks atomic.Int64
+}
+
+func (o *oneMonth) Insert(ctx context.Context, b *rows.Block, token string) error {
+	first := b.ObservedAt[0]
+	for _, ts := range b.ObservedAt {
+		if ts.Year() != first.Year() || ts.Month() != first.Month() {
+			o.t.Errorf("block %s mixes %s and %s", token, first.Format("2006-01"), ts.Format("2006-01"))
+			break
+		}
+	}
+	o.blocks.Add(1)
+	return o.Store.Insert(ctx, b, token)
+}
+
+func TestBlocksNeverSpanTwoMonths(t *testing.T) {
+	h := newHarness(t, 1)
+	const n = 3000
+	gen := sample.New(11, 300, time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC))
+	i := 0
+	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, func() ([]byte, []byte) {
+		i++
+		e := gen.Next()
+		if i%100 == 0 { // a late event from the month before, now and then
+			e.ObservedAt = event.NewTime(e.ObservedAt.AddDate(0, -1, 0))
+		}
+		return []byte(e.Enrichment.DeviceKey), must(json(e))
+	})
+	store := &oneMonth{Store: h.store, t: t}
+	h.start(h.config(), store)
+	h.waitRows(n)
+	chtest.RequireConsistent(t, h.totals(), n)
+	require.Greater(t, store.blocks.Load(), int64(2))
+}

@@ -29,6 +29,7 @@ type partition struct {
 	next    int64 // offset after the last message taken into block or dead
 	taken   bool  // a message was taken since the last flush
 	firstAt time.Time
+	month   int // year*12 + month of the block's rows
 	log     *zap.Logger
 }
 
@@ -104,11 +105,13 @@ func (p *partition) run(ctx, genCtx context.Context) error {
 		p.next = m.Offset + 1
 		if err := dec.Decode(m.Value, &e); err != nil {
 			p.deadLetter(m, event.ReasonDecodeFailed, err)
-		} else if err := p.add(ctx, &e, m); err != nil {
+		} else if invalid, err := p.add(ctx, &e, m); err != nil {
 			if errors.Is(err, errPermits) {
 				return nil // ctx ended while waiting for memory
 			}
-			p.deadLetter(m, event.ReasonSchemaInvalid, err)
+			return err
+		} else if invalid != nil {
+			p.deadLetter(m, event.ReasonSchemaInvalid, invalid)
 		}
 		if p.block.Len() >= w.cfg.BatchRows {
 			batchCtx = batch.stop()
@@ -148,25 +151,37 @@ var errPermits = errors.New("no memory permits")
 
 // add appends e to the block, first taking a memory permit: when all are taken, the
 // partition writes what it holds and then waits for other partitions to free theirs.
-func (p *partition) add(ctx context.Context, e *event.Enriched, m kafkago.Message) error {
+//
+// A block never mixes two months of observed_at: detections is partitioned by month, and an
+// insert that touches one partition is one part, stored atomically with its offsets
+// projection. A block spanning two months would be two parts; if only the later one were
+// stored, the highest stored offset would pass rows that are not stored.
+func (p *partition) add(ctx context.Context, e *event.Enriched, m kafkago.Message) (invalid, err error) {
 	w := p.w
+	month := e.ObservedAt.Year()*12 + int(e.ObservedAt.Month())
+	if p.block.Len() > 0 && month != p.month {
+		if err := p.flushAt(ctx, m.Offset); err != nil {
+			return nil, err
+		}
+	}
 	if !w.permits.TryAcquire(1) {
 		if p.block.Len() > 0 {
 			if err := p.flushAt(ctx, m.Offset); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := w.permits.Acquire(ctx, 1); err != nil {
-			return errPermits
+			return nil, errPermits
 		}
 	}
 	if err := p.block.Add(e, m.Topic, m.Partition, m.Offset); err != nil {
 		w.permits.Release(1)
-		return err
+		return err, nil
 	}
+	p.month = month
 	p.held++
 	w.m.pending.Inc()
-	return nil
+	return nil, nil
 }
 
 // flushAt flushes everything taken before offset (the message being added is not yet in

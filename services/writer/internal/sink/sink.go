@@ -106,7 +106,9 @@ func New(conn driver.Conn, database string, queryTimeout time.Duration) (*Sink, 
 	if err != nil {
 		return nil, err
 	}
-	offsets, err := chmigrate.Bind("SELECT kafka_partition, max(max_offset) FROM {db}.writer_offsets WHERE kafka_topic = ? GROUP BY kafka_partition", database)
+	// Read from detections' kafka_offsets projection (stored in each part, atomic with its
+	// rows), not from the writer_offsets view (a separate insert that can lag the rows).
+	offsets, err := chmigrate.Bind("SELECT kafka_partition, max(kafka_offset) FROM {db}.detections WHERE kafka_topic = ? GROUP BY kafka_partition", database)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func (s *Sink) Offsets(ctx context.Context, topic string) (map[int]int64, error)
 	defer cancel()
 	r, err := s.conn.Query(ctx, s.offsets, topic)
 	if err != nil {
-		return nil, fmt.Errorf("read writer_offsets: %w", err)
+		return nil, fmt.Errorf("read stored offsets: %w", err)
 	}
 	defer r.Close()
 	out := map[int]int64{}
@@ -152,12 +154,12 @@ func (s *Sink) Offsets(ctx context.Context, topic string) (map[int]int64, error)
 		var p uint16
 		var o int64
 		if err := r.Scan(&p, &o); err != nil {
-			return nil, fmt.Errorf("read writer_offsets: %w", err)
+			return nil, fmt.Errorf("read stored offsets: %w", err)
 		}
 		out[int(p)] = o
 	}
 	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("read writer_offsets: %w", err)
+		return nil, fmt.Errorf("read stored offsets: %w", err)
 	}
 	return out, nil
 }

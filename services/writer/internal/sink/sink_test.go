@@ -45,7 +45,7 @@ func TestSchema(t *testing.T) {
 		table string
 		want  []string
 	}{
-		{"detections", []string{"TTL toDateTime(observed_at) + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000", "PARTITION BY toYYYYMM(observed_at)", "DateTime64(3, 'UTC')"}},
+		{"detections", []string{"TTL toDateTime(observed_at) + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000", "PARTITION BY toYYYYMM(observed_at)", "DateTime64(3, 'UTC')", "PROJECTION kafka_offsets"}},
 		{"device_presence_per_day", []string{"TTL day + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000"}},
 		{"detections_per_minute", []string{"non_replicated_deduplication_window = 10000"}},
 		{"tac_per_day", []string{"non_replicated_deduplication_window = 10000"}},
