@@ -127,7 +127,11 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 	key := raw.DeviceKey()
 
 	out := make([]byte, 0, end+len(entry.fields)+len(entry.zone)+320)
-	out = append(out, bytes.TrimRight(msg[:end], " \t\r\n")...)
+	body := msg[:end]
+	for len(body) > 0 && isSpace(body[len(body)-1]) {
+		body = body[:len(body)-1]
+	}
+	out = append(out, body...)
 	if out[len(out)-1] != '{' {
 		out = append(out, ',')
 	}
@@ -165,6 +169,8 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 	res.Value = out
 	return res
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // appendField appends `,"name":"value"`, or nothing when value is empty: the contract says
 // an unknown enrichment field is absent, never an empty string.
