@@ -2,44 +2,83 @@ package chdb
 
 import (
 	"context"
-	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-func TestEngineProbe(t *testing.T) {
+func TestEngine(t *testing.T) {
 	e, err := Open("", t.TempDir())
 	require.NoError(t, err)
 	defer e.Close()
 	s, err := e.Acquire(context.Background())
 	require.NoError(t, err)
 	defer s.Release()
+
 	out, err := s.Exec("SELECT version(), timezone()")
 	require.NoError(t, err)
-	t.Logf("%q", out)
+	require.Contains(t, string(out), "26.5")
+
 	_, err = s.Exec("SELECT * FROM nope")
-	t.Logf("err: %v", err)
-	st, err := s.Stream("SELECT number, toString(number) FROM numbers(1000000)")
+	var ce *Error
+	require.True(t, errors.As(err, &ce))
+	require.Equal(t, int32(60), ce.Code)
+
+	out, err = s.Exec("SELECT 1 WHERE 0")
 	require.NoError(t, err)
-	n := 0
+	require.Empty(t, out, "chDB writes nothing for an empty result")
+
+	st, err := s.Stream("SELECT number, toString(number) FROM numbers(300000)")
+	require.NoError(t, err)
+	chunks := 0
 	for {
 		c, err := st.Next()
 		require.NoError(t, err)
 		if c == nil {
 			break
 		}
-		cols, k := binary.Uvarint(c)
-		rows, _ := binary.Uvarint(c[k:])
-		if n < 5 {
-			t.Logf("chunk %d: %d bytes cols=%d rows=%d", n, len(c), cols, rows)
-		}
-		n++
+		chunks++
 	}
 	st.Close()
-	t.Logf("chunks %d", n)
-	out, err = s.Exec("SELECT 1 WHERE 0")
-	t.Logf("empty: %q %v", out, err)
-	out, err = s.Exec("SELECT number FROM numbers(200000)")
-	t.Logf("materialized: %d %v", len(out), err)
+	require.Greater(t, chunks, 1, "a big result comes in several chunks")
+
+	// A stream closed early is cancelled, and the engine runs the next statement.
+	st, err = s.Stream("SELECT number FROM numbers(100000000)")
+	require.NoError(t, err)
+	c, err := st.Next()
+	require.NoError(t, err)
+	require.NotEmpty(t, c)
+	st.Close()
+	out, err = s.Exec("SELECT 42")
+	require.NoError(t, err)
+	require.NotEmpty(t, out)
+}
+
+func TestAcquireHonoursContext(t *testing.T) {
+	e, err := Open("", t.TempDir())
+	require.NoError(t, err)
+	defer e.Close()
+	s, err := e.Acquire(context.Background())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = e.Acquire(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	s.Release()
+}
+
+func TestParseCode(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		code int32
+	}{
+		{"Code: 60. DB::Exception: Unknown table", 60},
+		{"Code: 36. DB::Exception: outer: Code: 27. DB::Exception: inner", 27},
+		{"no code here", UnknownExceptionCode},
+		{"Code: abc. nope", UnknownExceptionCode},
+		{"Code: 62", UnknownExceptionCode},
+	} {
+		require.Equal(t, c.code, parseCode(c.msg), c.msg)
+	}
 }

@@ -5,6 +5,7 @@ package chdb
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -43,7 +44,10 @@ func loadLibrary(path string) (*library, error) {
 			path = os.Getenv("CHDB_LIB_PATH")
 		}
 		if path == "" {
-			libErr = fmt.Errorf("CHDB_LIB_PATH is not set: run deploy/local/chdb-fetch.sh and point it at libchdb.so")
+			path = findCachedLibrary()
+		}
+		if path == "" {
+			libErr = fmt.Errorf("CHDB_LIB_PATH is not set and no .cache/chdb/libchdb.so was found: run deploy/local/chdb-fetch.sh (make deps)")
 			return
 		}
 		if _, err := os.Stat(path); err != nil {
@@ -82,6 +86,26 @@ func loadLibrary(path string) (*library, error) {
 		lib = l
 	})
 	return lib, libErr
+}
+
+// findCachedLibrary looks for .cache/chdb/libchdb.so (where chdb-fetch.sh puts it) in the
+// working directory and its parents, so that tests run from any module folder find it.
+func findCachedLibrary() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		p := filepath.Join(dir, ".cache", "chdb", "libchdb.so")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
 }
 
 // cString returns a NUL-terminated copy of s for C.

@@ -50,11 +50,6 @@ func runMain(m *testing.M) int {
 }
 
 func startServer(dataDir string) (func(), string, error) {
-	if os.Getenv("CHDB_LIB_PATH") == "" {
-		if lib, err := repoFile(".cache/chdb/libchdb.so"); err == nil {
-			_ = os.Setenv("CHDB_LIB_PATH", lib)
-		}
-	}
 	engine, err := chdb.Open("", dataDir)
 	if err != nil {
 		return nil, "", err
