@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/services/enricher/internal/chref"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
@@ -269,4 +272,34 @@ func TestRestartMidStream(t *testing.T) {
 	}
 	t.Logf("first run enriched %.0f of %d; duplicates after restart: %d", handled, len(events), dups)
 	require.Zero(t, dups, "a graceful stop commits what it produced")
+}
+
+// TestReferenceTablesInClickHouse starts the enricher with a ClickHouse address: the
+// reference version in use appears in the analysts' tables, and a reload replaces it.
+func TestReferenceTablesInClickHouse(t *testing.T) {
+	cfg, snap := testConfig(t, reftest.Options{Seed: 17})
+	cfg.ClickHouse.Addr = testenv.ClickHouseAddr(t)
+	cfg.ClickHouse.Database = migratedDatabase(t, cfg.ClickHouse.Addr)
+	r := start(t, cfg)
+
+	conn, err := chref.Open(context.Background(), chref.Options{Addr: cfg.ClickHouse.Addr, Username: "default", Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	defer conn.Close()
+	versionIn := func(table string) string {
+		var v string
+		if err := conn.QueryRow(context.Background(), "SELECT toString(any(ref_version)) FROM `"+cfg.ClickHouse.Database+"`."+table).Scan(&v); err != nil {
+			return "" // the local server sometimes drops a connection under load: ask again
+		}
+		return v
+	}
+	for _, table := range chref.Tables {
+		require.Eventually(t, func() bool { return versionIn(table) == snap.Version() }, 60*time.Second, 50*time.Millisecond, table)
+	}
+
+	b, err := os.ReadFile(filepath.Join(cfg.Reference.Dir, reference.SensorsFile))
+	require.NoError(t, err)
+	rewriteFile(t, cfg.Reference.Dir, reference.SensorsFile, append(b, []byte("cp-laon.rf-950,cp-laon,A,1,cell_block,A-1,0,0,rf_detector,rf-vendor-a\n")...))
+	require.Eventually(t, func() bool { return r.app.Store().Current().Version() != snap.Version() }, 10*time.Second, 10*time.Millisecond)
+	v2 := r.app.Store().Current().Version()
+	require.Eventually(t, func() bool { return versionIn("sensors") == v2 }, 60*time.Second, 50*time.Millisecond)
 }

@@ -17,11 +17,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/telemetry"
 	"github.com/vigie/vigie/pkg/testenv"
+	chschema "github.com/vigie/vigie/schemas/clickhouse"
+	"github.com/vigie/vigie/services/enricher/internal/chref"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
@@ -230,4 +233,31 @@ func versionWith(t testing.TB, dir, name string, data []byte) string {
 	snap, err := reference.Load(fsys)
 	require.NoError(t, err)
 	return snap.Version()
+}
+
+// migratedDatabase creates a database of this test with Vigie's migrations applied.
+func migratedDatabase(t testing.TB, addr string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := chref.Open(ctx, chref.Options{Addr: addr, Username: "default", Timeout: 30 * time.Second})
+	require.NoError(t, err)
+	defer conn.Close()
+	db := testenv.Name(t, "enricher")
+	migrations, err := chmigrate.Load(chschema.Migrations)
+	require.NoError(t, err)
+	for attempt := 1; ; attempt++ { // the local server sometimes drops a connection under load
+		_, err = chmigrate.Apply(ctx, conn, db, migrations, zap.NewNop())
+		if err == nil || attempt == 5 {
+			break
+		}
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		c, err := chref.Open(context.Background(), chref.Options{Addr: addr, Username: "default", Timeout: 30 * time.Second})
+		if err == nil {
+			_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
+			_ = c.Close()
+		}
+	})
+	return db
 }
