@@ -1,0 +1,79 @@
+package sched_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/chtest"
+	"github.com/vigie/vigie/services/correlator/internal/retry"
+	"github.com/vigie/vigie/services/correlator/internal/rules"
+	"github.com/vigie/vigie/services/correlator/internal/sched"
+)
+
+// benchFill populates db with the volume of 190 facilities: 30 days of per-minute
+// rollups (calls and SMS in every minute), 60 days of TAC and serial-block rollups (200
+// models, 3 blocks each, at every facility), 30 days of device presence (50 devices per
+// facility) and 7 days of raw detections (50 devices x 20 attempts a day per facility, a
+// drone per facility a day). The rollups are written directly, not through the raw table.
+func benchFill(ctx context.Context, b *testing.B, exec func(string) error, db string, end time.Time) {
+	day := end.Truncate(24 * time.Hour)
+	ts := func(t time.Time) string { return "toDateTime('" + t.UTC().Format("2006-01-02 15:04:05") + "', 'UTC')" }
+	stmts := []string{
+		fmt.Sprintf(`INSERT INTO %[1]s.detections_per_minute SELECT concat('f', toString(number %% 190)) AS facility_id,
+			%[2]s - toIntervalMinute(intDiv(number, 380)) AS minute, if(intDiv(number, 190) %% 2 = 0, 'call_attempt', 'sms_attempt'),
+			1 + (cityHash64(number) %% 4), arrayReduce('uniqState', [toString(number %% 9000)]) FROM numbers(%[3]d)`, db, ts(end), 30*1440*380),
+		fmt.Sprintf(`INSERT INTO %[1]s.tac_per_day SELECT toString(86000000 + number %% 200) AS tac, concat('f', toString(intDiv(number, 200) %% 190)),
+			toDate(%[2]s) - intDiv(number, 38000), 20, arrayReduce('uniqState', [toString(number %% 50), toString(number %% 7)]),
+			%[2]s - toIntervalDay(intDiv(number, 38000)), %[2]s - toIntervalDay(intDiv(number, 38000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*38000),
+		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_per_day SELECT toString(86000000 + number %% 200), toString(100 + intDiv(number, 200) %% 3),
+			concat('f', toString(intDiv(number, 600) %% 190)), toDate(%[2]s) - intDiv(number, 114000), 7, arrayReduce('uniqState', [toString(number %% 31)]),
+			%[2]s - toIntervalDay(intDiv(number, 114000)), %[2]s - toIntervalDay(intDiv(number, 114000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*114000),
+		fmt.Sprintf(`INSERT INTO %[1]s.device_presence_per_day SELECT concat('f', toString(number %% 190)), toDate(%[2]s) - intDiv(number, 9500),
+			concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190)), false, '86000001', 20,
+			%[2]s - toIntervalDay(intDiv(number, 9500)), %[2]s - toIntervalDay(intDiv(number, 9500)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 30*9500),
+		fmt.Sprintf(`INSERT INTO %[1]s.detections (event_id, sensor_id, kind, observed_at, received_at, enriched_at, facility_id, imei_pseudo, imsi_pseudo, tac, imei_serial_prefix, kafka_topic, kafka_partition, kafka_offset)
+			SELECT concat('e', toString(number)), 's', if(number %% 1000 = 0, 'drone_seen', 'mas_attach'), %[2]s - toIntervalSecond(number %% 604800),
+			now64(3), now64(3), concat('f', toString(number %% 190)),
+			if(number %% 1000 = 0, '', concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190))),
+			if(number %% 1000 = 0, '', concat('sim', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190))),
+			'86000001', '100', 'bench', 0, number FROM numbers(%[3]d)`, db, ts(end), 7*190*50*20),
+	}
+	for _, s := range stmts {
+		start := time.Now()
+		require.NoError(b, exec(s))
+		b.Logf("filled in %s: %.80s", time.Since(start), s)
+	}
+}
+
+// BenchmarkScheduledRules times one evaluation of each scheduled rule over 190 facilities:
+// go test -run=^$ -bench=BenchmarkScheduledRules -benchtime=3x ./internal/sched/
+func BenchmarkScheduledRules(b *testing.B) {
+	conn, db := chtest.New(b)
+	ctx := context.Background()
+	end := time.Now().UTC().Truncate(24 * time.Hour)
+	benchFill(ctx, b, func(q string) error {
+		return retry.Default.Do(ctx, func(ctx context.Context) error { return conn.Exec(ctx, q) }, nil)
+	}, "`"+db+"`", end)
+	rs, err := rules.LoadDefault()
+	require.NoError(b, err)
+	s := sched.New(sched.DefaultConfig(), conn, db, rs, &alert.Memory{}, zap.NewNop(), prometheus.NewRegistry())
+	for _, r := range s.Rules() {
+		b.Run(r.ID, func(b *testing.B) {
+			for range b.N {
+				var err error
+				require.NoError(b, retry.Default.Do(ctx, func(ctx context.Context) error {
+					_, err = s.Evaluate(ctx, r, end)
+					return err
+				}, nil))
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/evaluation")
+		})
+	}
+}
