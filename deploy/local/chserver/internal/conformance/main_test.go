@@ -18,8 +18,12 @@ import (
 	"github.com/vigie/vigie/deploy/local/chserver/internal/server"
 )
 
-// chserverAddr is the address of the server this test binary starts on the chDB engine.
-var chserverAddr string
+// chserverAddr is the address of the server this test binary starts on the chDB engine;
+// testEngine is that engine, which the benchmarks also use directly.
+var (
+	chserverAddr string
+	testEngine   *chdb.Engine
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -54,6 +58,7 @@ func startServer(dataDir string) (func(), string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	testEngine = engine
 	cfg := server.DefaultConfig()
 	cfg.DataDir = dataDir
 	cfg.Users = map[string]string{"default": "", "vigie": "s3cret"}
