@@ -21,8 +21,9 @@ type Config struct {
 	// written): when reached, partitions flush early and fetching waits. Memory is about
 	// 400 bytes a row plus the Kafka readers' buffers (FetchMaxBytes per partition).
 	MaxPendingRows int `yaml:"max_pending_rows"`
-	// MaxConcurrentInserts bounds the inserts in flight across partitions: each holds about
-	// three copies of its rows (block, encoded columns, compressed frames).
+	// MaxConcurrentInserts is the number of inserters: each merges the partitions' blocks
+	// waiting at that moment into one insert, and holds about two more copies of those rows
+	// (encoded columns, compressed frames) while it runs.
 	MaxConcurrentInserts int `yaml:"max_concurrent_inserts"`
 	// FetchMaxBytes is the most bytes one fetch from one partition returns.
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`

@@ -31,8 +31,9 @@ import (
 
 // Store is where batches go: ClickHouse in production (sink.Sink).
 type Store interface {
-	// Insert writes a block under a deduplication token, all or nothing per token.
-	Insert(ctx context.Context, b *rows.Block, token string) error
+	// Insert writes blocks as one insert under a deduplication token: stored whole, or not
+	// at all, when they fall in one month.
+	Insert(ctx context.Context, blocks []*rows.Block, token string) error
 	// Offsets returns the highest offset stored per partition of topic.
 	Offsets(ctx context.Context, topic string) (map[int]int64, error)
 }
@@ -48,14 +49,14 @@ var _ DeadLetters = (*kafkago.Writer)(nil)
 
 // Writer consumes the enriched topic into a Store.
 type Writer struct {
-	cfg     Config
-	store   Store
-	dlq     DeadLetters
-	log     *zap.Logger
-	m       *metrics
-	retry   retrier
-	permits *semaphore.Weighted
-	inserts *semaphore.Weighted
+	cfg      Config
+	store    Store
+	dlq      DeadLetters
+	log      *zap.Logger
+	m        *metrics
+	retry    retrier
+	permits  *semaphore.Weighted
+	requests chan *request
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -70,7 +71,7 @@ func New(cfg Config, store Store, dlq DeadLetters, log *zap.Logger, reg promethe
 	w := &Writer{
 		cfg: cfg, store: store, dlq: dlq, log: log.Named("consume"), m: newMetrics(reg),
 		permits:  semaphore.NewWeighted(int64(cfg.MaxPendingRows)),
-		inserts:  semaphore.NewWeighted(int64(cfg.MaxConcurrentInserts)),
+		requests: make(chan *request),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -103,6 +104,15 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer group %s: %w", w.cfg.GroupID, err)
 	}
+	// Inserters outlive the partition workers, which flush through them when they stop:
+	// deferred calls run in reverse, so the group is closed (workers done) first.
+	insCtx, stopInserters := context.WithCancel(ctx)
+	var inserters sync.WaitGroup
+	for range w.cfg.MaxConcurrentInserts {
+		inserters.Go(func() { w.runInserter(insCtx) })
+	}
+	defer inserters.Wait()
+	defer stopInserters()
 	defer group.Close()
 
 	// Next blocks; end it on Stop as well as on ctx.

@@ -141,8 +141,8 @@ type ambiguous struct {
 	n atomic.Int64
 }
 
-func (a *ambiguous) Insert(ctx context.Context, b *rows.Block, token string) error {
-	if err := a.Store.Insert(ctx, b, token); err != nil {
+func (a *ambiguous) Insert(ctx context.Context, blocks []*rows.Block, token string) error {
+	if err := a.Store.Insert(ctx, blocks, token); err != nil {
 		return err
 	}
 	if a.n.Add(-1) >= 0 {
@@ -171,13 +171,15 @@ type poison struct {
 	bad map[string]bool
 }
 
-func (p *poison) Insert(ctx context.Context, b *rows.Block, token string) error {
-	for _, id := range b.EventID {
-		if p.bad[id] {
-			return fmt.Errorf("code: 469, constraint violated by %s: %w", id, sink.ErrRejected)
+func (p *poison) Insert(ctx context.Context, blocks []*rows.Block, token string) error {
+	for _, b := range blocks {
+		for _, id := range b.EventID {
+			if p.bad[id] {
+				return fmt.Errorf("code: 469, constraint violated by %s: %w", id, sink.ErrRejected)
+			}
 		}
 	}
-	return p.Store.Insert(ctx, b, token)
+	return p.Store.Insert(ctx, blocks, token)
 }
 
 func TestPoisonRowsAreIsolated(t *testing.T) {
@@ -227,16 +229,18 @@ type oneMonth struct {
 	blocks atomic.Int64
 }
 
-func (o *oneMonth) Insert(ctx context.Context, b *rows.Block, token string) error {
-	first := b.ObservedAt[0]
-	for _, ts := range b.ObservedAt {
-		if ts.Year() != first.Year() || ts.Month() != first.Month() {
-			o.t.Errorf("block %s mixes %s and %s", token, first.Format("2006-01"), ts.Format("2006-01"))
-			break
+func (o *oneMonth) Insert(ctx context.Context, blocks []*rows.Block, token string) error {
+	first := blocks[0].ObservedAt[0]
+	for _, b := range blocks {
+		for _, ts := range b.ObservedAt {
+			if ts.Year() != first.Year() || ts.Month() != first.Month() {
+				o.t.Errorf("insert %s mixes %s and %s", token, first.Format("2006-01"), ts.Format("2006-01"))
+				return o.Store.Insert(ctx, blocks, token)
+			}
 		}
 	}
 	o.blocks.Add(1)
-	return o.Store.Insert(ctx, b, token)
+	return o.Store.Insert(ctx, blocks, token)
 }
 
 func TestBlocksNeverSpanTwoMonths(t *testing.T) {

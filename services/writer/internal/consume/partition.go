@@ -223,8 +223,6 @@ func (p *partition) flush(ctx context.Context) error {
 		if err := p.sendDead(ctx); err != nil {
 			return err
 		}
-		w.m.insertSeconds.Observe(time.Since(start).Seconds())
-		w.m.batchRows.Observe(float64(n))
 		p.log.Debug("batch written", zap.Int("rows", n), zap.Duration("took", time.Since(start)))
 	}
 	if err := p.commit(p.id, p.next); err != nil {
@@ -262,13 +260,7 @@ func (p *partition) sendDead(ctx context.Context) error {
 func (p *partition) write(ctx context.Context, b *rows.Block) error {
 	w := p.w
 	tok := token(w.cfg.Topic, p.id, b)
-	if err := w.inserts.Acquire(ctx, 1); err != nil {
-		return fmt.Errorf("insert interrupted: %w", err)
-	}
-	err := w.retry.do(ctx, func(ctx context.Context) error {
-		return w.store.Insert(ctx, b, tok)
-	}, func(err error) bool { return ctx.Err() == nil && sink.Classify(err) == sink.Retryable })
-	w.inserts.Release(1)
+	err := w.insert(ctx, b, tok, p.month)
 	switch {
 	case err == nil:
 		w.m.batches.WithLabelValues("ok").Inc()

@@ -115,10 +115,11 @@ func New(conn driver.Conn, database string, queryTimeout time.Duration) (*Sink, 
 	return &Sink{conn: conn, insert: insert, offsets: offsets, timeout: queryTimeout}, nil
 }
 
-// Insert writes b in one insert whose deduplication token is token: ClickHouse drops a
-// block it has already stored under the same token, in detections and, through
-// deduplicate_blocks_in_dependent_materialized_views, in every rollup fed from it.
-func (s *Sink) Insert(ctx context.Context, b *rows.Block, token string) error {
+// Insert writes blocks as one insert (one data block on the wire) whose deduplication
+// token is token: ClickHouse drops a block it has already stored under the same token, in
+// detections and, through deduplicate_blocks_in_dependent_materialized_views, in every
+// rollup fed from it.
+func (s *Sink) Insert(ctx context.Context, blocks []*rows.Block, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
@@ -130,12 +131,16 @@ func (s *Sink) Insert(ctx context.Context, b *rows.Block, token string) error {
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)
 	}
-	if err := b.AppendTo(batch); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("append %d rows: %w", b.Len(), errors.Join(ErrRejected, err))
+	n := 0
+	for _, b := range blocks {
+		if err := b.AppendTo(batch); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append %d rows: %w", b.Len(), errors.Join(ErrRejected, err))
+		}
+		n += b.Len()
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("send %d rows: %w", b.Len(), err)
+		return fmt.Errorf("send %d rows: %w", n, err)
 	}
 	return nil
 }

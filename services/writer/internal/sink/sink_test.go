@@ -77,19 +77,24 @@ func TestInsertRetriedWithItsTokenIsNotDuplicated(t *testing.T) {
 
 	first := block(t, gen, 3, 0, 5000)
 	second := block(t, gen, 3, 5000, 3000)
-	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
+	require.NoError(t, s.Insert(ctx, []*rows.Block{first}, "t:3:0-4999:5000"))
 	// The ambiguous failure: the client does not know whether the insert landed, so it
 	// sends the same rows with the same token again, more than once.
-	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
-	require.NoError(t, s.Insert(ctx, second, "t:3:5000-7999:3000"))
-	require.NoError(t, s.Insert(ctx, first, "t:3:0-4999:5000"))
+	require.NoError(t, s.Insert(ctx, []*rows.Block{first}, "t:3:0-4999:5000"))
+	require.NoError(t, s.Insert(ctx, []*rows.Block{second}, "t:3:5000-7999:3000"))
+	require.NoError(t, s.Insert(ctx, []*rows.Block{first}, "t:3:0-4999:5000"))
+
+	// Blocks of two partitions merged into one insert, retried: stored once as well.
+	p4, p5 := block(t, gen, 4, 0, 700), block(t, gen, 5, 100, 300)
+	require.NoError(t, s.Insert(ctx, []*rows.Block{p4, p5}, "t:4:0-699:700,t:5:100-399:300"))
+	require.NoError(t, s.Insert(ctx, []*rows.Block{p4, p5}, "t:4:0-699:700,t:5:100-399:300"))
 
 	tot := chtest.Count(t, conn, db)
-	chtest.RequireConsistent(t, tot, 8000)
+	chtest.RequireConsistent(t, tot, 9000)
 
 	offsets, err := s.Offsets(ctx, "detections.enriched.v1")
 	require.NoError(t, err)
-	require.Equal(t, map[int]int64{3: 7999}, offsets)
+	require.Equal(t, map[int]int64{3: 7999, 4: 699, 5: 399}, offsets)
 }
 
 func TestClassify(t *testing.T) {
