@@ -119,6 +119,13 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 			s.mu.Unlock()
 			_ = nc.Close()
 		}()
+		// Go's signal handlers are restored after chDB starts (see chdb.Open), so a panic in
+		// one connection's Go code can be recovered: it ends that connection only.
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("connection panicked", zap.Any("panic", r), zap.Stack("stack"))
+			}
+		}()
 		if err := c.serve(ctx); err != nil {
 			c.log.Info("connection closed on error", zap.Error(err))
 		}
