@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
@@ -404,4 +405,58 @@ func TestCancelDoesNotWedgeServer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// clickhouse-go turns a context deadline into a max_execution_time setting: every kind of
+// statement must accept it.
+func TestContextDeadlineBecomesSetting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := open(t, chserverAddr)
+	db := newDatabase(t, conn)
+	require.NoError(t, conn.Exec(ctx, "CREATE TABLE "+db+".t (a UInt32) ENGINE = MergeTree ORDER BY a"))
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".t (a)")
+	require.NoError(t, err)
+	require.NoError(t, batch.Append(uint32(1)))
+	require.NoError(t, batch.Send())
+	require.NoError(t, conn.Exec(ctx, "INSERT INTO "+db+".t SELECT 2"))
+	var n uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+db+".t").Scan(&n))
+	require.Equal(t, uint64(2), n)
+	var v string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT toString(getSetting('max_execution_time'))").Scan(&v))
+	require.NotEqual(t, "0", v)
+}
+
+func TestManyConnections(t *testing.T) {
+	ctx := context.Background()
+	const clients = 64
+	// Every client holds its own connection, all open at once before any query.
+	conns := make([]interface {
+		QueryRow(context.Context, string, ...any) driver.Row
+	}, clients)
+	for i := range conns {
+		conns[i] = open(t, chserverAddr, withPool(1))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, conn := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var n uint64
+			q := fmt.Sprintf("SELECT sum(number) FROM numbers(%d)", 1000+i)
+			if i%8 == 0 {
+				q = "SELECT count() FROM (SELECT number, toString(number) FROM numbers(300000))"
+			}
+			if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }
