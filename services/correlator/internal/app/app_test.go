@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // env is one test's infrastructure: an enriched topic, an alerts topic, a database.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	topic   string
 	alerts  string
@@ -51,7 +51,9 @@ type env struct {
 	ctx     context.Context
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvB(t) }
+
+func newEnvB(t testing.TB) *env {
 	e := &env{t: t, brokers: testenv.KafkaBrokers(t)}
 	e.topic = testenv.Name(t, "enriched")
 	e.alerts = testenv.Name(t, "alerts")
