@@ -268,6 +268,12 @@ func TestSettingsIsolation(t *testing.T) {
 	require.NoError(t, b.Exec(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_block_size": 999})), "CREATE TEMPORARY TABLE IF NOT EXISTS tmp_x (a UInt8)"))
 	require.NoError(t, b.QueryRow(ctx, q).Scan(&v))
 	require.Equal(t, def, v)
+	// An empty result of a query with settings still has its columns.
+	rows, err := b.Query(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_threads": 2})), "SELECT number AS n FROM numbers(10) WHERE n > 100")
+	require.NoError(t, err)
+	require.Equal(t, []string{"n"}, rows.Columns())
+	require.False(t, rows.Next())
+	require.NoError(t, rows.Close())
 	// A client FORMAT clause does not change the wire format.
 	var one uint8
 	require.NoError(t, b.QueryRow(ctx, "SELECT 1 FORMAT JSONEachRow").Scan(&one))
