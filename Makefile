@@ -74,6 +74,13 @@ fuzz: ## run every fuzz target (parsers of outside input) for FUZZTIME each (def
 bench-ingest: ## ingest throughput and latency against the local broker (needs make up)
 	@set -a; . .state/env; set +a; cd services/ingest && GOWORK=off go test -run '^$$' -bench Ingest -benchtime 1000x ./cmd/ingest
 
+.PHONY: bench-enricher
+bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process on the real broker (needs make up)
+	@set -a; . .state/env; set +a; cd services/enricher && \
+	  GOWORK=off go test ./internal/enrich -run '^$$' -bench BenchmarkEnrich -benchtime 200000x && \
+	  GOWORK=off go test ./internal/refwatch -run '^$$' -bench BenchmarkReload -benchtime 10x && \
+	  GOWORK=off go test ./internal/app -run '^$$' -bench BenchmarkEnricherProcess -benchtime 1x
+
 .PHONY: lint
 lint: ## go vet and staticcheck on every module
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
