@@ -24,7 +24,7 @@ const (
 type token struct {
 	kind       tokenKind
 	start, end int
-	depth      int // parentheses depth
+	depth      int // depth of (), [] and {}
 }
 
 func (t token) text(sql string) string { return sql[t.start:t.end] }
@@ -96,11 +96,11 @@ func lex(sql string) ([]token, error) {
 			toks = append(toks, token{kind: tokNumber, start: i, end: j, depth: depth})
 			i = j
 		default:
-			if c == ')' {
+			if c == ')' || c == ']' || c == '}' {
 				depth--
 			}
 			toks = append(toks, token{kind: tokPunct, start: i, end: i + 1, depth: depth})
-			if c == '(' {
+			if c == '(' || c == '[' || c == '{' {
 				depth++
 			}
 			i++
@@ -125,24 +125,25 @@ const (
 )
 
 func classify(sql string, toks []token) statementKind {
-	for _, t := range toks {
-		if t.kind == tokPunct && sql[t.start] == '(' {
-			return stmtSelect
-		}
-		if t.kind != tokWord {
-			return stmtOther
-		}
-		switch strings.ToUpper(t.text(sql)) {
-		case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "VALUES", "CHECK":
-			return stmtSelect
-		case "INSERT":
-			return stmtInsert
-		case "SET":
-			return stmtSet
-		case "USE":
-			return stmtUse
-		}
+	if len(toks) == 0 {
 		return stmtOther
+	}
+	t := toks[0]
+	if t.kind == tokPunct && sql[t.start] == '(' {
+		return stmtSelect
+	}
+	if t.kind != tokWord {
+		return stmtOther
+	}
+	switch strings.ToUpper(t.text(sql)) {
+	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "VALUES", "CHECK":
+		return stmtSelect
+	case "INSERT":
+		return stmtInsert
+	case "SET":
+		return stmtSet
+	case "USE":
+		return stmtUse
 	}
 	return stmtOther
 }
