@@ -3,6 +3,7 @@ package chdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,4 +82,27 @@ func TestParseCode(t *testing.T) {
 	} {
 		require.Equal(t, c.code, parseCode(c.msg), c.msg)
 	}
+}
+
+// A nil dereference raises SIGSEGV, which Go turns into a panic only if its own handler is
+// installed: chDB's handler, left in place, would hang the process instead.
+func TestGoSignalHandlersSurviveOpen(t *testing.T) {
+	e, err := Open("", t.TempDir())
+	require.NoError(t, err)
+	defer e.Close()
+	s, err := e.Acquire(context.Background())
+	require.NoError(t, err)
+	st, err := s.Stream("SELECT number FROM numbers(10)")
+	require.NoError(t, err)
+	st.Close()
+	_, err = s.Exec("SELECT 1")
+	require.NoError(t, err)
+	s.Release()
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		var p *struct{ x int }
+		return p.x
+	}()
+	require.NotNil(t, recovered)
+	require.Contains(t, fmt.Sprint(recovered), "nil pointer dereference")
 }
