@@ -387,7 +387,7 @@ func TestCancelDoesNotWedgeServer(t *testing.T) {
 	for range 3 {
 		conn := open(t, chserverAddr, withPool(1))
 		qctx, cancel := context.WithCancel(ctx)
-		rows, err := conn.Query(qctx, "SELECT number, toString(number) FROM numbers(50000000)")
+		rows, err := conn.Query(qctx, "SELECT number, toString(number) FROM numbers(10000000)")
 		require.NoError(t, err)
 		require.True(t, rows.Next())
 		cancel()
