@@ -23,6 +23,7 @@ import (
 	"github.com/vigie/vigie/services/correlator/internal/app"
 	"github.com/vigie/vigie/services/correlator/internal/chtest"
 	"github.com/vigie/vigie/services/correlator/internal/retry"
+	"github.com/vigie/vigie/services/correlator/internal/rules"
 	"github.com/vigie/vigie/services/correlator/internal/scenario"
 )
 
@@ -211,6 +212,32 @@ func (e *env) published() map[string][]uint64 {
 	return out
 }
 
+// caughtUp reports whether every scheduled rule has evaluated its last step for events es.
+func (e *env) caughtUp(es []event.Enriched) bool {
+	var clock time.Time
+	for _, ev := range es {
+		if ev.ObservedAt.After(clock) {
+			clock = ev.ObservedAt.Time
+		}
+	}
+	rs, err := rules.LoadDefault()
+	require.NoError(e.t, err)
+	for _, r := range rs {
+		if r.Mode != rules.Scheduled {
+			continue
+		}
+		var wm time.Time
+		q := "SELECT max(window_end) FROM `" + e.db + "`.correlator_watermarks WHERE rule = ?"
+		if err := e.conn.QueryRow(e.ctx, q, r.ID).Scan(&wm); err != nil {
+			return false
+		}
+		if wm.Before(clock.Add(-r.Lateness).Truncate(r.Every)) {
+			return false
+		}
+	}
+	return true
+}
+
 func findings(as []alert.Alert) []scenario.Expect {
 	var out []scenario.Expect
 	for _, a := range as {
@@ -254,7 +281,7 @@ func TestEndToEndStreamingAndScheduled(t *testing.T) {
 	e.write(es, e.produce(es))
 	r := e.start("g1")
 	require.Eventually(t, func() bool { return e.committed("g1") }, 3*time.Minute, 100*time.Millisecond)
-	require.Eventually(t, func() bool { return len(e.stored()) >= len(want) }, 3*time.Minute, 500*time.Millisecond)
+	require.Eventually(t, func() bool { return len(e.stored()) >= len(want) && e.caughtUp(es) }, 3*time.Minute, 500*time.Millisecond)
 	require.NoError(t, r.stop())
 
 	got := e.stored()
@@ -335,14 +362,14 @@ func TestRestartMidPatternNeitherLosesNorDuplicates(t *testing.T) {
 // database, alerts topic): the alerts are identical, ids and versions included.
 func TestReplayGivesSameAlerts(t *testing.T) {
 	t.Parallel()
-	es, _ := scenarioEvents(t, 5)
+	es, want := scenarioEvents(t, 5)
 	var runs [][]alert.Alert
 	for i := 0; i < 2; i++ {
 		e := newEnv(t)
 		e.write(es, e.produce(es))
 		r := e.start("replay")
 		require.Eventually(t, func() bool { return e.committed("replay") }, 3*time.Minute, 100*time.Millisecond)
-		require.Eventually(t, func() bool { return len(e.stored()) >= 6 }, 3*time.Minute, 500*time.Millisecond)
+		require.Eventually(t, func() bool { return len(e.stored()) >= len(want) && e.caughtUp(es) }, 3*time.Minute, 500*time.Millisecond)
 		require.NoError(t, r.stop())
 		as := e.stored()
 		sort.Slice(as, func(i, j int) bool { return as[i].ID < as[j].ID })
