@@ -7,6 +7,8 @@
 #   clickhouse18.sh start     write the config, start, wait until it answers (idempotent)
 #   clickhouse18.sh stop      stop by PID (SIGTERM, wait, SIGKILL after a timeout)
 #   clickhouse18.sh status
+#   clickhouse18.sh config    only write the config; prints its path (for tests that run the
+#                             server themselves)
 #
 # CH18_DIR (default .state/clickhouse18) holds config, data, logs and the PID file;
 # CH18_TCP_PORT (default 19100) is its native port. `start` prints CLICKHOUSE18_ADDR=...
@@ -122,6 +124,7 @@ case "${1:-status}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
+  config) write_config; echo "$dir/config.xml" ;;
   status) if pid_alive; then echo "clickhouse18: running (pid $(cat "$pidfile")) at 127.0.0.1:$port"; else echo "clickhouse18: stopped"; fi ;;
-  *) log "usage: clickhouse18.sh install|start|stop|status"; exit 2 ;;
+  *) log "usage: clickhouse18.sh install|start|stop|status|config"; exit 2 ;;
 esac

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,9 +36,15 @@ func bothServers() []target {
 	return []target{{name: "chserver", addr: chserverAddr}, {name: "clickhouse18", addr: clickhouse18Addr, legacy: true}}
 }
 
-// start18 starts clickhouse-server 18.16 in its own folder on a free port with
-// deploy/local/clickhouse18.sh; the returned function stops it.
+// start18 starts clickhouse-server 18.16 in its own folder on a free port, with the config
+// that deploy/local/clickhouse18.sh writes. The server is this process's child and is killed
+// with it (Pdeathsig), so a test binary killed by a timeout leaves no server behind; the
+// returned function stops it.
 func start18(dir string) (func(), string, error) {
+	const binary = "/usr/sbin/clickhouse-server"
+	if _, err := os.Stat(binary); err != nil {
+		return nil, "", fmt.Errorf("%s: %w (run `make deps` to install clickhouse-server 18.16)", binary, err)
+	}
 	script, err := repoFile("deploy/local/clickhouse18.sh")
 	if err != nil {
 		return nil, "", err
@@ -45,17 +53,49 @@ func start18(dir string) (func(), string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	env := append(os.Environ(), "CH18_DIR="+dir, fmt.Sprintf("CH18_TCP_PORT=%d", port))
-	cmd := exec.Command("bash", script, "start")
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("%s start: %w: %s (run `make deps` to install clickhouse-server 18.16)", script, err, out)
+	config := exec.Command("bash", script, "config")
+	config.Env = append(os.Environ(), "CH18_DIR="+dir, fmt.Sprintf("CH18_TCP_PORT=%d", port))
+	out, err := config.Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s config: %w", script, err)
 	}
-	return func() {
-		stop := exec.Command("bash", script, "stop")
-		stop.Env = env
-		_ = stop.Run()
-	}, fmt.Sprintf("127.0.0.1:%d", port), nil
+	// Pdeathsig follows the thread that starts the child: TestMain's goroutine keeps it.
+	runtime.LockOSThread()
+	cmd := exec.Command(binary, "--config-file="+strings.TrimSpace(string(out)))
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", binary, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return stop, addr, nil
+		}
+		select {
+		case err := <-exited:
+			return nil, "", fmt.Errorf("clickhouse-server 18.16 exited: %v (logs in %s/logs)", err, dir)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, "", fmt.Errorf("clickhouse-server 18.16 not listening on %s after 30 s", addr)
+		}
+	}
 }
 
 func freePort() (int, error) {
