@@ -74,6 +74,18 @@ fuzz: ## run every fuzz target (parsers of outside input) for FUZZTIME each (def
 bench-ingest: ## ingest throughput and latency against the local broker (needs make up)
 	@set -a; . .state/env; set +a; cd services/ingest && GOWORK=off go test -run '^$$' -bench Ingest -benchtime 1000x ./cmd/ingest
 
+.PHONY: migrate
+migrate: ## apply the ClickHouse schema to database vigie (idempotent; needs make up)
+	@set -a; . .state/env; set +a; cd services/writer && GOWORK=off go run ./cmd/migrate -clickhouse.addr=$$CLICKHOUSE_ADDR -clickhouse.database=vigie
+
+.PHONY: test-writer-kill
+test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events (needs make up)
+	@set -a; . .state/env; set +a; cd services/writer && WRITER_KILLS=10 GOWORK=off go test -count=1 -timeout 30m -run TestSurvivesSIGKILL -v ./cmd/writer
+
+.PHONY: bench-writer
+bench-writer: ## writer throughput and latency at 20,000 events/s (needs make up)
+	@set -a; . .state/env; set +a; cd services/writer && GOWORK=off go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./cmd/writer
+
 .PHONY: bench-enricher
 bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process on the real broker (needs make up)
 	@set -a; . .state/env; set +a; cd services/enricher && \
