@@ -86,6 +86,10 @@ test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events
 bench-writer: ## writer throughput and latency at 20,000 events/s (needs make up)
 	@set -a; . .state/env; set +a; cd services/writer && GOWORK=off go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./cmd/writer
 
+.PHONY: bench-chserver
+bench-chserver: ## local ClickHouse server: insert and query rows/s, against chDB alone
+	@cd deploy/local/chserver && GOWORK=off go test -run '^$$' -bench . -benchtime 5x ./internal/conformance
+
 .PHONY: bench-enricher
 bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process on the real broker (needs make up)
 	@set -a; . .state/env; set +a; cd services/enricher && \
