@@ -116,7 +116,12 @@ type ruleFile struct {
 }
 
 type stepYAML struct {
-	Where   map[string]any `yaml:"where"`
+	Where        map[string]any `yaml:"where"`
+	ActiveBefore *struct {
+		Within string         `yaml:"within"`
+		Same   []string       `yaml:"same"`
+		Where  map[string]any `yaml:"where"`
+	} `yaml:"active_before"`
 	NewTerm *struct {
 		Field   string `yaml:"field"`
 		History string `yaml:"history"`
@@ -381,6 +386,12 @@ func (c *compiler) compile(f *ruleFile) *Rule {
 
 func (c *compiler) step(path string, s *stepYAML) Step {
 	st := Step{Where: c.filter(path+".where", s.Where)}
+	if ab := s.ActiveBefore; ab != nil {
+		st.ActiveBefore = &ActiveBefore{Within: c.duration(path+".active_before.within", ab.Within), Where: c.filter(path+".active_before.where", ab.Where)}
+		for i, f := range ab.Same {
+			st.ActiveBefore.Same = append(st.ActiveBefore.Same, c.field(fmt.Sprintf("%s.active_before.same[%d]", path, i), f))
+		}
+	}
 	if s.NewTerm != nil {
 		src := Sources["detections"]
 		if s.NewTerm.Source != "" {
@@ -413,6 +424,12 @@ func (c *compiler) checkType(r *Rule) {
 			c.errorf("bucket", "must divide one hour when baseline.same_hour_of_day is set")
 		}
 	}
+	if r.First.ActiveBefore != nil && len(r.Different) > 0 {
+		c.errorf("different", "cannot be combined with first.active_before")
+	}
+	if r.Then.ActiveBefore != nil {
+		c.errorf("then.active_before", "applies to the first step only")
+	}
 	if r.Type != Sequence && (r.First.Where != nil || r.Then.Where != nil || r.MinGap != 0 || len(r.Different) > 0) {
 		c.errorf("type", "first, then, min_gap and different apply to sequence rules only")
 	}
@@ -435,6 +452,9 @@ func (c *compiler) checkMode(r *Rule) {
 		}
 		if r.First.NewTerm != nil || r.Then.NewTerm != nil {
 			c.errorf("then.new_term", "new_term steps need history in ClickHouse: use mode scheduled")
+		}
+		if r.First.ActiveBefore != nil {
+			c.errorf("first.active_before", "active_before needs other devices' history: use mode scheduled")
 		}
 		if r.UpdateEvery == 0 {
 			r.UpdateEvery = r.Window

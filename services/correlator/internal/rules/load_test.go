@@ -20,7 +20,7 @@ func TestDefaultRulesLoad(t *testing.T) {
 		"TAC_SPREAD": rules.Scheduled, "BATCH_RANGE": rules.Scheduled, "NEW_TAC_NATIONAL": rules.Scheduled,
 		"DEVICE_MULTI_SITE": rules.Streaming, "IMPOSSIBLE_TRAVEL": rules.Streaming, "SIM_CHURN": rules.Streaming,
 		"SIM_CHURN_SHARED_SIM": rules.Scheduled, "DRONE_THEN_NEW_DEVICE": rules.Scheduled, "SYNC_BURST": rules.Scheduled,
-		"SEIZED_RESURRECTION": rules.Streaming,
+		"SEIZED_RESURRECTION": rules.Streaming, "SEARCH_MISS": rules.Scheduled,
 	}, got)
 }
 

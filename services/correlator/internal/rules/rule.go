@@ -90,8 +90,17 @@ type DistinctCount struct {
 
 // Step is one event of a sequence.
 type Step struct {
-	Where   Filter
-	NewTerm *NewTermStep
+	Where        Filter
+	NewTerm      *NewTermStep
+	ActiveBefore *ActiveBefore
+}
+
+// ActiveBefore makes a first step stand for the groups active at the same place (Same
+// fields) within Within before it, e.g. the devices seen in a zone before a search there.
+type ActiveBefore struct {
+	Within time.Duration
+	Same   []Field
+	Where  Filter
 }
 
 // NewTermStep restricts a sequence step to events bringing a value of Field new to the

@@ -155,3 +155,16 @@ func (g *Gen) SyncBurst(fs []*reference.Facility, residents map[string][]Device,
 	p.Expect = []Expect{{Rule: "SYNC_BURST", GroupKey: "national", Facilities: ids(fs...)}}
 	return p
 }
+
+// SearchMiss: a device active in its zone three hours before a search of that zone that
+// found nothing, and seen again five hours after it.
+func (g *Gen) SearchMiss(f *reference.Facility, t time.Time) Planted {
+	d := g.NewDevice(CommonTACs[1])
+	d.Zone = "S-9" // a cell of its own: no resident device is active there
+	var p Planted
+	search := g.Seized(Device{}, f, t.Add(3*time.Hour))
+	search.Zone = d.Zone
+	p.add(g.Radio(event.KindMASAttach, d, f, t), search, g.Radio(event.KindCallAttempt, d, f, t.Add(8*time.Hour)))
+	p.Expect = []Expect{{Rule: "SEARCH_MISS", GroupKey: d.IMEI, Facilities: ids(f)}}
+	return p
+}

@@ -49,9 +49,10 @@ func New(ref *reference.Snapshot, seed uint64, prefix string) *Gen {
 	return g
 }
 
-// Device is a handset and its SIM.
+// Device is a handset and its SIM, and the zone of its facility where it lives.
 type Device struct {
 	IMEI, IMSI, TAC, Serial string
+	Zone                    string
 }
 
 // NewDevice returns a device of tac with a random serial block.
@@ -61,7 +62,7 @@ func (g *Gen) NewDevice(tac string) Device {
 
 // NewDeviceInBlock returns a device of tac whose serial starts with block.
 func (g *Gen) NewDeviceInBlock(tac, block string) Device {
-	return Device{IMEI: g.hex(), IMSI: g.hex(), TAC: tac, Serial: block}
+	return Device{IMEI: g.hex(), IMSI: g.hex(), TAC: tac, Serial: block, Zone: fmt.Sprintf("%c-%d", 'A'+g.rnd.IntN(3), g.rnd.IntN(3))}
 }
 
 func (g *Gen) hex() string { return fmt.Sprintf("%016x%016x", g.rnd.Uint64(), g.rnd.Uint64()) }
@@ -102,6 +103,9 @@ func (g *Gen) base(kind event.Kind, f *reference.Facility, t time.Time) event.En
 // Radio is an attempt (mas_attach, call_attempt, …) by d at facility f at t.
 func (g *Gen) Radio(kind event.Kind, d Device, f *reference.Facility, t time.Time) event.Enriched {
 	e := g.base(kind, f, t)
+	if d.Zone != "" {
+		e.Zone = d.Zone
+	}
 	e.RAT, e.Outcome = event.RAT4G, event.OutcomeBlocked
 	e.KeyVersion = "k1"
 	e.IMEIPseudo, e.TAC, e.IMEISerialPrefix = d.IMEI, d.TAC, d.Serial
@@ -168,7 +172,10 @@ func (g *Gen) Background(start time.Time, days, n, devicesPerFacility, eventsPer
 				out = append(out, g.Drone(f, dayStart.Add(3*time.Hour+time.Duration(g.rnd.Int64N(int64(time.Hour))))))
 			}
 			if day%11 == fi%11 {
-				out = append(out, g.Seized(Device{}, f, dayStart.Add(time.Duration(g.rnd.Int64N(int64(24*time.Hour))))))
+				// Routine searches of the disciplinary quarter, where no phone lives.
+				s := g.Seized(Device{}, f, dayStart.Add(time.Duration(g.rnd.Int64N(int64(24*time.Hour)))))
+				s.Zone = "Q-0"
+				out = append(out, s)
 			}
 		}
 	}

@@ -39,6 +39,7 @@ func plantScheduled(t *testing.T, plant bool) ([]event.Enriched, []scenario.Expe
 			g.SharedSIM(g.Facility(4), day(33, 12)),
 			g.DroneThenNewDevice(g.Facility(5), day(34, 12)),
 			g.SyncBurst(facilities(g, 1, 6), residents, day(34, 18)),
+			g.SearchMiss(g.Facility(10), day(34, 12)),
 		}
 		for _, p := range ps {
 			es = append(es, p.Events...)

@@ -129,10 +129,15 @@ func sequenceQuery(db string, r *rules.Rule, end time.Time) string {
 			first, dt64(stepStart), dt64(end))
 		thenWhere += fmt.Sprintf(" AND (%s, %s, observed_at) IN (SELECT g0, v, first_seen FROM new_values)", g, v)
 	}
-	return fmt.Sprintf(`WITH firsts AS (
-  SELECT %[1]s AS g0, observed_at AS t1, event_id AS id1, toString(facility_id) AS f1%[2]s
+	firsts := fmt.Sprintf(`SELECT %[1]s AS g0, observed_at AS t1, event_id AS id1, toString(facility_id) AS f1%[2]s
   FROM `+"`%[3]s`"+`.detections
-  WHERE %[4]s AND %[5]s AND %[6]s AND %[1]s != ''
+  WHERE %[4]s AND %[5]s AND %[6]s AND %[1]s != ''`,
+		g, strings.Join(diffSel1, ""), db, between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src))
+	if ab := r.First.ActiveBefore; ab != nil {
+		firsts = activeBefore(db, r, ab, g, firstFrom, end)
+	}
+	return fmt.Sprintf(`WITH firsts AS (
+  %[15]s
 )%[7]s,
 thens AS (
   SELECT %[1]s AS g0, observed_at AS t2, event_id AS id2, toString(facility_id) AS f2%[8]s
@@ -148,7 +153,28 @@ GROUP BY g0
 ORDER BY g0`,
 		g, strings.Join(diffSel1, ""), db, between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src),
 		newTerm, strings.Join(diffSel2, ""), between(src, stepStart, end), thenWhere,
-		r.MaxEvidence/2, r.MinGap.Milliseconds(), r.Window.Milliseconds(), strings.Join(diffCond, ""))
+		r.MaxEvidence/2, r.MinGap.Milliseconds(), r.Window.Milliseconds(), strings.Join(diffCond, ""), firsts)
+}
+
+// activeBefore is the first step of a sequence whose groups are those active at the same
+// place (ab.Same) within ab.Within before each first-step event: one row per (group, event).
+func activeBefore(db string, r *rules.Rule, ab *rules.ActiveBefore, g string, from, end time.Time) string {
+	src := rules.Sources["detections"]
+	var sel, on []string
+	for i, f := range ab.Same {
+		sel = append(sel, fmt.Sprintf("%s AS s%d", src.Columns[f.Name], i))
+		on = append(on, fmt.Sprintf("e.s%d = a.s%d AND e.s%d != ''", i, i, i))
+	}
+	return fmt.Sprintf(`SELECT DISTINCT a.g0 AS g0, e.t1 AS t1, e.id1 AS id1, e.f1 AS f1 FROM (
+    SELECT observed_at AS t1, event_id AS id1, toString(facility_id) AS f1, %[1]s FROM `+"`%[2]s`"+`.detections
+    WHERE %[3]s AND %[4]s AND %[5]s
+  ) AS e INNER JOIN (
+    SELECT %[6]s AS g0, observed_at AS ta, %[1]s FROM `+"`%[2]s`"+`.detections
+    WHERE %[7]s AND %[8]s AND %[6]s != ''
+  ) AS a ON %[9]s
+  WHERE a.ta >= e.t1 - toIntervalMillisecond(%[10]d) AND a.ta < e.t1`,
+		strings.Join(sel, ", "), db, between(src, from, end), r.Where.SQL(src), r.First.Where.SQL(src),
+		g, between(src, from.Add(-ab.Within), end), ab.Where.SQL(src), strings.Join(on, " AND "), ab.Within.Milliseconds())
 }
 
 // baselineQuery returns the groups whose count in the bucket (end-bucket, end] exceeds their
