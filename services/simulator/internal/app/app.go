@@ -212,6 +212,11 @@ type RunConfig struct {
 	Wall time.Duration `yaml:"wall"`
 	// Progress is the interval of progress logs.
 	Progress time.Duration `yaml:"progress"`
+	// FlushEventTime sends every sensor's pending events each time event time advances this
+	// much, so that a compressed replay reaches ingest in event-time order across sensors
+	// (within this bound) rather than in whole seconds of wall time: rules with short
+	// windows (one hour) need it.
+	FlushEventTime time.Duration `yaml:"flush_event_time"`
 	// PrintPlanted prints the planted clear identifiers to stdout (never to a file).
 	PrintPlanted bool `yaml:"print_planted"`
 	// SummaryFile, when set, receives the run's summary as JSON (no clear identifier).
@@ -225,7 +230,7 @@ func DefaultRunConfig() RunConfig {
 	return RunConfig{
 		Ingest: send.DefaultConfig(), Seed: o.Seed, Days: o.Days, Scale: o.Scale, Scenarios: o.Scenarios,
 		SupplierPhones: o.SupplierPhones, SupplierFacilities: o.SupplierFacilities, InvalidRatio: 0.0005,
-		RunID: "", Progress: 10 * time.Second, Log: telemetry.DefaultLogConfig(),
+		RunID: "", Progress: 10 * time.Second, FlushEventTime: 10 * time.Minute, Log: telemetry.DefaultLogConfig(),
 	}
 }
 
@@ -237,8 +242,8 @@ func (c *RunConfig) Validate() error {
 	if _, err := c.end(); err != nil {
 		return err
 	}
-	if c.Wall < 0 || c.Progress <= 0 {
-		return errors.New("wall, progress: wall must not be negative, progress must be positive")
+	if c.Wall < 0 || c.Progress <= 0 || c.FlushEventTime < 0 {
+		return errors.New("wall, progress, flush_event_time: progress must be positive, the others not negative")
 	}
 	if err := c.Ingest.Validate("ingest"); err != nil {
 		return err
@@ -333,7 +338,7 @@ func runSimulation(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := Simulate(ctx, w, opt, cfg.Ingest, toks, cfg.Wall, cfg.Progress, logger)
+	res, err := Simulate(ctx, w, opt, cfg.Ingest, toks, Pace{Wall: cfg.Wall, Progress: cfg.Progress, FlushEventTime: cfg.FlushEventTime}, logger)
 	if err != nil {
 		return err
 	}
@@ -390,15 +395,22 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Simulate generates the period of opt and sends it to ingest, pacing event time so that
-// the whole period takes wall (0: as fast as possible). It logs progress every progress.
-func Simulate(ctx context.Context, w *world.World, opt traffic.Options, sc send.Config, toks creds.Tokens, wall, progress time.Duration, logger *zap.Logger) (Result, error) {
-	return SimulateWith(ctx, w, opt, sc, toks, wall, progress, logger, nil)
+// Pace says how a replay runs: Wall is the wall time of the whole period (0: as fast as
+// ingest takes the events), Progress the interval of progress logs, FlushEventTime the
+// event-time interval at which every sensor's pending events are sent (0: wall-time flushes
+// only).
+type Pace struct {
+	Wall, Progress, FlushEventTime time.Duration
+}
+
+// Simulate generates the period of opt and sends it to ingest as pace says.
+func Simulate(ctx context.Context, w *world.World, opt traffic.Options, sc send.Config, toks creds.Tokens, pace Pace, logger *zap.Logger) (Result, error) {
+	return SimulateWith(ctx, w, opt, sc, toks, pace, logger, nil)
 }
 
 // SimulateWith is Simulate with a hook called for each event before it is sent (tests keep
 // the clear identifiers they planted in memory with it).
-func SimulateWith(ctx context.Context, w *world.World, opt traffic.Options, sc send.Config, toks creds.Tokens, wall, progress time.Duration, logger *zap.Logger, hook func(*event.Detector)) (Result, error) {
+func SimulateWith(ctx context.Context, w *world.World, opt traffic.Options, sc send.Config, toks creds.Tokens, pace Pace, logger *zap.Logger, hook func(*event.Detector)) (Result, error) {
 	g, err := traffic.New(w, opt)
 	if err != nil {
 		return Result{}, err
@@ -408,12 +420,13 @@ func SimulateWith(ctx context.Context, w *world.World, opt traffic.Options, sc s
 	began := time.Now()
 	span := g.End().Sub(g.Start())
 	speed := 0.0
-	if wall > 0 {
-		speed = float64(span) / float64(wall)
+	if pace.Wall > 0 {
+		speed = float64(span) / float64(pace.Wall)
 	}
+	nextFlush := g.Start().Add(pace.FlushEventTime)
 	logger.Info("simulation starts", zap.String("run_id", opt.RunID), zap.Time("from", g.Start()), zap.Time("to", g.End()),
 		zap.Int("days", g.Days()), zap.Float64("speed", speed), zap.Strings("scenarios", opt.Scenarios))
-	nextLog := began.Add(progress)
+	nextLog := began.Add(pace.Progress)
 	var runErr error
 loop:
 	for {
@@ -436,6 +449,15 @@ loop:
 					}
 				}
 			}
+			if pace.FlushEventTime > 0 && !e.ObservedAt.Before(nextFlush) {
+				for !e.ObservedAt.Before(nextFlush) {
+					nextFlush = nextFlush.Add(pace.FlushEventTime)
+				}
+				if err := sender.Flush(ctx); err != nil {
+					runErr = err
+					break loop
+				}
+			}
 			if hook != nil {
 				hook(e)
 			}
@@ -444,7 +466,7 @@ loop:
 				break loop
 			}
 			if now := time.Now(); now.After(nextLog) {
-				nextLog = now.Add(progress)
+				nextLog = now.Add(pace.Progress)
 				st := sender.Stats()
 				logger.Info("progress", zap.Int("day", day+1), zap.Int("days", g.Days()), zap.Time("event_time", e.ObservedAt.Time),
 					zap.Int64("sent", st.Sent), zap.Int64("accepted", st.Accepted), zap.Int64("rejected", st.Rejected),

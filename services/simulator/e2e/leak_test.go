@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/vigie/vigie/pkg/event"
+)
+
+// clearIDs holds every clear identifier the simulator sent, in the forms in which one could
+// leak: the IMEI with and without its check digit, the IMSI, the dialled number as sent and
+// as digits only.
+type clearIDs struct {
+	mu  sync.Mutex
+	ids map[string]string // digits -> kind
+}
+
+func newClearIDs() *clearIDs { return &clearIDs{ids: map[string]string{}} }
+
+func (c *clearIDs) add(e *event.Detector) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.IMEI != "" {
+		c.ids[e.IMEI] = "imei"
+		c.ids[e.IMEI[:14]] = "imei"
+	}
+	if e.IMSI != "" {
+		c.ids[e.IMSI] = "imsi"
+	}
+	if e.MSISDNDialed != "" && len(e.MSISDNDialed) > 6 {
+		d := digitsOnly(e.MSISDNDialed)
+		c.ids[d] = "msisdn"
+		if strings.HasPrefix(d, "33") {
+			c.ids["0"+d[2:]] = "msisdn" // national form
+			c.ids[d[2:]] = "msisdn"
+		}
+	}
+}
+
+func digitsOnly(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Lengths of the identifier forms, to slide over long digit runs.
+var idLengths = []int{9, 10, 11, 14, 15}
+
+// separators are removed before looking for digit runs, so that "+33 6 12 34 56 78" is seen.
+var separators = strings.NewReplacer(" ", "", ".", "", "-", "", "(", "", ")", "", "+", "")
+
+var digitRun = regexp.MustCompile(`[0-9]{9,}`)
+
+// find returns the first clear identifier in text, with its kind, or "".
+func (c *clearIDs) find(text string) string {
+	for _, run := range digitRun.FindAllString(separators.Replace(text), -1) {
+		for _, n := range idLengths {
+			for i := 0; i+n <= len(run); i++ {
+				if kind, ok := c.ids[run[i:i+n]]; ok {
+					return fmt.Sprintf("%s %s…", kind, run[i:i+min(n, 4)])
+				}
+			}
+		}
+	}
+	return ""
+}
