@@ -302,6 +302,10 @@ func (c *Consumer) fill(ctx context.Context, r *kafkago.Reader, batch []kafkago.
 	return batch, nil
 }
 
+// DecodeFlags decode enriched events without copying strings (the engine copies what it
+// keeps) and with exact field names (the contract's, lower case).
+const DecodeFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
+
 // partitionHandler evaluates one partition's batches.
 type partitionHandler struct {
 	c         *Consumer
@@ -322,7 +326,7 @@ func (h *partitionHandler) handle(ctx context.Context, batch []kafkago.Message) 
 		m := &batch[i]
 		e = event.Enriched{}
 		// Zero-copy: the event's strings point into the message; the engine copies what it keeps.
-		if _, err := json.Parse(m.Value, &e, json.ZeroCopy); err != nil || e.ObservedAt.IsZero() {
+		if _, err := json.Parse(m.Value, &e, DecodeFlags); err != nil || e.ObservedAt.IsZero() {
 			h.c.m.decodeErrors.Inc()
 			continue
 		}
