@@ -12,7 +12,7 @@
 #   DEMO_DEPS=0          skip `make deps` (already done)
 #   DEMO_DAYS=42         simulated days            DEMO_SCALE=0.1   background volume (1 = national)
 #   DEMO_PHONES=5000     the supplier's phones     DEMO_WALL=60s    wall time of the whole period (0: as fast as possible)
-#   DEMO_SEED=1          the simulation's seed
+#   DEMO_SEED=1          the simulation's seed        DEMO_FLUSH=6h    event-time interval of sensor flushes
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,11 +35,14 @@ done <"$state/env"
 
 say "building the services; a fresh demo database"
 "$here/services.sh" build
-# A new demo starts from empty tables: the correlator's event-time watermarks and the rows of
-# an earlier demo would otherwise overlap this one's period. The topics keep their data; the
-# services resume after their committed offsets.
+# A new demo starts from empty tables and topics of its own (suffix in .state/demo/env): the
+# rows, event-time watermarks and streaming state of an earlier demo (same seed, same
+# identities, same period) would otherwise mix with this one's.
 "$here/services.sh" stop
 "$root/bin/demoreport" -reset -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}"
+mkdir -p "$state/demo"
+suffix=".demo-$(date +%s | awk '{ s = ""; n = $1; do { s = sprintf("%c", 97 + n % 26) s; n = int(n / 26) } while (n > 0); print s }')"
+echo "VIGIE_TOPIC_SUFFIX=$suffix" >"$state/demo/env"
 
 say "starting the services"
 "$here/services.sh" start
@@ -59,12 +62,12 @@ say "replaying ${DEMO_DAYS:-42} days of detector traffic with the planted scenar
   -tokens_file "$state/secrets/sensor-tokens.yaml" \
   -ingest.url http://127.0.0.1:19080 \
   -seed "${DEMO_SEED:-1}" -days "${DEMO_DAYS:-42}" -scale "${DEMO_SCALE:-0.1}" \
-  -supplier_phones "${DEMO_PHONES:-5000}" -wall "${DEMO_WALL:-60s}" \
+  -supplier_phones "${DEMO_PHONES:-5000}" -wall "${DEMO_WALL:-60s}" -flush_event_time "${DEMO_FLUSH:-6h}" \
   -summary_file "$summary" -log.format console -progress 10s >/dev/null
 
 say "waiting for the pipeline to drain, then the report"
 "$root/bin/demoreport" -summary_file "$summary" -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}" \
-  -brokers "$KAFKA_BROKERS" \
+  -brokers "$KAFKA_BROKERS" -dlq_topic "detections.dlq.v1$suffix" \
   -admin ingest=127.0.0.1:19081,enricher=127.0.0.1:19103,writer=127.0.0.1:19104,correlator=127.0.0.1:19107
 
 say "demo done in $(($(date +%s) - started)) s"

@@ -14,6 +14,9 @@
 # key (ingest only), the sensors' credentials (token hashes, for ingest) and their tokens (for
 # the simulator). VIGIE_DB names the ClickHouse database (default vigie). KAFKA_BROKERS and
 # CLICKHOUSE_ADDR come from .state/env unless already set in the environment.
+# VIGIE_TOPIC_SUFFIX (or .state/demo/env, which `make demo` writes) appends a suffix to every
+# topic name: each demo gets topics of its own, so no service rebuilds state from an
+# earlier demo's events.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,6 +79,15 @@ secrets() {
 
 pidfile() { echo "$state/pids/$1.pid"; }
 
+topics() {
+  if [ -z "${VIGIE_TOPIC_SUFFIX+x}" ] && [ -f "$state/demo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$state/demo/env"
+  fi
+  local sfx="${VIGIE_TOPIC_SUFFIX:-}"
+  RAW="detections.raw.v1$sfx" ENRICHED="detections.enriched.v1$sfx" DLQ="detections.dlq.v1$sfx" ALERTS="alerts.v1$sfx"
+}
+
 running() {
   local f
   f=$(pidfile "$1")
@@ -87,27 +99,31 @@ env_of() {
   case "$1" in
     ingest)
       echo "VIGIE_INGEST_LISTEN=127.0.0.1:19080 VIGIE_INGEST_ADMIN_LISTEN=${admin[ingest]}" \
-        "VIGIE_INGEST_KAFKA_BROKERS=$KAFKA_BROKERS" \
+        "VIGIE_INGEST_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_INGEST_TOPICS_RAW=$RAW VIGIE_INGEST_TOPICS_DLQ=$DLQ" \
         "VIGIE_INGEST_CREDENTIALS_FILE=$secrets/ingest-credentials.yaml" \
         "VIGIE_INGEST_PSEUDONYM_KEY_FILE=$secrets/pseudonym-keys.yaml" \
         "VIGIE_INGEST_RATE_EVENTS_PER_SECOND=${VIGIE_INGEST_RATE:-20000} VIGIE_INGEST_RATE_BURST=${VIGIE_INGEST_BURST:-40000}"
       ;;
     enricher)
       echo "VIGIE_ENRICHER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_ENRICHER_ADMIN_ADDR=${admin[enricher]}" \
+        "VIGIE_ENRICHER_KAFKA_RAW_TOPIC=$RAW VIGIE_ENRICHER_KAFKA_ENRICHED_TOPIC=$ENRICHED VIGIE_ENRICHER_KAFKA_DLQ_TOPIC=$DLQ" \
         "VIGIE_ENRICHER_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_ENRICHER_CLICKHOUSE_DATABASE=$db"
       ;;
     writer)
       echo "VIGIE_WRITER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_WRITER_ADMIN_ADDR=${admin[writer]}" \
+        "VIGIE_WRITER_KAFKA_TOPIC=$ENRICHED VIGIE_WRITER_KAFKA_DLQ_TOPIC=$DLQ" \
         "VIGIE_WRITER_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_WRITER_CLICKHOUSE_DATABASE=$db"
       ;;
     correlator)
       # The scheduled rules step through event time: a replay compresses weeks into minutes,
-      # so they are evaluated every second, many steps at a time.
+      # so they are evaluated every second, a few steps per rule at a time so that the daily
+      # rules are not starved by the 10-minute ones.
       echo "VIGIE_CORRELATOR_CONSUMER_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_PRODUCER_BROKERS=$KAFKA_BROKERS" \
         "VIGIE_CORRELATOR_ADMIN_ADDR=${admin[correlator]}" \
+        "VIGIE_CORRELATOR_CONSUMER_TOPIC=$ENRICHED VIGIE_CORRELATOR_ALERTS_TOPIC=$ALERTS" \
         "VIGIE_CORRELATOR_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db" \
         "VIGIE_CORRELATOR_SCHEDULER_TICK=${VIGIE_CORRELATOR_TICK:-1s}" \
-        "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_CORRELATOR_MAX_STEPS:-50}"
+        "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_CORRELATOR_MAX_STEPS:-4}"
       ;;
   esac
 }
@@ -129,6 +145,7 @@ wait_ready() { # service
 
 start() {
   load_env
+  topics
   build
   secrets
   mkdir -p "$state/logs" "$state/pids"
