@@ -25,7 +25,7 @@ fetch() {
   if [ -f "$libs/.complete" ]; then return; fi
   log "fetching broker jars with Maven into $libs"
   rm -rf "$libs"
-  mvn -q -B -f "$root/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$root/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >&2
   touch "$libs/.complete"
   log "fetched $(ls "$libs"/*.jar | wc -l) jars, $(du -sh "$libs" | cut -f1)"
