@@ -130,12 +130,17 @@ func (a *App) AdminAddr() string { return a.admin.Addr() }
 func (a *App) Run(ctx context.Context) error {
 	defer a.Close()
 	g := lifecycle.New(a.logger, a.cfg.ShutdownTimeout)
+	stopping := make(chan struct{})
 	g.Add("readiness", func(ctx context.Context) error {
 		a.readiness.MarkReady()
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-stopping:
+		}
 		return nil
 	}, func(context.Context) error {
 		a.readiness.MarkNotReady()
+		close(stopping)
 		return nil
 	})
 	if a.consumer != nil {

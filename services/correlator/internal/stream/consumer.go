@@ -139,7 +139,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		StartOffset: kafkago.FirstOffset, HeartbeatInterval: c.cfg.HeartbeatInterval,
 		SessionTimeout: c.cfg.SessionTimeout, RebalanceTimeout: c.cfg.SessionTimeout,
 		JoinGroupBackoff: 500 * time.Millisecond,
-		ErrorLogger:      kafkago.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
+		// Rebalance when partitions are added, so that new partitions get an owner.
+		WatchPartitionChanges: true, PartitionWatchInterval: 5 * time.Second,
+		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer group %s: %w", c.cfg.GroupID, err)
