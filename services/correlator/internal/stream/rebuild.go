@@ -68,7 +68,16 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	for _, r := range b.rules {
 		c := fmt.Sprintf("observed_at >= %s AND %s", dt64(latest.Add(-r.Window)), r.Where.SQL(src))
 		if r.Type == rules.Sequence {
-			c += fmt.Sprintf(" AND ((%s) OR (%s))", r.First.Where.SQL(src), r.Then.Where.SQL(src))
+			first, then := r.First.Where.SQL(src), r.Then.Where.SQL(src)
+			if first == then {
+				c += " AND (" + first + ")"
+			} else {
+				// Then-step events matter only for devices with a first-step event in the
+				// window (SEIZED_RESURRECTION: the few seized phones, not 90 days of traffic).
+				c += fmt.Sprintf(" AND ((%[1]s) OR (%[2]s) AND device_key IN (SELECT device_key FROM `%[3]s`.detections "+
+					"WHERE kafka_topic = %[4]s AND kafka_partition = %[5]d AND kafka_offset < %[6]d AND observed_at >= %[7]s AND %[1]s))",
+					first, then, b.db, rules.Quote(topic), partition, before, dt64(latest.Add(-r.Window)))
+			}
 		}
 		conds = append(conds, "("+c+")")
 	}
