@@ -97,6 +97,14 @@ bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process o
 	  GOWORK=off go test ./internal/refwatch -run '^$$' -bench BenchmarkReload -benchtime 10x && \
 	  GOWORK=off go test ./internal/app -run '^$$' -bench BenchmarkEnricherProcess -benchtime 1x
 
+.PHONY: bench-correlator
+bench-correlator: ## correlator: streaming throughput, state memory, event-to-alert latency, scheduled queries (needs make up)
+	@set -a; . .state/env; set +a; cd services/correlator && \
+	  GOWORK=off go test -run='^$$' -bench=BenchmarkStreaming -cpu=1 ./internal/stream/ && \
+	  GOWORK=off go test -run='^$$' -bench=BenchmarkStateMemory -benchtime=1x ./internal/stream/ && \
+	  GOWORK=off go test -run='^$$' -bench=BenchmarkEventToAlert -benchtime=50x ./internal/app/ && \
+	  GOWORK=off go test -run='^$$' -bench=BenchmarkScheduledRules -benchtime=3x ./internal/sched/
+
 .PHONY: lint
 lint: ## go vet and staticcheck on every module
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
