@@ -4,7 +4,7 @@
 # and correlator. Each service logs to .state/logs/<name>.log and has its PID in
 # .state/pids/<name>.pid; its configuration is environment variables set here.
 #
-#   services.sh build    build the service binaries (and migrate, simulator, demoreport) into bin/
+#   services.sh build    build the service binaries (and migrate, simulator, demoreport, simbench) into bin/
 #   services.sh start    build, write local secrets, migrate ClickHouse, start what is not
 #                        running and wait until every service answers /readyz (idempotent)
 #   services.sh stop     stop the services by PID: SIGTERM, then SIGKILL after 40 s
@@ -44,7 +44,7 @@ build() {
   mkdir -p "$bin"
   local pkgs=()
   for s in "${services[@]}"; do present "$s" && pkgs+=("./services/$s/cmd/$s"); done
-  pkgs+=(./services/writer/cmd/migrate ./services/simulator/cmd/simulator ./services/simulator/cmd/demoreport)
+  pkgs+=(./services/writer/cmd/migrate ./services/simulator/cmd/simulator ./services/simulator/cmd/demoreport ./services/simulator/cmd/simbench)
   log "building ${#pkgs[@]} binaries into bin/"
   (cd "$root" && GOFLAGS=-buildvcs=false go build -o "$bin/" "${pkgs[@]}")
 }

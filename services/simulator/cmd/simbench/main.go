@@ -39,8 +39,9 @@ type Config struct {
 	Ingest     send.Config `yaml:"ingest"`
 	ClickHouse string      `yaml:"clickhouse"`
 	Database   string      `yaml:"database"`
-	// Rates are the steps, in events per second; each lasts Step.
-	Rates []int         `yaml:"rates"`
+	// Rates are the steps, in events per second; each lasts Step. (Strings: pkg/config
+	// handles lists of strings only.)
+	Rates []string      `yaml:"rates"`
 	Step  time.Duration `yaml:"step"`
 	// Drain is how long after a step the rows may take to catch up before the next step.
 	Drain time.Duration `yaml:"drain"`
@@ -60,6 +61,11 @@ func (c *Config) Validate() error {
 	case len(c.Rates) == 0 || c.Step <= 0 || c.Drain < 0:
 		return errors.New("rates, step, drain: at least one rate, a positive step")
 	}
+	for _, r := range c.Rates {
+		if n, err := strconv.Atoi(r); err != nil || n <= 0 {
+			return fmt.Errorf("rates: %q is not a positive number of events per second", r)
+		}
+	}
 	return c.Ingest.Validate("ingest")
 }
 
@@ -78,7 +84,7 @@ func run() error {
 	defer stop()
 	sc := send.DefaultConfig()
 	sc.Workers, sc.FlushAfter = 16, 250*time.Millisecond
-	cfg := &Config{Ingest: sc, Database: "vigie_bench", Rates: []int{2000, 5000, 10000, 20000, 35000, 50000},
+	cfg := &Config{Ingest: sc, Database: "vigie_bench", Rates: []string{"2000", "5000", "10000", "20000", "35000", "50000"},
 		Step: 60 * time.Second, Drain: 30 * time.Second, Phones: 20000, ClickHouse: os.Getenv("CLICKHOUSE_ADDR"),
 		Log: telemetry.LogConfig{Format: "console", Level: "warn"}}
 	if err := config.Load(cfg, "VIGIE_SIMBENCH", os.Args[1:]); err != nil {
@@ -109,7 +115,8 @@ func run() error {
 
 	var results []stepResult
 	began := time.Now()
-	for i, rate := range cfg.Rates {
+	for i, rs := range cfg.Rates {
+		rate, _ := strconv.Atoi(rs)
 		runID := fmt.Sprintf("b%s", traffic.Letters(uint64(time.Now().UnixNano()/1e6)))
 		st, err := traffic.NewSteady(w, uint64(i+1), runID, cfg.Phones)
 		if err != nil {
@@ -506,4 +513,3 @@ func goos() string {
 	}
 	return "linux"
 }
-
