@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	sc := send.DefaultConfig()
 	sc.URL = "http://" + ingestAPI
 	ids := newClearIDs()
-	res, err := app.SimulateWith(ctx, w, opt, sc, toks, app.Pace{Wall: 30 * time.Second, Progress: 10 * time.Second, FlushEventTime: 10 * time.Minute}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), ids.add)
+	res, err := app.SimulateWith(ctx, w, opt, sc, toks, app.Pace{Wall: 20 * time.Second, Progress: 10 * time.Second, FlushEventTime: 10 * time.Minute}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), ids.add)
 	require.NoError(t, err)
 	st := res.Stats
 	t.Logf("sent %d: accepted %d, rejected %d (planted invalid %d), duplicates %d, failed %d, in %s",
@@ -172,8 +173,14 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Logf("topic %s: %d messages scanned", tp, n)
 	}
 	scanTables(ctx, t, p, ids)
+	// Stop every service at once (graceful, SIGTERM), then read the complete logs.
+	var wg sync.WaitGroup
 	for _, pr := range procs {
-		pr.stop(t)
+		wg.Add(1)
+		go func() { defer wg.Done(); pr.stop(t) }()
+	}
+	wg.Wait()
+	for _, pr := range procs {
 		data, err := os.ReadFile(pr.logPath)
 		require.NoError(t, err)
 		if leak := ids.find(string(data)); leak != "" {

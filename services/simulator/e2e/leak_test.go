@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -52,21 +51,38 @@ func digitsOnly(s string) string {
 // Lengths of the identifier forms, to slide over long digit runs.
 var idLengths = []int{9, 10, 11, 14, 15}
 
-// separators are removed before looking for digit runs, so that "+33 6 12 34 56 78" is seen.
-var separators = strings.NewReplacer(" ", "", ".", "", "-", "", "(", "", ")", "", "+", "")
-
-var digitRun = regexp.MustCompile(`[0-9]{9,}`)
-
-// find returns the first clear identifier in text, with its kind, or "".
+// find returns the first clear identifier in text, with its kind, or "". Separators that
+// may sit inside a written number (space . - ( ) +) are skipped, so that
+// "+33 6 12 34 56 78" is seen as 33612345678. One pass, no regular expression: the scan
+// reads every message, row and log line of the run (under -race too).
 func (c *clearIDs) find(text string) string {
-	for _, run := range digitRun.FindAllString(separators.Replace(text), -1) {
+	run := make([]byte, 0, 64)
+	check := func() string {
+		if len(run) < 9 {
+			return ""
+		}
+		r := string(run)
 		for _, n := range idLengths {
-			for i := 0; i+n <= len(run); i++ {
-				if kind, ok := c.ids[run[i:i+n]]; ok {
-					return fmt.Sprintf("%s %s…", kind, run[i:i+min(n, 4)])
+			for i := 0; i+n <= len(r); i++ {
+				if kind, ok := c.ids[r[i:i+n]]; ok {
+					return fmt.Sprintf("%s %s…", kind, r[i:i+min(n, 4)])
 				}
 			}
 		}
+		return ""
 	}
-	return ""
+	for i := 0; i < len(text); i++ {
+		switch b := text[i]; {
+		case b >= '0' && b <= '9':
+			run = append(run, b)
+		case b == ' ' || b == '.' || b == '-' || b == '(' || b == ')' || b == '+':
+			// inside or before a number: keep the run going
+		default:
+			if found := check(); found != "" {
+				return found
+			}
+			run = run[:0]
+		}
+	}
+	return check()
 }

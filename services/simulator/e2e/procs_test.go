@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ type proc struct {
 	logPath string
 	admin   string
 	done    chan error
+	// stopOnce: the test stops the services itself, then cleanup would again.
+	stopOnce sync.Once
 }
 
 // buildServices builds the service binaries (without -race: the services are under test,
@@ -105,9 +108,10 @@ func start(t *testing.T, dir, name, bin, admin string, env ...string) *proc {
 
 // stop sends SIGTERM and waits for a clean exit (SIGKILL after 40 s).
 func (p *proc) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
+	p.stopOnce.Do(func() { p.doStop(t) })
+}
+
+func (p *proc) doStop(t *testing.T) {
 	select {
 	case err := <-p.done:
 		p.done <- err
