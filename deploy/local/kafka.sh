@@ -25,8 +25,9 @@ fetch() {
   if [ -f "$libs/.complete" ]; then return; fi
   log "fetching broker jars with Maven into $libs"
   rm -rf "$libs"
-  mvn -q -B -Dstyle.color=never -f "$root/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  # Maven 3.8 prints colour resets even in batch mode; strip them from the log.
+  mvn -q -B -f "$root/deploy/local/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
   touch "$libs/.complete"
   log "fetched $(ls "$libs"/*.jar | wc -l) jars, $(du -sh "$libs" | cut -f1)"
 }
