@@ -184,16 +184,22 @@ func setValue(v reflect.Value, s string) error {
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
-		if v.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("unsupported list of %s", v.Type().Elem())
-		}
-		var items []string
+		// A comma-separated list of any of the scalar kinds above.
+		items := reflect.MakeSlice(v.Type(), 0, strings.Count(s, ",")+1)
 		for _, item := range strings.Split(s, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				items = append(items, item)
+			if item = strings.TrimSpace(item); item == "" {
+				continue
 			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			if elem.Kind() == reflect.Slice {
+				return fmt.Errorf("unsupported list of lists %s", v.Type())
+			}
+			if err := setValue(elem, item); err != nil {
+				return fmt.Errorf("item %q: %w", item, err)
+			}
+			items = reflect.Append(items, elem)
 		}
-		v.Set(reflect.ValueOf(items))
+		v.Set(items)
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
@@ -212,7 +218,11 @@ func (f flagValue) String() string {
 		return ""
 	}
 	if f.current.Kind() == reflect.Slice {
-		return fmt.Sprint(strings.Join(f.current.Interface().([]string), ","))
+		items := make([]string, f.current.Len())
+		for i := range items {
+			items[i] = fmt.Sprint(f.current.Index(i).Interface())
+		}
+		return strings.Join(items, ",")
 	}
 	return fmt.Sprint(f.current.Interface())
 }

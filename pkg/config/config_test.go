@@ -18,11 +18,13 @@ type kafkaConfig struct {
 }
 
 type testConfig struct {
-	Kafka        kafkaConfig   `yaml:"kafka"`
-	BatchRows    int           `yaml:"batch_rows"`
-	FlushEvery   time.Duration `yaml:"flush_every"`
-	Verbose      bool          `yaml:"verbose"`
-	SampleFactor float64       `yaml:"sample_factor"`
+	Kafka        kafkaConfig     `yaml:"kafka"`
+	BatchRows    int             `yaml:"batch_rows"`
+	FlushEvery   time.Duration   `yaml:"flush_every"`
+	Verbose      bool            `yaml:"verbose"`
+	SampleFactor float64         `yaml:"sample_factor"`
+	Rates        []int           `yaml:"rates"`
+	Backoffs     []time.Duration `yaml:"backoffs"`
 }
 
 func (c *testConfig) Validate() error {
@@ -67,8 +69,8 @@ func TestLoadLayers(t *testing.T) {
 		{
 			name: "env overrides yaml, flags override env",
 			env:  map[string]string{"VIGIE_TEST_KAFKA_TOPIC": "from-env", "VIGIE_TEST_BATCH_ROWS": "700", "VIGIE_TEST_KAFKA_BROKERS": "env:1, env:2"},
-			args: []string{"-config", path, "-batch_rows=900", "-verbose", "-flush_every", "250ms", "-sample_factor", "0.5"},
-			want: testConfig{Kafka: kafkaConfig{Brokers: []string{"env:1", "env:2"}, Topic: "from-env"}, BatchRows: 900, FlushEvery: 250 * time.Millisecond, Verbose: true, SampleFactor: 0.5},
+			args: []string{"-config", path, "-batch_rows=900", "-verbose", "-flush_every", "250ms", "-sample_factor", "0.5", "-rates=1000,5000", "-backoffs=1s,2m"},
+			want: testConfig{Kafka: kafkaConfig{Brokers: []string{"env:1", "env:2"}, Topic: "from-env"}, BatchRows: 900, FlushEvery: 250 * time.Millisecond, Verbose: true, SampleFactor: 0.5, Rates: []int{1000, 5000}, Backoffs: []time.Duration{time.Second, 2 * time.Minute}},
 		},
 		{
 			name: "config path from the environment",
@@ -100,6 +102,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{name: "bad yaml type", yaml: "batch_rows: many\n", wantErr: "cannot unmarshal"},
 		{name: "bad env value", env: map[string]string{"VIGIE_TEST_FLUSH_EVERY": "soon"}, wantErr: "VIGIE_TEST_FLUSH_EVERY"},
 		{name: "bad flag value", args: []string{"-batch_rows=x"}, wantErr: "-batch_rows"},
+		{name: "bad list item", args: []string{"-rates=10,ten"}, wantErr: `-rates="10,ten": item "ten"`},
 		{name: "validation", args: []string{"-batch_rows=0"}, wantErr: "batch_rows: must be positive"},
 		{name: "unknown flag", args: []string{"-nope=1"}, wantErr: "flag provided but not defined: -nope"},
 		{name: "missing file", args: []string{"-config", "/nonexistent/vigie.yaml"}, wantErr: "/nonexistent/vigie.yaml"},

@@ -120,7 +120,15 @@ func NewConsumer(cfg ConsumerConfig, handler Handler, logger *zap.Logger, reg pr
 		commit:   f.NewHistogram(prometheus.HistogramOpts{Name: "kafka_consumer_commit_seconds", Help: "Time to commit a batch's offsets.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
 		lag:      f.NewGauge(prometheus.GaugeOpts{Name: "kafka_consumer_lag_messages", Help: "Messages behind the end of the partition last read.", ConstLabels: labels}),
 	}
-	reader := kafkago.NewReader(kafkago.ReaderConfig{
+	return &Consumer{cfg: cfg, handler: handler, logger: logger, metrics: m, stopping: make(chan struct{})}, nil
+}
+
+// newReader joins the group. kafka-go joins as soon as the reader exists and, if the topic
+// does not exist yet, stays in the group with no partitions for good; so Run waits for the
+// topic first.
+func (c *Consumer) newReader() *kafkago.Reader {
+	cfg, logger := c.cfg, c.logger
+	return kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           cfg.Brokers,
 		Topic:             cfg.Topic,
 		GroupID:           cfg.GroupID,
@@ -134,17 +142,23 @@ func NewConsumer(cfg ConsumerConfig, handler Handler, logger *zap.Logger, reg pr
 		SessionTimeout:    cfg.SessionTimeout,
 		RebalanceTimeout:  cfg.SessionTimeout,
 		JoinGroupBackoff:  500 * time.Millisecond,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    500 * time.Millisecond,
-		ErrorLogger:       kafkago.LoggerFunc(func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) }),
+		// A topic that gains partitions is rebalanced onto them.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		ReadBackoffMin:         50 * time.Millisecond,
+		ReadBackoffMax:         500 * time.Millisecond,
+		ErrorLogger:            kafkago.LoggerFunc(func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
-	return &Consumer{cfg: cfg, handler: handler, logger: logger, reader: reader, metrics: m, stopping: make(chan struct{})}, nil
 }
 
 // Run consumes until Stop is called, ctx is cancelled or the handler fails. After Stop, the
 // batch in hand is finished and committed before Run returns nil. The reader is closed (the
 // member leaves its group) when Run returns.
 func (c *Consumer) Run(ctx context.Context) error {
+	if err := c.waitForTopic(ctx); err != nil {
+		return err
+	}
+	c.reader = c.newReader()
 	defer func() {
 		if err := c.reader.Close(); err != nil {
 			c.logger.Warn("close reader", zap.Error(err))
@@ -182,6 +196,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("fetch %s: %w", c.cfg.Topic, err)
 		}
+	}
+}
+
+// waitForTopic returns when the topic exists, or nil at Stop (Run then returns nil too).
+func (c *Consumer) waitForTopic(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := WaitForTopic(ctx, c.cfg.Brokers, c.cfg.Topic, c.logger)
+	select {
+	case <-c.stopping:
+		return nil
+	default:
+		return err
 	}
 }
 

@@ -235,3 +235,19 @@ func TestEnsureTopicsIsIdempotentAndValidates(t *testing.T) {
 	require.NoError(t, kafka.Ping(ctx, brokers))
 	require.Error(t, kafka.Ping(ctx, []string{"127.0.0.1:1"}))
 }
+
+func TestConsumerStartedBeforeItsTopicExists(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.Name(t, "test")
+	s := newSeen()
+	stop, _, _ := start(t, consumerConfig(brokers, topic, topic+"_group"), s.handler("early", nil))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1}))
+	produce(t, brokers, topic, 0, 100)
+	require.Eventually(t, func() bool { return s.distinct() == 100 }, 60*time.Second, 50*time.Millisecond,
+		"a consumer that joined before the topic existed must get its partitions when it appears")
+	require.NoError(t, stop())
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 )
 
 // TopicSpec is a topic to create: its partitions, replication and topic-level configuration
@@ -83,6 +84,27 @@ func topicsReady(ctx context.Context, client *kafkago.Client, names []string) er
 				return fmt.Errorf("topic %s partition %d has no leader yet", t.Name, p.ID)
 			}
 		}
+	}
+	return nil
+}
+
+// WaitForTopic returns once topic exists with a leader for every partition, logging while
+// it waits, or ctx's error. Consumers wait for the topic their producer creates.
+func WaitForTopic(ctx context.Context, brokers []string, topic string, logger *zap.Logger) error {
+	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
+	logged := false
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := topicsReady(ctx, client, []string{topic})
+		if err != nil && !logged {
+			logger.Info("waiting for topic", zap.String("topic", topic), zap.Error(err))
+			logged = true
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
+	}), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return fmt.Errorf("wait for topic %s: %w", topic, err)
 	}
 	return nil
 }
