@@ -114,6 +114,10 @@ lint: ## go vet and staticcheck on every module
 demo: ## the whole pipeline on the 2025 case, with a report; runs until `make down` (DEMO_STOP=1 stops it)
 	@$(LOCAL)/demo.sh
 
+.PHONY: bench
+bench: ## the whole pipeline at rising steady rates; the table goes to deploy/bench/results-<date>.md
+	@$(LOCAL)/bench.sh
+
 .PHONY: clean
 clean: ## remove build outputs (keeps downloads in .cache and data in .state)
 	rm -rf bin
