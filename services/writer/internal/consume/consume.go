@@ -90,6 +90,11 @@ func (w *Writer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	// kafka-go joins the group at once and, if the topic does not exist yet, never picks its
+	// partitions up: wait for the enricher to create it (or for Stop).
+	if err := w.waitForTopic(ctx); err != nil || w.isStopping() {
+		return err
+	}
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                w.cfg.GroupID,
 		Brokers:           w.cfg.Brokers,
@@ -99,7 +104,10 @@ func (w *Writer) Run(ctx context.Context) error {
 		RebalanceTimeout:  w.cfg.RebalanceTimeout,
 		StartOffset:       kafkago.FirstOffset,
 		JoinGroupBackoff:  time.Second,
-		ErrorLogger:       kafkago.LoggerFunc(func(msg string, args ...any) { w.log.Debug(fmt.Sprintf(msg, args...)) }),
+		// A topic that gains partitions is rebalanced onto them.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		ErrorLogger:            kafkago.LoggerFunc(func(msg string, args ...any) { w.log.Debug(fmt.Sprintf(msg, args...)) }),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer group %s: %w", w.cfg.GroupID, err)
@@ -145,6 +153,23 @@ func (w *Writer) Run(ctx context.Context) error {
 		// Wait for this generation to end (rebalance, Stop, fatal error): the group's next
 		// Next returns only once every partition worker of this one has returned.
 	}
+}
+
+func (w *Writer) waitForTopic(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := kafka.WaitForTopic(ctx, w.cfg.Brokers, w.cfg.Topic, w.log)
+	if w.isStopping() {
+		return nil
+	}
+	return err
 }
 
 // isStopping reports whether Stop was called.
