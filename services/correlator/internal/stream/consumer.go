@@ -16,55 +16,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
-// ConsumerConfig says what to consume and how.
-type ConsumerConfig struct {
-	Brokers []string `yaml:"brokers"`
-	Topic   string   `yaml:"topic"`
-	GroupID string   `yaml:"group_id"`
-	// BatchSize and BatchWait bound a batch: alerts are written and offsets committed once
-	// per batch.
-	BatchSize int           `yaml:"batch_size"`
-	BatchWait time.Duration `yaml:"batch_wait"`
-	MaxBytes  int           `yaml:"max_bytes"`
-	// HeartbeatInterval and SessionTimeout are the group membership timings.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	SessionTimeout    time.Duration `yaml:"session_timeout"`
-}
+// ConsumerConfig says what to consume and how: the shared consumer settings of pkg/kafka.
+// BatchSize and BatchWait bound a batch: alerts are written and offsets committed once per
+// batch.
+type ConsumerConfig = kafka.ConsumerConfig
 
 // DefaultConsumerConfig consumes detections.enriched.v1 as group "correlator".
 func DefaultConsumerConfig() ConsumerConfig {
-	return ConsumerConfig{
-		Brokers: []string{"127.0.0.1:19092"}, Topic: event.TopicEnriched, GroupID: "correlator",
-		BatchSize: 5000, BatchWait: 50 * time.Millisecond, MaxBytes: 8 << 20,
-		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
-	}
-}
-
-// Validate names the bad field.
-func (c ConsumerConfig) Validate(prefix string) error {
-	switch {
-	case len(c.Brokers) == 0:
-		return fmt.Errorf("%s.brokers: must not be empty", prefix)
-	case c.Topic == "":
-		return fmt.Errorf("%s.topic: must not be empty", prefix)
-	case c.GroupID == "":
-		return fmt.Errorf("%s.group_id: must not be empty", prefix)
-	case c.BatchSize <= 0:
-		return fmt.Errorf("%s.batch_size: must be positive", prefix)
-	case c.BatchWait <= 0:
-		return fmt.Errorf("%s.batch_wait: must be positive", prefix)
-	case c.MaxBytes <= 0:
-		return fmt.Errorf("%s.max_bytes: must be positive", prefix)
-	case c.HeartbeatInterval <= 0 || c.SessionTimeout <= c.HeartbeatInterval:
-		return fmt.Errorf("%s.session_timeout: must be longer than a positive heartbeat_interval", prefix)
-	}
-	return nil
+	cfg := kafka.DefaultConsumerConfig(event.TopicEnriched, "correlator")
+	cfg.BatchWait = 50 * time.Millisecond
+	return cfg
 }
 
 // Consumer runs the streaming rules over a topic as a member of a consumer group. It owns
