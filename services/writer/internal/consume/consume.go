@@ -90,9 +90,23 @@ func (w *Writer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	// Waiting for the topic and for the group's next generation end on Stop as well as on ctx.
+	nextCtx, cancelNext := context.WithCancel(ctx)
+	defer cancelNext()
+	go func() {
+		select {
+		case <-w.stopping:
+			cancelNext()
+		case <-nextCtx.Done():
+		}
+	}()
+
 	// kafka-go joins the group at once and, if the topic does not exist yet, never picks its
-	// partitions up: wait for the enricher to create it (or for Stop).
-	if err := w.waitForTopic(ctx); err != nil || w.isStopping() {
+	// partitions up: wait for the enricher to create it.
+	if err := kafka.WaitForTopic(nextCtx, w.cfg.Brokers, w.cfg.Topic, w.log); err != nil {
+		if w.isStopping() {
+			return nil
+		}
 		return err
 	}
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
@@ -123,17 +137,6 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer stopInserters()
 	defer group.Close()
 
-	// Next blocks; end it on Stop as well as on ctx.
-	nextCtx, cancelNext := context.WithCancel(ctx)
-	defer cancelNext()
-	go func() {
-		select {
-		case <-w.stopping:
-			cancelNext()
-		case <-nextCtx.Done():
-		}
-	}()
-
 	for {
 		gen, err := group.Next(nextCtx)
 		switch {
@@ -153,23 +156,6 @@ func (w *Writer) Run(ctx context.Context) error {
 		// Wait for this generation to end (rebalance, Stop, fatal error): the group's next
 		// Next returns only once every partition worker of this one has returned.
 	}
-}
-
-func (w *Writer) waitForTopic(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-w.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := kafka.WaitForTopic(ctx, w.cfg.Brokers, w.cfg.Topic, w.log)
-	if w.isStopping() {
-		return nil
-	}
-	return err
 }
 
 // isStopping reports whether Stop was called.
