@@ -7,8 +7,10 @@
 #   clickhouse.sh stop     stop by PID (SIGTERM, wait, SIGKILL after a timeout)
 #   clickhouse.sh status
 #
-# Address: CHSERVER_LISTEN (default 127.0.0.1:19000). Data in .state/clickhouse, log in
-# .state/logs/chserver.log, PID in .state/pids/chserver.pid; writes CLICKHOUSE_ADDR to .state/env.
+# Addresses: CHSERVER_LISTEN (native protocol, default 127.0.0.1:19000) and CHSERVER_HTTP_LISTEN
+# (HTTP interface, default 127.0.0.1:18123). Data in .state/clickhouse, log in
+# .state/logs/chserver.log, PID in .state/pids/chserver.pid; writes CLICKHOUSE_ADDR and
+# CLICKHOUSE_HTTP_ADDR to .state/env.
 # Needs libchdb.so: deploy/local/chdb-fetch.sh (run by `make deps`).
 set -euo pipefail
 
@@ -17,6 +19,7 @@ state="$root/.state"
 bin="$root/.cache/bin/chserver"
 lib="${CHDB_LIB_PATH:-$root/.cache/chdb/libchdb.so}"
 addr="${CHSERVER_LISTEN:-127.0.0.1:19000}"
+http_addr="${CHSERVER_HTTP_LISTEN:-127.0.0.1:18123}"
 data="$state/clickhouse"
 logfile="$state/logs/chserver.log"
 pidfile="$state/pids/chserver.pid"
@@ -55,7 +58,7 @@ start() {
     mkdir -p "$data" "$(dirname "$logfile")" "$(dirname "$pidfile")"
     local t0=$(date +%s%N)
     # setsid: the server outlives this script and is stopped by its PID.
-    CHDB_LIB_PATH="$lib" setsid "$bin" -listen "$addr" -data "$data" >>"$logfile" 2>&1 </dev/null &
+    CHDB_LIB_PATH="$lib" setsid "$bin" -listen "$addr" -http "$http_addr" -data "$data" >>"$logfile" 2>&1 </dev/null &
     echo $! >"$pidfile"
     local deadline=$((SECONDS + 60))
     until "$bin" -ping "$addr" 2>/dev/null; do
@@ -63,14 +66,16 @@ start() {
       if [ $SECONDS -ge $deadline ]; then log "not ready after 60 s, see $logfile"; exit 1; fi
       sleep 0.1
     done
-    log "ready at $addr in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $(cat "$pidfile"))"
+    log "ready at $addr (HTTP $http_addr) in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $(cat "$pidfile"))"
   fi
   set_env CLICKHOUSE_ADDR "$addr"
+  set_env CLICKHOUSE_HTTP_ADDR "$http_addr"
   echo "CLICKHOUSE_ADDR=$addr"
+  echo "CLICKHOUSE_HTTP_ADDR=$http_addr"
 }
 
 stop() {
-  if ! pid_alive; then rm -f "$pidfile"; unset_env CLICKHOUSE_ADDR; return 0; fi
+  if ! pid_alive; then rm -f "$pidfile"; unset_env CLICKHOUSE_ADDR; unset_env CLICKHOUSE_HTTP_ADDR; return 0; fi
   local pid i
   pid=$(cat "$pidfile")
   kill -TERM "$pid" 2>/dev/null || true
@@ -78,6 +83,7 @@ stop() {
   if kill -0 "$pid" 2>/dev/null; then log "did not stop in 15 s, killing"; kill -9 "$pid" 2>/dev/null || true; fi
   rm -f "$pidfile"
   unset_env CLICKHOUSE_ADDR
+  unset_env CLICKHOUSE_HTTP_ADDR
   log "stopped"
 }
 

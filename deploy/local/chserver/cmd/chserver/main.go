@@ -39,6 +39,7 @@ func run() error {
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("chserver", flag.ContinueOnError)
 	listen := fs.String("listen", envOr("CHSERVER_LISTEN", cfg.ListenAddr), "native protocol address (env CHSERVER_LISTEN)")
+	httpListen := fs.String("http", envOr("CHSERVER_HTTP_LISTEN", cfg.HTTPListenAddr), "HTTP interface address, \"off\" for none (env CHSERVER_HTTP_LISTEN)")
 	dataDir := fs.String("data", envOr("CHSERVER_DATA", cfg.DataDir), "chDB data folder (env CHSERVER_DATA)")
 	tmpDir := fs.String("tmp", envOr("CHSERVER_TMP", ""), "folder for insert files and spooled results (default DATA/tmp; env CHSERVER_TMP)")
 	users := fs.String("users", envOr("CHSERVER_USERS", "default:"), "users as name:password,... (env CHSERVER_USERS)")
@@ -75,6 +76,10 @@ func run() error {
 	log = log.Named("chserver")
 
 	cfg.ListenAddr, cfg.DataDir, cfg.TmpDir, cfg.ShutdownTimeout = *listen, *dataDir, *tmpDir, *shutdown
+	cfg.HTTPListenAddr = *httpListen
+	if cfg.HTTPListenAddr == "off" {
+		cfg.HTTPListenAddr = ""
+	}
 	if cfg.Users, err = server.ParseUsers(*users); err != nil {
 		return err
 	}
@@ -89,20 +94,35 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	defer func() { _ = ln.Close() }()
+	var httpLn net.Listener
+	if cfg.HTTPListenAddr != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPListenAddr); err != nil {
+			return fmt.Errorf("listen http: %w", err)
+		}
+		defer func() { _ = httpLn.Close() }()
+	}
 	engine, err := chdb.Open(*libPath, cfg.DataDir)
 	if err != nil {
-		_ = ln.Close()
 		return fmt.Errorf("open chdb: %w", err)
 	}
 	defer engine.Close()
 	srv, err := server.New(cfg, engine, log)
 	if err != nil {
-		_ = ln.Close()
 		return err
+	}
+	httpDone := make(chan error, 1)
+	if httpLn != nil {
+		go func() { httpDone <- srv.ServeHTTPClients(ctx, httpLn) }()
+		log.Info("listening http", zap.String("addr", httpLn.Addr().String()))
+	} else {
+		httpDone <- nil
 	}
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
 		zap.String("engine_version", srv.Version()))
 	err = srv.Serve(ctx, ln)
+	stop() // the HTTP interface stops with the native one, whatever ended it
+	err = errors.Join(err, <-httpDone)
 	log.Info("stopped")
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"unsafe"
 )
 
@@ -82,9 +83,13 @@ func (s *Session) Release() { s.e.turn <- s }
 
 // Exec runs a statement and returns its whole output in Native format (nil for none).
 // It is for statements with small or no results: DDL, INSERT, DESCRIBE.
-func (s *Session) Exec(query string) ([]byte, error) {
+func (s *Session) Exec(query string) ([]byte, error) { return s.ExecFormat(query, NativeFormat) }
+
+// ExecFormat is Exec with the output in format, any of ClickHouse's output formats; a FORMAT
+// clause of the statement itself takes precedence.
+func (s *Session) ExecFormat(query, format string) ([]byte, error) {
 	l := s.e.lib
-	res := l.queryN(s.conn, strData(query), uintptr(len(query)), strData(NativeFormat), uintptr(len(NativeFormat)))
+	res := l.queryN(s.conn, strData(query), uintptr(len(query)), strData(format), uintptr(len(format)))
 	if res == nil {
 		return nil, nil
 	}
@@ -104,26 +109,41 @@ func copyBuffer(l *library, res unsafe.Pointer) []byte {
 	return append([]byte(nil), unsafe.Slice((*byte)(p), n)...)
 }
 
-// Stream starts a query whose output is read in chunks with Next; the Stream must be closed.
-// While it is open, chDB runs no other statement.
-func (s *Session) Stream(query string) (*Stream, error) {
+// Stream starts a query whose output, in format (Native for the native protocol), is read in
+// chunks with Next; the Stream must be closed. While it is open, chDB runs no other statement.
+func (s *Session) Stream(query, format string) (*Stream, error) {
 	l := s.e.lib
-	res := l.streamQueryN(s.conn, strData(query), uintptr(len(query)), strData(NativeFormat), uintptr(len(NativeFormat)))
+	res := l.streamQueryN(s.conn, strData(query), uintptr(len(query)), strData(format), uintptr(len(format)))
 	if res == nil {
 		return nil, newError("chdb returned no stream")
 	}
 	if msg := goString(l.resultError(res)); msg != "" {
 		l.destroyResult(res)
+		if strings.Contains(msg, streamingNotSupported) {
+			// DESCRIBE and a few others cannot stream; their results are small.
+			out, err := s.ExecFormat(query, format)
+			if err != nil {
+				return nil, err
+			}
+			return &Stream{s: s, whole: out, done: true}, nil
+		}
 		return nil, newError(msg)
 	}
 	return &Stream{s: s, res: res}, nil
 }
+
+// streamingNotSupported is chDB's message when a statement (DESCRIBE, ...) cannot stream.
+const streamingNotSupported = "Streaming query is not supported"
+
+// noActiveStream is chDB's message when a stream is fetched after its query has ended.
+const noActiveStream = "No active streaming query"
 
 // Stream is a running query's output.
 type Stream struct {
 	s     *Session
 	res   unsafe.Pointer
 	chunk unsafe.Pointer
+	whole []byte // the output of a statement run without streaming, returned by the first Next
 	done  bool
 }
 
@@ -132,6 +152,11 @@ type Stream struct {
 func (st *Stream) Next() ([]byte, error) {
 	l := st.s.e.lib
 	st.freeChunk()
+	if st.whole != nil {
+		out := st.whole
+		st.whole = nil
+		return out, nil
+	}
 	if st.done {
 		return nil, nil
 	}
@@ -143,6 +168,11 @@ func (st *Stream) Next() ([]byte, error) {
 	if msg := goString(l.resultError(c)); msg != "" {
 		l.destroyResult(c)
 		st.done = true
+		if strings.Contains(msg, noActiveStream) {
+			// After a chunk that was the whole output of a framed format (JSON's closing
+			// brace, CSVWithNames' header), chDB reports this instead of an empty chunk.
+			return nil, nil
+		}
 		return nil, newError(msg)
 	}
 	n := int(l.resultLength(c))

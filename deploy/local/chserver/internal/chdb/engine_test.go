@@ -30,7 +30,7 @@ func TestEngine(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, out, "chDB writes nothing for an empty result")
 
-	st, err := s.Stream("SELECT number, toString(number) FROM numbers(300000)")
+	st, err := s.Stream("SELECT number, toString(number) FROM numbers(300000)", NativeFormat)
 	require.NoError(t, err)
 	chunks := 0
 	for {
@@ -45,7 +45,7 @@ func TestEngine(t *testing.T) {
 	require.Greater(t, chunks, 1, "a big result comes in several chunks")
 
 	// A stream closed early is cancelled, and the engine runs the next statement.
-	st, err = s.Stream("SELECT number FROM numbers(100000000)")
+	st, err = s.Stream("SELECT number FROM numbers(100000000)", NativeFormat)
 	require.NoError(t, err)
 	c, err := st.Next()
 	require.NoError(t, err)
@@ -54,6 +54,28 @@ func TestEngine(t *testing.T) {
 	out, err = s.Exec("SELECT 42")
 	require.NoError(t, err)
 	require.NotEmpty(t, out)
+
+	// Statements chDB cannot stream (DESCRIBE) and framed formats on an empty result read
+	// like any stream: their output, then the end.
+	for _, c := range []struct{ query, format, want string }{
+		{"DESCRIBE TABLE system.one", "TabSeparated", "dummy\tUInt8"},
+		{"SELECT number FROM numbers(0)", "JSON", `"rows": 0`},
+		{"SELECT number FROM numbers(0)", "CSVWithNames", `"number"`},
+	} {
+		st, err := s.Stream(c.query, c.format)
+		require.NoError(t, err, c.query)
+		var all []byte
+		for {
+			chunk, err := st.Next()
+			require.NoError(t, err, c.query)
+			if chunk == nil {
+				break
+			}
+			all = append(all, chunk...)
+		}
+		st.Close()
+		require.Contains(t, string(all), c.want, c.query)
+	}
 }
 
 func TestAcquireHonoursContext(t *testing.T) {
@@ -92,7 +114,7 @@ func TestGoSignalHandlersSurviveOpen(t *testing.T) {
 	defer e.Close()
 	s, err := e.Acquire(context.Background())
 	require.NoError(t, err)
-	st, err := s.Stream("SELECT number FROM numbers(10)")
+	st, err := s.Stream("SELECT number FROM numbers(10)", NativeFormat)
 	require.NoError(t, err)
 	st.Close()
 	_, err = s.Exec("SELECT 1")

@@ -21,6 +21,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 )
 
 // benchBatch is the rows of one insert batch: CHSERVER_BENCH_ROWS, 100 000 by default.
@@ -173,7 +175,7 @@ func BenchmarkQuery(b *testing.B) {
 		for range b.N {
 			s, err := testEngine.Acquire(ctx)
 			require.NoError(b, err)
-			st, err := s.Stream(query)
+			st, err := s.Stream(query, chdb.NativeFormat)
 			require.NoError(b, err)
 			bytes := 0
 			for {

@@ -18,11 +18,13 @@ import (
 	"github.com/vigie/vigie/deploy/local/chserver/internal/server"
 )
 
-// chserverAddr is the address of the server this test binary starts on the chDB engine;
-// testEngine is that engine, which the benchmarks also use directly.
+// chserverAddr is the address of the server this test binary starts on the chDB engine,
+// chserverHTTPAddr that of its HTTP interface; testEngine is that engine, which the
+// benchmarks also use directly.
 var (
-	chserverAddr string
-	testEngine   *chdb.Engine
+	chserverAddr     string
+	chserverHTTPAddr string
+	testEngine       *chdb.Engine
 )
 
 func TestMain(m *testing.M) {
@@ -36,13 +38,13 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	stop, addr, err := startServer(filepath.Join(dir, "chdb"))
+	stop, addr, httpAddr, err := startServer(filepath.Join(dir, "chdb"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start chserver:", err)
 		return 1
 	}
 	defer stop()
-	chserverAddr = addr
+	chserverAddr, chserverHTTPAddr = addr, httpAddr
 	stop18, addr18, err := start18(filepath.Join(dir, "clickhouse18"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start clickhouse-server 18.16:", err)
@@ -53,10 +55,10 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-func startServer(dataDir string) (func(), string, error) {
+func startServer(dataDir string) (stop func(), addr, httpAddr string, err error) {
 	engine, err := chdb.Open("", dataDir)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	testEngine = engine
 	cfg := server.DefaultConfig()
@@ -70,22 +72,27 @@ func startServer(dataDir string) (func(), string, error) {
 	srv, err := server.New(cfg, engine, log)
 	if err != nil {
 		engine.Close()
-		return nil, "", err
+		return nil, "", "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		engine.Close()
-		return nil, "", err
+		return nil, "", "", err
+	}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = ln.Close()
+		engine.Close()
+		return nil, "", "", err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ctx, ln)
-	}()
+	done := make(chan struct{}, 2)
+	go func() { _ = srv.Serve(ctx, ln); done <- struct{}{} }()
+	go func() { _ = srv.ServeHTTPClients(ctx, httpLn); done <- struct{}{} }()
 	return func() {
 		cancel()
 		<-done
+		<-done
 		engine.Close()
-	}, ln.Addr().String(), nil
+	}, ln.Addr().String(), httpLn.Addr().String(), nil
 }

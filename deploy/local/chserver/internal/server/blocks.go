@@ -495,3 +495,53 @@ func stringColumns(b []byte, n int) ([][]string, error) {
 	}
 	return out, nil
 }
+
+// minRevisionCustomSerialization is the protocol revision from which each column of a block
+// carries a custom-serialization flag after its type.
+const minRevisionCustomSerialization = 54454
+
+// appendRevisionBlock appends the first block of b, in chDB's Native format, as the Native
+// format of protocol revision rev (the HTTP interface's client_protocol_version): a BlockInfo
+// first and, from revision 54454, a custom-serialization flag (none) after each column's
+// type. It returns how many bytes of b the block took.
+func appendRevisionBlock(dst, b []byte, types typeCache, rev uint64) ([]byte, int, error) {
+	src := &sliceSource{b: b}
+	ncols, err := src.uvarint()
+	if err != nil {
+		return dst, 0, err
+	}
+	rows, err := src.uvarint()
+	if err != nil {
+		return dst, 0, err
+	}
+	dst = binary.AppendUvarint(dst, 1) // BlockInfo field 1: is_overflows
+	dst = append(dst, 0)
+	dst = binary.AppendUvarint(dst, 2) // field 2: bucket_num, -1
+	dst = binary.LittleEndian.AppendUint32(dst, 0xFFFFFFFF)
+	dst = binary.AppendUvarint(dst, 0) // end of BlockInfo
+	dst = append(dst, b[:src.off]...)
+	for range ncols {
+		start := src.off
+		if _, err := src.str(); err != nil {
+			return dst, 0, err
+		}
+		typ, err := src.str()
+		if err != nil {
+			return dst, 0, err
+		}
+		dst = append(dst, b[start:src.off]...)
+		if rev >= minRevisionCustomSerialization {
+			dst = append(dst, 0)
+		}
+		t, err := types.get(typ)
+		if err != nil {
+			return dst, 0, err
+		}
+		start = src.off
+		if err := walkColumn(src, t, rows); err != nil {
+			return dst, 0, fmt.Errorf("column of type %s: %w", typ, err)
+		}
+		dst = append(dst, b[start:src.off]...)
+	}
+	return dst, src.off, nil
+}

@@ -12,6 +12,9 @@ import (
 type Config struct {
 	// ListenAddr is the TCP address of the native protocol, 127.0.0.1:19000 by default.
 	ListenAddr string
+	// HTTPListenAddr is the TCP address of the HTTP interface, 127.0.0.1:18123 by default;
+	// empty turns it off.
+	HTTPListenAddr string
 	// DataDir is chDB's data folder; only one process may use it.
 	DataDir string
 	// TmpDir holds insert files and spooled results; DataDir/tmp when empty.
@@ -30,6 +33,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ListenAddr:       "127.0.0.1:19000",
+		HTTPListenAddr:   "127.0.0.1:18123",
 		DataDir:          ".state/clickhouse",
 		Users:            map[string]string{"default": ""},
 		SpoolMemory:      64 << 20,
@@ -60,6 +64,11 @@ func ParseUsers(s string) (map[string]string, error) {
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("listen address %q: %w", c.ListenAddr, err)
+	}
+	if c.HTTPListenAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListenAddr); err != nil {
+			return fmt.Errorf("http listen address %q: %w", c.HTTPListenAddr, err)
+		}
 	}
 	if c.DataDir == "" {
 		return errors.New("data dir is empty")

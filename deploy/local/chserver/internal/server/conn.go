@@ -162,31 +162,39 @@ func (c *conn) withSession(ctx context.Context, fn func(*chdb.Session) error) er
 	return fn(s)
 }
 
-func (c *conn) useDatabase(s *chdb.Session) error {
-	if s.Database == c.database {
+func (c *conn) useDatabase(s *chdb.Session) error { return useDatabase(s, c.database) }
+
+// useDatabase makes db the session's current database.
+func useDatabase(s *chdb.Session, db string) error {
+	if s.Database == db {
 		return nil
 	}
-	if _, err := s.Exec("USE " + quoteIdent(c.database)); err != nil {
+	if _, err := s.Exec("USE " + quoteIdent(db)); err != nil {
 		s.Database = ""
 		return err
 	}
-	s.Database = c.database
+	s.Database = db
 	return nil
 }
 
-// sendError reports err to the client as a ClickHouse exception.
-func (c *conn) sendError(err error) error {
-	var code int32 = chdb.UnknownExceptionCode
+// errorCode is the ClickHouse error code that err reports to a client.
+func errorCode(err error) int32 {
 	var qe *queryError
 	var ce *chdb.Error
 	switch {
 	case errors.As(err, &qe):
-		code = qe.code
+		return qe.code
 	case errors.As(err, &ce):
-		code = ce.Code
+		return ce.Code
 	case errors.Is(err, context.Canceled):
-		code = codeQueryCancelled
+		return codeQueryCancelled
 	}
+	return chdb.UnknownExceptionCode
+}
+
+// sendError reports err to the client as a ClickHouse exception.
+func (c *conn) sendError(err error) error {
+	code := errorCode(err)
 	c.log.Debug("query error", zap.Int32("code", code), zap.Error(err))
 	if werr := c.w.exception(code, err.Error()); werr != nil {
 		return werr

@@ -116,35 +116,14 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 		sess.Release()
 		return c.sendError(err)
 	}
-	stream, err := sess.Stream(sql)
+	stream, err := sess.Stream(sql, chdb.NativeFormat)
 	if err != nil {
 		sess.Release()
 		return c.sendError(err)
 	}
 	sp := newSpool(c.srv.cfg.SpoolMemory, c.srv.cfg.TmpDir)
 	defer sp.close()
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		defer sess.Release()
-		defer stream.Close()
-		for {
-			chunk, err := stream.Next()
-			if err != nil || chunk == nil {
-				sp.finish(err)
-				return
-			}
-			ok, err := sp.put(chunk)
-			if err != nil {
-				sp.finish(err)
-				return
-			}
-			if !ok {
-				sp.finish(context.Canceled)
-				return
-			}
-		}
-	}()
+	produced := sp.fill(sess, stream)
 	stopWatch := c.watchCancel(sp.cancel)
 	var violation bool
 	err = c.sendResult(ctx, sp, sql, q.Compression, func() { violation = stopWatch() })
@@ -236,13 +215,17 @@ func (c *conn) sendBlocks(out []byte, header *bool, compressed bool) error {
 }
 
 // describe runs a DESCRIBE statement and returns the columns it lists.
-func (c *conn) describe(ctx context.Context, sql string) ([]column, error) {
-	var out []byte
-	err := c.withSession(ctx, func(s *chdb.Session) error {
-		var err error
-		out, err = s.Exec(sql)
+func (c *conn) describe(ctx context.Context, sql string) (cols []column, err error) {
+	err = c.withSession(ctx, func(s *chdb.Session) error {
+		cols, err = describe(s, sql)
 		return err
 	})
+	return cols, err
+}
+
+// describe runs a DESCRIBE statement on s and returns the columns it lists.
+func describe(s *chdb.Session, sql string) ([]column, error) {
+	out, err := s.Exec(sql)
 	if err != nil {
 		return nil, err
 	}
@@ -367,20 +350,9 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 	if rows > 0 {
 		names := make([]string, len(cols))
 		for i, col := range cols {
-			names[i] = quoteIdent(col.Name)
+			names[i] = col.Name
 		}
-		sql := "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ") FROM INFILE " + quoteString(f.Name())
-		all := st.Settings
-		if len(settings) > 0 {
-			if all != "" {
-				all += ", "
-			}
-			all += renderSettings(settings)
-		}
-		if all != "" {
-			sql += " SETTINGS " + all
-		}
-		sql += " FORMAT Native"
+		sql := insertFromFile(table, names, f.Name(), st.Settings, settings, chdb.NativeFormat)
 		if err := c.withSession(ctx, func(s *chdb.Session) error {
 			_, err := s.Exec(sql)
 			return err
@@ -392,6 +364,30 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 		return err
 	}
 	return c.w.flush()
+}
+
+// insertFromFile is the statement that inserts file's data, in format, into table (quoted),
+// with the INSERT's own SETTINGS assignments and the request's settings.
+func insertFromFile(table string, columns []string, file, own string, settings []sqlSetting, format string) string {
+	sql := "INSERT INTO " + table
+	if columns != nil {
+		names := make([]string, len(columns))
+		for i, c := range columns {
+			names[i] = quoteIdent(c)
+		}
+		sql += " (" + strings.Join(names, ", ") + ")"
+	}
+	sql += " FROM INFILE " + quoteString(file)
+	if len(settings) > 0 {
+		if own != "" {
+			own += ", "
+		}
+		own += renderSettings(settings)
+	}
+	if own != "" {
+		sql += " SETTINGS " + own
+	}
+	return sql + " FORMAT " + quoteIdent(format)
 }
 
 // drainAndFail reads the client's insert blocks to their end, then reports err.

@@ -39,8 +39,30 @@ var errUnterminated = errors.New("unterminated quote or comment")
 // lex splits sql into tokens, dropping spaces and comments.
 func lex(sql string) ([]token, error) {
 	var toks []token
-	depth := 0
-	for i := 0; i < len(sql); {
+	for i, depth := 0, 0; ; {
+		t, next, ok, err := scan(sql, i, depth)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return toks, nil
+		}
+		toks = append(toks, t)
+		i, depth = next, t.depth
+		if t.kind == tokPunct {
+			switch sql[t.start] {
+			case '(', '[', '{':
+				depth++
+			}
+		}
+	}
+}
+
+// scan returns the first token at or after offset i, given the nesting depth before it, and
+// the offset after it; ok is false at the end of sql. It reads no further than that token, so
+// an INSERT's statement can be read without its data.
+func scan(sql string, i, depth int) (t token, next int, ok bool, err error) {
+	for i < len(sql) {
 		c := sql[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
@@ -48,13 +70,13 @@ func lex(sql string) ([]token, error) {
 		case c == '-' && strings.HasPrefix(sql[i:], "--"), c == '#':
 			end := strings.IndexByte(sql[i:], '\n')
 			if end < 0 {
-				return toks, nil
+				return token{}, i, false, nil // a comment to the end
 			}
 			i += end + 1
 		case c == '/' && strings.HasPrefix(sql[i:], "/*"):
 			end := strings.Index(sql[i+2:], "*/")
 			if end < 0 {
-				return nil, errUnterminated
+				return token{}, i, false, errUnterminated
 			}
 			i += end + 4
 		case c == '\'' || c == '`' || c == '"':
@@ -73,40 +95,33 @@ func lex(sql string) ([]token, error) {
 				}
 			}
 			if j >= len(sql) {
-				return nil, errUnterminated
+				return token{}, i, false, errUnterminated
 			}
 			kind := tokQuoted
 			if c == '\'' {
 				kind = tokString
 			}
-			toks = append(toks, token{kind: kind, start: i, end: j + 1, depth: depth})
-			i = j + 1
+			return token{kind: kind, start: i, end: j + 1, depth: depth}, j + 1, true, nil
 		case isWordByte(c) && !(c >= '0' && c <= '9'):
 			j := i + 1
 			for j < len(sql) && isWordByte(sql[j]) {
 				j++
 			}
-			toks = append(toks, token{kind: tokWord, start: i, end: j, depth: depth})
-			i = j
+			return token{kind: tokWord, start: i, end: j, depth: depth}, j, true, nil
 		case c >= '0' && c <= '9':
 			j := i + 1
 			for j < len(sql) && (isWordByte(sql[j]) || sql[j] == '.') {
 				j++
 			}
-			toks = append(toks, token{kind: tokNumber, start: i, end: j, depth: depth})
-			i = j
+			return token{kind: tokNumber, start: i, end: j, depth: depth}, j, true, nil
 		default:
 			if c == ')' || c == ']' || c == '}' {
 				depth--
 			}
-			toks = append(toks, token{kind: tokPunct, start: i, end: i + 1, depth: depth})
-			if c == '(' || c == '[' || c == '{' {
-				depth++
-			}
-			i++
+			return token{kind: tokPunct, start: i, end: i + 1, depth: depth}, i + 1, true, nil
 		}
 	}
-	return toks, nil
+	return token{}, i, false, nil
 }
 
 func isWordByte(c byte) bool {
@@ -162,25 +177,34 @@ func trimStatement(sql string, toks []token) (string, []token) {
 // rewriteSelect removes a top-level FORMAT clause and adds the settings to the statement's
 // SETTINGS clause.
 func rewriteSelect(sql string, settings []sqlSetting) (string, error) {
+	sql, _, err := rewriteSelectFormat(sql, settings)
+	return sql, err
+}
+
+// rewriteSelectFormat is rewriteSelect that also returns the name of the FORMAT clause it
+// removed ("" when there was none).
+func rewriteSelectFormat(sql string, settings []sqlSetting) (string, string, error) {
 	toks, err := lex(sql)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	sql, toks = trimStatement(sql, toks)
+	format := ""
 	for i := len(toks) - 2; i >= 0; i-- {
 		t := toks[i]
 		if t.depth == 0 && t.is(sql, "FORMAT") && (toks[i+1].kind == tokWord || toks[i+1].kind == tokQuoted) {
+			format = unquoteIdent(sql, toks[i+1])
 			cut := toks[i+1].end
 			sql = strings.TrimRight(sql[:t.start], " \t\r\n") + sql[cut:]
 			toks, err = lex(sql)
 			if err != nil {
-				return "", err
+				return "", "", err
 			}
 			break
 		}
 	}
 	if len(settings) == 0 {
-		return sql, nil
+		return sql, format, nil
 	}
 	hasSettings := false
 	for i, t := range toks {
@@ -195,9 +219,9 @@ func rewriteSelect(sql string, settings []sqlSetting) (string, error) {
 		}
 	}
 	if hasSettings {
-		return sql + ", " + renderSettings(settings), nil
+		return sql + ", " + renderSettings(settings), format, nil
 	}
-	return sql + " SETTINGS " + renderSettings(settings), nil
+	return sql + " SETTINGS " + renderSettings(settings), format, nil
 }
 
 // isSettingsClause reports whether toks[i] starts a SETTINGS clause (SETTINGS name = ...),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 )
 
 // spool carries a query's output from chDB (the producer, which holds the engine) to the
@@ -34,6 +36,34 @@ func newSpool(memLimit int, tmpDir string) *spool {
 	s := &spool{memLimit: memLimit, tmpDir: tmpDir}
 	s.cond = sync.NewCond(&s.mu)
 	return s
+}
+
+// fill copies the stream's chunks into the spool in a goroutine that then closes the stream
+// and releases the session; the channel is closed when it has.
+func (s *spool) fill(sess *chdb.Session, stream *chdb.Stream) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sess.Release()
+		defer stream.Close()
+		for {
+			chunk, err := stream.Next()
+			if err != nil || chunk == nil {
+				s.finish(err)
+				return
+			}
+			ok, err := s.put(chunk)
+			if err != nil {
+				s.finish(err)
+				return
+			}
+			if !ok {
+				s.finish(context.Canceled)
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // put adds a copy of chunk; it reports false when the consumer has gone.
