@@ -103,6 +103,10 @@ type Source struct {
 	// First and Last give the first and last evidence times.
 	Count, First, Last string
 	Distinct           map[string]string
+	// Facilities lists a group's facilities, sorted (empty: the table does not know them).
+	// Set from the facility_id column unless the table keeps facilities as an aggregate
+	// state (a national rollup).
+	Facilities string
 }
 
 // DistinctExpr is the SQL expression counting distinct values of field in s.
@@ -131,6 +135,18 @@ var Sources = map[string]*Source{
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
 	},
+	// One row per (tac, block, day) nationally: the facilities are an aggregate state, so
+	// BATCH_RANGE merges as many times fewer rows as facilities report a block on a day.
+	"tac_block_national_per_day": {
+		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true,
+		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix"},
+		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
+		Distinct: map[string]string{
+			"device_id":   "uniqMerge(devices)",
+			"facility_id": "length(groupUniqArrayMerge(facility_ids))",
+		},
+		Facilities: "arraySort(groupUniqArrayMerge(facility_ids))",
+	},
 	"device_presence_per_day": {
 		Name: "device_presence_per_day", Time: "day", DayGranularity: true,
 		Columns: map[string]string{"facility_id": "facility_id", "device_id": "device_id", "tac": "tac"},
@@ -150,4 +166,9 @@ func init() {
 		cols[name] = f.Column
 	}
 	Sources["detections"].Columns = cols
+	for _, src := range Sources {
+		if col, ok := src.Columns["facility_id"]; ok && src.Facilities == "" {
+			src.Facilities = "arraySort(groupUniqArray(toString(" + col + ")))"
+		}
+	}
 }

@@ -45,8 +45,8 @@ func groupCols(r *rules.Rule, src *rules.Source) (sel, names []string, nonEmpty 
 
 // facilitiesExpr lists a group's facilities, when src has them.
 func facilitiesExpr(src *rules.Source) string {
-	if col, ok := src.Columns["facility_id"]; ok {
-		return "arraySort(groupUniqArray(toString(" + col + ")))"
+	if src.Facilities != "" {
+		return src.Facilities
 	}
 	return "CAST([], 'Array(String)')"
 }
