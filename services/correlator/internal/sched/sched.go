@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -416,14 +417,72 @@ func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.ID, err)
 	}
-	if r.Source.Name != "detections" {
-		for i := range out {
-			if err := s.evidence(ctx, r, &out[i], end.Add(-r.Window), end); err != nil {
-				return nil, err
-			}
+	if r.Source.Name != "detections" && len(out) > 0 {
+		if err := s.groupsEvidence(ctx, r, out, end.Add(-r.Window), end); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// groupsEvidence looks up, in one query, the event ids in detections of findings computed
+// on a rollup (one query per finding would scan the window once per finding).
+func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []result, from, to time.Time) error {
+	groups := make([][]string, len(out))
+	byKey := make(map[string]*result, len(out))
+	var facilities []string
+	seen := map[string]bool{}
+	earliest := to
+	for i := range out {
+		groups[i] = out[i].values
+		byKey[out[i].key] = &out[i]
+		for _, f := range out[i].facilities {
+			if !seen[f] {
+				seen[f] = true
+				facilities = append(facilities, f)
+			}
+		}
+		// The rollup's first_seen bounds the group's earliest event from below.
+		earliest = minTime(earliest, out[i].first)
+	}
+	if r.Source.Facilities == "" {
+		facilities = nil
+	}
+	if earliest.After(from) {
+		from = earliest.Truncate(time.Millisecond)
+	}
+	sort.Strings(facilities)
+	rows, err := s.conn.Query(ctx, groupsEvidenceQuery(s.db, r, groups, facilities, from, to))
+	if err != nil {
+		return fmt.Errorf("evidence of %s: %w", r.ID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		vals := make([]string, len(r.GroupBy))
+		dest := make([]any, 0, len(vals)+1)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		var ids []string
+		dest = append(dest, &ids)
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("scan evidence of %s: %w", r.ID, err)
+		}
+		if res, ok := byKey[rules.JoinGroupKey(r.GroupBy, vals)]; ok {
+			res.evidence = ids
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read evidence of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // evidence looks up event ids in detections for a finding computed on a rollup.

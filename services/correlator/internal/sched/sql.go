@@ -223,3 +223,26 @@ func evidenceQuery(db string, r *rules.Rule, where rules.Filter, conds []string,
 	return fmt.Sprintf("SELECT arrayMap(x -> x.2, groupArraySorted(%d)((observed_at, event_id))) FROM `%s`.detections WHERE %s AND %s AND %s",
 		r.MaxEvidence, db, between(src, from, to), where.SQL(src), strings.Join(conds, " AND "))
 }
+
+// groupsEvidenceQuery fetches, in one pass over detections, the evidence ids of several
+// findings of r computed on a rollup: per group (g0, g1, …), the earliest events in
+// [from, to). facilities, when not empty, are all the facilities of those findings: a
+// group's events are at its facilities, and facility_id leads the table's sort key.
+func groupsEvidenceQuery(db string, r *rules.Rule, groups [][]string, facilities []string, from, to time.Time) string {
+	src := rules.Sources["detections"]
+	var sel, names, cols, tuples []string
+	for i, g := range r.GroupBy {
+		sel = append(sel, fmt.Sprintf("%s AS g%d", g.Column, i))
+		names = append(names, fmt.Sprintf("g%d", i))
+		cols = append(cols, g.Column)
+	}
+	for _, vals := range groups {
+		tuples = append(tuples, "("+quoteAll(vals)+")")
+	}
+	cond := fmt.Sprintf("(%s) IN (%s)", strings.Join(cols, ", "), strings.Join(tuples, ", "))
+	if len(facilities) > 0 {
+		cond += " AND facility_id IN (" + quoteAll(facilities) + ")"
+	}
+	return fmt.Sprintf("SELECT %s, arrayMap(x -> x.2, groupArraySorted(%d)((observed_at, event_id)))\nFROM `%s`.detections\nWHERE %s AND %s AND %s\nGROUP BY %s",
+		strings.Join(sel, ", "), r.MaxEvidence, db, between(src, from, to), r.Where.SQL(src), cond, strings.Join(names, ", "))
+}

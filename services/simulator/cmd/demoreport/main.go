@@ -24,13 +24,15 @@ import (
 
 // Config is the report's configuration (env VIGIE_DEMOREPORT_*).
 type Config struct {
-	SummaryFile string        `yaml:"summary_file"`
-	ClickHouse  string        `yaml:"clickhouse"`
-	Database    string        `yaml:"database"`
-	Brokers     []string      `yaml:"brokers"`
-	DLQTopic    string        `yaml:"dlq_topic"`
-	Timeout     time.Duration `yaml:"timeout"`
-	Settle      time.Duration `yaml:"settle"`
+	SummaryFile string `yaml:"summary_file"`
+	ClickHouse  string `yaml:"clickhouse"`
+	// ClickHouseHTTP is the HTTP interface's address, for the "query further" part.
+	ClickHouseHTTP string        `yaml:"clickhouse_http"`
+	Database       string        `yaml:"database"`
+	Brokers        []string      `yaml:"brokers"`
+	DLQTopic       string        `yaml:"dlq_topic"`
+	Timeout        time.Duration `yaml:"timeout"`
+	Settle         time.Duration `yaml:"settle"`
 	// Admin lists name=address of the services' admin servers, for the "query further" part.
 	Admin []string `yaml:"admin"`
 	// Reset drops the database and exits: a new demo starts from empty tables (the services
@@ -71,7 +73,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cfg := &Config{Database: "vigie", DLQTopic: "detections.dlq.v1", Timeout: 3 * time.Minute, Settle: 12 * time.Second,
-		ClickHouse: os.Getenv("CLICKHOUSE_ADDR"), Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}
+		ClickHouse: os.Getenv("CLICKHOUSE_ADDR"), ClickHouseHTTP: os.Getenv("CLICKHOUSE_HTTP_ADDR"), Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}
 	if cfg.Brokers[0] == "" {
 		cfg.Brokers = nil
 	}
@@ -207,10 +209,18 @@ Query further
 
   More: SELECT rule, explanation FROM alerts FINAL ORDER BY created_at
         SELECT facility_id, sum(events) FROM detections_per_minute GROUP BY facility_id ORDER BY 2 DESC LIMIT 10
-  Metrics and health: %[3]s
+%[4]s  Metrics and health: %[3]s
   The services keep running (logs in .state/logs/): stop everything with `+"`make down`"+`.
-`, cfg.ClickHouse, cfg.Database, adminWords(cfg.Admin))
+`, cfg.ClickHouse, cfg.Database, adminWords(cfg.Admin), httpWords(cfg.ClickHouseHTTP, cfg.Database))
 	return nil
+}
+
+func httpWords(addr, db string) string {
+	if addr == "" {
+		return ""
+	}
+	return fmt.Sprintf("  Over HTTP (curl, clickhouse-connect): curl 'http://%s/?database=%s' --data-binary \\\n"+
+		"        'SELECT rule, explanation FROM alerts FINAL ORDER BY created_at FORMAT PrettyCompact'\n", addr, db)
 }
 
 func dlqWords(d report.DeadLetters) string {
