@@ -305,6 +305,37 @@ func TestDatabasePerConnection(t *testing.T) {
 	require.Equal(t, int32(81), exceptionCode(t, bad.Ping(ctx)))
 }
 
+// A hello does not wait for an engine busy with a long statement (the client would time out):
+// it is answered, and the unknown database, if any, is reported by the first query.
+func TestHandshakeWhileEngineBusy(t *testing.T) {
+	ctx := context.Background()
+	db := newDatabase(t, open(t, chserverAddr))
+	sess, err := testEngine.Acquire(ctx)
+	require.NoError(t, err)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			sess.Release()
+		}
+	}
+	defer release()
+	for _, name := range []string{db, "no_such_db"} {
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: name},
+			DialTimeout: 3 * time.Second})
+		require.NoError(t, err)
+		defer conn.Close()
+		start := time.Now()
+		require.NoError(t, conn.Ping(ctx), name)
+		require.Less(t, time.Since(start), 3*time.Second)
+		if name == db {
+			continue
+		}
+		release()
+		require.Equal(t, int32(81), exceptionCode(t, conn.Exec(ctx, "SELECT 1")))
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	ctx := context.Background()
 	good := open(t, chserverAddr, withAuth("vigie", "s3cret"))

@@ -41,6 +41,9 @@ func newQueryError(code int32, format string, args ...any) *queryError {
 	return &queryError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// handshakeEngineWait bounds how long a hello waits for the engine to check its database.
+const handshakeEngineWait = time.Second
+
 // conn serves one client connection: handshake, then pings and queries one at a time.
 type conn struct {
 	srv      *Server
@@ -139,7 +142,13 @@ func (c *conn) handshake(ctx context.Context) error {
 	if c.database == "" {
 		c.database = "default"
 	}
-	if err := c.withSession(ctx, func(*chdb.Session) error { return nil }); err != nil {
+	// The database must exist, as a real server checks; but the engine may be busy with a
+	// long statement, and a client waits for the hello only its dial timeout. When the engine
+	// is not free soon, the hello is answered and the first query reports an unknown database.
+	check, cancel := context.WithTimeout(ctx, handshakeEngineWait)
+	err = c.withSession(check, func(*chdb.Session) error { return nil })
+	cancel()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return reject(codeUnknownDatabase, fmt.Sprintf("Database %s does not exist: %v", c.database, err))
 	}
 	c.log = c.log.With(zap.String("user", c.user), zap.String("client", h.Name))
