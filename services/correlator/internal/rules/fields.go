@@ -107,6 +107,9 @@ type Source struct {
 	// Set from the facility_id column unless the table keeps facilities as an aggregate
 	// state (a national rollup).
 	Facilities string
+	// CountByDay is the events per day of a group of a daily rollup, as sumMap's (days,
+	// counts) sorted by day: it tells which days hold a finding's earliest events.
+	CountByDay string
 }
 
 // DistinctExpr is the SQL expression counting distinct values of field in s.
@@ -169,6 +172,9 @@ func init() {
 	for _, src := range Sources {
 		if col, ok := src.Columns["facility_id"]; ok && src.Facilities == "" {
 			src.Facilities = "arraySort(groupUniqArray(toString(" + col + ")))"
+		}
+		if src.DayGranularity && src.Count == "sum(events)" {
+			src.CountByDay = "sumMap([" + src.Time + "], [toUInt64(events)])"
 		}
 	}
 }

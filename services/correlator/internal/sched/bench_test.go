@@ -19,9 +19,10 @@ import (
 
 // benchFill populates db with the volume of 190 facilities: 30 days of per-minute
 // rollups (calls and SMS in every minute), 60 days of TAC and serial-block rollups (200
-// models, 3 blocks each, at every facility), 30 days of device presence (50 devices per
-// facility) and 7 days of raw detections (50 devices x 20 attempts a day per facility, a
-// drone per facility a day). The rollups are written directly, not through the raw table.
+// models, 3 blocks each, at every facility; and the national serial-block rollup), 30 days
+// of device presence (50 devices per facility) and 7 days of raw detections (50 devices x
+// 20 attempts a day per facility, a drone per facility a day). The rollups are written
+// directly, not through the raw table.
 func benchFill(ctx context.Context, b *testing.B, exec func(string) error, db string, end time.Time) {
 	day := end.Truncate(24 * time.Hour)
 	ts := func(t time.Time) string { return "toDateTime('" + t.UTC().Format("2006-01-02 15:04:05") + "', 'UTC')" }
@@ -35,6 +36,9 @@ func benchFill(ctx context.Context, b *testing.B, exec func(string) error, db st
 		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_per_day SELECT toString(86000000 + number %% 200), toString(100 + intDiv(number, 200) %% 3),
 			concat('f', toString(intDiv(number, 600) %% 190)), toDate(%[2]s) - intDiv(number, 114000), 7, arrayReduce('uniqState', [toString(number %% 31)]),
 			%[2]s - toIntervalDay(intDiv(number, 114000)), %[2]s - toIntervalDay(intDiv(number, 114000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*114000),
+		// The national rollup holds the same rows one level up, as the backfill of 0006 makes it.
+		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_national_per_day SELECT tac, imei_serial_prefix, day, sum(events), uniqMergeState(devices),
+			groupUniqArrayState(toString(facility_id)), min(first_seen), max(last_seen) FROM %[1]s.tac_block_per_day GROUP BY tac, imei_serial_prefix, day`, db),
 		fmt.Sprintf(`INSERT INTO %[1]s.device_presence_per_day SELECT concat('f', toString(number %% 190)), toDate(%[2]s) - intDiv(number, 9500),
 			concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190)), false, '86000001', 20,
 			%[2]s - toIntervalDay(intDiv(number, 9500)), %[2]s - toIntervalDay(intDiv(number, 9500)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 30*9500),

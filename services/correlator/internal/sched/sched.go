@@ -288,6 +288,8 @@ type result struct {
 	first, last time.Time
 	facilities  []string
 	evidence    []string
+	// evidenceDays are the days holding the group's earliest events (daily rollups).
+	evidenceDays []time.Time
 }
 
 // Evaluate computes the findings of r for the step ending at end and turns them into the
@@ -406,7 +408,7 @@ func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time)
 		for i := range res.distinct {
 			dest = append(dest, &res.distinct[i])
 		}
-		dest = append(dest, &res.n, &res.first, &res.last, &res.facilities, &res.evidence)
+		dest = append(dest, &res.n, &res.first, &res.last, &res.facilities, &res.evidence, &res.evidenceDays)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan %s: %w", r.ID, err)
 		}
@@ -428,28 +430,41 @@ func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time)
 // groupsEvidence looks up, in one query, the event ids in detections of findings computed
 // on a rollup (one query per finding would scan the window once per finding).
 func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []result, from, to time.Time) error {
-	groups := make([][]string, len(out))
+	groups := make([]evidenceGroup, len(out))
 	byKey := make(map[string]*result, len(out))
 	var facilities []string
 	seen := map[string]bool{}
-	earliest := to
+	// The rollup's first_seen bounds a group's earliest event from below, and the end of
+	// its last evidence day (daily rollups) from above: read only that span.
+	earliest, latest := to, from
 	for i := range out {
-		groups[i] = out[i].values
-		byKey[out[i].key] = &out[i]
-		for _, f := range out[i].facilities {
+		res := &out[i]
+		groups[i] = evidenceGroup{values: res.values, days: res.evidenceDays}
+		byKey[res.key] = res
+		for _, f := range res.facilities {
 			if !seen[f] {
 				seen[f] = true
 				facilities = append(facilities, f)
 			}
 		}
-		// The rollup's first_seen bounds the group's earliest event from below.
-		earliest = minTime(earliest, out[i].first)
+		earliest = minTime(earliest, res.first)
+		if n := len(res.evidenceDays); n > 0 {
+			latest = maxTime(latest, res.evidenceDays[n-1].UTC().Add(rules.Day))
+		} else {
+			latest = to
+		}
 	}
 	if r.Source.Facilities == "" {
 		facilities = nil
 	}
 	if earliest.After(from) {
-		from = earliest.Truncate(time.Millisecond)
+		from = earliest
+	}
+	if latest.Before(to) {
+		to = latest
+	}
+	if !from.Before(to) {
+		return nil
 	}
 	sort.Strings(facilities)
 	rows, err := s.conn.Query(ctx, groupsEvidenceQuery(s.db, r, groups, facilities, from, to))
@@ -480,6 +495,13 @@ func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []res
 
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
 		return b
 	}
 	return a

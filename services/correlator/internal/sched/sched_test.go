@@ -84,7 +84,7 @@ func runScheduler(t *testing.T, es []event.Enriched) (*sched.Scheduler, []alert.
 
 func TestScheduledRulesFireOnPlantedPatterns(t *testing.T) {
 	t.Parallel()
-	es, want, _ := plantScheduled(t, true)
+	es, want, end := plantScheduled(t, true)
 	s, got, ctx := runScheduler(t, es)
 	byID := map[string]alert.Alert{}
 	for _, a := range got {
@@ -105,6 +105,52 @@ func TestScheduledRulesFireOnPlantedPatterns(t *testing.T) {
 	n, err := s.Tick(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
+
+	t.Run("rollups and evidence days agree", func(t *testing.T) {
+		rulesAgreeAcrossSources(t, ctx, s, end)
+	})
+}
+
+// rulesAgreeAcrossSources checks that BATCH_RANGE finds the same on its national rollup
+// as on the per-facility one (facilities and evidence included), and that reading evidence
+// only on the days holding a finding's earliest events gives the ids a scan of the whole
+// window gives, with a bound small enough to cut the days.
+func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Scheduler, end time.Time) {
+	byID := map[string]*rules.Rule{}
+	for _, r := range s.Rules() {
+		byID[r.ID] = r
+	}
+	variant := func(r *rules.Rule, source string, evidenceDays bool, maxEvidence int) *rules.Rule {
+		v := *r
+		src := *rules.Sources[source]
+		if !evidenceDays {
+			src.CountByDay = ""
+		}
+		v.Source, v.MaxEvidence = &src, maxEvidence
+		return &v
+	}
+	batch, spread := byID["BATCH_RANGE"], byID["TAC_SPREAD"]
+	require.Equal(t, "tac_block_national_per_day", batch.Source.Name)
+	for _, max := range []int{batch.MaxEvidence, 2} {
+		for _, c := range []struct {
+			name      string
+			got, want *rules.Rule
+		}{
+			{"BATCH_RANGE national vs per facility", variant(batch, "tac_block_national_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
+			{"BATCH_RANGE per facility, evidence days", variant(batch, "tac_block_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
+			{"TAC_SPREAD evidence days", variant(spread, "tac_per_day", true, max), variant(spread, "tac_per_day", false, max)},
+		} {
+			got, err := s.Findings(ctx, c.got, end)
+			require.NoError(t, err)
+			want, err := s.Findings(ctx, c.want, end)
+			require.NoError(t, err)
+			require.NotEmpty(t, want, c.name)
+			require.Equal(t, want, got, "%s, max_evidence %d", c.name, max)
+			for _, f := range got {
+				require.Len(t, f.Evidence, min(max, int(f.N)), "%s %s", c.name, f.Key)
+			}
+		}
+	}
 }
 
 func TestScheduledRulesSilentOnBackground(t *testing.T) {

@@ -59,6 +59,17 @@ func evidenceExpr(src *rules.Source, n int) string {
 	return fmt.Sprintf("arrayMap(x -> x.2, groupArraySorted(%d)((observed_at, event_id)))", n)
 }
 
+// evidenceDaysExpr lists, for a daily rollup, the days holding a group's n earliest events:
+// its days in order up to the first by which it has n events (all of them if it has fewer).
+// The evidence lookup in detections then reads those days instead of the whole window.
+func evidenceDaysExpr(src *rules.Source, n int) string {
+	if src.CountByDay == "" {
+		return "CAST([], 'Array(Date)')"
+	}
+	return fmt.Sprintf("arraySlice((%s AS days_counts).1, 1, if((arrayFirstIndex(c -> c >= %d, arrayCumSum(days_counts.2)) AS days_enough) = 0, length(days_counts.1), days_enough))",
+		src.CountByDay, n)
+}
+
 // aggregateQuery is value_count and new_term: one row per group meeting the distinct
 // conditions. new_term adds the history before the window and requires it to be empty.
 func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
@@ -90,7 +101,8 @@ func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
 		"toDateTime64("+src.First+", 3, 'UTC') AS first_at",
 		"toDateTime64("+src.Last+", 3, 'UTC') AS last_at",
 		facilitiesExpr(src)+" AS facilities",
-		evidenceExpr(src, r.MaxEvidence)+" AS evidence")
+		evidenceExpr(src, r.MaxEvidence)+" AS evidence",
+		evidenceDaysExpr(src, r.MaxEvidence)+" AS evidence_days")
 	return fmt.Sprintf("SELECT %s\nFROM `%s`.%s\nWHERE %s AND %s AND %s\nGROUP BY %s\nHAVING %s\nORDER BY %s",
 		strings.Join(cols, ", "), db, src.Name, between(src, from, end), r.Where.SQL(src), nonEmpty,
 		strings.Join(names, ", "), strings.Join(having, " AND "), strings.Join(names, ", "))
@@ -224,11 +236,19 @@ func evidenceQuery(db string, r *rules.Rule, where rules.Filter, conds []string,
 		r.MaxEvidence, db, between(src, from, to), where.SQL(src), strings.Join(conds, " AND "))
 }
 
+// evidenceGroup is one finding whose evidence ids groupsEvidenceQuery looks up: its group
+// values and, for a daily rollup, the days that hold its earliest events.
+type evidenceGroup struct {
+	values []string
+	days   []time.Time
+}
+
 // groupsEvidenceQuery fetches, in one pass over detections, the evidence ids of several
 // findings of r computed on a rollup: per group (g0, g1, …), the earliest events in
-// [from, to). facilities, when not empty, are all the facilities of those findings: a
-// group's events are at its facilities, and facility_id leads the table's sort key.
-func groupsEvidenceQuery(db string, r *rules.Rule, groups [][]string, facilities []string, from, to time.Time) string {
+// [from, to), read only on the group's days when it has them. facilities, when not empty,
+// are all the facilities of those findings: a group's events are at its facilities, and
+// facility_id leads the table's sort key.
+func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, facilities []string, from, to time.Time) string {
 	src := rules.Sources["detections"]
 	var sel, names, cols, tuples []string
 	for i, g := range r.GroupBy {
@@ -236,8 +256,18 @@ func groupsEvidenceQuery(db string, r *rules.Rule, groups [][]string, facilities
 		names = append(names, fmt.Sprintf("g%d", i))
 		cols = append(cols, g.Column)
 	}
-	for _, vals := range groups {
-		tuples = append(tuples, "("+quoteAll(vals)+")")
+	byDay := r.Source.CountByDay != ""
+	if byDay {
+		cols = append(cols, "toDate(observed_at)")
+	}
+	for _, g := range groups {
+		if !byDay {
+			tuples = append(tuples, "("+quoteAll(g.values)+")")
+			continue
+		}
+		for _, d := range g.days {
+			tuples = append(tuples, "("+quoteAll(g.values)+", toDate('"+d.UTC().Format("2006-01-02")+"'))")
+		}
 	}
 	cond := fmt.Sprintf("(%s) IN (%s)", strings.Join(cols, ", "), strings.Join(tuples, ", "))
 	if len(facilities) > 0 {
