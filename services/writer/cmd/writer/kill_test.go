@@ -34,7 +34,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	topic, dlq := kafkatest.Topics(t, 6)
 	producer := kafkatest.Producer(t, topic)
 	gen := sample.New(42, 20_000, time.Now().Add(-2*time.Hour))
-	rows := func() uint64 { return chtest.Count(t, conn, db).OffsetsRows }
+	rows := func() uint64 { return chtest.Written(t, conn, db) }
 
 	env := writerEnv(t, topic, dlq, db,
 		"VIGIE_WRITER_KAFKA_BATCH_ROWS=5000",

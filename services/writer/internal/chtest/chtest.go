@@ -71,6 +71,15 @@ func Count(t testing.TB, conn driver.Conn, db string) Totals {
 	return tot
 }
 
+// Written is how many rows the writer has recorded as written (writer_offsets): a cheap
+// query, for polling while the writer runs, where Count would compete with its inserts.
+func Written(t testing.TB, conn driver.Conn, db string) uint64 {
+	t.Helper()
+	var n uint64
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT sum(rows) FROM `"+db+"`.writer_offsets").Scan(&n))
+	return n
+}
+
 // RequireConsistent checks that detections holds want rows, each event once, and that
 // every rollup agrees with it.
 func RequireConsistent(t testing.TB, tot Totals, want uint64) {
