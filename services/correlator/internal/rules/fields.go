@@ -138,7 +138,7 @@ var Sources = map[string]*Source{
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
 	},
-	// One row per (tac, block, day) nationally: the facilities are an aggregate state, so
+	// One row per (tac, block, day) nationally, the facilities a merged set, so
 	// BATCH_RANGE merges as many times fewer rows as facilities report a block on a day.
 	"tac_block_national_per_day": {
 		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true,
@@ -146,9 +146,9 @@ var Sources = map[string]*Source{
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{
 			"device_id":   "uniqMerge(devices)",
-			"facility_id": "length(groupUniqArrayMerge(facility_ids))",
+			"facility_id": "length(groupUniqArrayArray(facility_ids))",
 		},
-		Facilities: "arraySort(groupUniqArrayMerge(facility_ids))",
+		Facilities: "arraySort(groupUniqArrayArray(facility_ids))",
 	},
 	"device_presence_per_day": {
 		Name: "device_presence_per_day", Time: "day", DayGranularity: true,

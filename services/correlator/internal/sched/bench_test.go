@@ -38,7 +38,7 @@ func benchFill(ctx context.Context, b *testing.B, exec func(string) error, db st
 			%[2]s - toIntervalDay(intDiv(number, 114000)), %[2]s - toIntervalDay(intDiv(number, 114000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*114000),
 		// The national rollup holds the same rows one level up, as the backfill of 0006 makes it.
 		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_national_per_day SELECT tac, imei_serial_prefix, day, sum(events), uniqMergeState(devices),
-			groupUniqArrayState(toString(facility_id)), min(first_seen), max(last_seen) FROM %[1]s.tac_block_per_day GROUP BY tac, imei_serial_prefix, day`, db),
+			groupUniqArray(toString(facility_id)), min(first_seen), max(last_seen) FROM %[1]s.tac_block_per_day GROUP BY tac, imei_serial_prefix, day`, db),
 		fmt.Sprintf(`INSERT INTO %[1]s.device_presence_per_day SELECT concat('f', toString(number %% 190)), toDate(%[2]s) - intDiv(number, 9500),
 			concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190)), false, '86000001', 20,
 			%[2]s - toIntervalDay(intDiv(number, 9500)), %[2]s - toIntervalDay(intDiv(number, 9500)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 30*9500),
