@@ -48,8 +48,9 @@ func Database(t testing.TB) (driver.Conn, string) {
 type Totals struct {
 	Rows, DistinctEvents, DistinctOffsets       uint64
 	PerMinute, TACPerDay, Presence, OffsetsRows uint64
+	TACBlockPerDay, TACBlockNational            uint64
 	// Raw-table equivalents of the rollups' filtered totals.
-	RawWithTAC, RawWithDevice uint64
+	RawWithTAC, RawWithDevice, RawWithBlock uint64
 	// Distinct devices: exact from the raw table, merged from the per-minute rollup.
 	RawDevices, RollupDevices uint64
 }
@@ -62,11 +63,13 @@ func Count(t testing.TB, conn driver.Conn, db string) Totals {
 	q := func(sql string, dest ...any) {
 		require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(sql, "`"+db+"`")).Scan(dest...), sql)
 	}
-	q("SELECT count(), uniqExact(sensor_id, event_id), uniqExact(kafka_partition, kafka_offset), countIf(tac != ''), countIf(device_id != ''), uniqExactIf(device_id, device_id != '') FROM %s.detections",
-		&tot.Rows, &tot.DistinctEvents, &tot.DistinctOffsets, &tot.RawWithTAC, &tot.RawWithDevice, &tot.RawDevices)
+	q("SELECT count(), uniqExact(sensor_id, event_id), uniqExact(kafka_partition, kafka_offset), countIf(tac != ''), countIf(device_id != ''), uniqExactIf(device_id, device_id != ''), countIf(tac != '' AND imei_serial_prefix != '') FROM %s.detections",
+		&tot.Rows, &tot.DistinctEvents, &tot.DistinctOffsets, &tot.RawWithTAC, &tot.RawWithDevice, &tot.RawDevices, &tot.RawWithBlock)
 	q("SELECT sum(events), uniqMerge(devices) FROM %s.detections_per_minute", &tot.PerMinute, &tot.RollupDevices)
 	q("SELECT sum(events) FROM %s.tac_per_day", &tot.TACPerDay)
 	q("SELECT sum(events) FROM %s.device_presence_per_day", &tot.Presence)
+	q("SELECT sum(events) FROM %s.tac_block_per_day", &tot.TACBlockPerDay)
+	q("SELECT sum(events) FROM %s.tac_block_national_per_day", &tot.TACBlockNational)
 	q("SELECT sum(rows) FROM %s.writer_offsets", &tot.OffsetsRows)
 	return tot
 }
@@ -90,6 +93,8 @@ func RequireConsistent(t testing.TB, tot Totals, want uint64) {
 	require.Equal(t, tot.Rows, tot.PerMinute, "detections_per_minute total")
 	require.Equal(t, tot.RawWithTAC, tot.TACPerDay, "tac_per_day total")
 	require.Equal(t, tot.RawWithDevice, tot.Presence, "device_presence_per_day total")
+	require.Equal(t, tot.RawWithBlock, tot.TACBlockPerDay, "tac_block_per_day total")
+	require.Equal(t, tot.RawWithBlock, tot.TACBlockNational, "tac_block_national_per_day total")
 	require.Equal(t, tot.Rows, tot.OffsetsRows, "writer_offsets rows")
 	// uniq hashes values to 32 bits: allow for a rare collision.
 	require.InDelta(t, tot.RawDevices, tot.RollupDevices, float64(tot.RawDevices)/1000+1, "distinct devices")
