@@ -268,7 +268,9 @@ func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, facil
 			continue
 		}
 		for _, d := range g.days {
-			tuples = append(tuples, "("+quoteAll(g.values)+", toDate('"+d.UTC().Format("2006-01-02")+"'))")
+			// A plain string, converted to Date by the set: 600 toDate() calls in the literal
+			// took 0.15 s to analyse.
+			tuples = append(tuples, "("+quoteAll(g.values)+", '"+d.UTC().Format("2006-01-02")+"')")
 		}
 	}
 	cond := fmt.Sprintf("(%s) IN (%s)", strings.Join(cols, ", "), strings.Join(tuples, ", "))
