@@ -55,6 +55,8 @@ func TestLoadErrors(t *testing.T) {
 		{"daily rollup needs days", "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_per_day\nschedule: {every: 1h}\ngroup_by: [tac]\nwindow: 1d\ndistinct:\n  - {field: facility_id, min: 2}\n",
 			[]string{"r.yaml:7:19: schedule.every: X_1 reads tac_per_day, a daily rollup: use whole days"}},
 		{"unknown where field", good + "where: {imei: '123'}\n", []string{"where.imei: unknown field \"imei\""}},
+		{"national rollup has no facility key", "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac, facility_id]\nwindow: 1d\ndistinct:\n  - {field: facility_id, min: 2}\n",
+			[]string{"source: table tac_block_national_per_day has no field facility_id"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(tc.yaml)}})
