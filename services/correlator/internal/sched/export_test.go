@@ -26,3 +26,9 @@ func (s *Scheduler) Findings(ctx context.Context, r *rules.Rule, end time.Time) 
 	}
 	return out, err
 }
+
+// SetEvidenceBatch bounds the findings per evidence query and the (finding, day) pairs
+// listed in one, to test the batching and the fallback to a batch's overall days.
+func (s *Scheduler) SetEvidenceBatch(groups, tuples int) {
+	s.evidenceGroups, s.evidenceTuples = groups, tuples
+}

@@ -75,6 +75,8 @@ type Scheduler struct {
 	logger *zap.Logger
 	m      metrics
 	stop   chan struct{}
+
+	evidenceGroups, evidenceTuples int
 }
 
 type metrics struct {
@@ -92,6 +94,7 @@ func New(cfg Config, conn driver.Conn, database string, rs []*rules.Rule, sink a
 	f := promauto.With(reg)
 	s := &Scheduler{
 		cfg: cfg, conn: conn, db: database, sink: sink, logger: logger.Named("scheduler"), stop: make(chan struct{}),
+		evidenceGroups: evidenceGroups, evidenceTuples: evidenceTuples,
 		m: metrics{
 			evaluations: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_correlator_scheduled_evaluations_total", Help: "Windows evaluated per scheduled rule."}, []string{"rule"}),
 			alerts:      f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_correlator_scheduled_alerts_total", Help: "Alert versions emitted per scheduled rule."}, []string{"rule"}),
@@ -427,9 +430,30 @@ func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time)
 	return out, nil
 }
 
-// groupsEvidence looks up, in one query, the event ids in detections of findings computed
-// on a rollup (one query per finding would scan the window once per finding).
+// Evidence lookups for rollup findings are batched: at most evidenceGroups findings per
+// query and, when listing each finding's evidence days, at most evidenceTuples (finding,
+// day) pairs (else the batch's overall days), which keeps the query text far below
+// ClickHouse's max_query_size (256 KiB).
+const (
+	evidenceGroups = 500
+	evidenceTuples = 2000
+)
+
+// groupsEvidence looks up the event ids in detections of findings computed on a rollup, in
+// one query per batch of findings (one query per finding would scan the window once per
+// finding).
 func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []result, from, to time.Time) error {
+	for len(out) > 0 {
+		n := min(len(out), s.evidenceGroups)
+		if err := s.evidenceBatch(ctx, r, out[:n], from, to); err != nil {
+			return err
+		}
+		out = out[n:]
+	}
+	return nil
+}
+
+func (s *Scheduler) evidenceBatch(ctx context.Context, r *rules.Rule, out []result, from, to time.Time) error {
 	groups := make([]evidenceGroup, len(out))
 	byKey := make(map[string]*result, len(out))
 	var facilities []string
@@ -437,6 +461,7 @@ func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []res
 	// The rollup's first_seen bounds a group's earliest event from below, and the end of
 	// its last evidence day (daily rollups) from above: read only that span.
 	earliest, latest := to, from
+	tuples := 0
 	for i := range out {
 		res := &out[i]
 		groups[i] = evidenceGroup{values: res.values, days: res.evidenceDays}
@@ -453,7 +478,9 @@ func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []res
 		} else {
 			latest = to
 		}
+		tuples += len(res.evidenceDays)
 	}
+	byDay := r.Source.CountByDay != "" && tuples <= s.evidenceTuples
 	if r.Source.Facilities == "" {
 		facilities = nil
 	}
@@ -467,7 +494,7 @@ func (s *Scheduler) groupsEvidence(ctx context.Context, r *rules.Rule, out []res
 		return nil
 	}
 	sort.Strings(facilities)
-	rows, err := s.conn.Query(ctx, groupsEvidenceQuery(s.db, r, groups, facilities, from, to))
+	rows, err := s.conn.Query(ctx, groupsEvidenceQuery(s.db, r, groups, byDay, facilities, from, to))
 	if err != nil {
 		return fmt.Errorf("evidence of %s: %w", r.ID, err)
 	}

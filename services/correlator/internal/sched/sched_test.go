@@ -131,7 +131,17 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 	}
 	batch, spread := byID["BATCH_RANGE"], byID["TAC_SPREAD"]
 	require.Equal(t, "tac_block_national_per_day", batch.Source.Name)
-	for _, max := range []int{batch.MaxEvidence, 2} {
+	// Every TAC of the background: many findings, so that batches of one are several.
+	everyTAC := *spread
+	everyTAC.Distinct = []rules.DistinctCount{{Field: rules.Fields["facility_id"], Min: 1}}
+	defer s.SetEvidenceBatch(500, 2000)
+	for _, b := range []struct{ max, groups, tuples int }{
+		{batch.MaxEvidence, 500, 2000},
+		{2, 500, 2000},
+		{2, 1, 0}, // one finding per query, the batch's overall days
+	} {
+		s.SetEvidenceBatch(b.groups, b.tuples)
+		max := b.max
 		for _, c := range []struct {
 			name      string
 			got, want *rules.Rule
@@ -139,13 +149,17 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 			{"BATCH_RANGE national vs per facility", variant(batch, "tac_block_national_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
 			{"BATCH_RANGE per facility, evidence days", variant(batch, "tac_block_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
 			{"TAC_SPREAD evidence days", variant(spread, "tac_per_day", true, max), variant(spread, "tac_per_day", false, max)},
+			{"every TAC, evidence days", variant(&everyTAC, "tac_per_day", true, max), variant(&everyTAC, "tac_per_day", false, max)},
 		} {
 			got, err := s.Findings(ctx, c.got, end)
 			require.NoError(t, err)
 			want, err := s.Findings(ctx, c.want, end)
 			require.NoError(t, err)
 			require.NotEmpty(t, want, c.name)
-			require.Equal(t, want, got, "%s, max_evidence %d", c.name, max)
+			if c.got.Distinct[0].Min == 1 {
+				require.Greater(t, len(want), 5, c.name)
+			}
+			require.Equal(t, want, got, "%s, max_evidence %d, batches of %d", c.name, max, b.groups)
 			for _, f := range got {
 				require.Len(t, f.Evidence, min(max, int(f.N)), "%s %s", c.name, f.Key)
 			}

@@ -247,10 +247,10 @@ type evidenceGroup struct {
 
 // groupsEvidenceQuery fetches, in one pass over detections, the evidence ids of several
 // findings of r computed on a rollup: per group (g0, g1, …), the earliest events in
-// [from, to), read only on the group's days when it has them. facilities, when not empty,
-// are all the facilities of those findings: a group's events are at its facilities, and
+// [from, to), read only on the group's days when byDay. facilities, when not empty, are all
+// the facilities of those findings: a group's events are at its facilities, and
 // facility_id leads the table's sort key.
-func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, facilities []string, from, to time.Time) string {
+func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, byDay bool, facilities []string, from, to time.Time) string {
 	src := rules.Sources["detections"]
 	var sel, names, cols, tuples []string
 	for i, g := range r.GroupBy {
@@ -258,7 +258,6 @@ func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, facil
 		names = append(names, fmt.Sprintf("g%d", i))
 		cols = append(cols, g.Column)
 	}
-	byDay := r.Source.CountByDay != ""
 	if byDay {
 		cols = append(cols, "toDate(observed_at)")
 	}
