@@ -24,6 +24,8 @@ GRANT SELECT ON {db}.detections TO vigie_analyst;
 GRANT SELECT ON {db}.detections_per_minute TO vigie_analyst;
 GRANT SELECT ON {db}.tac_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.device_presence_per_day TO vigie_analyst;
+GRANT SELECT ON {db}.tac_block_per_day TO vigie_analyst;
+GRANT SELECT ON {db}.tac_block_national_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.alerts TO vigie_analyst;
 GRANT SELECT ON {db}.facilities TO vigie_analyst;
 GRANT SELECT ON {db}.sensors TO vigie_analyst;
