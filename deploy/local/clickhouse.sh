@@ -57,8 +57,9 @@ start() {
     build
     mkdir -p "$data" "$(dirname "$logfile")" "$(dirname "$pidfile")"
     local t0=$(date +%s%N)
-    # setsid: the server outlives this script and is stopped by its PID.
-    CHDB_LIB_PATH="$lib" setsid "$bin" -listen "$addr" -http "$http_addr" -data "$data" >>"$logfile" 2>&1 </dev/null &
+    # setsid: the server outlives this script and is stopped by its PID. 9>&-: it must not
+    # inherit the starters' lock, or the next start would wait for it forever.
+    CHDB_LIB_PATH="$lib" setsid "$bin" -listen "$addr" -http "$http_addr" -data "$data" >>"$logfile" 2>&1 </dev/null 9>&- &
     echo $! >"$pidfile"
     local deadline=$((SECONDS + 60))
     until "$bin" -ping "$addr" 2>/dev/null; do

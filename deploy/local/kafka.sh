@@ -112,9 +112,10 @@ start_node() { # shape node
   fi
   if [ "$shape" = cluster ]; then heap=384m; else heap=768m; fi
   # setsid: the broker outlives this script and is stopped by its PID, not by a process group.
+  # 9>&-: it must not inherit the starters' lock, or the next start would wait for it forever.
   setsid java -Xms128m -Xmx$heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.yaml" -cp "$libs/*" \
-    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null &
+    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
 }
 
