@@ -32,3 +32,9 @@ func (s *Scheduler) Findings(ctx context.Context, r *rules.Rule, end time.Time) 
 func (s *Scheduler) SetEvidenceBatch(groups, tuples int) {
 	s.evidenceGroups, s.evidenceTuples = groups, tuples
 }
+
+// SetSkipping turns the pre-check on or off (off: every window is evaluated).
+func (s *Scheduler) SetSkipping(on bool) { s.skip = on }
+
+// OnEvaluate makes f see each step evaluated, in order.
+func (s *Scheduler) OnEvaluate(f func(rule string, end time.Time)) { s.onEvaluate = f }

@@ -21,7 +21,7 @@ import (
 
 // plantScheduled returns a background of 35 days at 12 facilities and, when plant is set,
 // one planted pattern per scheduled rule ending near the last day, with the expected alerts.
-func plantScheduled(t *testing.T, plant bool) ([]event.Enriched, []scenario.Expect, time.Time) {
+func plantScheduled(t testing.TB, plant bool) ([]event.Enriched, []scenario.Expect, time.Time) {
 	refs, err := scenario.DefaultReference()
 	require.NoError(t, err)
 	g := scenario.New(refs, 11, "s")
