@@ -16,7 +16,10 @@ import (
 // other step is skipped: its evaluation would find nothing, and so emit nothing.
 //
 //   - sequence: a finding needs a first-step event within window before the step's then
-//     events (drones, searches: rare);
+//     events (drones, searches); when the then step is new_term on device_presence_per_day
+//     (DRONE_THEN_NEW_DEVICE), a value new to the group over the history whose first
+//     appearance falls in the step, at most window after a first-step event of that group
+//     (drones are common nationally; new devices after one are rare);
 //   - baseline_threshold (bucket = every): at least min_groups groups with min_count events
 //     in the step's bucket;
 //   - value_count, new_term, event_count: at least one row matching where in the window.
@@ -45,6 +48,9 @@ func precheckFor(db string, r *rules.Rule, from, to time.Time) (precheck, bool) 
 	}
 	switch r.Type {
 	case rules.Sequence:
+		if q, ok := newDeviceAfterFirst(db, r, from, to); ok {
+			return precheck{query: q}, true
+		}
 		// firstFrom = E - every - window <= t1 < E.
 		src := rules.Sources["detections"]
 		return precheck{
@@ -120,4 +126,43 @@ func (s *Scheduler) candidates(ctx context.Context, r *rules.Rule, from, to time
 	}
 	sort.Slice(steps, func(i, j int) bool { return steps[i].Before(steps[j]) })
 	return steps, true, nil
+}
+
+// newDeviceAfterFirst is the pre-check of a sequence whose then step is new_term on
+// device_presence_per_day: the slots (steps) holding the first appearance (first_seen) of a
+// value whose previous day of presence in the group is more than history before it (or
+// none), within window after a first-step event of the same group. A finding of the step
+// ending at E needs such a first appearance in [E - every, E): its value's earlier days in
+// the group are all before E - every - history, so before first_seen - history.
+func newDeviceAfterFirst(db string, r *rules.Rule, from, to time.Time) (string, bool) {
+	nt := r.Then.NewTerm
+	if nt == nil || nt.Source.Name != "device_presence_per_day" || r.First.ActiveBefore != nil {
+		return "", false
+	}
+	pres := nt.Source
+	pg, pv := pres.Columns[r.GroupBy[0].Name], pres.Columns[nt.Field.Name]
+	if pg == "" || pv == "" {
+		return "", false
+	}
+	src := rules.Sources["detections"]
+	g := src.Columns[r.GroupBy[0].Name]
+	return fmt.Sprintf(`WITH firsts AS (
+  SELECT %[1]s AS g0, observed_at AS t1 FROM `+"`%[2]s`"+`.detections
+  WHERE %[3]s AND %[4]s AND %[5]s AND %[1]s != ''
+),
+appearances AS (
+  SELECT g0, v, fs, lagInFrame(day, 1, toDate('1970-01-01')) OVER (PARTITION BY g0, v ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prev
+  FROM (
+    SELECT %[6]s AS g0, %[7]s AS v, day, min(first_seen) AS fs FROM `+"`%[2]s`"+`.device_presence_per_day
+    WHERE day >= %[8]s AND day <= %[9]s AND %[6]s IN (SELECT g0 FROM firsts) AND %[7]s != ''
+    GROUP BY g0, v, day
+  )
+)
+SELECT DISTINCT %[10]s AS slot
+FROM appearances AS a INNER JOIN firsts AS f ON a.g0 = f.g0
+WHERE a.fs >= %[11]s AND a.fs < %[12]s AND a.prev < toDate(a.fs - toIntervalMillisecond(%[13]d), 'UTC')
+  AND f.t1 <= a.fs AND f.t1 >= a.fs - toIntervalMillisecond(%[14]d)`,
+		g, db, between(src, from.Add(-r.Window), to), r.Where.SQL(src), r.First.Where.SQL(src),
+		pg, pv, timeLit(pres, from.Add(-nt.History-rules.Day)), timeLit(pres, to),
+		slotExpr("a.fs", r.Every), dt64(from), dt64(to), nt.History.Milliseconds(), r.Window.Milliseconds()), true
 }
