@@ -116,14 +116,14 @@ env_of() {
       ;;
     correlator)
       # The scheduled rules step through event time: a replay compresses weeks into minutes,
-      # so they are evaluated every second, a few steps per rule at a time so that the daily
-      # rules are not starved by the 10-minute ones.
+      # so they are evaluated every second, up to 20 evaluated steps per rule and tick (the
+      # rules take turns step by step, and steps a pre-check proves empty are skipped free).
       echo "VIGIE_CORRELATOR_CONSUMER_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_PRODUCER_BROKERS=$KAFKA_BROKERS" \
         "VIGIE_CORRELATOR_ADMIN_ADDR=${admin[correlator]}" \
         "VIGIE_CORRELATOR_CONSUMER_TOPIC=$ENRICHED VIGIE_CORRELATOR_ALERTS_TOPIC=$ALERTS" \
         "VIGIE_CORRELATOR_CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db" \
         "VIGIE_CORRELATOR_SCHEDULER_TICK=${VIGIE_CORRELATOR_TICK:-1s}" \
-        "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_CORRELATOR_MAX_STEPS:-4}"
+        "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_CORRELATOR_MAX_STEPS:-20}"
       ;;
   esac
 }
