@@ -133,9 +133,8 @@ func (c *conn) handshake(ctx context.Context) error {
 	if h.User == "" {
 		h.User = "default"
 	}
-	password, ok := c.srv.cfg.Users[h.User]
-	if !ok || subtle.ConstantTimeCompare([]byte(password), []byte(h.Password)) != 1 {
-		return reject(codeAuthFailed, h.User+": Authentication failed: password is incorrect, or there is no user with such name.")
+	if err := c.srv.authenticate(h.User, h.Password); err != nil {
+		return reject(codeAuthFailed, err.Error())
 	}
 	c.user = h.User
 	c.database = h.Database
@@ -160,18 +159,30 @@ func (c *conn) handshake(ctx context.Context) error {
 
 // withSession runs fn with the engine's session, switched to this connection's database.
 func (c *conn) withSession(ctx context.Context, fn func(*chdb.Session) error) error {
-	s, err := c.srv.engine.Acquire(ctx)
+	return c.srv.withSession(ctx, c.database, fn)
+}
+
+// withSession runs fn with the engine's session, switched to database db.
+func (s *Server) withSession(ctx context.Context, db string, fn func(*chdb.Session) error) error {
+	sess, err := s.engine.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.Release()
-	if err := c.useDatabase(s); err != nil {
+	defer sess.Release()
+	if err := useDatabase(sess, db); err != nil {
 		return err
 	}
-	return fn(s)
+	return fn(sess)
 }
 
-func (c *conn) useDatabase(s *chdb.Session) error { return useDatabase(s, c.database) }
+// authenticate checks a user's password against the configuration, in constant time.
+func (s *Server) authenticate(user, password string) error {
+	want, ok := s.cfg.Users[user]
+	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(password)) != 1 {
+		return newQueryError(codeAuthFailed, "%s: Authentication failed: password is incorrect, or there is no user with such name.", user)
+	}
+	return nil
+}
 
 // useDatabase makes db the session's current database.
 func useDatabase(s *chdb.Session, db string) error {

@@ -132,8 +132,8 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 	if user == "" {
 		user = "default"
 	}
-	if want, ok := s.cfg.Users[user]; !ok || want != password {
-		return newQueryError(codeAuthFailed, "%s: Authentication failed: password is incorrect, or there is no user with such name.", user)
+	if err := s.authenticate(user, password); err != nil {
+		return err
 	}
 	if get("decompress") == "1" || get("compress") == "1" {
 		return newQueryError(codeNotImplemented, "compress=1 and decompress=1 (ClickHouse's block compression over HTTP) are not supported by chserver: use Content-Encoding (gzip, deflate, zstd, lz4, bz2) for the request body")
@@ -467,15 +467,8 @@ func (s *Server) httpOther(h *httpRequest, sql string) error {
 
 func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) error {
 	var out []byte
-	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) error {
-		restore, err := applySettings(sess, settings)
-		if err != nil {
-			return err
-		}
-		out, err = sess.ExecFormat(sql, h.format)
-		if rerr := restore(); err == nil {
-			err = rerr
-		}
+	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
+		out, err = execWithSettings(sess, sql, h.format, settings)
 		return err
 	})
 	if err != nil {
@@ -514,11 +507,7 @@ func (s *Server) httpInsert(h *httpRequest, sql string, data io.Reader) error {
 	if n == 0 {
 		return newQueryError(codeNoDataToInsert, "No data to insert")
 	}
-	table := quoteIdent(st.Table)
-	if st.Database != "" {
-		table = quoteIdent(st.Database) + "." + table
-	}
-	stmt := insertFromFile(table, st.Columns, f.Name(), st.Settings, h.settings, st.Format)
+	stmt := insertFromFile(st.quotedTable(), st.Columns, f.Name(), st.Settings, h.settings, st.Format)
 	if err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) error {
 		_, err := sess.Exec(stmt)
 		return err
@@ -528,19 +517,6 @@ func (s *Server) httpInsert(h *httpRequest, sql string, data io.Reader) error {
 	h.header("")
 	h.w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// withSession runs fn with the engine's session on database db.
-func (s *Server) withSession(ctx context.Context, db string, fn func(*chdb.Session) error) error {
-	sess, err := s.engine.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer sess.Release()
-	if err := useDatabase(sess, db); err != nil {
-		return err
-	}
-	return fn(sess)
 }
 
 func (h *httpRequest) header(format string) {

@@ -112,7 +112,7 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 	if err != nil {
 		return c.sendError(err)
 	}
-	if err := c.useDatabase(sess); err != nil {
+	if err := useDatabase(sess, c.database); err != nil {
 		sess.Release()
 		return c.sendError(err)
 	}
@@ -284,10 +284,7 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 	if st.Direct {
 		return c.runOther(ctx, q.Body, settings, q.Compression)
 	}
-	table := quoteIdent(st.Table)
-	if st.Database != "" {
-		table = quoteIdent(st.Database) + "." + table
-	}
+	table := st.quotedTable()
 	tableCols, err := c.describe(ctx, "DESCRIBE TABLE "+table)
 	if err != nil {
 		return c.sendError(err)
@@ -417,15 +414,8 @@ func indexOfColumn(cols []column, name string) int {
 func (c *conn) runOther(ctx context.Context, sql string, settings []sqlSetting, compressed bool) error {
 	sql = stripDropSync(sql)
 	var out []byte
-	err := c.withSession(ctx, func(s *chdb.Session) error {
-		restore, err := applySettings(s, settings)
-		if err != nil {
-			return err
-		}
-		out, err = s.Exec(sql)
-		if rerr := restore(); err == nil {
-			err = rerr
-		}
+	err := c.withSession(ctx, func(s *chdb.Session) (err error) {
+		out, err = execWithSettings(s, sql, chdb.NativeFormat, settings)
 		return err
 	})
 	if err != nil {
@@ -441,6 +431,20 @@ func (c *conn) runOther(ctx context.Context, sql string, settings []sqlSetting, 
 		return err
 	}
 	return c.w.flush()
+}
+
+// execWithSettings runs sql with settings set on the session around it (statements that take
+// no SETTINGS clause of their own: DDL, OPTIMIZE, INSERT ... SELECT), output in format.
+func execWithSettings(s *chdb.Session, sql, format string, settings []sqlSetting) ([]byte, error) {
+	restore, err := applySettings(s, settings)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.ExecFormat(sql, format)
+	if rerr := restore(); err == nil {
+		err = rerr
+	}
+	return out, err
 }
 
 // applySettings sets settings on the session and returns how to put the old values back.

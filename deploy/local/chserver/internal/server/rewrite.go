@@ -311,6 +311,14 @@ type insertStatement struct {
 	Direct bool
 }
 
+// quotedTable is the statement's table as SQL: [`db`.]`table`.
+func (st insertStatement) quotedTable() string {
+	if st.Database == "" {
+		return quoteIdent(st.Table)
+	}
+	return quoteIdent(st.Database) + "." + quoteIdent(st.Table)
+}
+
 // parseInsert reads INSERT INTO [TABLE] [db.]table [(cols)] [SETTINGS ...] [FORMAT f | VALUES | SELECT ...].
 func parseInsert(sql string) (insertStatement, error) {
 	var st insertStatement
