@@ -3,7 +3,8 @@ package sched
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/vigie/vigie/services/correlator/internal/rules"
@@ -121,10 +122,9 @@ func (s *Scheduler) candidates(ctx context.Context, r *rules.Rule, from, to time
 		return nil, false, fmt.Errorf("read pre-check of %s: %w", r.ID, err)
 	}
 	steps := make([]time.Time, 0, len(keep))
-	for end := range keep {
+	for _, end := range slices.Sorted(maps.Keys(keep)) {
 		steps = append(steps, time.Unix(end, 0).UTC())
 	}
-	sort.Slice(steps, func(i, j int) bool { return steps[i].Before(steps[j]) })
 	return steps, true, nil
 }
 

@@ -70,7 +70,7 @@ func Count(t testing.TB, conn driver.Conn, db string) Totals {
 	q("SELECT sum(events) FROM %s.device_presence_per_day", &tot.Presence)
 	q("SELECT sum(events) FROM %s.tac_block_per_day", &tot.TACBlockPerDay)
 	q("SELECT sum(events) FROM %s.tac_block_national_per_day", &tot.TACBlockNational)
-	q("SELECT sum(rows) FROM %s.writer_offsets", &tot.OffsetsRows)
+	tot.OffsetsRows = Written(t, conn, db)
 	return tot
 }
 
