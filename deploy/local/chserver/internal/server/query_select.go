@@ -1,0 +1,186 @@
+package server
+
+// A SELECT over the native protocol: run on chDB, its Native output cut into one Data packet per
+// block.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
+)
+
+// runSelect streams a query's result: chDB's output goes through a spool so that the engine
+// is free again as soon as the result is produced, however slowly the client reads.
+func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSetting) error {
+	sql, err := rewriteSelect(q.Body, settings)
+	if err != nil {
+		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
+	}
+	sess, err := c.srv.engine.Acquire(ctx)
+	if err != nil {
+		return c.sendError(err)
+	}
+	if err := useDatabase(sess, c.database); err != nil {
+		sess.Release()
+		return c.sendError(err)
+	}
+	stream, err := sess.Stream(sql, chdb.NativeFormat)
+	if err != nil {
+		sess.Release()
+		return c.sendError(err)
+	}
+	sp := newSpool(c.srv.cfg.SpoolMemory, c.srv.cfg.TmpDir)
+	defer sp.close()
+	produced := sp.fill(sess, stream)
+	stopWatch := c.watchCancel(sp.cancel)
+	var violation bool
+	err = c.sendResult(ctx, sp, sql, q.Compression, func() { violation = stopWatch() })
+	if err != nil {
+		sp.cancel()
+	}
+	<-produced
+	if violation && err == nil {
+		err = protocolErrorf("client sent a packet while its query was running")
+	}
+	return err
+}
+
+// sendResult writes the spooled chunks as Data packets, then EndOfStream or the exception.
+func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed bool, beforeEnd func()) error {
+	ended := false
+	defer func() {
+		if !ended {
+			beforeEnd()
+		}
+	}()
+	header := false
+	for {
+		if sp.isCancelled() {
+			return context.Canceled
+		}
+		chunk, err := sp.next()
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		if err != nil {
+			ended = true
+			beforeEnd()
+			return c.sendError(err)
+		}
+		if chunk == nil {
+			break
+		}
+		if err := c.sendBlocks(chunk, &header, compressed); err != nil {
+			return err
+		}
+		if err := c.w.flush(); err != nil {
+			return err
+		}
+	}
+	if !header {
+		cols, err := c.describe(ctx, "DESCRIBE TABLE ("+sql+")")
+		if err == nil {
+			if err := c.w.dataPacket(headerBlock(nil, cols), compressed); err != nil {
+				return err
+			}
+		}
+	}
+	ended = true
+	beforeEnd()
+	if err := c.w.endOfStream(); err != nil {
+		return err
+	}
+	return c.w.flush()
+}
+
+// sendBlocks cuts chDB's Native output into blocks and sends one Data packet per block,
+// after a header block (no rows) before the first.
+func (c *conn) sendBlocks(out []byte, header *bool, compressed bool) error {
+	for len(out) > 0 {
+		b, err := nextBlock(out, c.types, !*header)
+		if errors.Is(err, errUnsupportedType) {
+			// chDB streams one block per chunk: the rest is sent whole, and serves as header.
+			*header = true
+			return c.w.dataPacket(out, compressed)
+		}
+		if err != nil {
+			return fmt.Errorf("split chdb output: %w", err)
+		}
+		if !*header {
+			if err := c.w.dataPacket(headerBlock(nil, b.Columns), compressed); err != nil {
+				return err
+			}
+			*header = true
+		}
+		if b.Rows > 0 {
+			if err := c.w.dataPacket(b.Bytes, compressed); err != nil {
+				return err
+			}
+		}
+		out = out[len(b.Bytes):]
+	}
+	return nil
+}
+
+// describe runs a DESCRIBE statement and returns the columns it lists.
+func (c *conn) describe(ctx context.Context, sql string) (cols []column, err error) {
+	err = c.withSession(ctx, func(s *chdb.Session) error {
+		cols, err = describe(s, sql)
+		return err
+	})
+	return cols, err
+}
+
+// describe runs a DESCRIBE statement on s and returns the columns it lists.
+func describe(s *chdb.Session, sql string) ([]column, error) {
+	out, err := s.Exec(sql)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stringColumns(out, 3)
+	if err != nil {
+		return nil, fmt.Errorf("read DESCRIBE output: %w", err)
+	}
+	cols := make([]column, 0, len(rows))
+	for _, r := range rows {
+		switch r[2] {
+		case "MATERIALIZED", "ALIAS", "EPHEMERAL":
+			continue
+		}
+		cols = append(cols, column{Name: r[0], Type: r[1]})
+	}
+	return cols, nil
+}
+
+// watchCancel watches the socket while a query runs: a Cancel packet or a closed socket
+// calls cancel. The returned function stops the watch and reports whether the client sent
+// something else than Cancel (a protocol violation).
+func (c *conn) watchCancel(cancel func()) func() bool {
+	done := make(chan struct{})
+	var violation bool
+	go func() {
+		defer close(done)
+		code, err := c.r.raw.ReadByte()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				return
+			}
+			cancel()
+			return
+		}
+		if code != clientCancel {
+			violation = true
+		}
+		cancel()
+	}()
+	return func() bool {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = c.nc.SetReadDeadline(time.Time{})
+		return violation
+	}
+}
