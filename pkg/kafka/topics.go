@@ -1,168 +1,612 @@
-// Package kafka holds what every Vigie service does with Kafka, on segmentio/kafka-go:
-// create its topics explicitly, consume at-least-once (fetch, handle, then commit only what
-// the handler finished), and produce synchronously with acknowledgements from all in-sync
-// replicas.
+// Package kafka holds what every Vigie service does with Kafka, on segmentio/kafka-go: the
+// connection (brokers, TLS, SASL), the declarative topic spec that `vigiectl topics apply`
+// applies, one consumer (fetch, handle, then commit only what the handler finished) and one
+// synchronous producer acknowledged by all in-sync replicas.
 package kafka
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 )
 
-// TopicSpec is a topic to create: its partitions, replication and topic-level configuration
-// (e.g. "retention.ms", "min.insync.replicas").
+// TopicSpec declares one topic: its partitions, replication and topic-level configuration.
+// schemas/kafka/topics.yaml holds Vigie's; tests declare their own.
 type TopicSpec struct {
-	Name              string            `yaml:"name"`
-	Partitions        int               `yaml:"partitions"`
-	ReplicationFactor int               `yaml:"replication_factor"`
-	Config            map[string]string `yaml:"config"`
+	// Name is the topic's name.
+	Name string `yaml:"name"`
+	// Partitions is the partition count. Partitions can be added, never removed.
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor is the number of replicas of each partition; 0 means min(3, brokers
+	// in the cluster), so that one spec fits a single local broker and a production cluster.
+	ReplicationFactor int `yaml:"replication_factor"`
+	// Config holds topic-level settings such as "retention.ms". When it has no
+	// "min.insync.replicas", ApplyTopics sets 2 where the replication factor is 3 or more and
+	// 1 otherwise: with acks=all, an acknowledged message is then on two brokers, and one
+	// broker may be down without stopping producers.
+	Config map[string]string `yaml:"config"`
 }
 
-// EnsureTopics creates the topics that do not exist yet and waits until every partition of
-// every topic has a leader, so that producing right after returns no "unknown topic" error.
-// An existing topic is left as it is, even if its settings differ.
-func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
-	if len(brokers) == 0 {
-		return errors.New("ensure topics: no brokers")
+// What a TopicChange is about. A change whose What starts with DriftPrefix is one that
+// ApplyTopics cannot make: someone must decide (e.g. recreate the topic, reassign replicas).
+const (
+	ChangeCreate     = "create"
+	ChangePartitions = "partitions"
+	// ChangeConfigPrefix is followed by the config key, e.g. "config retention.ms".
+	ChangeConfigPrefix = "config "
+
+	DriftPrefix = "drift "
+	// DriftReplicationFactor: the topic's replication factor differs from the spec's
+	// (changing it needs a partition reassignment).
+	DriftReplicationFactor = DriftPrefix + "replication_factor"
+	// DriftPartitions: the topic has more partitions than the spec asks (Kafka cannot
+	// remove partitions).
+	DriftPartitions = DriftPrefix + "partitions"
+)
+
+// TopicChange is one difference between a spec and the cluster: what ApplyTopics changed
+// (Applied), would change (dry run) or cannot change (Drift).
+type TopicChange struct {
+	Topic   string
+	What    string
+	From    string
+	To      string
+	Applied bool
+}
+
+// Drift reports whether the change is one ApplyTopics cannot make.
+func (c TopicChange) Drift() bool { return strings.HasPrefix(c.What, DriftPrefix) }
+
+// String is the change on one line, e.g. "alerts.v1: config retention.ms 604800000 -> 2592000000 (applied)".
+func (c TopicChange) String() string {
+	state := "planned"
+	switch {
+	case c.Drift():
+		state = "not fixable"
+	case c.Applied:
+		state = "applied"
 	}
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kafkago.CreateTopicsRequest{}
-	names := make([]string, 0, len(topics))
-	for _, t := range topics {
-		if t.Partitions <= 0 || t.ReplicationFactor <= 0 {
-			return fmt.Errorf("ensure topics: topic %q needs positive partitions and replication_factor", t.Name)
-		}
-		tc := kafkago.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
-		for k, v := range t.Config {
-			tc.ConfigEntries = append(tc.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: v})
-		}
-		req.Topics = append(req.Topics, tc)
-		names = append(names, t.Name)
+	from := c.From
+	if from == "" {
+		from = "-"
 	}
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		resp, err := client.CreateTopics(ctx, req)
+	return fmt.Sprintf("%s: %s %s -> %s (%s)", c.Topic, c.What, from, c.To, state)
+}
+
+// ApplyOption changes how ApplyTopics works.
+type ApplyOption func(*applyOptions)
+
+type applyOptions struct {
+	dryRun      bool
+	readyWithin time.Duration
+}
+
+// DryRun makes ApplyTopics report what it would change without changing anything.
+func DryRun() ApplyOption { return func(o *applyOptions) { o.dryRun = true } }
+
+// WithSuffix returns specs with suffix appended to every topic name: a local demo gets topics
+// of its own (VIGIE_TOPIC_SUFFIX), the services being configured with the same names.
+func WithSuffix(specs []TopicSpec, suffix string) []TopicSpec {
+	out := make([]TopicSpec, len(specs))
+	for i, s := range specs {
+		s.Name += suffix
+		out[i] = s
+	}
+	return out
+}
+
+// LoadTopicSpecs reads a topic spec file (a `topics:` list of TopicSpec) and validates it:
+// an unknown key, a bad number or an unknown topic setting is an error naming the topic, the
+// key and the line.
+func LoadTopicSpecs(data []byte) ([]TopicSpec, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("topic spec: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, errors.New("topic spec: empty document")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("topic spec line %d: want a mapping with key topics", root.Line)
+	}
+	var list *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Value != "topics" {
+			return nil, fmt.Errorf("topic spec line %d: unknown key %q (want topics)", k.Line, k.Value)
+		}
+		list = v
+	}
+	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
+		return nil, errors.New("topic spec: topics must be a non-empty list")
+	}
+	var specs []TopicSpec
+	seen := map[string]int{}
+	for _, n := range list.Content {
+		s, err := decodeSpec(n)
 		if err != nil {
-			return struct{}{}, fmt.Errorf("create topics: %w", err)
+			return nil, err
 		}
-		for name, err := range resp.Errors {
-			if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
-				return struct{}{}, backoff.Permanent(fmt.Errorf("create topic %s: %w", name, err))
-			}
+		if line, dup := seen[s.Name]; dup {
+			return nil, fmt.Errorf("topic spec line %d: topic %s already declared on line %d", n.Line, s.Name, line)
 		}
-		return struct{}{}, nil
-	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(30*time.Second))
-	if err != nil {
-		return err
+		seen[s.Name] = n.Line
+		specs = append(specs, s)
 	}
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
-		return struct{}{}, topicsReady(ctx, client, names)
-	}, backoff.WithBackOff(&backoff.ConstantBackOff{Interval: 50 * time.Millisecond}), backoff.WithMaxElapsedTime(30*time.Second))
-	return err
+	return specs, nil
 }
 
-func topicsReady(ctx context.Context, client *kafkago.Client, names []string) error {
-	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: names})
+func decodeSpec(n *yaml.Node) (TopicSpec, error) {
+	var s TopicSpec
+	if n.Kind != yaml.MappingNode {
+		return s, fmt.Errorf("topic spec line %d: a topic is a mapping (name, partitions, replication_factor, config)", n.Line)
+	}
+	// The name first, so that every later error names the topic.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			s.Name = n.Content[i+1].Value
+		}
+	}
+	where := func(line int) string {
+		if s.Name == "" {
+			return fmt.Sprintf("topic spec line %d: topic without a name", line)
+		}
+		return fmt.Sprintf("topic spec line %d: topic %s", line, s.Name)
+	}
+	if s.Name == "" {
+		return s, fmt.Errorf("%s: name is required", where(n.Line))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "name":
+			if v.Kind != yaml.ScalarNode {
+				return s, fmt.Errorf("%s: name: must be a string", where(v.Line))
+			}
+		case "partitions", "replication_factor":
+			x, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil {
+				return s, fmt.Errorf("%s: %s: %q is not an integer", where(v.Line), k.Value, v.Value)
+			}
+			if k.Value == "partitions" {
+				s.Partitions = x
+			} else {
+				s.ReplicationFactor = x
+			}
+		case "config":
+			if v.Kind != yaml.MappingNode {
+				return s, fmt.Errorf("%s: config: must be a mapping of topic settings", where(v.Line))
+			}
+			s.Config = map[string]string{}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				ck, cv := v.Content[j], v.Content[j+1]
+				if cv.Kind != yaml.ScalarNode {
+					return s, fmt.Errorf("%s: config.%s: must be a single value", where(cv.Line), ck.Value)
+				}
+				if _, dup := s.Config[ck.Value]; dup {
+					return s, fmt.Errorf("%s: config.%s: set twice", where(ck.Line), ck.Value)
+				}
+				s.Config[ck.Value] = cv.Value
+				if err := checkTopicSetting(ck.Value, cv.Value); err != nil {
+					return s, fmt.Errorf("%s: config.%s: %w", where(cv.Line), ck.Value, err)
+				}
+			}
+		default:
+			return s, fmt.Errorf("%s: unknown key %q (want name, partitions, replication_factor, config)", where(k.Line), k.Value)
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", where(n.Line), err)
+	}
+	return s, nil
+}
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// Validate checks the spec on its own (the cluster's broker count is checked by ApplyTopics).
+func (s TopicSpec) Validate() error {
+	if !topicName.MatchString(s.Name) || s.Name == "." || s.Name == ".." {
+		return fmt.Errorf("name: %q is not a valid topic name ([a-zA-Z0-9._-], at most 249)", s.Name)
+	}
+	if s.Partitions <= 0 {
+		return fmt.Errorf("partitions: must be positive, got %d", s.Partitions)
+	}
+	if s.ReplicationFactor < 0 {
+		return fmt.Errorf("replication_factor: must be 0 (min(3, brokers)) or positive, got %d", s.ReplicationFactor)
+	}
+	for k, v := range s.Config {
+		if err := checkTopicSetting(k, v); err != nil {
+			return fmt.Errorf("config.%s: %w", k, err)
+		}
+	}
+	if v, ok := s.Config[minISR]; ok && s.ReplicationFactor > 0 {
+		if n, _ := strconv.Atoi(v); n > s.ReplicationFactor {
+			return fmt.Errorf("config.%s: %d is more than replication_factor %d: no produce with acks=all would succeed", minISR, n, s.ReplicationFactor)
+		}
+	}
+	return nil
+}
+
+const minISR = "min.insync.replicas"
+
+type settingKind int
+
+const (
+	kindLong settingKind = iota
+	kindBool
+	kindRatio
+	kindEnum
+	kindText
+)
+
+// topicSettings are Kafka's topic-level configuration keys; a key not listed is a typo.
+var topicSettings = map[string]settingKind{
+	"cleanup.policy":                          kindEnum,
+	"compression.type":                        kindEnum,
+	"compression.gzip.level":                  kindLong,
+	"compression.lz4.level":                   kindLong,
+	"compression.zstd.level":                  kindLong,
+	"delete.retention.ms":                     kindLong,
+	"file.delete.delay.ms":                    kindLong,
+	"flush.messages":                          kindLong,
+	"flush.ms":                                kindLong,
+	"follower.replication.throttled.replicas": kindText,
+	"index.interval.bytes":                    kindLong,
+	"leader.replication.throttled.replicas":   kindText,
+	"local.retention.bytes":                   kindLong,
+	"local.retention.ms":                      kindLong,
+	"max.compaction.lag.ms":                   kindLong,
+	"max.message.bytes":                       kindLong,
+	"message.timestamp.after.max.ms":          kindLong,
+	"message.timestamp.before.max.ms":         kindLong,
+	"message.timestamp.type":                  kindEnum,
+	"min.cleanable.dirty.ratio":               kindRatio,
+	"min.compaction.lag.ms":                   kindLong,
+	minISR:                                    kindLong,
+	"preallocate":                             kindBool,
+	"remote.storage.enable":                   kindBool,
+	"retention.bytes":                         kindLong,
+	"retention.ms":                            kindLong,
+	"segment.bytes":                           kindLong,
+	"segment.index.bytes":                     kindLong,
+	"segment.jitter.ms":                       kindLong,
+	"segment.ms":                              kindLong,
+	"unclean.leader.election.enable":          kindBool,
+}
+
+var settingValues = map[string][]string{
+	"cleanup.policy":         {"delete", "compact", "compact,delete", "delete,compact"},
+	"compression.type":       {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
+	"message.timestamp.type": {"CreateTime", "LogAppendTime"},
+}
+
+func checkTopicSetting(key, value string) error {
+	kind, ok := topicSettings[key]
+	if !ok {
+		return errors.New("not a Kafka topic setting")
+	}
+	switch kind {
+	case kindLong:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", value)
+		}
+		// -1 means unlimited for the retention settings; nothing else is negative.
+		if n < -1 || (n == -1 && !strings.Contains(key, "retention")) {
+			return fmt.Errorf("%d is negative", n)
+		}
+		if key == minISR && n < 1 {
+			return fmt.Errorf("%d: must be at least 1", n)
+		}
+	case kindBool:
+		if value != "true" && value != "false" {
+			return fmt.Errorf("%q is not true or false", value)
+		}
+	case kindRatio:
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || f < 0 || f > 1 {
+			return fmt.Errorf("%q is not a number between 0 and 1", value)
+		}
+	case kindEnum:
+		if !slices.Contains(settingValues[key], value) {
+			return fmt.Errorf("%q is not one of %s", value, strings.Join(settingValues[key], ", "))
+		}
+	}
+	return nil
+}
+
+// effective is a spec resolved against the cluster: its replication factor and settings.
+type effective struct {
+	TopicSpec
+	config map[string]string
+}
+
+func resolve(s TopicSpec, brokers int) effective {
+	e := effective{TopicSpec: s, config: map[string]string{}}
+	if e.ReplicationFactor == 0 {
+		e.ReplicationFactor = min(3, brokers)
+	}
+	for k, v := range s.Config {
+		e.config[k] = v
+	}
+	if _, ok := e.config[minISR]; !ok {
+		e.config[minISR] = strconv.Itoa(defaultMinISR(e.ReplicationFactor))
+	}
+	return e
+}
+
+// defaultMinISR is 2 where the replication factor is 3 or more (one broker may fail without
+// stopping acks=all producers or losing an acknowledged message) and 1 below, where 2 would
+// stop every producer as soon as one replica is down.
+func defaultMinISR(rf int) int {
+	if rf >= 3 {
+		return 2
+	}
+	return 1
+}
+
+// ApplyTopics makes the cluster match specs: it creates the topics that are missing, adds
+// partitions where the spec asks for more, and sets the topic settings that differ (settings
+// the spec does not name are left as they are). It reports every change, and every
+// difference it cannot fix (a different replication factor, more partitions than the spec
+// asks) as a drift change; with DryRun it reports without changing anything. It is
+// idempotent: a second call reports nothing. Unless in a dry run, it returns once every
+// partition of every topic has a leader, so that producing right after succeeds.
+func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *zap.Logger, opts ...ApplyOption) ([]TopicChange, error) {
+	o := applyOptions{readyWithin: time.Minute}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(specs))
+	for _, s := range specs {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("topic %s: %w", s.Name, err)
+		}
+		names = append(names, s.Name)
+	}
+	cl, err := newClient(conn, 30*time.Second)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return nil, err
 	}
-	if len(meta.Topics) != len(names) {
-		return fmt.Errorf("metadata: %d of %d topics visible", len(meta.Topics), len(names))
+	defer cl.close()
+
+	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: names})
+	if err != nil {
+		return nil, fmt.Errorf("apply topics: metadata: %w", err)
 	}
+	existing := map[string]kafkago.Topic{}
 	for _, t := range meta.Topics {
-		if t.Error != nil {
-			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		switch {
+		case t.Error == nil:
+			existing[t.Name] = t
+		case errors.Is(t.Error, kafkago.UnknownTopicOrPartition):
+		default:
+			return nil, fmt.Errorf("apply topics: metadata of %s: %w", t.Name, t.Error)
 		}
-		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return fmt.Errorf("topic %s partition %d has no leader yet", t.Name, p.ID)
+	}
+	brokers := len(meta.Brokers)
+
+	var (
+		changes []TopicChange
+		create  []effective
+		present []effective
+	)
+	for _, s := range specs {
+		e := resolve(s, brokers)
+		if e.ReplicationFactor > brokers {
+			return nil, fmt.Errorf("topic %s: replication factor %d needs %d brokers, the cluster has %d", e.Name, e.ReplicationFactor, e.ReplicationFactor, brokers)
+		}
+		if n, _ := strconv.Atoi(e.config[minISR]); n > e.ReplicationFactor {
+			return nil, fmt.Errorf("topic %s: %s %d is more than the replication factor %d", e.Name, minISR, n, e.ReplicationFactor)
+		}
+		if _, ok := existing[e.Name]; ok {
+			present = append(present, e)
+		} else {
+			create = append(create, e)
+		}
+	}
+
+	for _, e := range create {
+		ch := TopicChange{Topic: e.Name, What: ChangeCreate,
+			To: fmt.Sprintf("partitions=%d replication_factor=%d %s", e.Partitions, e.ReplicationFactor, formatConfig(e.config))}
+		if !o.dryRun {
+			if err := createTopic(ctx, cl.Client, e); err != nil {
+				return changes, err
 			}
+			ch.Applied = true
 		}
+		changes = append(changes, ch)
 	}
-	return nil
-}
 
-// WaitForTopic returns once topic exists with a leader for every partition, logging while
-// it waits, or ctx's error. Consumers wait for the topic their producer creates.
-func WaitForTopic(ctx context.Context, brokers []string, topic string, logger *zap.Logger) error {
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
-	logged := false
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := topicsReady(ctx, client, []string{topic})
-		if err != nil && !logged {
-			logger.Info("waiting for topic", zap.String("topic", topic), zap.Error(err))
-			logged = true
+	for _, e := range present {
+		t := existing[e.Name]
+		got := len(t.Partitions)
+		rf := replicationFactor(t)
+		if rf != e.ReplicationFactor {
+			changes = append(changes, TopicChange{Topic: e.Name, What: DriftReplicationFactor,
+				From: strconv.Itoa(rf), To: strconv.Itoa(e.ReplicationFactor)})
 		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
-		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
-	}), backoff.WithMaxElapsedTime(0))
-	if err != nil {
-		return fmt.Errorf("wait for topic %s: %w", topic, err)
-	}
-	return nil
-}
-
-// Ping checks that at least one broker answers a metadata request; services use it for
-// readiness.
-func Ping(ctx context.Context, brokers []string) error {
-	var lastErr error
-	for _, b := range brokers {
-		d := net.Dialer{Timeout: 2 * time.Second}
-		conn, err := d.DialContext(ctx, "tcp", b)
+		switch {
+		case got < e.Partitions:
+			ch := TopicChange{Topic: e.Name, What: ChangePartitions, From: strconv.Itoa(got), To: strconv.Itoa(e.Partitions)}
+			if !o.dryRun {
+				if err := addPartitions(ctx, cl.Client, e.Name, e.Partitions); err != nil {
+					return changes, err
+				}
+				ch.Applied = true
+			}
+			changes = append(changes, ch)
+		case got > e.Partitions:
+			changes = append(changes, TopicChange{Topic: e.Name, What: DriftPartitions,
+				From: strconv.Itoa(got), To: strconv.Itoa(e.Partitions)})
+		}
+		cfgChanges, err := alignConfig(ctx, cl.Client, e, o.dryRun)
+		changes = append(changes, cfgChanges...)
 		if err != nil {
-			lastErr = err
-			continue
+			return changes, err
 		}
-		_ = conn.Close()
-		client := &kafkago.Client{Addr: kafkago.TCP(b), Timeout: 2 * time.Second}
-		if _, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{}}); err != nil {
-			lastErr = err
-			continue
-		}
-		return nil
 	}
-	return fmt.Errorf("no broker of %v answers: %w", brokers, lastErr)
+
+	for _, ch := range changes {
+		fields := []zap.Field{zap.String("topic", ch.Topic), zap.String("what", ch.What),
+			zap.String("from", ch.From), zap.String("to", ch.To), zap.Bool("applied", ch.Applied)}
+		if ch.Drift() {
+			logger.Warn("topic drift", fields...)
+		} else {
+			logger.Info("topic change", fields...)
+		}
+	}
+	if o.dryRun {
+		return changes, nil
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, o.readyWithin)
+	defer cancel()
+	if err := waitReady(readyCtx, cl.Client, names); err != nil {
+		return changes, fmt.Errorf("apply topics: %w", err)
+	}
+	return changes, nil
 }
 
-// PartitionOffsets returns the end offset (the offset the next message will get) of each
-// partition of topic; tests and lag metrics use it. Right after a topic is created a broker
-// may briefly answer "not leader": such answers are retried for a few seconds.
-func PartitionOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
-	return backoff.Retry(ctx, func() (map[int]int64, error) {
-		return partitionOffsets(ctx, client, topic)
-	}, backoff.WithBackOff(&backoff.ConstantBackOff{Interval: 100 * time.Millisecond}), backoff.WithMaxElapsedTime(10*time.Second))
+func createTopic(ctx context.Context, cl *kafkago.Client, e effective) error {
+	tc := kafkago.TopicConfig{Topic: e.Name, NumPartitions: e.Partitions, ReplicationFactor: e.ReplicationFactor}
+	for _, k := range sortedKeys(e.config) {
+		tc.ConfigEntries = append(tc.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: e.config[k]})
+	}
+	resp, err := cl.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{tc}})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", e.Name, err)
+	}
+	// Another apply may have created it in between: that one used the same spec.
+	if err := resp.Errors[e.Name]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", e.Name, err)
+	}
+	return nil
 }
 
-func partitionOffsets(ctx context.Context, client *kafkago.Client, topic string) (map[int]int64, error) {
-	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+func addPartitions(ctx context.Context, cl *kafkago.Client, topic string, count int) error {
+	resp, err := cl.CreatePartitions(ctx, &kafkago.CreatePartitionsRequest{
+		Topics: []kafkago.TopicPartitionsConfig{{Name: topic, Count: int32(count)}},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", topic, err)
+		return fmt.Errorf("add partitions to %s: %w", topic, err)
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, fmt.Errorf("topic %s not found", topic)
+	if err := resp.Errors[topic]; err != nil {
+		return fmt.Errorf("add partitions to %s: %w", topic, err)
 	}
-	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
-	for _, p := range meta.Topics[0].Partitions {
-		req.Topics[topic] = append(req.Topics[topic], kafkago.LastOffsetOf(p.ID))
-	}
-	resp, err := client.ListOffsets(ctx, req)
+	return nil
+}
+
+// alignConfig compares the topic's settings named by the spec with the cluster's and sets
+// those that differ (unless dryRun).
+func alignConfig(ctx context.Context, cl *kafkago.Client, e effective, dryRun bool) ([]TopicChange, error) {
+	keys := sortedKeys(e.config)
+	resp, err := cl.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{
+		Resources: []kafkago.DescribeConfigRequestResource{{
+			ResourceType: kafkago.ResourceTypeTopic, ResourceName: e.Name, ConfigNames: keys,
+		}},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
+		return nil, fmt.Errorf("describe configs of %s: %w", e.Name, err)
 	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, p.Partition, p.Error)
+	current := map[string]string{}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("describe configs of %s: %w", e.Name, r.Error)
 		}
-		out[p.Partition] = p.LastOffset
+		for _, c := range r.ConfigEntries {
+			current[c.ConfigName] = c.ConfigValue
+		}
 	}
-	return out, nil
+	var (
+		changes []TopicChange
+		set     []kafkago.IncrementalAlterConfigsRequestConfig
+	)
+	for _, k := range keys {
+		want := e.config[k]
+		if have, ok := current[k]; ok && have == want {
+			continue
+		}
+		changes = append(changes, TopicChange{Topic: e.Name, What: ChangeConfigPrefix + k, From: current[k], To: want})
+		set = append(set, kafkago.IncrementalAlterConfigsRequestConfig{Name: k, Value: want, ConfigOperation: kafkago.ConfigOperationSet})
+	}
+	if dryRun || len(set) == 0 {
+		return changes, nil
+	}
+	ar, err := cl.IncrementalAlterConfigs(ctx, &kafkago.IncrementalAlterConfigsRequest{
+		Resources: []kafkago.IncrementalAlterConfigsRequestResource{{
+			ResourceType: kafkago.ResourceTypeTopic, ResourceName: e.Name, Configs: set,
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alter configs of %s: %w", e.Name, err)
+	}
+	for _, r := range ar.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("alter configs of %s: %w", e.Name, r.Error)
+		}
+	}
+	for i := range changes {
+		changes[i].Applied = true
+	}
+	return changes, nil
+}
+
+// replicationFactor is the largest replica count of the topic's partitions (a partition
+// being reassigned may briefly have more).
+func replicationFactor(t kafkago.Topic) int {
+	rf := 0
+	for _, p := range t.Partitions {
+		rf = max(rf, len(p.Replicas))
+	}
+	return rf
+}
+
+// waitReady polls until every partition of names has a leader, or ctx ends.
+func waitReady(ctx context.Context, cl *kafkago.Client, names []string) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := topicsReady(ctx, cl, names)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics not ready: %w (%w)", err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func formatConfig(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
 }
