@@ -12,7 +12,11 @@
 // taken for a duplicate) is below 14.4e6 / 2^64 ≈ 8e-13 per event.
 //
 // The memory is per process: after a restart, or on another replica, a retried event is
-// produced again. Downstream consumers are at-least-once and deduplicate on event_id.
+// produced again, at a second offset of detections.raw.v1. Nothing downstream removes that
+// copy: the enricher is at-least-once and the writer's deduplication is of its own retried
+// inserts (by Kafka offset range), not of event_id, so the detections table then holds the
+// event twice and rules may count it twice. This window is Vigie's only deduplication on
+// event_id.
 package dedup
 
 import (
