@@ -12,6 +12,16 @@
 //
 // The YAML file is named by -config or <PREFIX>_CONFIG. Unknown YAML keys are errors, so a
 // misspelt setting never silently falls back to its default.
+//
+// A struct field tagged `yaml:",inline"` (typically an embedded struct such as service.Base)
+// has its keys at the level of the parent, in YAML, environment and flags alike:
+//
+//	type Config struct {
+//		service.Base `yaml:",inline"`        // admin.listen, log.level, shutdown_timeout
+//		Topics Topics `yaml:"topics"`         // topics.raw
+//	}
+//
+// Two fields that end up with the same key are an error of Load.
 package config
 
 import (
@@ -42,7 +52,13 @@ func Load(cfg Validator, envPrefix string, args []string) error {
 	if root.Kind() != reflect.Pointer || root.Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("config: Load needs a pointer to a struct, got %T", cfg)
 	}
-	leaves := collect(root.Elem(), nil)
+	leaves, err := collect(root.Elem(), nil, root.Elem().Type().Name())
+	if err == nil {
+		err = checkUnique(leaves)
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 
 	fs := flag.NewFlagSet(envPrefix, flag.ContinueOnError)
 	configPath := fs.String("config", os.Getenv(envPrefix+"_CONFIG"), "path of a YAML configuration file (env "+envPrefix+"_CONFIG)")
@@ -101,7 +117,8 @@ var errEOF = func() error { return yaml.NewDecoder(strings.NewReader("")).Decode
 
 // leaf is one settable field: a value, its dotted name from the yaml tags.
 type leaf struct {
-	name  string
+	name  string // dotted key, e.g. kafka.brokers
+	field string // Go field path, for errors
 	value reflect.Value
 }
 
@@ -121,30 +138,67 @@ func (l leaf) kind() string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-func collect(v reflect.Value, path []string) []leaf {
+// collect lists the settable fields of v under path; goPath names v's fields in errors.
+// Fields tagged `yaml:",inline"` add their fields at v's level.
+func collect(v reflect.Value, path []string, goPath string) ([]leaf, error) {
 	var out []leaf
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		inline := hasOption(opts, "inline")
+		if tag == "-" || (!f.IsExported() && !(inline && f.Anonymous)) {
 			continue
 		}
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "-" {
+		fv, field := v.Field(i), goPath+"."+f.Name
+		if inline {
+			if fv.Kind() != reflect.Struct {
+				return nil, fmt.Errorf("field %s: inline needs a struct, not %s", field, fv.Type())
+			}
+			sub, err := collect(fv, path, field)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
 			continue
 		}
 		if tag == "" {
 			tag = strings.ToLower(f.Name)
 		}
 		p := append(append([]string(nil), path...), tag)
-		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
-			out = append(out, collect(fv, p)...)
+			sub, err := collect(fv, p, field)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
 			continue
 		}
-		out = append(out, leaf{name: strings.Join(p, "."), value: fv})
+		out = append(out, leaf{name: strings.Join(p, "."), field: field, value: fv})
 	}
-	return out
+	return out, nil
+}
+
+// checkUnique refuses two fields with one key (an inline struct and its parent both
+// defining log.level, say): YAML, environment and flags would not know which one is meant.
+func checkUnique(leaves []leaf) error {
+	seen := make(map[string]string, len(leaves))
+	for _, l := range leaves {
+		if prev, dup := seen[l.name]; dup {
+			return fmt.Errorf("key %s is defined twice, by %s and %s", l.name, prev, l.field)
+		}
+		seen[l.name] = l.field
+	}
+	return nil
+}
+
+func hasOption(opts, want string) bool {
+	for o := range strings.SplitSeq(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
 }
 
 func setValue(v reflect.Value, s string) error {

@@ -24,9 +24,11 @@ import (
 
 // Group is a set of parts run together. The zero value is not usable; use New.
 type Group struct {
-	logger  *zap.Logger
-	timeout time.Duration
-	parts   []part
+	logger     *zap.Logger
+	timeout    time.Duration
+	parts      []part
+	onStart    []func()
+	onShutdown []func()
 }
 
 type part struct {
@@ -47,6 +49,13 @@ func New(logger *zap.Logger, timeout time.Duration) *Group {
 func (g *Group) Add(name string, run func(ctx context.Context) error, stop func(ctx context.Context) error) {
 	g.parts = append(g.parts, part{name: name, run: run, stop: stop})
 }
+
+// OnStart registers fn to be called once every part's run has been started.
+func (g *Group) OnStart(fn func()) { g.onStart = append(g.onStart, fn) }
+
+// OnShutdown registers fn to be called as soon as shutdown begins, before the first part is
+// stopped: the place to mark the service not ready.
+func (g *Group) OnShutdown(fn func()) { g.onShutdown = append(g.onShutdown, fn) }
 
 // Run starts every part and blocks until all have returned. It returns the first error of
 // a part that failed on its own (not because it was told to stop), or of a stop function.
@@ -73,6 +82,9 @@ func (g *Group) Run(ctx context.Context) error {
 			exited <- i
 		}()
 	}
+	for _, fn := range g.onStart {
+		fn()
+	}
 
 	var first error
 	select {
@@ -88,6 +100,9 @@ func (g *Group) Run(ctx context.Context) error {
 		}
 	}
 
+	for _, fn := range g.onShutdown {
+		fn()
+	}
 	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
 	go func() {
