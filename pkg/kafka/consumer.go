@@ -1,53 +1,78 @@
 package kafka
 
+// The consumer's contract, for every service that consumes:
+//
+//   fetch → handle → durable → commit
+//
+// A Consumer is one member of a consumer group reading one topic. Each partition the group
+// assigns it is read by its own goroutine, for one generation: OnAssign chooses where the
+// partition starts (the group's committed offset, or a service's own record such as the
+// highest offset ClickHouse holds), then the goroutine fills a batch of that partition's
+// messages (BatchSize, or what came within BatchWait of the first), hands it to the Handler,
+// and once the handler returned nil — the batch is durably handled — commits the offset
+// after its last message, synchronously, through the generation. Nothing is committed past
+// what a handler finished: at-least-once.
+//
+// When the generation ends (a rebalance) or on Stop, the batch in hand is finished (handled
+// and committed), OnRevoke is called, and only then is the partition given up, so that its
+// next owner resumes right after it. The hooks are the per-partition assign/revoke hooks of
+// franz-go's OnPartitionsAssigned / OnPartitionsRevoked.
+//
+// Transient failures never end the process: a topic that does not exist yet is waited for,
+// a broker that is down or a group coordinator that errs is rejoined, a handler, OnAssign or
+// commit that fails is retried with the retry policy (the same batch again) until it
+// succeeds, the partition is revoked, or Stop. They show in Ready and in the metrics.
+
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/retry"
 )
 
 // Message is a Kafka message as kafka-go reads it.
 type Message = kafkago.Message
 
-// Handler processes a batch of messages fetched from one topic, in order per partition. It
-// must not keep msgs after it returns: the consumer reuses the slice for the next batch. It
-// returns nil only once the batch is durably handed off (produced and acknowledged, written
-// to ClickHouse, ...): the consumer then commits the batch. An error stops the consumer
-// without committing, so the batch is delivered again after a restart (at-least-once).
-// Retrying transient failures is the handler's job; it is given the context to honour.
-type Handler func(ctx context.Context, msgs []Message) error
+// FirstOffset, returned by OnAssign, reads a partition from its first offset.
+const FirstOffset = kafkago.FirstOffset
 
-// ConsumerConfig configures a consumer group member.
+// ConsumerConfig configures a consumer group member: the `consumer:` block of a service's
+// configuration. Where to connect is the Config beside it; what topic, the service's topics.
 type ConsumerConfig struct {
-	Brokers []string `yaml:"brokers"`
-	Topic   string   `yaml:"topic"`
-	GroupID string   `yaml:"group_id"`
+	// GroupID names the consumer group.
+	GroupID string `yaml:"group_id"`
 	// BatchSize is the most messages handed to the handler at once.
 	BatchSize int `yaml:"batch_size"`
 	// BatchWait is the longest a batch waits to fill after its first message.
 	BatchWait time.Duration `yaml:"batch_wait"`
-	// MaxBytes bounds one fetch response; with the queue it bounds memory.
+	// MaxBytes bounds one fetch response from one partition.
 	MaxBytes int `yaml:"max_bytes"`
-	// QueueCapacity is how many fetched messages kafka-go buffers ahead of the handler.
+	// QueueCapacity is how many fetched messages the member buffers ahead of its handlers,
+	// shared among its partitions (each gets QueueCapacity / partitions, at least one).
 	QueueCapacity int `yaml:"queue_capacity"`
 	// HeartbeatInterval is how often the member tells the group it is alive; a rebalance
 	// is noticed within about this long.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// SessionTimeout is how long the group waits for a silent member before rebalancing.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Retry is the policy for handler, OnAssign, fetch and commit failures. It is not
+	// configurable by keys (every retry in Vigie uses one policy); the zero value is
+	// retry.Default().
+	Retry retry.Policy `yaml:"-"`
 }
 
 // DefaultConsumerConfig returns settings measured to keep the pipeline's consumers busy.
-func DefaultConsumerConfig(topic, group string) ConsumerConfig {
+func DefaultConsumerConfig(group string) ConsumerConfig {
 	return ConsumerConfig{
-		Brokers:           []string{"127.0.0.1:19092"},
-		Topic:             topic,
 		GroupID:           group,
 		BatchSize:         5000,
 		BatchWait:         100 * time.Millisecond,
@@ -55,16 +80,14 @@ func DefaultConsumerConfig(topic, group string) ConsumerConfig {
 		QueueCapacity:     10000,
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
+		Retry:             retry.Default(),
 	}
 }
 
-// Validate names the bad field; prefix is the field's place in the service's config.
+// Validate names the bad key; prefix is the block's place in the service's configuration,
+// normally "consumer".
 func (c ConsumerConfig) Validate(prefix string) error {
 	switch {
-	case len(c.Brokers) == 0:
-		return fmt.Errorf("%s.brokers: must not be empty", prefix)
-	case c.Topic == "":
-		return fmt.Errorf("%s.topic: must not be empty", prefix)
 	case c.GroupID == "":
 		return fmt.Errorf("%s.group_id: must not be empty", prefix)
 	case c.BatchSize <= 0:
@@ -75,194 +98,427 @@ func (c ConsumerConfig) Validate(prefix string) error {
 		return fmt.Errorf("%s.max_bytes: must be positive", prefix)
 	case c.QueueCapacity <= 0:
 		return fmt.Errorf("%s.queue_capacity: must be positive", prefix)
-	case c.HeartbeatInterval <= 0 || c.SessionTimeout <= c.HeartbeatInterval:
-		return fmt.Errorf("%s.session_timeout: must be longer than a positive heartbeat_interval", prefix)
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("%s.heartbeat_interval: must be positive", prefix)
+	case c.SessionTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("%s.session_timeout: must be longer than heartbeat_interval (%s)", prefix, c.HeartbeatInterval)
 	}
-	return nil
+	return c.Retry.Validate(prefix + ".retry")
 }
 
-// Consumer is an at-least-once consumer group member: fetch a batch, hand it to the
-// handler, commit it only when the handler returned nil.
+// Assignment is one partition given to this member in one generation.
+type Assignment struct {
+	Topic     string
+	Partition int
+	// Committed is the group's committed offset for the partition (the next offset to
+	// read), or -1 when none is committed.
+	Committed int64
+}
+
+// Hooks let a service keep per-partition state and choose where each partition starts.
+// Either may be nil. Hooks of different partitions run concurrently.
+type Hooks struct {
+	// OnAssign is called before a newly assigned partition is read; it returns the offset to
+	// read from (return a.Committed to keep the group's; FirstOffset for the start; any
+	// negative offset reads from the start). Its errors are retried with the consumer's
+	// retry policy until it succeeds or the partition is revoked; its ctx ends then.
+	// Without OnAssign a partition starts at a.Committed, or at its first offset.
+	OnAssign func(ctx context.Context, a Assignment) (int64, error)
+	// OnRevoke is called once the partition's last batch was handled and committed
+	// (rebalance, Stop) — or given up, when the batch in hand still failed or Run's context
+	// ended; drop the partition's state here. It is called exactly once for every OnAssign
+	// that succeeded, before the partition can be assigned to this member again.
+	OnRevoke func(a Assignment)
+}
+
+// Handler handles one batch of ONE partition's messages, in offset order. Handlers of
+// different partitions run concurrently; one partition's batches are handled one after
+// the other. It returns nil once the batch is durably handled; the consumer then commits
+// the offset after its last message. An error is retried (the same batch again) with the
+// retry policy for as long as it takes — until it succeeds, the partition is revoked, or
+// Stop — and never ends the process. The handler must not keep msgs after it returns: the
+// slice is reused for the next batch. Its ctx ends only when Run's context does, or when
+// Stop's context expires before the batch is finished.
+type Handler func(ctx context.Context, msgs []Message) error
+
+// failingAfter is how long a handler (or OnAssign) may keep failing before Ready says so;
+// withoutGenerationAfter, how long a member that had a generation may be without one.
+const (
+	failingAfter           = 30 * time.Second
+	withoutGenerationAfter = 30 * time.Second
+	lagInterval            = 10 * time.Second
+	// rebalanceTimeoutMin is the least time the group waits for members to finish their
+	// batches in hand and rejoin after a rebalance starts.
+	rebalanceTimeoutMin = 60 * time.Second
+)
+
+// Consumer is one member of a consumer group reading one topic, at least once, partition by
+// partition. Run runs it; Stop stops it; Ready is its readiness check.
 type Consumer struct {
+	conn    Config
 	cfg     ConsumerConfig
+	topic   string
 	handler Handler
+	hooks   Hooks
 	logger  *zap.Logger
-	reader  *kafkago.Reader
-	metrics consumerMetrics
+	m       *groupMetrics
 
-	stopOnce sync.Once
-	stopping chan struct{}
+	dialer    *kafkago.Dialer
+	transport *kafkago.Transport
+
+	// stopCtx ends on Stop: no more fetching, the batches in hand finish. abortCtx ends
+	// when Stop's context expires first: the handlers' context ends too.
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	abortCtx context.Context
+	abort    context.CancelFunc
+	running  atomic.Bool
+	done     chan struct{}
+
+	// Test hooks (consumer_export_test.go).
+	failAfter   time.Duration
+	lagInterval time.Duration
+
+	mu         sync.Mutex
+	generation int32     // the generation held, 0 when none
+	joinedOnce bool      // a generation was held once
+	lostAt     time.Time // when the last generation ended
+	lastJoinErr error
+	parts      map[int]*partState // partitions owned now
 }
 
-type consumerMetrics struct {
-	messages prometheus.Counter
-	batches  prometheus.Counter
-	failures prometheus.Counter
-	handle   prometheus.Histogram
-	commit   prometheus.Histogram
+// partState is what the consumer knows of one owned partition.
+type partState struct {
 	lag      prometheus.Gauge
+	position atomic.Int64 // next offset to handle; -1 until known
+	// failing is guarded by Consumer.mu.
+	failingSince time.Time
+	failingErr   error
 }
 
-// NewConsumer builds a consumer. Its metrics are registered on reg as
-// kafka_consumer_*; services wrap reg with their vigie_<service>_ prefix.
-func NewConsumer(cfg ConsumerConfig, handler Handler, logger *zap.Logger, reg prometheus.Registerer) (*Consumer, error) {
+// NewConsumer builds a member of group cfg.GroupID reading topic, handing its batches to h.
+// It fails only on a bad configuration (including unreadable TLS or SASL files). Its
+// metrics (vigie_kafka_consumer_*, labelled by group and topic) are registered on reg, which
+// should be the service's root (unprefixed) registry; consumers of several groups or topics
+// may share one registry. reg may be nil.
+func NewConsumer(conn Config, cfg ConsumerConfig, topic string, h Handler, hooks Hooks, logger *zap.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if err := conn.Validate("kafka"); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate("consumer"); err != nil {
 		return nil, err
 	}
-	logger = logger.Named("consumer").With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID))
-	labels := prometheus.Labels{"topic": cfg.Topic}
-	f := promauto.With(reg)
-	m := consumerMetrics{
-		messages: f.NewCounter(prometheus.CounterOpts{Name: "kafka_consumer_messages_total", Help: "Messages handled and committed.", ConstLabels: labels}),
-		batches:  f.NewCounter(prometheus.CounterOpts{Name: "kafka_consumer_batches_total", Help: "Batches handled and committed.", ConstLabels: labels}),
-		failures: f.NewCounter(prometheus.CounterOpts{Name: "kafka_consumer_handler_failures_total", Help: "Batches whose handler failed; they were not committed.", ConstLabels: labels}),
-		handle:   f.NewHistogram(prometheus.HistogramOpts{Name: "kafka_consumer_handle_seconds", Help: "Time the handler took per batch.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		commit:   f.NewHistogram(prometheus.HistogramOpts{Name: "kafka_consumer_commit_seconds", Help: "Time to commit a batch's offsets.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
-		lag:      f.NewGauge(prometheus.GaugeOpts{Name: "kafka_consumer_lag_messages", Help: "Messages behind the end of the partition last read.", ConstLabels: labels}),
+	if topic == "" {
+		return nil, errors.New("consumer: no topic")
 	}
-	return &Consumer{cfg: cfg, handler: handler, logger: logger, metrics: m, stopping: make(chan struct{})}, nil
+	if h == nil {
+		return nil, errors.New("consumer: no handler")
+	}
+	dialer, err := conn.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	transport, err := conn.Transport()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newConsumerMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		conn: conn, cfg: cfg, topic: topic, handler: h, hooks: hooks,
+		logger:    logger.Named("consumer").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
+		m:         m.curry(cfg.GroupID, topic),
+		dialer:    dialer,
+		transport: transport,
+		done:      make(chan struct{}),
+		parts:     map[int]*partState{},
+
+		failAfter:   failingAfter,
+		lagInterval: lagInterval,
+	}
+	c.stopCtx, c.stop = context.WithCancel(context.Background())
+	c.abortCtx, c.abort = context.WithCancel(context.Background())
+	return c, nil
 }
 
-// newReader joins the group. kafka-go joins as soon as the reader exists and, if the topic
-// does not exist yet, stays in the group with no partitions for good; so Run waits for the
-// topic first.
-func (c *Consumer) newReader() *kafkago.Reader {
-	cfg, logger := c.cfg, c.logger
-	return kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		Topic:             cfg.Topic,
-		GroupID:           cfg.GroupID,
-		MinBytes:          1,
-		MaxBytes:          cfg.MaxBytes,
-		MaxWait:           250 * time.Millisecond,
-		QueueCapacity:     cfg.QueueCapacity,
-		CommitInterval:    0, // synchronous commits: Commit returns once the broker has them
-		StartOffset:       kafkago.FirstOffset,
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		SessionTimeout:    cfg.SessionTimeout,
-		RebalanceTimeout:  cfg.SessionTimeout,
-		JoinGroupBackoff:  500 * time.Millisecond,
+// Topic is the topic the consumer reads.
+func (c *Consumer) Topic() string { return c.topic }
+
+// Run waits for the topic to exist, joins the group and consumes until Stop (then it
+// returns nil, once every partition's batch in hand was finished and OnRevoke called, and
+// the member left the group) or ctx's end (ctx.Err()). It never returns for a transient
+// failure. Run may be called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	defer close(c.done)
+	defer c.transport.CloseIdleConnections()
+	if c.stopCtx.Err() != nil {
+		return nil // stopped before it ran
+	}
+	err := c.run(ctx)
+	if c.stopCtx.Err() != nil && ctx.Err() == nil {
+		c.logger.Info("stopped")
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Stop asks Run to finish the batches in hand, commit them and leave the group, and waits
+// for Run to return. If ctx ends first, the handlers' context is cancelled (nothing more is
+// committed) and Stop returns ctx's error. Stop before Run makes Run return at once.
+func (c *Consumer) Stop(ctx context.Context) error {
+	c.stop()
+	if !c.running.Load() {
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		c.abort()
+		return fmt.Errorf("consumer %s stop: %w", c.topic, ctx.Err())
+	}
+}
+
+// Ready is the consumer's readiness check: an error until the member holds a generation of
+// its group, when it has been without one for more than 30 s, or when a partition's
+// handler (or OnAssign) has been failing for more than 30 s (the error names the partition
+// and the handler's error).
+func (c *Consumer) Ready(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running.Load() {
+		return fmt.Errorf("consumer of %s is not running", c.topic)
+	}
+	now := time.Now()
+	for id, st := range c.parts {
+		if st.failingErr != nil && now.Sub(st.failingSince) > c.failAfter {
+			return fmt.Errorf("topic %s partition %d: handler failing for %s: %w",
+				c.topic, id, now.Sub(st.failingSince).Round(time.Second), st.failingErr)
+		}
+	}
+	if c.generation != 0 {
+		return nil
+	}
+	var why string
+	if c.lastJoinErr != nil {
+		why = ": " + c.lastJoinErr.Error()
+	}
+	if !c.joinedOnce {
+		return fmt.Errorf("not yet a member of group %s (topic %s)%s", c.cfg.GroupID, c.topic, why)
+	}
+	if d := now.Sub(c.lostAt); d > withoutGenerationAfter {
+		return fmt.Errorf("without a generation of group %s (topic %s) for %s%s", c.cfg.GroupID, c.topic, d.Round(time.Second), why)
+	}
+	return nil
+}
+
+// run is Run's body: wait for the topic, then one generation after the other.
+func (c *Consumer) run(ctx context.Context) error {
+	// runCtx ends on Stop or ctx: fetching, waiting and retrying end with it. handleCtx ends
+	// with ctx, or when Stop's own context expires: the batch in hand finishes on Stop.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	defer context.AfterFunc(c.stopCtx, cancelRun)()
+	handleCtx, cancelHandle := context.WithCancel(ctx)
+	defer cancelHandle()
+	defer context.AfterFunc(c.abortCtx, cancelHandle)()
+
+	// kafka-go joins the group at once and, if the topic does not exist yet, stays in it
+	// with no partitions for good: wait for the topic first.
+	if err := WaitForTopic(runCtx, c.conn, c.topic, c.logger); err != nil {
+		return err
+	}
+	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                c.cfg.GroupID,
+		Brokers:           c.conn.Brokers,
+		Dialer:            c.dialer,
+		Topics:            []string{c.topic},
+		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		// A rebalance waits for every member to finish its batches in hand.
+		RebalanceTimeout: max(c.cfg.SessionTimeout, rebalanceTimeoutMin),
+		JoinGroupBackoff: 500 * time.Millisecond,
+		StartOffset:      kafkago.FirstOffset,
 		// A topic that gains partitions is rebalanced onto them.
 		WatchPartitionChanges:  true,
 		PartitionWatchInterval: 5 * time.Second,
-		ReadBackoffMin:         50 * time.Millisecond,
-		ReadBackoffMax:         500 * time.Millisecond,
-		ErrorLogger:            kafkago.LoggerFunc(func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) }),
+		ErrorLogger:            c.kafkaLogger(c.logger),
 	})
-}
-
-// Run consumes until Stop is called, ctx is cancelled or the handler fails. After Stop, the
-// batch in hand is finished and committed before Run returns nil. The reader is closed (the
-// member leaves its group) when Run returns.
-func (c *Consumer) Run(ctx context.Context) error {
-	if err := c.waitForTopic(ctx); err != nil {
-		return err
-	}
-	c.reader = c.newReader()
-	defer func() {
-		if err := c.reader.Close(); err != nil {
-			c.logger.Warn("close reader", zap.Error(err))
-		}
-	}()
-	// fetchCtx ends on Stop as well as on ctx: a stopped consumer fetches nothing more, but
-	// the handler and the commit of the batch in hand keep ctx.
-	fetchCtx, cancelFetch := context.WithCancel(ctx)
-	defer cancelFetch()
-	go func() {
-		select {
-		case <-c.stopping:
-			cancelFetch()
-		case <-fetchCtx.Done():
-		}
-	}()
-
-	c.logger.Info("consuming")
-	batch := make([]Message, 0, c.cfg.BatchSize)
-	for {
-		var err error
-		batch, err = c.fill(fetchCtx, batch[:0])
-		if len(batch) > 0 {
-			if herr := c.handle(ctx, batch); herr != nil {
-				return herr
-			}
-		}
-		if err != nil {
-			if fetchCtx.Err() != nil && ctx.Err() == nil {
-				c.logger.Info("stopped")
-				return nil // Stop was called
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("fetch %s: %w", c.cfg.Topic, err)
-		}
-	}
-}
-
-// waitForTopic returns when the topic exists, or nil at Stop (Run then returns nil too).
-func (c *Consumer) waitForTopic(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-c.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := WaitForTopic(ctx, c.cfg.Brokers, c.cfg.Topic, c.logger)
-	select {
-	case <-c.stopping:
-		return nil
-	default:
-		return err
-	}
-}
-
-// fill fetches up to BatchSize messages: it blocks for the first, then waits at most
-// BatchWait for the rest. It returns what it has with the error that ended it.
-func (c *Consumer) fill(ctx context.Context, batch []Message) ([]Message, error) {
-	msg, err := c.reader.FetchMessage(ctx)
 	if err != nil {
-		return batch, err
+		return fmt.Errorf("consumer group %s: %w", c.cfg.GroupID, err)
 	}
-	batch = append(batch, msg)
-	waitCtx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
-	defer cancel()
-	for len(batch) < c.cfg.BatchSize {
-		msg, err := c.reader.FetchMessage(waitCtx)
+	var partitions sync.WaitGroup
+	defer func() {
+		// Close ends the generation (the partitions' goroutines finish their batches and
+		// return) and leaves the group.
+		partitions.Wait()
+		_ = group.Close()
+	}()
+
+	partitions.Go(func() { c.lagLoop(runCtx) })
+	c.logger.Info("joining group")
+	var lastLog time.Time
+	for {
+		gen, err := group.Next(runCtx)
 		if err != nil {
-			if waitCtx.Err() != nil && ctx.Err() == nil {
-				return batch, nil // the batch window closed
+			if runCtx.Err() != nil {
+				return nil
 			}
-			return batch, err
+			c.mu.Lock()
+			c.lastJoinErr = err
+			c.mu.Unlock()
+			// kafka-go backs off between attempts; log at most every 10 s.
+			if time.Since(lastLog) > 10*time.Second {
+				c.logger.Warn("consumer group", zap.Error(err))
+				lastLog = time.Now()
+			}
+			continue
 		}
-		batch = append(batch, msg)
+		c.startGeneration(runCtx, handleCtx, gen, &partitions)
 	}
-	return batch, nil
 }
 
-func (c *Consumer) handle(ctx context.Context, batch []Message) error {
-	start := time.Now()
-	if err := c.handler(ctx, batch); err != nil {
-		c.metrics.failures.Inc()
-		return fmt.Errorf("handle batch of %d from %s: %w", len(batch), c.cfg.Topic, err)
+// startGeneration starts a goroutine per assigned partition, and one that notices the
+// generation's end.
+func (c *Consumer) startGeneration(runCtx, handleCtx context.Context, gen *kafkago.Generation, partitions *sync.WaitGroup) {
+	c.m.generations.Inc()
+	assigned := gen.Assignments[c.topic]
+	ids := make([]int, 0, len(assigned))
+	for _, a := range assigned {
+		ids = append(ids, a.ID)
 	}
-	c.metrics.handle.Observe(time.Since(start).Seconds())
-	start = time.Now()
-	if err := c.reader.CommitMessages(ctx, batch...); err != nil {
-		return fmt.Errorf("commit %s: %w", c.cfg.Topic, err)
+	c.mu.Lock()
+	c.generation, c.joinedOnce, c.lastJoinErr = gen.ID, true, nil
+	c.mu.Unlock()
+	c.logger.Info("generation started", zap.Int32("generation", gen.ID), zap.Ints("partitions", ids))
+
+	partitions.Add(1)
+	gen.Start(func(genCtx context.Context) {
+		defer partitions.Done()
+		select {
+		case <-genCtx.Done():
+		case <-runCtx.Done(): // with no partition assigned, nothing else ends the generation
+		}
+		c.mu.Lock()
+		if c.generation == gen.ID {
+			c.generation, c.lostAt = 0, time.Now()
+		}
+		c.mu.Unlock()
+	})
+	for _, a := range assigned {
+		partitions.Add(1)
+		gen.Start(func(genCtx context.Context) {
+			defer partitions.Done()
+			committed := a.Offset
+			if committed < 0 {
+				committed = -1
+			}
+			p := &partition{
+				c: c, gen: gen, a: Assignment{Topic: c.topic, Partition: a.ID, Committed: committed},
+				queue: max(c.cfg.QueueCapacity/len(assigned), 1),
+				log:   c.logger.With(zap.Int("partition", a.ID), zap.Int32("generation", gen.ID)),
+			}
+			p.run(runCtx, genCtx, handleCtx)
+		})
 	}
-	c.metrics.commit.Observe(time.Since(start).Seconds())
-	c.metrics.messages.Add(float64(len(batch)))
-	c.metrics.batches.Inc()
-	c.metrics.lag.Set(float64(c.reader.Stats().Lag))
-	return nil
 }
 
-// Stop asks Run to finish the batch in hand and return; it does not wait (the lifecycle
-// group waits for Run).
-func (c *Consumer) Stop(context.Context) error {
-	c.stopOnce.Do(func() { close(c.stopping) })
-	return nil
+// own records partition id as owned (for lag and readiness) and returns its state.
+func (c *Consumer) own(id int) *partState {
+	st := &partState{lag: c.m.lag.WithLabelValues(strconv.Itoa(id))}
+	st.position.Store(-1)
+	c.mu.Lock()
+	c.parts[id] = st
+	c.mu.Unlock()
+	return st
+}
+
+// disown forgets partition id and deletes its lag series: another member reports it now.
+func (c *Consumer) disown(id int, st *partState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parts[id] == st {
+		delete(c.parts, id)
+		c.m.lag.DeleteLabelValues(strconv.Itoa(id))
+	}
+}
+
+// setFailing records that a partition's handler (or OnAssign) failed, or succeeded (nil).
+func (c *Consumer) setFailing(st *partState, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		st.failingErr, st.failingSince = nil, time.Time{}
+	case st.failingErr == nil:
+		st.failingErr, st.failingSince = err, time.Now()
+	default:
+		st.failingErr = err
+	}
+}
+
+// lagLoop sets the lag of every owned partition from the partitions' end offsets every
+// lagInterval, so that the lag shows while a handler is stuck or no message comes.
+func (c *Consumer) lagLoop(ctx context.Context) {
+	cl := &kafkago.Client{Addr: kafkago.TCP(c.conn.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
+	t := time.NewTicker(c.lagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+		for id := range c.parts {
+			req.Topics[c.topic] = append(req.Topics[c.topic], kafkago.LastOffsetOf(id))
+		}
+		c.mu.Unlock()
+		if len(req.Topics) == 0 {
+			continue
+		}
+		resp, err := cl.ListOffsets(ctx, req)
+		if err != nil {
+			c.logger.Debug("lag: list offsets", zap.Error(err))
+			continue
+		}
+		c.mu.Lock()
+		for _, po := range resp.Topics[c.topic] {
+			st, ok := c.parts[po.Partition]
+			if !ok || po.Error != nil {
+				continue
+			}
+			if pos := st.position.Load(); pos >= 0 {
+				st.lag.Set(float64(max(po.LastOffset-pos, 0)))
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// kafkaLogger adapts kafka-go's error logger: its errors are retried internally and the
+// ones that matter surface through Next or FetchMessage, so they are debug logs here.
+func (c *Consumer) kafkaLogger(l *zap.Logger) kafkago.Logger {
+	return kafkago.LoggerFunc(func(msg string, args ...any) { l.Debug(fmt.Sprintf(msg, args...)) })
+}
+
+// notifier returns a retry notification that logs and counts, and records the failure
+// for readiness when st is not nil.
+func (c *Consumer) notifier(log *zap.Logger, what string, st *partState, fields ...zap.Field) func(err error, attempt int, wait time.Duration) {
+	return func(err error, attempt int, wait time.Duration) {
+		c.m.retries.Inc()
+		if st != nil {
+			c.setFailing(st, err)
+		}
+		log.Warn("retrying "+what, append(fields, zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))...)
+	}
 }

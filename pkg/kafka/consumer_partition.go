@@ -1,0 +1,207 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/retry"
+)
+
+// partition reads one assigned partition for one generation.
+type partition struct {
+	c     *Consumer
+	gen   *kafkago.Generation
+	a     Assignment
+	queue int // the reader's queue capacity
+	log   *zap.Logger
+}
+
+// run reads the partition until the generation ends, Stop or Run's context ends. Its
+// return ends the generation (kafka-go's Generation.Start), so it returns only then, or
+// when a commit says the generation is over: the member then rejoins.
+func (p *partition) run(runCtx, genCtx, handleCtx context.Context) {
+	c := p.c
+	// ctx ends with the generation, on Stop or with Run's context: no more fetching or
+	// retrying. The batch in hand is handled under handleCtx.
+	ctx, cancel := context.WithCancel(runCtx)
+	defer cancel()
+	defer context.AfterFunc(genCtx, cancel)()
+
+	st := c.own(p.a.Partition)
+	defer c.disown(p.a.Partition, st)
+	start, ok := p.assign(ctx, st)
+	if !ok {
+		return
+	}
+	defer func() {
+		if c.hooks.OnRevoke != nil {
+			c.hooks.OnRevoke(p.a)
+		}
+		p.log.Info("partition released", zap.Int64("offset", st.position.Load()))
+	}()
+
+	reader := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:       c.conn.Brokers,
+		Dialer:        c.dialer,
+		Topic:         c.topic,
+		Partition:     p.a.Partition,
+		MinBytes:      1,
+		MaxBytes:      c.cfg.MaxBytes,
+		MaxWait:       min(c.cfg.BatchWait, 250*time.Millisecond),
+		QueueCapacity: p.queue,
+		// The reader retries broker errors itself; FetchMessage reports them after a few.
+		MaxAttempts:    3,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    c.kafkaLogger(p.log),
+	})
+	defer func() {
+		if err := reader.Close(); err != nil {
+			p.log.Debug("close reader", zap.Error(err))
+		}
+	}()
+	if err := reader.SetOffset(start); err != nil {
+		p.log.Error("seek", zap.Int64("offset", start), zap.Error(err)) // only a closed reader fails
+		return
+	}
+	if start >= 0 {
+		st.position.Store(start)
+	}
+	p.log.Info("partition assigned", zap.Int64("committed", p.a.Committed), zap.Int64("offset", start))
+
+	batch := make([]Message, 0, c.cfg.BatchSize)
+	for ctx.Err() == nil {
+		// Fetch errors (a broker down, a leader moving) are retried; what was fetched
+		// before one is handled first.
+		_ = retry.Do(ctx, c.cfg.Retry, func(context.Context) error {
+			var err error
+			batch, err = p.fill(ctx, reader, batch[:0])
+			if len(batch) > 0 || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}, c.notifier(p.log, "fetch", nil))
+		if len(batch) == 0 {
+			continue
+		}
+		if !p.handle(ctx, handleCtx, st, batch) {
+			return
+		}
+	}
+}
+
+// assign returns the offset to start reading from, from OnAssign (retried until it
+// succeeds), or false when the partition was revoked (or Stop) first.
+func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
+	onAssign := p.c.hooks.OnAssign
+	if onAssign == nil {
+		return startOffset(p.a.Committed), true
+	}
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	var start int64
+	err := retry.Do(ctx, p.c.cfg.Retry, func(ctx context.Context) error {
+		var err error
+		start, err = onAssign(ctx, p.a)
+		return err
+	}, p.c.notifier(p.log, "assign", st))
+	if err != nil {
+		p.log.Info("partition revoked before it was assigned", zap.Error(err))
+		return 0, false
+	}
+	p.c.setFailing(st, nil)
+	return startOffset(start), true
+}
+
+// startOffset maps OnAssign's answer to a reader offset: negative means the first offset.
+func startOffset(offset int64) int64 {
+	if offset < 0 {
+		return kafkago.FirstOffset
+	}
+	return offset
+}
+
+// fill fetches up to BatchSize messages: it blocks for the first, then waits at most
+// BatchWait for the rest. It returns what it has with the error that ended it.
+func (p *partition) fill(ctx context.Context, r *kafkago.Reader, batch []Message) ([]Message, error) {
+	msg, err := r.FetchMessage(ctx)
+	if err != nil {
+		return batch, err
+	}
+	batch = append(batch, msg)
+	waitCtx, cancel := context.WithTimeout(ctx, p.c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < p.c.cfg.BatchSize {
+		msg, err := r.FetchMessage(waitCtx)
+		if err != nil {
+			if waitCtx.Err() != nil && ctx.Err() == nil {
+				return batch, nil // the batch window closed
+			}
+			return batch, err
+		}
+		batch = append(batch, msg)
+	}
+	return batch, nil
+}
+
+// handle hands batch to the handler until it succeeds (retried while ctx lasts), then
+// commits the offset after it. It returns false when the batch was not handled or not
+// committed: the partition is then given up, and its next owner reads the batch again.
+func (p *partition) handle(ctx, handleCtx context.Context, st *partState, batch []Message) bool {
+	c := p.c
+	first, last := batch[0], batch[len(batch)-1]
+	if st.position.Load() < 0 {
+		st.position.Store(first.Offset)
+	}
+	// The first attempt runs even if ctx already ended: the batch in hand is finished.
+	err := retry.Do(ctx, c.cfg.Retry, func(context.Context) error {
+		began := time.Now()
+		if err := c.handler(handleCtx, batch); err != nil {
+			return err
+		}
+		c.m.handle.Observe(time.Since(began).Seconds())
+		return nil
+	}, c.notifier(p.log, "batch", st, zap.Int64("offset", first.Offset), zap.Int("messages", len(batch))))
+	if err != nil {
+		p.log.Warn("batch not handled, not committed", zap.Int64("offset", first.Offset), zap.Int("messages", len(batch)), zap.Error(err))
+		return false
+	}
+	c.setFailing(st, nil)
+
+	next := last.Offset + 1
+	err = retry.Do(ctx, c.cfg.Retry, func(context.Context) error {
+		began := time.Now()
+		err := p.gen.CommitOffsets(map[string]map[int]int64{c.topic: {p.a.Partition: next}})
+		if err != nil {
+			if generationOver(err) {
+				return retry.Permanent(err)
+			}
+			return err
+		}
+		c.m.commit.Observe(time.Since(began).Seconds())
+		return nil
+	}, c.notifier(p.log, "commit", nil, zap.Int64("offset", next)))
+	if err != nil {
+		// The handler's work is done but the group does not know it: the next owner
+		// handles the batch again (at least once). Rejoin.
+		p.log.Warn("commit lost, the batch will be read again", zap.Int64("offset", next), zap.Error(err))
+		return false
+	}
+	st.position.Store(next)
+	c.m.messages.Add(float64(len(batch)))
+	if last.HighWaterMark > 0 {
+		st.lag.Set(float64(max(last.HighWaterMark-next, 0)))
+	}
+	return true
+}
+
+// generationOver reports whether a commit failed because this member's generation ended.
+func generationOver(err error) bool {
+	return errors.Is(err, kafkago.IllegalGeneration) || errors.Is(err, kafkago.UnknownMemberId) ||
+		errors.Is(err, kafkago.RebalanceInProgress) || errors.Is(err, kafkago.FencedInstanceID)
+}
