@@ -41,8 +41,9 @@ func seizedTotal(e *event.Enriched) string {
 	return strconv.FormatInt(e.Seizure.Phones+e.Seizure.MiniPhones+e.Seizure.SIMs, 10)
 }
 
-// Fields is the catalogue of fields rules may use, by name.
-var Fields = map[string]Field{
+// Fields is the catalogue of fields rules may use, by name. It is built once, at package
+// initialisation, and never changed.
+var Fields = catalogue(map[string]Field{
 	"event_id":           str(func(e *event.Enriched) string { return e.EventID }, "event_id"),
 	"sensor_id":          str(func(e *event.Enriched) string { return e.SensorID }, "sensor_id"),
 	"kind":               str(func(e *event.Enriched) string { return string(e.Kind) }, "kind"),
@@ -81,100 +82,13 @@ var Fields = map[string]Field{
 		return e.Seizure.SearchID
 	}, "search_id"),
 	"seized_total": {Get: seizedTotal, Column: "seized_phones + seized_mini_phones + seized_sims", Numeric: true},
-}
+})
 
-func init() {
-	for name, f := range Fields {
+// catalogue names each field after its key.
+func catalogue(fields map[string]Field) map[string]Field {
+	for name, f := range fields {
 		f.Name = name
-		Fields[name] = f
+		fields[name] = f
 	}
-}
-
-// Source is a ClickHouse table scheduled rules read: the raw detections or a rollup.
-type Source struct {
-	Name string
-	// Time is the column that places a row in time; DayGranularity means it is a Date, so
-	// windows and steps must be whole days.
-	Time           string
-	DayGranularity bool
-	// Columns maps the fields the table carries to their SQL expressions.
-	Columns map[string]string
-	// Count counts events; Distinct counts distinct values of a field (default uniqExact);
-	// First and Last give the first and last evidence times.
-	Count, First, Last string
-	Distinct           map[string]string
-	// Facilities lists a group's facilities, sorted (empty: the table does not know them).
-	// Set from the facility_id column unless the table keeps facilities as an aggregate
-	// state (a national rollup).
-	Facilities string
-	// CountByDay is the events per day of a group of a daily rollup, as sumMap's (days,
-	// counts) sorted by day: it tells which days hold a finding's earliest events.
-	CountByDay string
-}
-
-// DistinctExpr is the SQL expression counting distinct values of field in s.
-func (s *Source) DistinctExpr(field string) string {
-	if e, ok := s.Distinct[field]; ok {
-		return e
-	}
-	return "uniqExact(" + s.Columns[field] + ")"
-}
-
-// Sources lists the tables of schemas/clickhouse that scheduled rules may read.
-var Sources = map[string]*Source{
-	"detections": {
-		Name: "detections", Time: "observed_at",
-		Count: "count()", First: "min(observed_at)", Last: "max(observed_at)",
-	},
-	"tac_per_day": {
-		Name: "tac_per_day", Time: "day", DayGranularity: true,
-		Columns: map[string]string{"tac": "tac", "facility_id": "facility_id"},
-		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
-		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
-	},
-	"tac_block_per_day": {
-		Name: "tac_block_per_day", Time: "day", DayGranularity: true,
-		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix", "facility_id": "facility_id"},
-		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
-		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
-	},
-	// One row per (tac, block, day) nationally, the facilities a merged set, so
-	// BATCH_RANGE merges as many times fewer rows as facilities report a block on a day.
-	"tac_block_national_per_day": {
-		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true,
-		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix"},
-		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
-		Distinct: map[string]string{
-			"device_id":   "uniqMerge(devices)",
-			"facility_id": "length(groupUniqArrayArray(facility_ids))",
-		},
-		Facilities: "arraySort(groupUniqArrayArray(facility_ids))",
-	},
-	"device_presence_per_day": {
-		Name: "device_presence_per_day", Time: "day", DayGranularity: true,
-		Columns: map[string]string{"facility_id": "facility_id", "device_id": "device_id", "tac": "tac"},
-		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
-	},
-	"detections_per_minute": {
-		Name: "detections_per_minute", Time: "minute",
-		Columns: map[string]string{"facility_id": "facility_id", "kind": "kind"},
-		Count:   "sum(events)", First: "min(minute)", Last: "max(minute) + INTERVAL 59 SECOND",
-		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
-	},
-}
-
-func init() {
-	cols := map[string]string{}
-	for name, f := range Fields {
-		cols[name] = f.Column
-	}
-	Sources["detections"].Columns = cols
-	for _, src := range Sources {
-		if col, ok := src.Columns["facility_id"]; ok && src.Facilities == "" {
-			src.Facilities = "arraySort(groupUniqArray(toString(" + col + ")))"
-		}
-		if src.DayGranularity && src.Count == "sum(events)" {
-			src.CountByDay = "sumMap([" + src.Time + "], [toUInt64(events)])"
-		}
-	}
+	return fields
 }

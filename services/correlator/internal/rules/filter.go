@@ -101,9 +101,10 @@ func Quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// compileFilter turns the YAML form (field -> scalar | list | {in, not_in, present}) into a
-// Filter, sorted by field name so that SQL and evaluation order are stable.
-func compileFilter(raw map[string]any, path string) (Filter, error) {
+// filter compiles the YAML form of a filter (field -> scalar | list | {in, not_in, present})
+// found at path, sorted by field name so that SQL and evaluation order are stable. A bad
+// condition is reported and left out.
+func (c *compiler) filter(path string, raw map[string]any) Filter {
 	names := make([]string, 0, len(raw))
 	for k := range raw {
 		names = append(names, k)
@@ -114,41 +115,38 @@ func compileFilter(raw map[string]any, path string) (Filter, error) {
 		fp := path + "." + name
 		field, ok := Fields[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: unknown field %q (known: %s)", fp, name, knownFields())
+			c.errorf(fp, "unknown field %q (known: %s)", name, knownFields())
+			continue
 		}
-		c := Cond{Field: field}
-		var err error
+		cond := Cond{Field: field}
+		ok = true
 		switch v := raw[name].(type) {
 		case []any:
-			c.In, err = scalars(field, v, fp)
+			cond.In, ok = c.scalars(field, v, fp)
 		case map[string]any:
-			if in, ok := v["in"].([]any); ok {
-				if c.In, err = scalars(field, in, fp+".in"); err != nil {
-					return nil, err
-				}
+			if in, isList := v["in"].([]any); isList {
+				cond.In, ok = c.scalars(field, in, fp+".in")
 			}
-			if notIn, ok := v["not_in"].([]any); ok {
-				if c.NotIn, err = scalars(field, notIn, fp+".not_in"); err != nil {
-					return nil, err
-				}
+			if notIn, isList := v["not_in"].([]any); isList && ok {
+				cond.NotIn, ok = c.scalars(field, notIn, fp+".not_in")
 			}
-			if p, ok := v["present"].(bool); ok {
-				c.Present = &p
+			if p, isBool := v["present"].(bool); isBool {
+				cond.Present = &p
 			}
 		default:
-			c.In, err = scalars(field, []any{v}, fp)
+			cond.In, ok = c.scalars(field, []any{v}, fp)
 		}
-		if err != nil {
-			return nil, err
+		if ok {
+			out = append(out, cond)
 		}
-		out = append(out, c)
 	}
-	return out, nil
+	return out
 }
 
-func scalars(f Field, vals []any, path string) ([]string, error) {
+// scalars renders a condition's values as strings; numeric fields need numbers.
+func (c *compiler) scalars(f Field, vals []any, path string) ([]string, bool) {
 	out := make([]string, 0, len(vals))
-	for _, v := range vals {
+	for i, v := range vals {
 		var s string
 		switch x := v.(type) {
 		case string:
@@ -160,16 +158,26 @@ func scalars(f Field, vals []any, path string) ([]string, error) {
 		case float64:
 			s = strconv.FormatFloat(x, 'f', -1, 64)
 		default:
-			return nil, fmt.Errorf("%s: %v is not a string, number or boolean", path, v)
+			c.errorf(elementPath(path, len(vals), i), "%v is not a string, number or boolean", v)
+			return nil, false
 		}
 		if f.Numeric {
 			if _, err := strconv.ParseFloat(s, 64); err != nil {
-				return nil, fmt.Errorf("%s: %q is not a number (field %s is numeric)", path, s, f.Name)
+				c.errorf(elementPath(path, len(vals), i), "%q is not a number (field %s is numeric)", s, f.Name)
+				return nil, false
 			}
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, true
+}
+
+// elementPath is the path of a condition's i-th value: the path itself for a single value.
+func elementPath(path string, n, i int) string {
+	if n == 1 {
+		return path
+	}
+	return path + "[" + strconv.Itoa(i) + "]"
 }
 
 func knownFields() string {

@@ -1,11 +1,13 @@
 package rules_test
 
 import (
+	"errors"
 	"testing"
 	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
+	schemarules "github.com/vigie/vigie/schemas/rules"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
@@ -70,7 +72,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadDuplicateAndDisabled(t *testing.T) {
 	_, err := rules.Load(fstest.MapFS{"a.yaml": {Data: []byte(good)}, "b.yaml": {Data: []byte(good)}})
-	require.ErrorContains(t, err, "b.yaml: rule TEST_RULE already defined in a.yaml")
+	require.ErrorContains(t, err, "b.yaml:2:7: rule: rule TEST_RULE already defined in a.yaml")
 	rs, err := rules.Load(fstest.MapFS{"a.yaml": {Data: []byte(good + "enabled: false\n")}})
 	require.NoError(t, err)
 	require.Empty(t, rs)
@@ -84,4 +86,73 @@ func TestParseDuration(t *testing.T) {
 	}
 	_, err := rules.ParseDuration("3 days")
 	require.Error(t, err)
+}
+
+// TestProblemsAtTheirLines checks that one load reports every problem of a file, schema
+// violations and what the engines cannot evaluate alike, each at its own line.
+func TestProblemsAtTheirLines(t *testing.T) {
+	const file = `rule: X_1
+title: abc
+severity: low
+type: value_count
+mode: streaming
+group_by: [device_key]
+window: 2 days
+colour: blue
+where:
+  kind: mas_attach
+  imei: "123"
+  seized_total: lots
+distinct:
+  - {field: facility, min: 2}
+`
+	_, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(file)}})
+	var ps rules.Problems
+	require.True(t, errors.As(err, &ps), "%v", err)
+	require.ErrorIs(t, err, rules.ErrInvalid)
+	type at struct {
+		line  int
+		field string
+	}
+	var got []at
+	for _, p := range ps {
+		require.Equal(t, "r.yaml", p.File)
+		got = append(got, at{p.Line, p.Field})
+	}
+	require.Equal(t, []at{
+		{7, "window"},
+		{8, "colour"},
+		{11, "where.imei"},
+		{12, "where.seized_total"},
+		{14, "distinct[0].field"},
+	}, got, "%v", err)
+	require.Contains(t, err.Error(), "r.yaml:8:1: colour: unknown key")
+	require.Contains(t, err.Error(), `r.yaml:11:9: where.imei: unknown field "imei"`)
+	require.Contains(t, err.Error(), `r.yaml:12:17: where.seized_total: "lots" is not a number`)
+}
+
+func TestSyntaxErrorHasItsLine(t *testing.T) {
+	_, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(good + "where: {kind: [mas_attach\n")}})
+	var ps rules.Problems
+	require.True(t, errors.As(err, &ps), "%v", err)
+	require.Len(t, ps, 1)
+	require.Positive(t, ps[0].Line)
+}
+
+// FuzzParse: no rule file, however malformed, makes the loader panic, and a file it
+// rejects always says why.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("rule: X\ntype: baseline_threshold\nmode: scheduled\nsource: detections_per_minute\nbaseline: {same_hour_of_day: true}\n"))
+	f.Add([]byte("rule: X\ntype: sequence\nmode: scheduled\nthen: {new_term: {field: device_id, history: 1d, source: nope}}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	schema, err := schemarules.Compile()
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, _, err := rules.Parse("r.yaml", data, schema); err != nil {
+			var ps rules.Problems
+			require.True(t, errors.As(err, &ps))
+			require.NotEmpty(t, ps)
+		}
+	})
 }

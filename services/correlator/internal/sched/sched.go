@@ -25,7 +25,6 @@ import (
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
-	"github.com/vigie/vigie/services/correlator/internal/stream"
 )
 
 // NationalKey is the group key of findings across groups (baseline_threshold).
@@ -432,7 +431,7 @@ func (s *Scheduler) Evaluate(ctx context.Context, r *rules.Rule, end time.Time) 
 		next := alert.Alert{
 			Rule: r.ID, Severity: r.Severity, GroupKey: res.key, Facilities: res.facilities,
 			FirstEvidenceAt: res.first, LastEvidenceAt: res.last, WindowStart: windowStart, WindowEnd: end,
-			EvidenceIDs: res.evidence, EvidenceCount: uint32(count), Explanation: stream.Render(r, vals), UpdatedAt: end,
+			EvidenceIDs: res.evidence, EvidenceCount: uint32(count), Explanation: r.Explain(vals), UpdatedAt: end,
 		}
 		if len(next.EvidenceIDs) > r.MaxEvidence {
 			next.EvidenceIDs = next.EvidenceIDs[:r.MaxEvidence]

@@ -267,39 +267,8 @@ func buildAlert(r *rules.Rule, key string, f *finding) alert.Alert {
 	for k, v := range f.values {
 		vals[k] = v
 	}
-	a.Explanation = Render(r, vals)
+	a.Explanation = r.Explain(vals)
 	return a
-}
-
-// Render fills a rule's explanation template ({name} placeholders) with vals; unknown
-// placeholders are left as they are. Without a template it says the rule's title and group.
-func Render(r *rules.Rule, vals map[string]string) string {
-	tmpl := r.Explanation
-	if tmpl == "" {
-		tmpl = r.Title + ": {group_key} at {facilities}"
-	}
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(tmpl, '{')
-		if i < 0 {
-			b.WriteString(tmpl)
-			break
-		}
-		j := strings.IndexByte(tmpl[i:], '}')
-		if j < 0 {
-			b.WriteString(tmpl)
-			break
-		}
-		name := tmpl[i+1 : i+j]
-		b.WriteString(tmpl[:i])
-		if v, ok := vals[name]; ok {
-			b.WriteString(v)
-		} else {
-			b.WriteString(tmpl[i : i+j+1])
-		}
-		tmpl = tmpl[i+j+1:]
-	}
-	return b.String()
 }
 
 func uniqueSorted(s []string) []string {
@@ -318,16 +287,4 @@ func uniqueSorted(s []string) []string {
 		}
 	}
 	return out[:w]
-}
-
-// Duration formats a gap between two event times for explanations.
-func Duration(d time.Duration) string {
-	switch {
-	case d >= rules.Day:
-		return strconv.FormatFloat(d.Hours()/24, 'f', 1, 64) + "d"
-	case d >= time.Hour:
-		return strconv.FormatFloat(d.Hours(), 'f', 1, 64) + "h"
-	default:
-		return strconv.FormatFloat(d.Minutes(), 'f', 0, 64) + "m"
-	}
 }

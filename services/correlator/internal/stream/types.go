@@ -292,7 +292,7 @@ func (q *sequence) match(first, then *firstEvent, e *observed) *finding {
 		facilities: []string{first.facility, then.facility},
 		evidence:   []string{first.id, then.id},
 		values: map[string]string{
-			"gap": Duration(time.Duration(gap) * time.Millisecond), "first_facility": first.facility, "then_facility": then.facility,
+			"gap": rules.FormatGap(time.Duration(gap) * time.Millisecond), "first_facility": first.facility, "then_facility": then.facility,
 		},
 	}
 	if q.r.MinDistanceKm > 0 {
