@@ -38,6 +38,7 @@ require (
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/shopspring/decimal v1.5.0 // indirect
+	github.com/valyala/fastjson v1.6.10
 	github.com/vigie/vigie/schemas v0.0.0
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect

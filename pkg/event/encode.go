@@ -9,15 +9,55 @@ import (
 
 // AppendJSON appends the JSON of r, byte for byte what json.Marshal(r) gives, without
 // reflection: ingest encodes every accepted event, and reflection-based encoding was the
-// largest cost of its hot path. Events with a nested object (drones, jammers, seizures; rare)
-// go through json.Marshal.
+// largest cost of its hot path. It is EncodeRaw's encoder.
 func (r *Raw) AppendJSON(b []byte) ([]byte, error) {
-	if r.Drone != nil || r.Jammer != nil || r.Seizure != nil {
-		j, err := json.Marshal(r)
-		return append(b, j...), err
+	b, err := r.appendFields(append(b, '{'))
+	if err != nil {
+		return nil, err
 	}
+	return append(b, '}'), nil
+}
+
+// AppendJSON appends the JSON of e, byte for byte what json.Marshal(e) gives, without
+// reflection: the enricher encodes every event it forwards. It is EncodeEnriched's encoder.
+func (e *Enriched) AppendJSON(b []byte) ([]byte, error) {
+	b, err := e.Raw.appendFields(append(b, '{'))
+	if err != nil {
+		return nil, err
+	}
+	n := &e.Enrichment
+	b = append(b, `,"device_key":`...)
+	b = appendString(b, n.DeviceKey)
+	b = append(b, `,"enriched_at":`...)
+	b = appendTime(b, n.EnrichedAt)
+	b = appendOptString(b, `,"facility_id":`, n.FacilityID)
+	b = appendOptString(b, `,"facility_name":`, n.FacilityName)
+	b = appendOptString(b, `,"facility_type":`, n.FacilityType)
+	b = appendOptString(b, `,"disp":`, n.DISP)
+	b = appendOptString(b, `,"region_code":`, n.RegionCode)
+	b = appendOptString(b, `,"department_code":`, n.DepartmentCode)
+	b = appendOptString(b, `,"department_name":`, n.DepartmentName)
+	b = appendOptFloat(b, `,"facility_lat":`, n.FacilityLat)
+	b = appendOptFloat(b, `,"facility_lon":`, n.FacilityLon)
+	b = appendOptString(b, `,"building":`, n.Building)
+	b = appendOptString(b, `,"zone_type":`, n.ZoneType)
+	b = appendOptString(b, `,"sensor_type":`, n.SensorType)
+	b = appendOptString(b, `,"vendor":`, n.Vendor)
+	b = appendOptString(b, `,"manufacturer":`, n.Manufacturer)
+	b = appendOptString(b, `,"model":`, n.Model)
+	b = appendOptBool(b, `,"mini_phone":`, n.MiniPhone)
+	b = appendOptString(b, `,"operator":`, n.Operator)
+	b = appendOptString(b, `,"brand":`, n.Brand)
+	b = appendOptString(b, `,"country":`, n.Country)
+	return append(b, '}'), nil
+}
+
+// appendFields appends the fields of r (after the opening brace, without the closing one)
+// in json.Marshal's order. The nested objects (drones, jammers, seizures; rare) go through
+// json.Marshal.
+func (r *Raw) appendFields(b []byte) ([]byte, error) {
 	c := &r.Common
-	b = append(b, `{"event_id":`...)
+	b = append(b, `"event_id":`...)
 	b = appendString(b, c.EventID)
 	b = append(b, `,"sensor_id":`...)
 	b = appendString(b, c.SensorID)
@@ -35,22 +75,50 @@ func (r *Raw) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOptInt(b, `,"duration_ms":`, c.DurationMs)
 	b = appendOptInt(b, `,"data_bytes":`, c.DataBytes)
 	b = appendOptFloat(b, `,"bandwidth_khz":`, c.BandwidthKHz)
+	var err error
+	if c.Drone != nil {
+		if b, err = appendMarshal(b, `,"drone":`, c.Drone); err != nil {
+			return nil, err
+		}
+	}
+	if c.Jammer != nil {
+		if b, err = appendMarshal(b, `,"jammer":`, c.Jammer); err != nil {
+			return nil, err
+		}
+	}
+	if c.Seizure != nil {
+		if b, err = appendMarshal(b, `,"seizure":`, c.Seizure); err != nil {
+			return nil, err
+		}
+	}
 	p := &r.Pseudonyms
 	b = appendOptString(b, `,"key_version":`, p.KeyVersion)
 	b = appendOptString(b, `,"imei_pseudo":`, p.IMEIPseudo)
 	b = appendOptString(b, `,"tac":`, p.TAC)
 	b = appendOptString(b, `,"imei_serial_prefix":`, p.IMEISerialPrefix)
-	if p.IMEICheckOK != nil {
-		b = append(b, `,"imei_check_ok":`...)
-		b = strconv.AppendBool(b, *p.IMEICheckOK)
-	}
+	b = appendOptBool(b, `,"imei_check_ok":`, p.IMEICheckOK)
 	b = appendOptString(b, `,"imsi_pseudo":`, p.IMSIPseudo)
 	b = appendOptString(b, `,"mcc":`, p.MCC)
 	b = appendOptString(b, `,"mnc":`, p.MNC)
 	b = appendOptString(b, `,"msisdn_pseudo":`, p.MSISDNPseudo)
 	b = append(b, `,"received_at":`...)
 	b = appendTime(b, r.ReceivedAt)
-	return append(b, '}'), nil
+	return b, nil
+}
+
+func appendMarshal(b []byte, key string, v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b, key...), j...), nil
+}
+
+func appendOptBool(b []byte, key string, v *bool) []byte {
+	if v == nil {
+		return b
+	}
+	return strconv.AppendBool(append(b, key...), *v)
 }
 
 func appendOptString(b []byte, key, s string) []byte {

@@ -2,14 +2,13 @@ package alert
 
 import (
 	"context"
-	"encoding/json"
-
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/event"
 )
 
 // Sink receives alerts. Write returns once the alerts are durable in the sink.
@@ -85,9 +84,9 @@ func (s *KafkaSink) Write(ctx context.Context, alerts []Alert) error {
 	}
 	msgs := make([]kafkago.Message, len(alerts))
 	for i := range alerts {
-		v, err := json.Marshal(&alerts[i])
+		v, err := event.EncodeAlert(&alerts[i])
 		if err != nil {
-			return fmt.Errorf("encode alert %s: %w", alerts[i].ID, err)
+			return err
 		}
 		msgs[i] = kafkago.Message{Key: []byte(alerts[i].ID), Value: v, Time: alerts[i].UpdatedAt}
 	}

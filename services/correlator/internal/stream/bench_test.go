@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	segjson "github.com/segmentio/encoding/json"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
@@ -58,13 +57,14 @@ func BenchmarkStreaming(b *testing.B) {
 			name = "evaluate"
 			pre = make([]event.Enriched, len(msgs))
 			for i, m := range msgs {
-				require.NoError(b, segjson.Unmarshal(m, &pre[i]))
+				require.NoError(b, event.DecodeEnriched(m, &pre[i]))
 			}
 		}
 		b.Run(name, func(b *testing.B) {
 			eng := stream.NewEngine(rs, nil)
 			var out []alert.Alert
 			var e event.Enriched
+			dec := event.NewDecoder()
 			b.ReportAllocs()
 			runtime.GC()
 			cpu0 := cpuTime()
@@ -72,8 +72,7 @@ func BenchmarkStreaming(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				out = out[:0]
 				if decode {
-					e = event.Enriched{}
-					if _, err := segjson.Parse(msgs[i%len(msgs)], &e, stream.DecodeFlags); err != nil {
+					if err := dec.Enriched(msgs[i%len(msgs)], &e); err != nil {
 						b.Fatal(err)
 					}
 					out = eng.Observe(&e, true, out)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/segmentio/encoding/json"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -272,10 +271,6 @@ func (c *Consumer) fill(ctx context.Context, r *kafkago.Reader, batch []kafkago.
 	return batch, nil
 }
 
-// DecodeFlags decode enriched events without copying strings (the engine copies what it
-// keeps) and with exact field names (the contract's, lower case).
-const DecodeFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
-
 // partitionHandler evaluates one partition's batches.
 type partitionHandler struct {
 	c         *Consumer
@@ -286,17 +281,19 @@ type partitionHandler struct {
 	prevEvals []uint64
 	alerts    []alert.Alert
 	triggers  []time.Time
+	dec       *event.Decoder
 }
 
 func (h *partitionHandler) handle(ctx context.Context, batch []kafkago.Message) error {
 	began := time.Now()
 	h.alerts, h.triggers = h.alerts[:0], h.triggers[:0]
+	if h.dec == nil {
+		h.dec = event.NewDecoder()
+	}
 	var e event.Enriched
 	for i := range batch {
 		m := &batch[i]
-		e = event.Enriched{}
-		// Zero-copy: the event's strings point into the message; the engine copies what it keeps.
-		if _, err := json.Parse(m.Value, &e, DecodeFlags); err != nil || e.ObservedAt.IsZero() {
+		if err := h.dec.Enriched(m.Value, &e); err != nil || e.ObservedAt.IsZero() {
 			h.c.m.decodeErrors.Inc()
 			continue
 		}

@@ -5,15 +5,10 @@
 package enrich
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"unicode/utf8"
-
-	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
@@ -49,11 +44,11 @@ type Result struct {
 }
 
 // ErrMissingField means a raw event lacks a field the enricher needs.
-var ErrMissingField = errors.New("required field missing")
+var ErrMissingField = event.ErrMissingField
 
-// Table is a reference snapshot compiled for enrichment: for each sensor, the JSON of the
-// enrichment fields it decides (facility, region, zone, sensor), built once per snapshot so
-// that enriching an event is a decode, three lookups and a copy. Immutable.
+// Table is a reference snapshot compiled for enrichment: for each sensor, the enrichment
+// fields it decides (facility, region, zone, sensor), built once per snapshot so that
+// enriching an event is a decode, three lookups and an encode. Immutable.
 type Table struct {
 	snap    *reference.Snapshot
 	sensors map[string]*sensorEntry
@@ -61,10 +56,10 @@ type Table struct {
 
 type sensorEntry struct {
 	sensor *reference.Sensor
-	// fields is `,"facility_id":…,"vendor":"…"`; zone is `,"zone":"…"`, added when the
-	// event does not name its zone.
-	fields []byte
-	zone   []byte
+	// fields holds the facility and sensor fields; zone is the sensor's zone, set when the
+	// event does not name its own.
+	fields event.Enrichment
+	zone   string
 }
 
 // Compile prepares snap for Enrich. It takes a few milliseconds per 10,000 sensors and is
@@ -73,25 +68,16 @@ func Compile(snap *reference.Snapshot) *Table {
 	t := &Table{snap: snap, sensors: map[string]*sensorEntry{}}
 	for _, s := range snap.Sensors() {
 		f := s.Facility
-		var b []byte
-		b = appendField(b, "facility_id", f.ID)
-		b = appendField(b, "facility_name", f.Name)
-		b = appendField(b, "facility_type", f.TypeCode)
-		b = appendField(b, "disp", f.DISP)
-		b = appendField(b, "region_code", f.RegionCode)
-		b = appendField(b, "department_code", f.DepartmentCode)
-		b = appendField(b, "department_name", f.DepartmentName)
-		if f.HasCoords {
-			b = append(b, `,"facility_lat":`...)
-			b = strconv.AppendFloat(b, f.Lat, 'f', -1, 64)
-			b = append(b, `,"facility_lon":`...)
-			b = strconv.AppendFloat(b, f.Lon, 'f', -1, 64)
+		e := event.Enrichment{
+			FacilityID: f.ID, FacilityName: f.Name, FacilityType: f.TypeCode, DISP: f.DISP,
+			RegionCode: f.RegionCode, DepartmentCode: f.DepartmentCode, DepartmentName: f.DepartmentName,
+			Building: s.Building, ZoneType: string(s.ZoneType), SensorType: string(s.Type), Vendor: s.Vendor,
 		}
-		b = appendField(b, "building", s.Building)
-		b = appendField(b, "zone_type", string(s.ZoneType))
-		b = appendField(b, "sensor_type", string(s.Type))
-		b = appendField(b, "vendor", s.Vendor)
-		t.sensors[s.ID] = &sensorEntry{sensor: s, fields: b, zone: appendField(nil, "zone", s.Zone)}
+		if f.HasCoords {
+			lat, lon := f.Lat, f.Lon
+			e.FacilityLat, e.FacilityLon = &lat, &lon
+		}
+		t.sensors[s.ID] = &sensorEntry{sensor: s, fields: e, zone: s.Zone}
 	}
 	return t
 }
@@ -102,125 +88,50 @@ func (t *Table) Snapshot() *reference.Snapshot { return t.snap }
 // Enrich joins one raw message with t. src is where the message came from, recorded in
 // dead-letter records; now is the enrichment time.
 //
-// The raw message is decoded in full (so a message that is not a raw event v1 is refused),
-// and the enriched message is the raw message's own bytes with the enrichment fields
-// appended: every raw field reaches the enriched event exactly as ingest wrote it.
+// The raw message is decoded in full with pkg/event's codec (a message that is not a raw
+// event v1 is refused) and the enriched event is encoded with it: fields a raw event does
+// not have (enrichment fields included) are not carried over.
 func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
-	// Decoding into Enriched rather than Raw finds enrichment fields a raw message must not
-	// carry: appending ours would make a JSON object with duplicate keys.
 	var ev event.Enriched
 	raw := &ev.Raw
-	if err := decode(msg, &ev); err != nil {
-		return deadLetter(Undecodable, event.ReasonDecodeFailed, err, raw, msg, src, now)
+	if err := event.DecodeRaw(msg, raw); err != nil {
+		return deadLetter(Undecodable, event.ReasonDecodeFailed, fmt.Errorf("decode raw event: %w", err), raw, msg, src, now)
 	}
-	if ev.Enrichment != (event.Enrichment{}) {
-		err := errors.New("raw event already carries enrichment fields (device_key, facility_id, ...)")
-		return deadLetter(Undecodable, event.ReasonDecodeFailed, err, raw, msg, src, now)
-	}
-	end := bytes.LastIndexByte(msg, '}')
 	entry, ok := t.sensors[raw.SensorID]
 	if !ok {
 		err := fmt.Errorf("sensor %q is not in the reference data (version %s)", raw.SensorID, t.snap.Version())
 		return deadLetter(UnknownSensor, event.ReasonUnknownSensor, err, raw, msg, src, now)
 	}
 	res := Result{Outcome: Enriched}
-	key := raw.DeviceKey()
-
-	out := make([]byte, 0, end+len(entry.fields)+len(entry.zone)+320)
-	body := msg[:end]
-	for len(body) > 0 && isSpace(body[len(body)-1]) {
-		body = body[:len(body)-1]
-	}
-	out = append(out, body...)
-	if out[len(out)-1] != '{' {
-		out = append(out, ',')
-	}
-	out = append(out, `"device_key":`...)
-	out = appendString(out, key)
-	out = append(out, `,"enriched_at":"`...)
-	out = now.UTC().AppendFormat(out, event.TimeLayout)
-	out = append(out, '"')
-	out = append(out, entry.fields...)
+	ev.Enrichment = entry.fields
+	ev.Enrichment.DeviceKey = raw.DeviceKey()
+	ev.EnrichedAt = now
 	if raw.Zone == "" {
 		// A sensor covers one zone; an event that names its own (a search report) keeps it.
-		out = append(out, entry.zone...)
+		raw.Zone = entry.zone
 	}
 	if raw.TAC != "" {
 		if m, ok := t.snap.Model(raw.TAC); ok {
-			out = appendField(out, "manufacturer", m.Manufacturer)
-			out = appendField(out, "model", m.Model)
-			out = append(out, `,"mini_phone":`...)
-			out = strconv.AppendBool(out, m.Mini)
+			mini := m.Mini
+			ev.Manufacturer, ev.Model, ev.MiniPhone = m.Manufacturer, m.Model, &mini
 		} else {
 			res.TACUnknown = true
 		}
 	}
 	if raw.MCC != "" && raw.MNC != "" {
 		if o, ok := t.snap.Operator(raw.MCC, raw.MNC); ok {
-			out = appendField(out, "operator", o.Name)
-			out = appendField(out, "brand", o.Brand)
-			out = appendField(out, "country", o.CountryISO)
+			ev.Operator, ev.Brand, ev.Country = o.Name, o.Brand, o.CountryISO
 		} else {
 			res.OperatorUnknown = true
 		}
 	}
-	out = append(out, '}')
-	res.Key = []byte(key)
+	out, err := event.EncodeEnriched(make([]byte, 0, len(msg)+512), &ev)
+	if err != nil {
+		return deadLetter(Undecodable, event.ReasonEnrichFailed, fmt.Errorf("encode enriched event: %w", err), raw, msg, src, now)
+	}
+	res.Key = []byte(ev.Enrichment.DeviceKey)
 	res.Value = out
 	return res
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// appendField appends `,"name":"value"`, or nothing when value is empty: the contract says
-// an unknown enrichment field is absent, never an empty string.
-func appendField(b []byte, name, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendString(b, value)
-}
-
-// appendString appends s as a JSON string, escaped as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-func decode(msg []byte, ev *event.Enriched) error {
-	raw := &ev.Raw
-	// segmentio/encoding decodes the same JSON into the same types as encoding/json (it
-	// honours the contract's UnmarshalJSON methods), several times faster. Zero-copy: the
-	// decoded strings point into msg, which outlives them (nothing decoded is kept after
-	// Enrich returns). Field names match exactly, as the contract spells them.
-	rest, err := segjson.Parse(msg, ev, segjson.ZeroCopy|segjson.DontMatchCaseInsensitiveStructFields)
-	if err == nil && len(rest) != 0 {
-		err = fmt.Errorf("unexpected data after the JSON object at byte %d", len(msg)-len(rest))
-	}
-	if err != nil {
-		return fmt.Errorf("decode raw event: %w", err)
-	}
-	switch {
-	case raw.EventID == "":
-		return fmt.Errorf("event_id: %w", ErrMissingField)
-	case raw.SensorID == "":
-		return fmt.Errorf("sensor_id: %w", ErrMissingField)
-	case raw.Kind == "":
-		return fmt.Errorf("kind: %w", ErrMissingField)
-	case raw.ObservedAt.IsZero():
-		return fmt.Errorf("observed_at: %w", ErrMissingField)
-	}
-	return nil
 }
 
 // digitRuns matches runs of 6 or more digits, separators allowed: what could be an IMEI,
@@ -258,13 +169,13 @@ func deadLetter(o Outcome, reason string, cause error, raw *event.Raw, msg []byt
 		rec.SensorID = digitRuns.ReplaceAllString(rec.SensorID, "[redacted]")
 		rec.EventID = digitRuns.ReplaceAllString(rec.EventID, "[redacted]")
 	}
-	value, err := json.Marshal(&rec)
+	value, err := event.EncodeDLQ(&rec)
 	if err != nil {
 		// RawMessage that is not valid JSON cannot happen for UnknownSensor (it decoded);
 		// fall back to the text form anyway.
 		rec.Payload = nil
 		rec.PayloadText = digitRuns.ReplaceAllString(string(msg[:min(len(msg), maxPayloadText)]), "[redacted]")
-		value, _ = json.Marshal(&rec)
+		value, _ = event.EncodeDLQ(&rec)
 	}
 	return Result{Outcome: o, Key: []byte(rec.SensorID), Value: value}
 }

@@ -1,0 +1,166 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// TopicAlerts is the Kafka topic of alerts, keyed by alert id so that the versions of one
+// finding stay in order on one partition.
+const TopicAlerts = "alerts.v1"
+
+// Alert is one version of a correlation finding, as the correlator writes it to alerts.v1
+// (schemas/events/alert.v1.schema.json) and to the ClickHouse alerts table (schemas/clickhouse
+// 0003_alerts.sql). A finding keeps its ID while later evaluations extend it; each extension
+// is written as a new Version. All times are event times (millisecond precision, as the
+// events'), so replaying the same input produces the same alerts, byte for byte.
+//
+// The fields are time.Time for the correlator's arithmetic; on the wire they are the
+// contract's timestamps (TimeLayout): EncodeAlert and MarshalJSON write them so.
+type Alert struct {
+	ID              string    `json:"alert_id"`
+	Rule            string    `json:"rule"`
+	Severity        string    `json:"severity"`
+	GroupKey        string    `json:"group_key"`
+	Facilities      []string  `json:"facilities"`
+	FirstEvidenceAt time.Time `json:"first_evidence_at"`
+	LastEvidenceAt  time.Time `json:"last_evidence_at"`
+	WindowStart     time.Time `json:"window_start"`
+	WindowEnd       time.Time `json:"window_end"`
+	EvidenceIDs     []string  `json:"evidence_event_ids"`
+	EvidenceCount   uint32    `json:"evidence_count"`
+	Explanation     string    `json:"explanation"`
+	// CreatedAt is the event time at which the finding was first raised; it never changes
+	// (ClickHouse partitions alerts by it). UpdatedAt is the event time of this version.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   uint64    `json:"version"`
+}
+
+// alertJSON is Alert as the contract spells it: timestamps in TimeLayout.
+type alertJSON struct {
+	ID              string   `json:"alert_id"`
+	Rule            string   `json:"rule"`
+	Severity        string   `json:"severity"`
+	GroupKey        string   `json:"group_key"`
+	Facilities      []string `json:"facilities"`
+	FirstEvidenceAt Time     `json:"first_evidence_at"`
+	LastEvidenceAt  Time     `json:"last_evidence_at"`
+	WindowStart     Time     `json:"window_start"`
+	WindowEnd       Time     `json:"window_end"`
+	EvidenceIDs     []string `json:"evidence_event_ids"`
+	EvidenceCount   uint32   `json:"evidence_count"`
+	Explanation     string   `json:"explanation"`
+	CreatedAt       Time     `json:"created_at"`
+	UpdatedAt       Time     `json:"updated_at"`
+	Version         uint64   `json:"version"`
+}
+
+// EncodeAlert returns the JSON of a (alerts.v1): timestamps in TimeLayout, empty lists as
+// [] (never null).
+func EncodeAlert(a *Alert) ([]byte, error) {
+	j := alertJSON{
+		ID: a.ID, Rule: a.Rule, Severity: a.Severity, GroupKey: a.GroupKey, Facilities: nonNil(a.Facilities),
+		FirstEvidenceAt: NewTime(a.FirstEvidenceAt), LastEvidenceAt: NewTime(a.LastEvidenceAt),
+		WindowStart: NewTime(a.WindowStart), WindowEnd: NewTime(a.WindowEnd),
+		EvidenceIDs: nonNil(a.EvidenceIDs), EvidenceCount: a.EvidenceCount, Explanation: a.Explanation,
+		CreatedAt: NewTime(a.CreatedAt), UpdatedAt: NewTime(a.UpdatedAt), Version: a.Version,
+	}
+	b, err := json.Marshal(&j)
+	if err != nil {
+		return nil, fmt.Errorf("encode alert %s: %w", a.ID, err)
+	}
+	return b, nil
+}
+
+// MarshalJSON is EncodeAlert, so that an Alert marshals the same way wherever it is.
+func (a Alert) MarshalJSON() ([]byte, error) { return EncodeAlert(&a) }
+
+// DecodeAlert decodes an alert of alerts.v1 and checks the fields its schema requires.
+func DecodeAlert(data []byte, a *Alert) error {
+	var j alertJSON
+	if err := unmarshal(data, &j); err != nil {
+		return fmt.Errorf("alert: %w", err)
+	}
+	*a = Alert{
+		ID: j.ID, Rule: j.Rule, Severity: j.Severity, GroupKey: j.GroupKey, Facilities: j.Facilities,
+		FirstEvidenceAt: j.FirstEvidenceAt.Time, LastEvidenceAt: j.LastEvidenceAt.Time,
+		WindowStart: j.WindowStart.Time, WindowEnd: j.WindowEnd.Time,
+		EvidenceIDs: j.EvidenceIDs, EvidenceCount: j.EvidenceCount, Explanation: j.Explanation,
+		CreatedAt: j.CreatedAt.Time, UpdatedAt: j.UpdatedAt.Time, Version: j.Version,
+	}
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{
+		{"alert_id", a.ID == ""}, {"rule", a.Rule == ""}, {"group_key", a.GroupKey == ""},
+		{"first_evidence_at", a.FirstEvidenceAt.IsZero()}, {"last_evidence_at", a.LastEvidenceAt.IsZero()},
+		{"window_start", a.WindowStart.IsZero()}, {"window_end", a.WindowEnd.IsZero()},
+		{"created_at", a.CreatedAt.IsZero()}, {"updated_at", a.UpdatedAt.IsZero()},
+	} {
+		if f.missing {
+			return fmt.Errorf("alert: %s: %w", f.name, ErrMissingField)
+		}
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// mergeSorted adds the values of b missing from a (a sorted, without duplicates) and returns
+// the sorted union, at most limit long when limit > 0, and whether a grew.
+func mergeSorted(a, b []string, limit int) ([]string, bool) {
+	out := a
+	grew := false
+	for _, v := range b {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		i, found := slices.BinarySearch(out, v)
+		if found {
+			continue
+		}
+		if !grew {
+			out = slices.Clone(out)
+			grew = true
+		}
+		out = slices.Insert(out, i, v)
+	}
+	return out, grew
+}
+
+// Extend merges a later finding of the same group into a, keeping a's identity (ID,
+// CreatedAt), and reports whether the finding grew: more facilities or a larger evidence
+// count. New evidence ids alone (one more sighting of the same pattern) are merged, up to
+// maxEvidence, without counting as growth.
+func (a *Alert) Extend(later *Alert, maxEvidence int) (grew bool) {
+	var g1 bool
+	a.Facilities, g1 = mergeSorted(a.Facilities, later.Facilities, 0)
+	a.EvidenceIDs, _ = mergeSorted(a.EvidenceIDs, later.EvidenceIDs, maxEvidence)
+	if later.FirstEvidenceAt.Before(a.FirstEvidenceAt) {
+		a.FirstEvidenceAt = later.FirstEvidenceAt
+	}
+	if later.LastEvidenceAt.After(a.LastEvidenceAt) {
+		a.LastEvidenceAt = later.LastEvidenceAt
+	}
+	if later.WindowStart.Before(a.WindowStart) {
+		a.WindowStart = later.WindowStart
+	}
+	if later.WindowEnd.After(a.WindowEnd) {
+		a.WindowEnd = later.WindowEnd
+	}
+	grewCount := later.EvidenceCount > a.EvidenceCount
+	a.EvidenceCount = max(a.EvidenceCount, later.EvidenceCount)
+	a.Explanation = later.Explanation
+	if later.UpdatedAt.After(a.UpdatedAt) {
+		a.UpdatedAt = later.UpdatedAt
+	}
+	return g1 || grewCount
+}

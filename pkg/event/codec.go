@@ -1,0 +1,72 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// One codec per contract. Every service encodes and decodes the messages of the contract
+// with these functions and nothing else:
+//
+//	contract                     topic                    encode          decode
+//	raw event                    detections.raw.v1        EncodeRaw       DecodeRaw (Decoder.Raw)
+//	enriched event               detections.enriched.v1   EncodeEnriched  DecodeEnriched (Decoder.Enriched)
+//	dead-letter record           detections.dlq.v1        EncodeDLQ       DecodeDLQ
+//	alert                        alerts.v1                EncodeAlert     DecodeAlert
+//
+// The raw and enriched codecs are on the hot path: append-style encoders without reflection
+// (Raw.AppendJSON, Enriched.AppendJSON) and one fastjson-based parser (Decoder). Dead letters
+// and alerts are rare and use encoding/json.
+
+// EncodeRaw appends the JSON of r (detections.raw.v1) to b.
+func EncodeRaw(b []byte, r *Raw) ([]byte, error) { return r.AppendJSON(b) }
+
+// EncodeEnriched appends the JSON of e (detections.enriched.v1) to b.
+func EncodeEnriched(b []byte, e *Enriched) ([]byte, error) { return e.AppendJSON(b) }
+
+// EncodeDLQ returns the JSON of a dead-letter record (detections.dlq.v1). Its payload, when
+// set, must be valid JSON.
+func EncodeDLQ(rec *DLQ) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode dead letter: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeDLQ decodes a dead-letter record and checks the fields its schema requires.
+func DecodeDLQ(data []byte, rec *DLQ) error {
+	*rec = DLQ{}
+	if err := unmarshal(data, rec); err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	switch {
+	case rec.Reason == "":
+		return fmt.Errorf("dead letter: reason: %w", ErrMissingField)
+	case rec.Service == "":
+		return fmt.Errorf("dead letter: service: %w", ErrMissingField)
+	case rec.FailedAt.IsZero():
+		return fmt.Errorf("dead letter: failed_at: %w", ErrMissingField)
+	}
+	return nil
+}
+
+// unmarshal decodes data into v with encoding/json and names the bad field in its errors
+// ("source.partition: want int, got string"). Unknown fields are ignored (a newer producer
+// may add some); trailing data is an error.
+func unmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return fmt.Errorf("%s: want %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
