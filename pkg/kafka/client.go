@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/retry"
 )
+
+// settle is the policy for what a cluster does in seconds: a new topic's leaders, a metadata
+// refresh. It polls quickly and gives up after ten seconds.
+var settle = retry.Policy{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond, Multiplier: 1.5, Jitter: 0.2, MaxElapsed: 10 * time.Second}
 
 // client is a kafka-go admin client on the connection's transport; close releases the
 // transport's connections.
@@ -71,15 +76,22 @@ func PartitionOffsets(ctx context.Context, c Config, topic string) (map[int]int6
 		return nil, err
 	}
 	defer cl.close()
-	return backoff.Retry(ctx, func() (map[int]int64, error) {
-		return partitionOffsets(ctx, cl.Client, topic)
-	}, backoff.WithBackOff(&backoff.ConstantBackOff{Interval: 100 * time.Millisecond}), backoff.WithMaxElapsedTime(10*time.Second))
+	var out map[int]int64
+	err = retry.Do(ctx, settle, func(ctx context.Context) error {
+		var err error
+		out, err = partitionOffsets(ctx, c, cl.Client, topic)
+		return err
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func partitionOffsets(ctx context.Context, cl *kafkago.Client, topic string) (map[int]int64, error) {
-	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+func partitionOffsets(ctx context.Context, c Config, cl *kafkago.Client, topic string) (map[int]int64, error) {
+	meta, err := metadata(ctx, c, []string{topic})
 	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", topic, err)
+		return nil, fmt.Errorf("%s: %w", topic, err)
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
 		return nil, fmt.Errorf("topic %s not found", topic)
@@ -106,34 +118,50 @@ func partitionOffsets(ctx context.Context, cl *kafkago.Client, topic string) (ma
 // while it waits, or with ctx's error. Consumers wait for the topics `vigiectl topics apply`
 // creates; a topic that never comes is visible in their readiness, never an exit.
 func WaitForTopic(ctx context.Context, conn Config, topic string, logger *zap.Logger) error {
-	cl, err := newClient(conn, 10*time.Second)
-	if err != nil {
-		return err
+	if logger == nil {
+		logger = zap.NewNop()
 	}
-	defer cl.close()
-	logged := false
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
-		err := topicsReady(ctx, cl.Client, []string{topic})
-		if err != nil && !logged {
+	policy := retry.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5, Jitter: 0.2}
+	err := retry.Do(ctx, policy, func(ctx context.Context) error {
+		return topicsReady(ctx, conn, map[string]int{topic: 0})
+	}, func(err error, attempt int, _ time.Duration) {
+		if attempt == 1 {
 			logger.Info("waiting for topic", zap.String("topic", topic), zap.Error(err))
-			logged = true
 		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
-		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 1.5, MaxInterval: 2 * time.Second,
-	}), backoff.WithMaxElapsedTime(0))
+	})
 	if err != nil {
 		return fmt.Errorf("wait for topic %s: %w", topic, err)
 	}
 	return nil
 }
 
-// topicsReady returns nil once every topic of names exists and each of its partitions has a
-// leader.
-func topicsReady(ctx context.Context, cl *kafkago.Client, names []string) error {
-	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: names})
+// metadata asks a broker for the cluster's metadata about topics. kafka-go's Transport
+// answers metadata requests from a cache it refreshes every few seconds; a throwaway
+// transport makes the answer current, which an admin tool and a consumer waiting for its
+// topic both need (a topic created a second ago, partitions just added).
+func metadata(ctx context.Context, conn Config, topics []string) (*kafkago.MetadataResponse, error) {
+	cl, err := newClient(conn, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return nil, err
+	}
+	defer cl.close()
+	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return meta, nil
+}
+
+// topicsReady returns nil once every topic of want exists with at least the partition count
+// it maps to, and each of its partitions has a leader.
+func topicsReady(ctx context.Context, conn Config, want map[string]int) error {
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	meta, err := metadata(ctx, conn, names)
+	if err != nil {
+		return err
 	}
 	if len(meta.Topics) != len(names) {
 		return fmt.Errorf("metadata: %d of %d topics visible", len(meta.Topics), len(names))
@@ -142,8 +170,8 @@ func topicsReady(ctx context.Context, cl *kafkago.Client, names []string) error 
 		if t.Error != nil {
 			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
 		}
-		if len(t.Partitions) == 0 {
-			return fmt.Errorf("topic %s has no partitions yet", t.Name)
+		if len(t.Partitions) == 0 || len(t.Partitions) < want[t.Name] {
+			return fmt.Errorf("topic %s has %d of %d partitions yet", t.Name, len(t.Partitions), want[t.Name])
 		}
 		for _, p := range t.Partitions {
 			if p.Error != nil || p.Leader.Host == "" {

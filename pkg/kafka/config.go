@@ -116,7 +116,7 @@ func (s SASL) mechanism() (sasl.Mechanism, error) {
 func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
 	tlsCfg, err := c.TLS.Config()
 	if err != nil {
-		return nil, nil, fmt.Errorf("kafka tls: %w", err)
+		return nil, nil, fmt.Errorf("kafka: %w", err)
 	}
 	mech, err := c.SASL.mechanism()
 	if err != nil {

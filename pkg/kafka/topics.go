@@ -17,6 +17,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigie/vigie/pkg/retry"
 )
 
 // TopicSpec declares one topic: its partitions, replication and topic-level configuration.
@@ -31,8 +33,9 @@ type TopicSpec struct {
 	ReplicationFactor int `yaml:"replication_factor"`
 	// Config holds topic-level settings such as "retention.ms". When it has no
 	// "min.insync.replicas", ApplyTopics sets 2 where the replication factor is 3 or more and
-	// 1 otherwise: with acks=all, an acknowledged message is then on two brokers, and one
-	// broker may be down without stopping producers.
+	// 1 otherwise (the factor the topic has, for an existing topic): with acks=all, an
+	// acknowledged message is then on two brokers, and one broker may be down without
+	// stopping producers.
 	Config map[string]string `yaml:"config"`
 }
 
@@ -329,6 +332,8 @@ func checkTopicSetting(key, value string) error {
 type effective struct {
 	TopicSpec
 	config map[string]string
+	// explicitISR: the spec sets min.insync.replicas itself.
+	explicitISR bool
 }
 
 func resolve(s TopicSpec, brokers int) effective {
@@ -339,7 +344,8 @@ func resolve(s TopicSpec, brokers int) effective {
 	for k, v := range s.Config {
 		e.config[k] = v
 	}
-	if _, ok := e.config[minISR]; !ok {
+	_, e.explicitISR = e.config[minISR]
+	if !e.explicitISR {
 		e.config[minISR] = strconv.Itoa(defaultMinISR(e.ReplicationFactor))
 	}
 	return e
@@ -374,11 +380,16 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 		return nil, nil
 	}
 	names := make([]string, 0, len(specs))
+	want := map[string]int{} // partitions each topic has once applied
 	for _, s := range specs {
 		if err := s.Validate(); err != nil {
 			return nil, fmt.Errorf("topic %s: %w", s.Name, err)
 		}
+		if _, dup := want[s.Name]; dup {
+			return nil, fmt.Errorf("topic %s: declared twice", s.Name)
+		}
 		names = append(names, s.Name)
+		want[s.Name] = s.Partitions
 	}
 	cl, err := newClient(conn, 30*time.Second)
 	if err != nil {
@@ -386,9 +397,9 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 	}
 	defer cl.close()
 
-	meta, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: names})
+	meta, err := metadata(ctx, conn, names)
 	if err != nil {
-		return nil, fmt.Errorf("apply topics: metadata: %w", err)
+		return nil, fmt.Errorf("apply topics: %w", err)
 	}
 	existing := map[string]kafkago.Topic{}
 	for _, t := range meta.Topics {
@@ -438,6 +449,11 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 		t := existing[e.Name]
 		got := len(t.Partitions)
 		rf := replicationFactor(t)
+		if !e.explicitISR {
+			// From the factor the topic has: 2 on a topic left at factor 1 would stop
+			// every acks=all producer.
+			e.config[minISR] = strconv.Itoa(defaultMinISR(rf))
+		}
 		if rf != e.ReplicationFactor {
 			changes = append(changes, TopicChange{Topic: e.Name, What: DriftReplicationFactor,
 				From: strconv.Itoa(rf), To: strconv.Itoa(e.ReplicationFactor)})
@@ -453,6 +469,7 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 			}
 			changes = append(changes, ch)
 		case got > e.Partitions:
+			want[e.Name] = got
 			changes = append(changes, TopicChange{Topic: e.Name, What: DriftPartitions,
 				From: strconv.Itoa(got), To: strconv.Itoa(e.Partitions)})
 		}
@@ -477,7 +494,7 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, o.readyWithin)
 	defer cancel()
-	if err := waitReady(readyCtx, cl.Client, names); err != nil {
+	if err := waitReady(readyCtx, conn, want); err != nil {
 		return changes, fmt.Errorf("apply topics: %w", err)
 	}
 	return changes, nil
@@ -577,21 +594,15 @@ func replicationFactor(t kafkago.Topic) int {
 	return rf
 }
 
-// waitReady polls until every partition of names has a leader, or ctx ends.
-func waitReady(ctx context.Context, cl *kafkago.Client, names []string) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := topicsReady(ctx, cl, names)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("topics not ready: %w (%w)", err, ctx.Err())
-		case <-tick.C:
-		}
+// waitReady polls until every topic of want has its partitions, each with a leader, or ctx
+// ends.
+func waitReady(ctx context.Context, conn Config, want map[string]int) error {
+	p := settle
+	p.MaxElapsed = 0 // the caller's ctx bounds it
+	if err := retry.Do(ctx, p, func(ctx context.Context) error { return topicsReady(ctx, conn, want) }, nil); err != nil {
+		return fmt.Errorf("topics not ready: %w", err)
 	}
+	return nil
 }
 
 func sortedKeys(m map[string]string) []string {
