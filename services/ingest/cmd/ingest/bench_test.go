@@ -21,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigie/vigie/pkg/config"
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/sensorauth"
+	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/services/ingest/internal/app"
 )
 
 // The benchmarks run ingest as a separate process (this test binary re-executed with
@@ -35,22 +39,32 @@ import (
 // p99 request latency, peak RSS of the ingest process.
 func TestMain(m *testing.M) {
 	if os.Getenv("VIGIE_INGEST_BENCH_SERVER") == "1" {
-		if path := os.Getenv("VIGIE_INGEST_BENCH_CPUPROFILE"); path != "" {
-			f, err := os.Create(path)
-			if err == nil && pprof.StartCPUProfile(f) == nil {
-				defer pprof.StopCPUProfile()
-			}
-		}
-		if err := run(context.Background(), nil); err != nil {
-			fmt.Fprintln(os.Stderr, "ingest:", err)
-			os.Exit(1)
-		}
-		pprof.StopCPUProfile()
-		os.Exit(0)
+		os.Exit(serve())
 	}
 	code := m.Run()
 	benchServer.stop()
 	os.Exit(code)
+}
+
+// serve is main's path (configuration from VIGIE_INGEST_*, then service.Run, which stops on
+// SIGINT) with a CPU profile around it, which service.Main's exit would cut short.
+func serve() int {
+	if path := os.Getenv("VIGIE_INGEST_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	cfg := app.DefaultConfig()
+	if err := config.Load(cfg, service.EnvPrefix("ingest"), nil); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		return 2
+	}
+	if err := service.Run(context.Background(), "ingest", cfg, app.Build); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		return 1
+	}
+	return 0
 }
 
 const batchSize = 500
@@ -111,6 +125,15 @@ func (s *serverProc) start(b *testing.B) {
 		s.admin = admin
 		suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 		s.rawTopic = "bench_raw_" + suffix
+		dlqTopic := "bench_dlq_" + suffix
+		// Ingest does not create topics (`vigiectl topics apply` does): the bench creates its own.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, s.err = kafka.ApplyTopics(ctx, kafka.Config{Brokers: strings.Split(brokers, ",")},
+			[]kafka.TopicSpec{{Name: s.rawTopic, Partitions: 6}, {Name: dlqTopic, Partitions: 6}}, nil)
+		cancel()
+		if s.err != nil {
+			return
+		}
 		s.cmd = exec.Command(os.Args[0])
 		s.cmd.Env = append(os.Environ(),
 			"VIGIE_INGEST_BENCH_SERVER=1",
@@ -120,8 +143,7 @@ func (s *serverProc) start(b *testing.B) {
 			"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
 			"VIGIE_INGEST_KAFKA_BROKERS="+brokers,
 			"VIGIE_INGEST_TOPICS_RAW="+s.rawTopic,
-			"VIGIE_INGEST_TOPICS_DLQ=bench_dlq_"+suffix,
-			"VIGIE_INGEST_TOPICS_PARTITIONS=6",
+			"VIGIE_INGEST_TOPICS_DLQ="+dlqTopic,
 			"VIGIE_INGEST_RATE_EVENTS_PER_SECOND=10000000",
 			"VIGIE_INGEST_RATE_BURST=10000000",
 			"VIGIE_INGEST_LOG_LEVEL=warn",

@@ -12,14 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/lifecycle"
 	"github.com/vigie/vigie/pkg/pseudonym"
-	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/services/ingest/internal/auth"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
@@ -27,65 +25,74 @@ import (
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
 
-// App is a wired ingest service, listening but not yet serving.
-type App struct {
-	cfg       Config
-	logger    *zap.Logger
-	readiness *telemetry.Readiness
-	admin     *telemetry.AdminServer
-	store     *auth.Store
-	raw, dlq  *kafkago.Writer
-	http      *http.Server
+// Option adjusts the wiring (tests).
+type Option func(*options)
+
+type options struct {
+	transport kafkago.RoundTripper
 	listener  net.Listener
-	closed    chan struct{}
 }
 
-// Option adjusts the wiring (tests).
-type Option func(*App)
-
-// WithTransport makes the Kafka writers use t, e.g. a transport whose connections a test
+// WithTransport makes the Kafka producers use t, e.g. a transport whose connections a test
 // can cut to simulate a Kafka outage.
 func WithTransport(t kafkago.RoundTripper) Option {
-	return func(a *App) { a.raw.Transport, a.dlq.Transport = t, t }
+	return func(o *options) { o.transport = t }
 }
 
-// New loads keys and credentials, creates the topics if configured, and listens.
-func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Registry, opts ...Option) (*App, error) {
+// WithListener serves the events API on ln instead of listening on cfg.Listen, so that a
+// test knows the address before the service starts.
+func WithListener(ln net.Listener) Option {
+	return func(o *options) { o.listener = ln }
+}
+
+// Build wires ingest into s; service.Main and service.Run call it.
+func Build(ctx context.Context, s *service.Service, cfg *Config) error {
+	return build(ctx, s, cfg, options{})
+}
+
+// Builder returns Build with options (tests).
+func Builder(opts ...Option) func(context.Context, *service.Service, *Config) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(ctx context.Context, s *service.Service, cfg *Config) error { return build(ctx, s, cfg, o) }
+}
+
+// build loads keys and credentials (failing closed on either), creates the producers and
+// listens. The parts stop in this order: the events API answers the requests in flight,
+// then the producers close.
+func build(_ context.Context, s *service.Service, cfg *Config, o options) error {
 	keys, err := loadKeys(cfg.Pseudonym)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pipe, err := pipeline.New(keys.Active())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	store, err := auth.NewStore(cfg.CredentialsFile, cfg.CredentialsReload, logger, reg)
+	store, err := auth.NewStore(cfg.CredentialsFile, s.Logger, s.Registerer())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if cfg.Topics.Create {
-		specs := []kafka.TopicSpec{
-			{Name: cfg.Topics.Raw, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-			{Name: cfg.Topics.DLQ, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-		}
-		if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, specs...); err != nil {
-			return nil, fmt.Errorf("create topics: %w", err)
-		}
-	}
-	raw, err := kafka.NewWriter(cfg.Kafka, cfg.Topics.Raw)
+	s.OnReload("credentials", store.Reload)
+
+	raw, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.Raw)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	dlq, err := kafka.NewWriter(cfg.Kafka, cfg.Topics.DLQ)
+	s.OnClose(raw.Close)
+	dlq, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.DLQ)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a := &App{cfg: cfg, logger: logger, readiness: &telemetry.Readiness{}, store: store, raw: raw, dlq: dlq, closed: make(chan struct{})}
-	for _, o := range opts {
-		o(a)
+	s.OnClose(dlq.Close)
+	if o.transport != nil {
+		raw.SetTransport(o.transport)
+		dlq.SetTransport(o.transport)
 	}
-	brokers := cfg.Kafka.Brokers
-	a.readiness.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, brokers) })
+	conn := cfg.Kafka
+	s.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, conn) })
 
 	srv := server.New(server.Options{
 		Limits:         batch.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxEvents: cfg.Limits.MaxEvents, MaxEventBytes: cfg.Limits.MaxEventBytes},
@@ -96,82 +103,70 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Re
 		RetryAfter:     cfg.RetryAfter,
 		RawTopic:       cfg.Topics.Raw,
 		DLQTopic:       cfg.Topics.DLQ,
-	}, store, pipe, dedup.New(cfg.DedupWindow, time.Now), raw, dlq, logger, reg)
+	}, store, pipe, dedup.New(cfg.DedupWindow, time.Now), raw, dlq, s.Logger, s.Registerer())
 
-	a.http = &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      cfg.ProduceTimeout + 60*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(logger.Named("http")),
+	api := &eventsAPI{
+		logger: s.Logger,
+		tls:    cfg.TLS,
+		http: &http.Server{
+			Handler:           srv.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      cfg.ProduceTimeout + 60*time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          zap.NewStdLog(s.Logger.Named("http")),
+		},
+		serving: make(chan struct{}),
 	}
 	if cfg.TLS.CertFile != "" {
-		tc, err := tlsConfig(cfg.TLS)
-		if err != nil {
-			return nil, err
+		if api.http.TLSConfig, err = tlsConfig(cfg.TLS); err != nil {
+			return err
 		}
-		a.http.TLSConfig = tc
 	}
-	a.admin, err = telemetry.NewAdminServer(cfg.AdminListen, reg, a.readiness, logger)
-	if err != nil {
-		return nil, err
+	ln := o.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
 	}
-	a.listener, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		_ = a.admin.Shutdown(ctx)
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	return a, nil
+	api.ln = &startedListener{Listener: ln, started: api.serving}
+	s.Add("events_api", api.run, api.stop)
+	return nil
 }
 
-// Addr is the events API address.
-func (a *App) Addr() string { return a.listener.Addr().String() }
+// eventsAPI is the HTTP server of POST /v1/events as a part of the service.
+type eventsAPI struct {
+	logger  *zap.Logger
+	tls     TLSConfig
+	http    *http.Server
+	ln      net.Listener
+	serving chan struct{}
+}
 
-// AdminAddr is the admin server address.
-func (a *App) AdminAddr() string { return a.admin.Addr() }
-
-// Run serves until ctx ends or SIGINT/SIGTERM, then shuts down in order: stop taking
-// requests and answer those in flight, stop reloading credentials, close the Kafka writers,
-// stop the admin server.
-func (a *App) Run(ctx context.Context) error {
-	g := lifecycle.New(a.logger, a.cfg.ShutdownTimeout)
-	serving := make(chan struct{})
-	ln := &startedListener{Listener: a.listener, started: serving}
-	g.Add("http", func(context.Context) error {
-		a.readiness.MarkReady()
-		a.logger.Info("events api listening", zap.String("addr", a.Addr()), zap.Bool("tls", a.http.TLSConfig != nil))
-		var err error
-		if a.http.TLSConfig != nil {
-			err = a.http.ServeTLS(ln, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
-		} else {
-			err = a.http.Serve(ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	}, func(ctx context.Context) error {
-		a.readiness.MarkNotReady()
-		// A shutdown that came before Serve would close the listener with connections the
-		// kernel already accepted on it, unanswered: wait until serving.
-		select {
-		case <-serving:
-		case <-ctx.Done():
-		}
-		return a.http.Shutdown(ctx)
-	})
-	g.Add("credentials", a.store.Run, nil)
-	g.Add("kafka", func(context.Context) error {
-		<-a.closed
+func (a *eventsAPI) run(context.Context) error {
+	a.logger.Info("events api listening", zap.String("addr", a.ln.Addr().String()), zap.Bool("tls", a.http.TLSConfig != nil))
+	var err error
+	if a.http.TLSConfig != nil {
+		err = a.http.ServeTLS(a.ln, a.tls.CertFile, a.tls.KeyFile)
+	} else {
+		err = a.http.Serve(a.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
 		return nil
-	}, func(context.Context) error {
-		defer close(a.closed)
-		return errors.Join(a.raw.Close(), a.dlq.Close())
-	})
-	g.Add("admin", a.admin.Run, a.admin.Shutdown)
-	return g.Run(ctx)
+	}
+	return err
+}
+
+// stop answers the requests in flight, then returns.
+func (a *eventsAPI) stop(ctx context.Context) error {
+	// A shutdown that came before Serve would close the listener with connections the
+	// kernel already accepted on it, unanswered: wait until serving.
+	select {
+	case <-a.serving:
+	case <-ctx.Done():
+	}
+	return a.http.Shutdown(ctx)
 }
 
 // startedListener closes started on the first Accept, i.e. once the server serves.

@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/sensorauth"
+	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/schemas/events"
 	"github.com/vigie/vigie/services/ingest/internal/app"
@@ -42,11 +45,12 @@ const (
 // env is one running ingest with its own topics, credentials and log buffer.
 type env struct {
 	t        *testing.T
-	app      *app.App
-	cfg      app.Config
+	svc      *service.Service
+	cfg      *app.Config
 	tokens   map[string]string
 	logs     *syncBuffer
 	url      string
+	addr     string
 	brokers  []string
 	cancel   context.CancelFunc
 	done     chan error
@@ -70,6 +74,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// start runs ingest in-process through the service skeleton, as main does, with topics of
+// its own (created here as `vigiectl topics apply` would, unless adjust points Kafka
+// elsewhere), and waits until it serves.
 func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -86,30 +93,50 @@ func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	keyFile := filepath.Join(dir, "keys.yaml")
 	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\ndefault_country_code: \"33\"\nkeys:\n  t1: "+hex.EncodeToString([]byte("integration-test-key-0123456789ab"))+"\n"), 0o600))
 
+	// The events API's listener, made here so that the address is known before the start.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
 	cfg := app.DefaultConfig()
-	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Admin.Listen, cfg.Listen = "127.0.0.1:0", ln.Addr().String()
 	cfg.CredentialsFile = e.credFile
-	cfg.CredentialsReload = 20 * time.Millisecond
 	cfg.Pseudonym.KeyFile = keyFile
 	cfg.Kafka.Brokers = e.brokers
 	cfg.Topics.Raw = testenv.Name(t, "raw")
 	cfg.Topics.DLQ = testenv.Name(t, "dlq")
-	cfg.Topics.Partitions = 3
 	cfg.ProduceTimeout = 5 * time.Second
 	cfg.RetryAfter = 2 * time.Second
 	cfg.ShutdownTimeout = 10 * time.Second
 	if adjust != nil {
-		adjust(&cfg)
+		adjust(cfg)
 	}
+	require.NoError(t, cfg.Validate(), "what main's config.Load checks")
 	e.cfg = cfg
+	if slices.Equal(cfg.Kafka.Brokers, e.brokers) {
+		createTopics(t, cfg.Kafka, cfg.Topics.Raw, cfg.Topics.DLQ)
+	}
+
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), e.logs, zapcore.DebugLevel))
-	a, err := app.New(context.Background(), cfg, logger, prometheus.NewRegistry(), opts...)
-	require.NoError(t, err)
-	e.app, e.url = a, "http://"+a.Addr()+server.Path
+	started := make(chan *service.Service, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- a.Run(ctx) }()
+	go func() {
+		e.done <- service.Run(ctx, "ingest", cfg, app.Builder(append(opts, app.WithListener(ln))...),
+			service.WithLogger(logger), service.WithRegistry(prometheus.NewRegistry()),
+			service.WithStarted(func(s *service.Service) { started <- s }))
+	}()
+	select {
+	case e.svc = <-started:
+	case err := <-e.done:
+		cancel()
+		t.Fatalf("ingest did not start: %v", err)
+	}
 	t.Cleanup(e.stop)
+	e.addr = ln.Addr().String()
+	scheme := "http://"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https://"
+	}
+	e.url = scheme + e.addr + server.Path
 	// Serving once an unauthenticated request is answered 401.
 	require.Eventually(t, func() bool {
 		if cfg.TLS.ClientCAFile != "" {
@@ -124,6 +151,22 @@ func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	}, 10*time.Second, 5*time.Millisecond)
 	return e
 }
+
+// createTopics creates the test's topics with 3 partitions, as `vigiectl topics apply`
+// creates Vigie's.
+func createTopics(t *testing.T, conn kafka.Config, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var specs []kafka.TopicSpec
+	for _, n := range names {
+		specs = append(specs, kafka.TopicSpec{Name: n, Partitions: 3})
+	}
+	_, err := kafka.ApplyTopics(ctx, conn, specs, zap.NewNop())
+	require.NoError(t, err)
+}
+
+func (e *env) adminURL(path string) string { return "http://" + e.svc.AdminAddr() + path }
 
 func (e *env) client() *http.Client {
 	if e.cfg.TLS.CertFile == "" {
@@ -220,7 +263,7 @@ func readAll(t *testing.T, brokers []string, topic string) []kafkago.Message {
 	var ends map[int]int64
 	require.Eventually(t, func() bool {
 		var err error
-		ends, err = kafka.PartitionOffsets(ctx, brokers, topic)
+		ends, err = kafka.PartitionOffsets(ctx, kafka.Config{Brokers: brokers}, topic)
 		return err == nil
 	}, 20*time.Second, 50*time.Millisecond, "list offsets of %s", topic)
 	var out []kafkago.Message
@@ -387,19 +430,64 @@ func TestRequestErrors(t *testing.T) {
 	}
 }
 
-func TestCredentialsReloadWithoutRestart(t *testing.T) {
+// TestCredentialsReloadOnSIGHUP rotates the credentials file and sends SIGHUP: the new
+// sensor is let in without a restart; then a broken file on SIGHUP keeps the credentials
+// in force and the log says which file and why.
+func TestCredentialsReloadOnSIGHUP(t *testing.T) {
 	e := start(t, nil)
-	entry, tok, err := sensorauth.NewEntry("cd-salon-de-provence-rf-07")
+	const newSensor = "cd-salon-de-provence-rf-07"
+	entry, tok, err := sensorauth.NewEntry(newSensor)
 	require.NoError(t, err)
 	f, err := sensorauth.Load(e.credFile)
 	require.NoError(t, err)
 	f.Credentials = append(f.Credentials, entry)
 	require.NoError(t, f.WriteFile(e.credFile))
-	e.tokens["cd-salon-de-provence-rf-07"] = tok
-	good, _ := makeEvents(t, "cd-salon-de-provence-rf-07", "reload", 5)
+	e.tokens[newSensor] = tok
+	good, _ := makeEvents(t, newSensor, "reload", 5)
+	require.Equal(t, http.StatusUnauthorized, e.post(newSensor, ndjson(good), nil).code, "not before the reload")
+
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	require.Eventually(t, func() bool {
-		return e.post("cd-salon-de-provence-rf-07", ndjson(good), nil).code == http.StatusOK
+		return e.post(newSensor, ndjson(good), nil).code == http.StatusOK
 	}, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, metrics(t, e), `vigie_ingest_reloads_total{hook="credentials",result="ok"} 1`)
+
+	// A file broken by a bad edit: the reload fails, and every sensor still gets in.
+	require.NoError(t, os.WriteFile(e.credFile, []byte("credentials: [{sensor_id: x"), 0o600))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(metrics(t, e), `vigie_ingest_reloads_total{hook="credentials",result="error"} 1`)
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, e.logs.String(), "reload failed, keeping the previous state")
+	require.Contains(t, e.logs.String(), e.credFile)
+	for i, sensor := range []string{sensorA, newSensor} {
+		evs, _ := makeEvents(t, sensor, fmt.Sprintf("after-bad-reload-%d", i), 3)
+		r := e.post(sensor, ndjson(evs), nil)
+		require.Equal(t, http.StatusOK, r.code, r.raw)
+		require.Equal(t, 3, r.body.Accepted)
+	}
+	require.Contains(t, metrics(t, e), "vigie_ingest_credentials_entries 3")
+}
+
+// TestCredentialsFailClosedAtStart: without a readable credentials file ingest does not
+// start, and says which file.
+func TestCredentialsFailClosedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys.yaml")
+	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\nkeys:\n  t1: "+strings.Repeat("ab", 32)+"\n"), 0o600))
+	for name, body := range map[string]string{"broken": "credentials: [oops", "empty": "credentials: []\n", "missing": ""} {
+		t.Run(name, func(t *testing.T) {
+			cfg := app.DefaultConfig()
+			cfg.Admin.Listen, cfg.Listen = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.Pseudonym.KeyFile = keyFile
+			cfg.CredentialsFile = filepath.Join(dir, name+".yaml")
+			if name != "missing" {
+				require.NoError(t, os.WriteFile(cfg.CredentialsFile, []byte(body), 0o600))
+			}
+			err := service.Run(context.Background(), "ingest", cfg, app.Build, service.WithLogger(zap.NewNop()), service.WithRegistry(prometheus.NewRegistry()))
+			require.ErrorContains(t, err, cfg.CredentialsFile)
+		})
+	}
 }
 
 func TestKafkaUnreachable(t *testing.T) {
@@ -410,10 +498,9 @@ func TestKafkaUnreachable(t *testing.T) {
 	require.NoError(t, ln.Close())
 	e := start(t, func(c *app.Config) {
 		c.Kafka.Brokers = []string{dead}
-		c.Topics.Create = false
 		c.ProduceTimeout = 3 * time.Second
 	})
-	resp, err := http.Get("http://" + e.app.AdminAddr() + "/readyz")
+	resp, err := http.Get(e.adminURL("/readyz"))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -458,8 +545,9 @@ func (c *cutter) set(down bool) {
 
 func TestKafkaStoppedNothingAcknowledgedLost(t *testing.T) {
 	c := &cutter{}
-	e := start(t, func(cfg *app.Config) { cfg.ProduceTimeout = 3 * time.Second },
-		app.WithTransport(&kafkago.Transport{Dial: c.dial}))
+	tr := &kafkago.Transport{Dial: c.dial}
+	t.Cleanup(tr.CloseIdleConnections) // the test's own transport: the producers do not own it
+	e := start(t, func(cfg *app.Config) { cfg.ProduceTimeout = 3 * time.Second }, app.WithTransport(tr))
 	acked := map[string]bool{}
 	var failed [][]byte
 	for i := range 12 {
@@ -505,7 +593,7 @@ func TestKafkaStoppedNothingAcknowledgedLost(t *testing.T) {
 func TestReadyAndMetrics(t *testing.T) {
 	e := start(t, nil)
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + e.app.AdminAddr() + "/readyz")
+		resp, err := http.Get(e.adminURL("/readyz"))
 		if err != nil {
 			return false
 		}
@@ -514,7 +602,7 @@ func TestReadyAndMetrics(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	good, _ := makeEvents(t, sensorA, "metrics", 3)
 	require.Equal(t, http.StatusOK, e.post(sensorA, ndjson(good), nil).code)
-	resp, err := http.Get("http://" + e.app.AdminAddr() + "/metrics")
+	resp, err := http.Get(e.adminURL("/metrics"))
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

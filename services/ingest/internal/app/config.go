@@ -1,45 +1,50 @@
-// Package app wires the ingest service: configuration, keys, credentials, Kafka writers, the
-// HTTP server, the admin server, and their ordered shutdown.
+// Package app wires the ingest service into the service skeleton (pkg/service): keys,
+// credentials, the Kafka producers and the events API server, and their ordered shutdown.
 package app
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/service"
 )
 
-// Config is the ingest configuration (YAML file, then VIGIE_INGEST_* environment, then flags).
+// Config is the ingest configuration (YAML file, then VIGIE_INGEST_* environment, then
+// flags). The shared blocks (admin, log, shutdown_timeout, kafka, producer) are described
+// once in the top README; the keys below them are ingest's own.
 type Config struct {
+	service.Base `yaml:",inline"`
+	// Kafka is the connection to the brokers (brokers, tls, sasl).
+	Kafka kafka.Config `yaml:"kafka"`
+	// Producer configures the raw and dead-letter producers (acks all by default).
+	Producer kafka.ProducerConfig `yaml:"producer"`
+	Topics   TopicsConfig         `yaml:"topics"`
+
 	// Listen is the address of the events API.
 	Listen string `yaml:"listen"`
-	// AdminListen serves /metrics, /healthz and /readyz.
-	AdminListen string    `yaml:"admin_listen"`
-	TLS         TLSConfig `yaml:"tls"`
-	// CredentialsFile lists sensors and their token hashes (pkg/sensorauth); it is
-	// re-read every CredentialsReload and swapped when its content changed.
-	CredentialsFile   string          `yaml:"credentials_file"`
-	CredentialsReload time.Duration   `yaml:"credentials_reload"`
-	Pseudonym         PseudonymConfig `yaml:"pseudonym"`
-	Limits            LimitsConfig    `yaml:"limits"`
-	Rate              RateConfig      `yaml:"rate"`
+	// TLS is the events API's own server TLS, for the sensors; kafka.tls is the client TLS
+	// of the connection to the brokers.
+	TLS TLSConfig `yaml:"tls"`
+	// CredentialsFile lists sensors and their token hashes (pkg/sensorauth). It is read at
+	// start (the service does not start without it) and again on SIGHUP.
+	CredentialsFile string          `yaml:"credentials_file"`
+	Pseudonym       PseudonymConfig `yaml:"pseudonym"`
+	Limits          LimitsConfig    `yaml:"limits"`
+	Rate            RateConfig      `yaml:"rate"`
 	// DedupWindow is how long a (sensor_id, event_id) is remembered: at least 10 minutes.
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement of one request.
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
 	// RetryAfter is the Retry-After of a 503 answer.
-	RetryAfter      time.Duration        `yaml:"retry_after"`
-	Kafka           kafka.ProducerConfig `yaml:"kafka"`
-	Topics          TopicsConfig         `yaml:"topics"`
-	ShutdownTimeout time.Duration        `yaml:"shutdown_timeout"`
-	Log             telemetry.LogConfig  `yaml:"log"`
+	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
-// TLSConfig turns on TLS when CertFile and KeyFile are set, and mutual TLS (client
-// certificates signed by ClientCAFile required) when ClientCAFile is set too.
+// TLSConfig turns on TLS for the events API when CertFile and KeyFile are set, and mutual
+// TLS (client certificates signed by ClientCAFile required) when ClientCAFile is set too.
 type TLSConfig struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
@@ -70,49 +75,53 @@ type RateConfig struct {
 	Burst           int     `yaml:"burst"`
 }
 
-// TopicsConfig names the topics and, when Create is set, how to create them at start.
+// TopicsConfig names the topics ingest produces to. Ingest does not create them:
+// `vigiectl topics apply` does, from schemas/kafka/topics.yaml.
 type TopicsConfig struct {
-	Raw               string `yaml:"raw"`
-	DLQ               string `yaml:"dlq"`
-	Create            bool   `yaml:"create"`
-	Partitions        int    `yaml:"partitions"`
-	ReplicationFactor int    `yaml:"replication_factor"`
+	Raw string `yaml:"raw"`
+	DLQ string `yaml:"dlq"`
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig() Config {
-	return Config{
-		Listen:            "127.0.0.1:19080",
-		AdminListen:       "127.0.0.1:19081",
-		CredentialsReload: 2 * time.Second,
-		Pseudonym:         PseudonymConfig{DefaultCountryCode: "33"},
-		Limits:            LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10},
-		Rate:              RateConfig{EventsPerSecond: 2000, Burst: 5000},
-		DedupWindow:       10 * time.Minute,
-		ProduceTimeout:    10 * time.Second,
-		RetryAfter:        5 * time.Second,
-		Kafka:             kafka.DefaultProducerConfig(),
-		Topics:            TopicsConfig{Raw: event.TopicRaw, DLQ: event.TopicDLQ, Create: true, Partitions: 6, ReplicationFactor: 1},
-		ShutdownTimeout:   30 * time.Second,
-		Log:               telemetry.DefaultLogConfig(),
+func DefaultConfig() *Config {
+	return &Config{
+		Base:           service.DefaultBase("127.0.0.1:19081"),
+		Kafka:          kafka.DefaultConfig(),
+		Producer:       kafka.DefaultProducerConfig(),
+		Topics:         TopicsConfig{Raw: event.TopicRaw, DLQ: event.TopicDLQ},
+		Listen:         "127.0.0.1:19080",
+		Pseudonym:      PseudonymConfig{DefaultCountryCode: "33"},
+		Limits:         LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10},
+		Rate:           RateConfig{EventsPerSecond: 2000, Burst: 5000},
+		DedupWindow:    10 * time.Minute,
+		ProduceTimeout: 10 * time.Second,
+		RetryAfter:     5 * time.Second,
 	}
 }
 
-// Validate names the first bad field.
+// Validate names the first bad key.
 func (c *Config) Validate() error {
+	if err := c.Base.Validate(); err != nil {
+		return err
+	}
+	if err := c.Kafka.Validate("kafka"); err != nil {
+		return err
+	}
+	if err := c.Producer.Validate("producer"); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
 	switch {
-	case c.Listen == "":
-		return errors.New("listen: must not be empty")
-	case c.AdminListen == "":
-		return errors.New("admin_listen: must not be empty")
+	case c.Topics.Raw == "" || c.Topics.DLQ == "":
+		return errors.New("topics.raw, topics.dlq: must not be empty")
 	case (c.TLS.CertFile == "") != (c.TLS.KeyFile == ""):
-		return errors.New("tls: cert_file and key_file go together")
+		return errors.New("tls.cert_file, tls.key_file: set both or neither")
 	case c.TLS.ClientCAFile != "" && c.TLS.CertFile == "":
 		return errors.New("tls.client_ca_file: mutual TLS needs tls.cert_file and tls.key_file")
 	case c.CredentialsFile == "":
 		return errors.New("credentials_file: must be set (sensor token hashes, see ingest-credentials)")
-	case c.CredentialsReload <= 0:
-		return errors.New("credentials_reload: must be positive")
 	case c.Limits.MaxWireBytes <= 0 || c.Limits.MaxBodyBytes <= 0:
 		return errors.New("limits.max_wire_bytes, limits.max_body_bytes: must be positive")
 	case c.Limits.MaxEvents <= 0:
@@ -129,15 +138,6 @@ func (c *Config) Validate() error {
 		return errors.New("produce_timeout: must be positive")
 	case c.RetryAfter < time.Second:
 		return errors.New("retry_after: must be at least 1s")
-	case c.Topics.Raw == "" || c.Topics.DLQ == "":
-		return errors.New("topics.raw, topics.dlq: must not be empty")
-	case c.Topics.Create && (c.Topics.Partitions <= 0 || c.Topics.ReplicationFactor <= 0):
-		return errors.New("topics.partitions, topics.replication_factor: must be positive")
-	case c.ShutdownTimeout <= 0:
-		return errors.New("shutdown_timeout: must be positive")
 	}
-	if err := c.Kafka.Validate("kafka"); err != nil {
-		return err
-	}
-	return c.Log.Validate()
+	return nil
 }

@@ -65,7 +65,7 @@ func TestGracefulShutdownAnswersInFlight(t *testing.T) {
 
 	e.cancel() // SIGTERM equivalent
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + e.app.AdminAddr() + "/readyz")
+		resp, err := http.Get(e.adminURL("/readyz"))
 		if err != nil {
 			return true
 		}
@@ -106,7 +106,6 @@ func TestMutualTLS(t *testing.T) {
 	}
 	caFile := write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
 	e := start(t, func(c *app.Config) {
-		c.Listen = "127.0.0.1:0"
 		c.TLS.CertFile = write("server.pem", &pem.Block{Type: "CERTIFICATE", Bytes: srv.Raw})
 		c.TLS.KeyFile = write("server-key.pem", keyBlock(t, srvKey))
 		c.TLS.ClientCAFile = caFile
@@ -114,7 +113,7 @@ func TestMutualTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	evs, _ := makeEvents(t, sensorA, "tls", 3)
-	url := "https://" + e.app.Addr() + server.Path
+	url := e.url
 	do := func(certs []tls.Certificate) (*http.Response, error) {
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
 		defer c.CloseIdleConnections()
@@ -164,7 +163,7 @@ func keyBlock(t *testing.T, k *ecdsa.PrivateKey) *pem.Block {
 }
 
 func metrics(t *testing.T, e *env) string {
-	resp, err := http.Get("http://" + e.app.AdminAddr() + "/metrics")
+	resp, err := http.Get(e.adminURL("/metrics"))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -1,5 +1,5 @@
 // Package auth authenticates sensors by bearer token against the credentials file
-// (pkg/sensorauth), which it reloads without restart when its content changes.
+// (pkg/sensorauth), which it reloads without restart (SIGHUP) when its content changed.
 package auth
 
 import (
@@ -13,7 +13,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -24,14 +23,12 @@ import (
 
 // Store holds the current credentials. Lookups are lock-free; a reload swaps the whole set.
 type Store struct {
-	path     string
-	interval time.Duration
-	logger   *zap.Logger
-	creds    atomic.Pointer[credentials]
-	mu       sync.Mutex // serialises reloads
-	loaded   []byte
-	reloads  *prometheus.CounterVec
-	sensors  prometheus.Gauge
+	path    string
+	logger  *zap.Logger
+	creds   atomic.Pointer[credentials]
+	mu      sync.Mutex // serialises reloads
+	loaded  []byte
+	sensors prometheus.Gauge
 }
 
 type credential struct {
@@ -43,20 +40,17 @@ type credential struct {
 // not scan every sensor; the whole hash is then compared in constant time.
 type credentials struct {
 	byPrefix map[uint64][]credential
+	n        int
 }
 
-// NewStore loads the credentials file; it fails if the file is missing or invalid.
-func NewStore(path string, interval time.Duration, logger *zap.Logger, reg prometheus.Registerer) (*Store, error) {
+// NewStore loads the credentials file; it fails if the file is missing or invalid (fail
+// closed: no start without credentials). reg prefixes the metric names (vigie_ingest_).
+func NewStore(path string, logger *zap.Logger, reg prometheus.Registerer) (*Store, error) {
 	s := &Store{
-		path:     path,
-		interval: interval,
-		logger:   logger.Named("auth"),
-		reloads: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "vigie_ingest_credentials_reloads_total",
-			Help: "Reloads of the credentials file by result (ok, error).",
-		}, []string{"result"}),
+		path:   path,
+		logger: logger.Named("auth"),
 		sensors: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-			Name: "vigie_ingest_credentials_entries",
+			Name: "credentials_entries",
 			Help: "Credential entries loaded.",
 		}),
 	}
@@ -103,7 +97,7 @@ func (s *Store) reload() (bool, error) {
 		// sensor out because of it.
 		return false, fmt.Errorf("credentials %s: no entries", s.path)
 	}
-	c := &credentials{byPrefix: make(map[uint64][]credential, len(f.Credentials))}
+	c := &credentials{byPrefix: make(map[uint64][]credential, len(f.Credentials)), n: len(f.Credentials)}
 	for _, e := range f.Credentials {
 		var cr credential
 		if _, err := hex.Decode(cr.hash[:], []byte(e.TokenSHA256)); err != nil {
@@ -119,30 +113,19 @@ func (s *Store) reload() (bool, error) {
 	return true, nil
 }
 
-// Run reloads the file every interval until ctx ends.
-func (s *Store) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			changed, err := s.reload()
-			switch {
-			case err != nil:
-				s.reloads.WithLabelValues("error").Inc()
-				s.logger.Error("credentials reload, keeping the previous ones", zap.Error(err))
-			case changed:
-				s.reloads.WithLabelValues("ok").Inc()
-				s.logger.Info("credentials reloaded", zap.String("path", s.path))
-			}
-		}
+// Reload reads the file again and swaps the credentials when its content changed (the
+// service's SIGHUP hook, whose runs are counted by vigie_ingest_reloads_total). A file that
+// cannot be read or parsed, or that has no entries, leaves the previous credentials in
+// force; the error says which file and why.
+func (s *Store) Reload(context.Context) error {
+	changed, err := s.reload()
+	if err != nil {
+		return err
 	}
-}
-
-// ReloadNow reloads immediately (tests, SIGHUP).
-func (s *Store) ReloadNow() error {
-	_, err := s.reload()
-	return err
+	if changed {
+		s.logger.Info("credentials changed", zap.String("path", s.path), zap.Int("entries", s.creds.Load().n))
+	} else {
+		s.logger.Debug("credentials unchanged", zap.String("path", s.path))
+	}
+	return nil
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -25,12 +26,10 @@ func TestStoreReloads(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, (&sensorauth.File{Credentials: []sensorauth.Entry{e1}}).WriteFile(path))
 
-	s, err := auth.NewStore(path, 10*time.Millisecond, zap.NewNop(), prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	s, err := auth.NewStore(path, zap.NewNop(), reg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	ctx := context.Background()
 
 	id, ok := s.Authenticate(tok1)
 	require.True(t, ok)
@@ -44,21 +43,51 @@ func TestStoreReloads(t *testing.T) {
 
 	// Rotation: s2 added, s1 removed, without restart.
 	require.NoError(t, (&sensorauth.File{Credentials: []sensorauth.Entry{e2}}).WriteFile(path))
-	require.Eventually(t, func() bool { _, ok := s.Authenticate(tok2); return ok }, 5*time.Second, 5*time.Millisecond)
+	_, ok = s.Authenticate(tok2)
+	require.False(t, ok, "nothing changes before the reload")
+	require.NoError(t, s.Reload(ctx))
+	_, ok = s.Authenticate(tok2)
+	require.True(t, ok)
 	_, ok = s.Authenticate(tok1)
 	require.False(t, ok)
+	require.NoError(t, s.Reload(ctx), "an unchanged file reloads fine")
 
 	// A broken file keeps the previous credentials.
 	require.NoError(t, writeRaw(path, "credentials: [oops"))
-	require.Error(t, s.ReloadNow())
+	err = s.Reload(ctx)
+	require.ErrorContains(t, err, path)
 	_, ok = s.Authenticate(tok2)
 	require.True(t, ok)
 
 	// So does an empty one (a file caught while rewritten in place).
 	require.NoError(t, writeRaw(path, ""))
-	require.Error(t, s.ReloadNow())
+	require.ErrorContains(t, s.Reload(ctx), "no entries")
 	_, ok = s.Authenticate(tok2)
 	require.True(t, ok)
+
+	// And a missing one.
+	require.NoError(t, os.Remove(path))
+	require.Error(t, s.Reload(ctx))
+	_, ok = s.Authenticate(tok2)
+	require.True(t, ok)
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP credentials_entries Credential entries loaded.
+# TYPE credentials_entries gauge
+credentials_entries 1
+`), "credentials_entries"))
+}
+
+func TestStoreFailsClosedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"broken": "credentials: [oops", "empty": ""} {
+		path := filepath.Join(dir, name+".yaml")
+		require.NoError(t, writeRaw(path, body))
+		_, err := auth.NewStore(path, zap.NewNop(), prometheus.NewRegistry())
+		require.ErrorContains(t, err, path, name)
+	}
+	_, err := auth.NewStore(filepath.Join(dir, "missing.yaml"), zap.NewNop(), prometheus.NewRegistry())
+	require.Error(t, err)
 }
 
 // writeRaw replaces the file atomically, as operators should (see sensorauth.WriteFile).

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
@@ -31,10 +32,13 @@ import (
 const Path = "/v1/events"
 
 // Producer writes messages synchronously: it returns once Kafka acknowledged them all, or
-// with an error. *kafkago.Writer (synchronous, RequiredAcks=all) is one.
+// with an error. When only some were acknowledged, the error wraps kafkago.WriteErrors,
+// one per message. *kafka.Producer is one.
 type Producer interface {
-	WriteMessages(ctx context.Context, msgs ...kafkago.Message) error
+	Write(ctx context.Context, msgs ...kafka.Message) error
 }
+
+var _ Producer = (*kafka.Producer)(nil)
 
 // Authenticator maps a bearer token to its sensor.
 type Authenticator interface {
@@ -88,19 +92,19 @@ func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window
 	f := promauto.With(reg)
 	s := &Server{opts: opts, auth: a, pipe: p, seen: seen, raw: raw, dlq: dlq, logger: logger.Named("server"), now: time.Now}
 	s.m = metrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_requests_total", Help: "Requests to the events API by HTTP status code."}, []string{"code"}),
-		requestTime: f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_ingest_request_duration_seconds", Help: "Time to answer a request to the events API.",
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "requests_total", Help: "Requests to the events API by HTTP status code."}, []string{"code"}),
+		requestTime: f.NewHistogram(prometheus.HistogramOpts{Name: "request_duration_seconds", Help: "Time to answer a request to the events API.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
-		accepted:   f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_events_accepted_total", Help: "Events produced to detections.raw.v1 and acknowledged by Kafka."}),
-		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_events_duplicate_total", Help: "Events acknowledged without producing, already produced (same sensor_id and event_id)."}),
-		rejected:   f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_events_rejected_total", Help: "Events rejected, by reason."}, []string{"reason"}),
-		produceTime: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigie_ingest_produce_duration_seconds", Help: "Time for Kafka to acknowledge one request's messages, by topic.",
+		accepted:   f.NewCounter(prometheus.CounterOpts{Name: "events_accepted_total", Help: "Events produced to detections.raw.v1 and acknowledged by Kafka."}),
+		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "events_duplicate_total", Help: "Events acknowledged without producing, already produced (same sensor_id and event_id)."}),
+		rejected:   f.NewCounterVec(prometheus.CounterOpts{Name: "events_rejected_total", Help: "Events rejected, by reason."}, []string{"reason"}),
+		produceTime: f.NewHistogramVec(prometheus.HistogramOpts{Name: "produce_duration_seconds", Help: "Time for Kafka to acknowledge one request's messages, by topic.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"topic"}),
-		produceErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_ingest_produce_errors_total", Help: "Produce calls that failed, by topic."}, []string{"topic"}),
-		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "vigie_ingest_rate_limited_total", Help: "Requests refused with 429 by the per-sensor rate limit."}),
-		inFlight:      f.NewGauge(prometheus.GaugeOpts{Name: "vigie_ingest_requests_in_flight", Help: "Requests to the events API being handled."}),
+		produceErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "produce_errors_total", Help: "Produce calls that failed, by topic."}, []string{"topic"}),
+		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "rate_limited_total", Help: "Requests refused with 429 by the per-sensor rate limit."}),
+		inFlight:      f.NewGauge(prometheus.GaugeOpts{Name: "requests_in_flight", Help: "Requests to the events API being handled."}),
 	}
-	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigie_ingest_dedup_entries", Help: "(sensor_id, event_id) fingerprints remembered for deduplication."},
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "dedup_entries", Help: "(sensor_id, event_id) fingerprints remembered for deduplication."},
 		func() float64 { return float64(seen.Len()) })
 	return s
 }
@@ -179,8 +183,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	receivedAt := event.NewTime(start)
 	var (
 		resp     Response
-		rawMsgs  = make([]kafkago.Message, 0, len(body.Items))
-		dlqMsgs  []kafkago.Message
+		rawMsgs  = make([]kafka.Message, 0, len(body.Items))
+		dlqMsgs  []kafka.Message
 		reserved = make([]uint64, 0, len(body.Items))
 		inBatch  = make(map[uint64]struct{}, len(body.Items))
 		conflict bool
@@ -191,7 +195,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		if !o.Accepted {
 			resp.Rejected++
 			resp.Errors = append(resp.Errors, RejectedEvent{Position: o.Pos, Line: o.Line, EventID: o.EventID, Code: o.Code, Errors: o.Errors})
-			dlqMsgs = append(dlqMsgs, kafkago.Message{Key: key, Value: o.DLQ})
+			dlqMsgs = append(dlqMsgs, kafka.Message{Key: key, Value: o.DLQ})
 			s.m.rejected.WithLabelValues(o.Code).Inc()
 			continue
 		}
@@ -210,7 +214,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 			conflict = true
 		case dedup.Fresh:
 			reserved = append(reserved, k)
-			rawMsgs = append(rawMsgs, kafkago.Message{Key: key, Value: o.Raw})
+			rawMsgs = append(rawMsgs, kafka.Message{Key: key, Value: o.Raw})
 		}
 	}
 
@@ -268,12 +272,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	return http.StatusOK
 }
 
-func (s *Server) produce(ctx context.Context, p Producer, topic string, msgs []kafkago.Message) error {
+func (s *Server) produce(ctx context.Context, p Producer, topic string, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	start := time.Now()
-	err := p.WriteMessages(ctx, msgs...)
+	err := p.Write(ctx, msgs...)
 	s.m.produceTime.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.m.produceErrors.WithLabelValues(topic).Inc()

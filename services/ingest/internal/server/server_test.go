@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
@@ -28,11 +29,11 @@ import (
 // made to take on demand: it fails the messages whose index is in failNext.
 type memProducer struct {
 	mu       sync.Mutex
-	msgs     []kafkago.Message
+	msgs     []kafka.Message
 	failNext map[int]bool
 }
 
-func (p *memProducer) WriteMessages(_ context.Context, msgs ...kafkago.Message) error {
+func (p *memProducer) Write(_ context.Context, msgs ...kafka.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.failNext) == 0 {
@@ -48,7 +49,7 @@ func (p *memProducer) WriteMessages(_ context.Context, msgs ...kafkago.Message) 
 		}
 	}
 	p.failNext = nil
-	return werrs
+	return fmt.Errorf("produce to raw: %w", werrs) // as kafka.Producer wraps it
 }
 
 type oneSensor struct{}
