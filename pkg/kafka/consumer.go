@@ -1,28 +1,5 @@
 package kafka
 
-// The consumer's contract, for every service that consumes:
-//
-//   fetch → handle → durable → commit
-//
-// A Consumer is one member of a consumer group reading one topic. Each partition the group
-// assigns it is read by its own goroutine, for one generation: OnAssign chooses where the
-// partition starts (the group's committed offset, or a service's own record such as the
-// highest offset ClickHouse holds), then the goroutine fills a batch of that partition's
-// messages (BatchSize, or what came within BatchWait of the first), hands it to the Handler,
-// and once the handler returned nil — the batch is durably handled — commits the offset
-// after its last message, synchronously, through the generation. Nothing is committed past
-// what a handler finished: at-least-once.
-//
-// When the generation ends (a rebalance) or on Stop, the batch in hand is finished (handled
-// and committed), OnRevoke is called, and only then is the partition given up, so that its
-// next owner resumes right after it. The hooks are the per-partition assign/revoke hooks of
-// franz-go's OnPartitionsAssigned / OnPartitionsRevoked.
-//
-// Transient failures never end the process: a topic that does not exist yet is waited for,
-// a broker that is down or a group coordinator that errs is rejoined, a handler, OnAssign or
-// commit that fails is retried with the retry policy (the same batch again) until it
-// succeeds, the partition is revoked, or Stop. They show in Ready and in the metrics.
-
 import (
 	"context"
 	"errors"
@@ -153,14 +130,35 @@ const (
 )
 
 // Consumer is one member of a consumer group reading one topic, at least once, partition by
-// partition. Run runs it; Stop stops it; Ready is its readiness check.
+// partition: the one consumer of every service. Run runs it; Stop stops it; Ready is its
+// readiness check. Its contract is fetch → handle → durable → commit:
+//
+// Each partition the group assigns the member is read by its own goroutine, for one
+// generation. OnAssign chooses where the partition starts (the group's committed offset, or
+// a service's own record such as the highest offset ClickHouse holds); then the goroutine
+// fills a batch of that partition's messages (BatchSize, or what came within BatchWait of
+// the first), hands it to the Handler, and once the handler returned nil — the batch is
+// durably handled — commits the offset after its last message, synchronously, through the
+// generation. Nothing is committed past what a handler finished: at least once.
+//
+// When the generation ends (a rebalance) or on Stop, the batch in hand is finished (handled
+// and committed), OnRevoke is called, and only then is the partition given up, so that its
+// next owner resumes right after it. The hooks are the per-partition assign and revoke hooks
+// of franz-go's OnPartitionsAssigned / OnPartitionsRevoked.
+//
+// Transient failures never end the process: a topic that does not exist yet is waited for,
+// a broker that is down or a group coordinator that errs is rejoined, and a handler, OnAssign,
+// fetch or commit that fails is retried with the retry policy (a batch is retried whole)
+// until it succeeds, the partition is revoked, or Stop. They show in Ready and in the
+// vigie_kafka_consumer_* metrics.
 type Consumer struct {
 	conn    Config
 	cfg     ConsumerConfig
 	topic   string
 	handler Handler
 	hooks   Hooks
-	logger  *zap.Logger
+	logger  *zap.Logger // with topic and group
+	waitLog *zap.Logger // with group (WaitForTopic adds the topic)
 	m       *groupMetrics
 
 	dialer    *kafkago.Dialer
@@ -179,18 +177,18 @@ type Consumer struct {
 	failAfter   time.Duration
 	lagInterval time.Duration
 
-	mu         sync.Mutex
-	generation int32     // the generation held, 0 when none
-	joinedOnce bool      // a generation was held once
-	lostAt     time.Time // when the last generation ended
+	mu          sync.Mutex
+	generation  int32     // the generation held, 0 when none
+	joinedOnce  bool      // a generation was held once
+	lostAt      time.Time // when the last generation ended
 	lastJoinErr error
-	parts      map[int]*partState // partitions owned now
+	parts       map[int]*partState // partitions owned now
 }
 
 // partState is what the consumer knows of one owned partition.
 type partState struct {
-	lag      prometheus.Gauge
-	position atomic.Int64 // next offset to handle; -1 until known
+	lag      func() prometheus.Gauge // the series appears once the lag is known
+	position atomic.Int64            // next offset to handle; -1 until known
 	// failing is guarded by Consumer.mu.
 	failingSince time.Time
 	failingErr   error
@@ -229,6 +227,7 @@ func NewConsumer(conn Config, cfg ConsumerConfig, topic string, h Handler, hooks
 	c := &Consumer{
 		conn: conn, cfg: cfg, topic: topic, handler: h, hooks: hooks,
 		logger:    logger.Named("consumer").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
+		waitLog:   logger.Named("consumer").With(zap.String("group", cfg.GroupID)),
 		m:         m.curry(cfg.GroupID, topic),
 		dialer:    dialer,
 		transport: transport,
@@ -294,9 +293,6 @@ func (c *Consumer) Stop(ctx context.Context) error {
 func (c *Consumer) Ready(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running.Load() {
-		return fmt.Errorf("consumer of %s is not running", c.topic)
-	}
 	now := time.Now()
 	for id, st := range c.parts {
 		if st.failingErr != nil && now.Sub(st.failingSince) > c.failAfter {
@@ -333,7 +329,7 @@ func (c *Consumer) run(ctx context.Context) error {
 
 	// kafka-go joins the group at once and, if the topic does not exist yet, stays in it
 	// with no partitions for good: wait for the topic first.
-	if err := WaitForTopic(runCtx, c.conn, c.topic, c.logger); err != nil {
+	if err := WaitForTopic(runCtx, c.conn, c.topic, c.waitLog); err != nil {
 		return err
 	}
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
@@ -433,7 +429,8 @@ func (c *Consumer) startGeneration(runCtx, handleCtx context.Context, gen *kafka
 
 // own records partition id as owned (for lag and readiness) and returns its state.
 func (c *Consumer) own(id int) *partState {
-	st := &partState{lag: c.m.lag.WithLabelValues(strconv.Itoa(id))}
+	label := strconv.Itoa(id)
+	st := &partState{lag: func() prometheus.Gauge { return c.m.lag.WithLabelValues(label) }}
 	st.position.Store(-1)
 	c.mu.Lock()
 	c.parts[id] = st
@@ -498,7 +495,7 @@ func (c *Consumer) lagLoop(ctx context.Context) {
 				continue
 			}
 			if pos := st.position.Load(); pos >= 0 {
-				st.lag.Set(float64(max(po.LastOffset-pos, 0)))
+				st.lag().Set(float64(max(po.LastOffset-pos, 0)))
 			}
 		}
 		c.mu.Unlock()

@@ -30,6 +30,11 @@ func (p *partition) run(runCtx, genCtx, handleCtx context.Context) {
 	ctx, cancel := context.WithCancel(runCtx)
 	defer cancel()
 	defer context.AfterFunc(genCtx, cancel)()
+	// commitCtx ends with the generation or handleCtx: a commit on Stop is retried until
+	// Stop's context expires.
+	commitCtx, cancelCommit := context.WithCancel(handleCtx)
+	defer cancelCommit()
+	defer context.AfterFunc(genCtx, cancelCommit)()
 
 	st := c.own(p.a.Partition)
 	defer c.disown(p.a.Partition, st)
@@ -88,7 +93,7 @@ func (p *partition) run(runCtx, genCtx, handleCtx context.Context) {
 		if len(batch) == 0 {
 			continue
 		}
-		if !p.handle(ctx, handleCtx, st, batch) {
+		if !p.handle(ctx, handleCtx, commitCtx, st, batch) {
 			return
 		}
 	}
@@ -149,10 +154,10 @@ func (p *partition) fill(ctx context.Context, r *kafkago.Reader, batch []Message
 	return batch, nil
 }
 
-// handle hands batch to the handler until it succeeds (retried while ctx lasts), then
-// commits the offset after it. It returns false when the batch was not handled or not
+// handle hands batch to the handler under handleCtx until it succeeds (retried while ctx
+// lasts), then commits the offset after it (retried while commitCtx lasts). It returns false when the batch was not handled or not
 // committed: the partition is then given up, and its next owner reads the batch again.
-func (p *partition) handle(ctx, handleCtx context.Context, st *partState, batch []Message) bool {
+func (p *partition) handle(ctx, handleCtx, commitCtx context.Context, st *partState, batch []Message) bool {
 	c := p.c
 	first, last := batch[0], batch[len(batch)-1]
 	if st.position.Load() < 0 {
@@ -174,7 +179,7 @@ func (p *partition) handle(ctx, handleCtx context.Context, st *partState, batch 
 	c.setFailing(st, nil)
 
 	next := last.Offset + 1
-	err = retry.Do(ctx, c.cfg.Retry, func(context.Context) error {
+	err = retry.Do(commitCtx, c.cfg.Retry, func(context.Context) error {
 		began := time.Now()
 		err := p.gen.CommitOffsets(map[string]map[int]int64{c.topic: {p.a.Partition: next}})
 		if err != nil {
@@ -195,7 +200,7 @@ func (p *partition) handle(ctx, handleCtx context.Context, st *partState, batch 
 	st.position.Store(next)
 	c.m.messages.Add(float64(len(batch)))
 	if last.HighWaterMark > 0 {
-		st.lag.Set(float64(max(last.HighWaterMark-next, 0)))
+		st.lag().Set(float64(max(last.HighWaterMark-next, 0)))
 	}
 	return true
 }
