@@ -7,17 +7,14 @@ import (
 	"time"
 )
 
-// TopicAlerts is the Kafka topic of alerts, keyed by alert id so that the versions of one
-// finding stay in order on one partition.
-const TopicAlerts = "alerts.v1"
-
 // Alert is one version of a correlation finding, as the correlator writes it to alerts.v1
 // (schemas/events/alert.v1.schema.json) and to the ClickHouse alerts table (schemas/clickhouse
 // 0003_alerts.sql). A finding keeps its ID while later evaluations extend it; each extension
 // is written as a new Version. All times are event times (millisecond precision, as the
 // events'), so replaying the same input produces the same alerts, byte for byte.
 //
-// The fields are time.Time for the correlator's arithmetic; on the wire they are the
+// On TopicAlerts the message key is ID, so that the versions of one finding stay in order
+// on one partition. The fields are time.Time for the correlator's arithmetic; on the wire they are the
 // contract's timestamps (TimeLayout): EncodeAlert and MarshalJSON write them so.
 type Alert struct {
 	ID              string    `json:"alert_id"`
@@ -95,7 +92,7 @@ func DecodeAlert(data []byte, a *Alert) error {
 		name    string
 		missing bool
 	}{
-		{"alert_id", a.ID == ""}, {"rule", a.Rule == ""}, {"group_key", a.GroupKey == ""},
+		{"alert_id", a.ID == ""}, {"rule", a.Rule == ""},
 		{"first_evidence_at", a.FirstEvidenceAt.IsZero()}, {"last_evidence_at", a.LastEvidenceAt.IsZero()},
 		{"window_start", a.WindowStart.IsZero()}, {"window_end", a.WindowEnd.IsZero()},
 		{"created_at", a.CreatedAt.IsZero()}, {"updated_at", a.UpdatedAt.IsZero()},

@@ -7,18 +7,9 @@ import (
 	"fmt"
 )
 
-// One codec per contract. Every service encodes and decodes the messages of the contract
-// with these functions and nothing else:
-//
-//	contract                     topic                    encode          decode
-//	raw event                    detections.raw.v1        EncodeRaw       DecodeRaw (Decoder.Raw)
-//	enriched event               detections.enriched.v1   EncodeEnriched  DecodeEnriched (Decoder.Enriched)
-//	dead-letter record           detections.dlq.v1        EncodeDLQ       DecodeDLQ
-//	alert                        alerts.v1                EncodeAlert     DecodeAlert
-//
-// The raw and enriched codecs are on the hot path: append-style encoders without reflection
-// (Raw.AppendJSON, Enriched.AppendJSON) and one fastjson-based parser (Decoder). Dead letters
-// and alerts are rare and use encoding/json.
+// The codecs of the contracts (see the package documentation): raw and enriched events on
+// the hot path (append encoders in encode.go, the Decoder in decode.go), dead letters here,
+// alerts in alert.go.
 
 // EncodeRaw appends the JSON of r (detections.raw.v1) to b.
 func EncodeRaw(b []byte, r *Raw) ([]byte, error) { return r.AppendJSON(b) }

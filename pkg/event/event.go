@@ -1,11 +1,26 @@
-// Package event is the Go model of Vigie's event contract v1 (schemas/events): the detector
-// event as sensors send it (Detector, used only inside the ingest service because it holds
-// clear identifiers), the pseudonymised event on detections.raw.v1 (Raw), the enriched event
-// on detections.enriched.v1 (Enriched) and the dead-letter record on detections.dlq.v1 (DLQ).
+// Package event is the Go model of Vigie's event contract v1 (schemas/events) and its one
+// codec: the detector event as sensors send it (Detector, used only inside the ingest
+// service because it holds clear identifiers), the pseudonymised event on detections.raw.v1
+// (Raw), the enriched event on detections.enriched.v1 (Enriched), the dead-letter record on
+// detections.dlq.v1 (DLQ) and the correlator's alert on alerts.v1 (Alert).
 //
-// The JSON Schemas are the source of truth; the JSON tags here match them exactly, and a
-// test validates every example of the contract against its schema and round-trips it through
-// these types. The wire format is JSON, one message per event.
+// Each contract on Kafka has one encode and one decode function, and services use nothing
+// else to write or read its messages:
+//
+//	Raw       EncodeRaw / DecodeRaw             raw-event.v1.schema.json
+//	Enriched  EncodeEnriched / DecodeEnriched   enriched-event.v1.schema.json
+//	DLQ       EncodeDLQ / DecodeDLQ             dlq-record.v1.schema.json
+//	Alert     EncodeAlert / DecodeAlert         alert.v1.schema.json
+//
+// Raw and enriched events are the hot path: they are encoded by reflection-free append
+// encoders (Raw.AppendJSON, Enriched.AppendJSON, byte for byte what json.Marshal writes) and
+// decoded by one fastjson-based parser, Decoder (NewDecoder; one per partition or goroutine,
+// DecodeRaw and DecodeEnriched pool them). Dead letters and alerts are rare and go through
+// encoding/json. Decode errors name the field ("drone.lat: ...", "source.partition: ...").
+//
+// The JSON Schemas are the source of truth; the JSON tags here match them exactly, and the
+// tests validate every example of the contract against its schema, round-trip it through
+// its codec, and validate the codec's output. The wire format is JSON, one message per event.
 package event
 
 import (
@@ -19,6 +34,7 @@ const (
 	TopicRaw      = "detections.raw.v1"
 	TopicEnriched = "detections.enriched.v1"
 	TopicDLQ      = "detections.dlq.v1"
+	TopicAlerts   = "alerts.v1"
 )
 
 // Kind says what a detector observed.

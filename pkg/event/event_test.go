@@ -34,6 +34,7 @@ func TestExamples(t *testing.T) {
 		{events.RawSchemaFile, "examples/raw", func() any { return new(event.Raw) }},
 		{events.EnrichedSchemaFile, "examples/enriched", func() any { return new(event.Enriched) }},
 		{events.DLQSchemaFile, "examples/dlq", func() any { return new(event.DLQ) }},
+		{events.AlertSchemaFile, "examples/alert", func() any { return new(event.Alert) }},
 	} {
 		s, err := events.Compile(tc.schema)
 		require.NoError(t, err)

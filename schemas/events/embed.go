@@ -1,8 +1,9 @@
 // Package events embeds Vigie's event contract v1 so that every service binary carries the
 // exact contract it was built against: the JSON Schemas of the detector event (what sensors
 // send to ingest), of the raw and enriched events (what flows on detections.raw.v1 and
-// detections.enriched.v1), of the dead-letter record (detections.dlq.v1), the OpenAPI
-// description of the ingest HTTP API, and example documents of every kind.
+// detections.enriched.v1), of the dead-letter record (detections.dlq.v1), of the alert
+// (alerts.v1), the OpenAPI description of the ingest HTTP API, and example documents of
+// every kind. The Go codec of each contract is pkg/event.
 package events
 
 import (
@@ -15,7 +16,7 @@ import (
 )
 
 // FS holds the schema files at its root and the examples under examples/ (detector events),
-// examples/raw/, examples/enriched/ and examples/dlq/.
+// examples/raw/, examples/enriched/, examples/dlq/ and examples/alert/.
 //
 //go:embed *.json *.yaml examples
 var FS embed.FS
@@ -26,6 +27,7 @@ const (
 	RawSchemaFile      = "raw-event.v1.schema.json"
 	EnrichedSchemaFile = "enriched-event.v1.schema.json"
 	DLQSchemaFile      = "dlq-record.v1.schema.json"
+	AlertSchemaFile    = "alert.v1.schema.json"
 	OpenAPIFile        = "ingest-api.openapi.yaml"
 )
 
@@ -38,7 +40,7 @@ const BaseURI = "https://schemas.vigie.invalid/events/"
 func Compile(file string) (*jsonschema.Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	for _, name := range []string{DetectorSchemaFile, RawSchemaFile, EnrichedSchemaFile, DLQSchemaFile} {
+	for _, name := range []string{DetectorSchemaFile, RawSchemaFile, EnrichedSchemaFile, DLQSchemaFile, AlertSchemaFile} {
 		data, err := FS.ReadFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("read embedded schema %s: %w", name, err)
@@ -59,7 +61,7 @@ func Compile(file string) (*jsonschema.Schema, error) {
 }
 
 // Examples returns the example documents of one examples folder ("examples",
-// "examples/raw", "examples/enriched", "examples/dlq") by file name.
+// "examples/raw", "examples/enriched", "examples/dlq", "examples/alert") by file name.
 func Examples(dir string) (map[string][]byte, error) {
 	entries, err := fs.ReadDir(FS, dir)
 	if err != nil {

@@ -175,7 +175,7 @@ func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome 
 	if err != nil {
 		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil, nil)
 	}
-	o.Raw, err = r.AppendJSON(make([]byte, 0, 640))
+	o.Raw, err = event.EncodeRaw(make([]byte, 0, 640), &r)
 	if err != nil {
 		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil, nil)
 	}
@@ -211,7 +211,7 @@ func (p *Pipeline) reject(o Outcome, sensorID string, now event.Time, code, msg 
 	} else if len(text) > 0 {
 		rec.PayloadText = RedactText(strings.ToValidUTF8(string(text[:min(len(text), 2048)]), "\uFFFD"))
 	}
-	o.DLQ, _ = json.Marshal(&rec)
+	o.DLQ, _ = event.EncodeDLQ(&rec)
 	return o
 }
 
