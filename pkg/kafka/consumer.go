@@ -109,17 +109,21 @@ type Hooks struct {
 }
 
 // Handler handles one batch of ONE partition's messages, in offset order. Handlers of
-// different partitions run concurrently; one partition's batches are handled one after
-// the other. It returns nil once the batch is durably handled; the consumer then commits
-// the offset after its last message. An error is retried (the same batch again) with the
-// retry policy for as long as it takes — until it succeeds, the partition is revoked, or
-// Stop — and never ends the process. The handler must not keep msgs after it returns: the
-// slice is reused for the next batch. Its ctx ends only when Run's context does, or when
-// Stop's context expires before the batch is finished.
+// different partitions run concurrently; one partition's batches are handled one after the
+// other. It returns nil once the batch is durably handled; the consumer then commits the
+// offset after its last message. An error is retried (the same batch again) with the retry
+// policy for as long as it takes — until it succeeds, the partition is revoked, or Stop —
+// and never ends the process; a retry.Permanent error is retried all the same (a message
+// that can never be handled is the handler's to dead-letter). A batch may be handled again
+// after a rebalance or a crash (at least once). The handler must not keep msgs after it
+// returns: the slice is reused for the next batch. Its ctx ends only when Run's context
+// does, or when Stop's context expires before the batch is finished.
 type Handler func(ctx context.Context, msgs []Message) error
 
 // failingAfter is how long a handler (or OnAssign) may keep failing before Ready says so;
-// withoutGenerationAfter, how long a member that had a generation may be without one.
+// withoutGenerationAfter, how long a member that had a generation may be without one;
+// lagInterval, how often the lag of every owned partition is read from the broker (it is
+// also set after each batch).
 const (
 	failingAfter           = 30 * time.Second
 	withoutGenerationAfter = 30 * time.Second
@@ -177,12 +181,14 @@ type Consumer struct {
 	failAfter   time.Duration
 	lagInterval time.Duration
 
-	mu          sync.Mutex
-	generation  int32     // the generation held, 0 when none
-	joinedOnce  bool      // a generation was held once
-	lostAt      time.Time // when the last generation ended
-	lastJoinErr error
-	parts       map[int]*partState // partitions owned now
+	mu           sync.Mutex
+	waitingTopic bool      // Run waits for the topic to exist
+	inGeneration bool      // the member holds a generation
+	generation   int32     // the generation held, when inGeneration
+	joinedOnce   bool      // a generation was held once
+	lostAt       time.Time // when the last generation ended
+	lastJoinErr  error
+	parts        map[int]*partState // partitions owned now
 }
 
 // partState is what the consumer knows of one owned partition.
@@ -191,6 +197,7 @@ type partState struct {
 	position atomic.Int64            // next offset to handle; -1 until known
 	// failing is guarded by Consumer.mu.
 	failingSince time.Time
+	failingWhat  string // "handler" or "assign"
 	failingErr   error
 }
 
@@ -241,9 +248,6 @@ func NewConsumer(conn Config, cfg ConsumerConfig, topic string, h Handler, hooks
 	c.abortCtx, c.abort = context.WithCancel(context.Background())
 	return c, nil
 }
-
-// Topic is the topic the consumer reads.
-func (c *Consumer) Topic() string { return c.topic }
 
 // Run waits for the topic to exist, joins the group and consumes until Stop (then it
 // returns nil, once every partition's batch in hand was finished and OnRevoke called, and
@@ -296,15 +300,18 @@ func (c *Consumer) Ready(context.Context) error {
 	now := time.Now()
 	for id, st := range c.parts {
 		if st.failingErr != nil && now.Sub(st.failingSince) > c.failAfter {
-			return fmt.Errorf("topic %s partition %d: handler failing for %s: %w",
-				c.topic, id, now.Sub(st.failingSince).Round(time.Second), st.failingErr)
+			return fmt.Errorf("topic %s partition %d: %s failing for %s: %w",
+				c.topic, id, st.failingWhat, now.Sub(st.failingSince).Round(time.Second), st.failingErr)
 		}
 	}
-	if c.generation != 0 {
+	if c.inGeneration {
 		return nil
 	}
 	var why string
-	if c.lastJoinErr != nil {
+	switch {
+	case c.waitingTopic:
+		why = ": waiting for the topic to exist"
+	case c.lastJoinErr != nil:
 		why = ": " + c.lastJoinErr.Error()
 	}
 	if !c.joinedOnce {
@@ -329,7 +336,10 @@ func (c *Consumer) run(ctx context.Context) error {
 
 	// kafka-go joins the group at once and, if the topic does not exist yet, stays in it
 	// with no partitions for good: wait for the topic first.
-	if err := WaitForTopic(runCtx, c.conn, c.topic, c.waitLog); err != nil {
+	c.setWaitingTopic(true)
+	err := WaitForTopic(runCtx, c.conn, c.topic, c.waitLog)
+	c.setWaitingTopic(false)
+	if err != nil {
 		return err
 	}
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
@@ -392,7 +402,7 @@ func (c *Consumer) startGeneration(runCtx, handleCtx context.Context, gen *kafka
 		ids = append(ids, a.ID)
 	}
 	c.mu.Lock()
-	c.generation, c.joinedOnce, c.lastJoinErr = gen.ID, true, nil
+	c.inGeneration, c.generation, c.joinedOnce, c.lastJoinErr = true, gen.ID, true, nil
 	c.mu.Unlock()
 	c.logger.Info("generation started", zap.Int32("generation", gen.ID), zap.Ints("partitions", ids))
 
@@ -404,8 +414,8 @@ func (c *Consumer) startGeneration(runCtx, handleCtx context.Context, gen *kafka
 		case <-runCtx.Done(): // with no partition assigned, nothing else ends the generation
 		}
 		c.mu.Lock()
-		if c.generation == gen.ID {
-			c.generation, c.lostAt = 0, time.Now()
+		if c.inGeneration && c.generation == gen.ID {
+			c.inGeneration, c.lostAt = false, time.Now()
 		}
 		c.mu.Unlock()
 	})
@@ -425,6 +435,12 @@ func (c *Consumer) startGeneration(runCtx, handleCtx context.Context, gen *kafka
 			p.run(runCtx, genCtx, handleCtx)
 		})
 	}
+}
+
+func (c *Consumer) setWaitingTopic(waiting bool) {
+	c.mu.Lock()
+	c.waitingTopic = waiting
+	c.mu.Unlock()
 }
 
 // own records partition id as owned (for lag and readiness) and returns its state.
@@ -448,17 +464,18 @@ func (c *Consumer) disown(id int, st *partState) {
 	}
 }
 
-// setFailing records that a partition's handler (or OnAssign) failed, or succeeded (nil).
-func (c *Consumer) setFailing(st *partState, err error) {
+// setFailing records that a partition's handler or OnAssign (what) failed, or succeeded
+// (err nil).
+func (c *Consumer) setFailing(st *partState, what string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
 		st.failingErr, st.failingSince = nil, time.Time{}
 	case st.failingErr == nil:
-		st.failingErr, st.failingSince = err, time.Now()
+		st.failingErr, st.failingSince, st.failingWhat = err, time.Now(), what
 	default:
-		st.failingErr = err
+		st.failingErr, st.failingWhat = err, what
 	}
 }
 
@@ -509,12 +526,12 @@ func (c *Consumer) kafkaLogger(l *zap.Logger) kafkago.Logger {
 }
 
 // notifier returns a retry notification that logs and counts, and records the failure
-// for readiness when st is not nil.
+// of what for readiness when st is not nil.
 func (c *Consumer) notifier(log *zap.Logger, what string, st *partState, fields ...zap.Field) func(err error, attempt int, wait time.Duration) {
 	return func(err error, attempt int, wait time.Duration) {
 		c.m.retries.Inc()
 		if st != nil {
-			c.setFailing(st, err)
+			c.setFailing(st, what, err)
 		}
 		log.Warn("retrying "+what, append(fields, zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))...)
 	}

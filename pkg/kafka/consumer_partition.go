@@ -113,13 +113,13 @@ func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
 	err := retry.Do(ctx, p.c.cfg.Retry, func(ctx context.Context) error {
 		var err error
 		start, err = onAssign(ctx, p.a)
-		return err
+		return transient(err)
 	}, p.c.notifier(p.log, "assign", st))
 	if err != nil {
 		p.log.Info("partition revoked before it was assigned", zap.Error(err))
 		return 0, false
 	}
-	p.c.setFailing(st, nil)
+	p.c.setFailing(st, "assign", nil)
 	return startOffset(start), true
 }
 
@@ -167,16 +167,16 @@ func (p *partition) handle(ctx, handleCtx, commitCtx context.Context, st *partSt
 	err := retry.Do(ctx, c.cfg.Retry, func(context.Context) error {
 		began := time.Now()
 		if err := c.handler(handleCtx, batch); err != nil {
-			return err
+			return transient(err)
 		}
 		c.m.handle.Observe(time.Since(began).Seconds())
 		return nil
-	}, c.notifier(p.log, "batch", st, zap.Int64("offset", first.Offset), zap.Int("messages", len(batch))))
+	}, c.notifier(p.log, "handler", st, zap.Int64("offset", first.Offset), zap.Int("messages", len(batch))))
 	if err != nil {
 		p.log.Warn("batch not handled, not committed", zap.Int64("offset", first.Offset), zap.Int("messages", len(batch)), zap.Error(err))
 		return false
 	}
-	c.setFailing(st, nil)
+	c.setFailing(st, "handler", nil)
 
 	next := last.Offset + 1
 	err = retry.Do(commitCtx, c.cfg.Retry, func(context.Context) error {
@@ -210,3 +210,14 @@ func generationOver(err error) bool {
 	return errors.Is(err, kafkago.IllegalGeneration) || errors.Is(err, kafkago.UnknownMemberId) ||
 		errors.Is(err, kafkago.RebalanceInProgress) || errors.Is(err, kafkago.FencedInstanceID)
 }
+
+// transient hides a retry.Permanent mark: a handler's and OnAssign's errors are all retried.
+func transient(err error) error {
+	if retry.IsPermanent(err) {
+		return unmarked{err}
+	}
+	return err
+}
+
+// unmarked is an error without its Unwrap, so that retry.Do does not see it as permanent.
+type unmarked struct{ error }

@@ -455,12 +455,18 @@ func testOnAssignStartOffset(t *testing.T) {
 	group := topic + "_group"
 	produce(t, conn, topic, 0, 100)
 
-	// A service's own record says 50 messages are handled: start there.
+	// A service's own record says 50 messages are handled: start there. Reading that
+	// record fails twice first: OnAssign is retried.
 	s := newSeen()
 	var got []kafka.Assignment
 	var mu sync.Mutex
+	var failures atomic.Int32
+	failures.Store(2)
 	onAssign := func(start func(a kafka.Assignment) int64) kafka.Hooks {
 		return kafka.Hooks{OnAssign: func(_ context.Context, a kafka.Assignment) (int64, error) {
+			if failures.Add(-1) >= 0 {
+				return 0, errors.New("clickhouse down")
+			}
 			mu.Lock()
 			got = append(got, a)
 			mu.Unlock()
@@ -569,7 +575,10 @@ func testWaitsForTopic(t *testing.T) {
 	topic := testenv.Name(t, "test")
 	s := newSeen()
 	r := start(t, conn, consumerConfig(topic+"_group"), topic, s.handler("early"), kafka.Hooks{}, nil)
-	require.ErrorContains(t, r.c.Ready(context.Background()), "not yet a member")
+	require.Eventually(t, func() bool {
+		err := r.c.Ready(context.Background())
+		return err != nil && strings.Contains(err.Error(), "not yet a member") && strings.Contains(err.Error(), "waiting for the topic")
+	}, 10*time.Second, 10*time.Millisecond)
 
 	createTopic(t, conn, topic, 2)
 	produce(t, conn, topic, 0, 100)
