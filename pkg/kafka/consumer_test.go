@@ -35,6 +35,7 @@ func TestConsumer(t *testing.T) {
 	t.Run("OnAssignChoosesTheStartOffset", testOnAssignStartOffset)
 	t.Run("StopFinishesTheBatchInHand", testStopDrains)
 	t.Run("StopContextExpiryAbortsTheHandler", testStopAborts)
+	t.Run("ContextCancelReturnsItsError", testCancel)
 	t.Run("WaitsForATopicCreatedAfterRun", testWaitsForTopic)
 	t.Run("WaitsForABrokerDownAtStart", testBrokerDownAtStart)
 	t.Run("LagPerPartitionAndGroupsShareARegistry", testLag)
@@ -567,6 +568,29 @@ func testStopAborts(t *testing.T) {
 		t.Fatal("Run did not return after Stop's context expired")
 	}
 	require.Equal(t, map[int]int64{0: -1}, committed(t, conn, group, topic, 1), "nothing was committed")
+}
+
+func testCancel(t *testing.T) {
+	t.Parallel()
+	conn := connConfig(t)
+	topic := newTopic(t, conn, 1)
+	produce(t, conn, topic, 0, 10)
+	s := newSeen()
+	c, err := kafka.NewConsumer(conn, consumerConfig(topic+"_group"), topic, s.handler("h"), kafka.Hooks{}, zaptest.NewLogger(t), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	require.Eventually(t, func() bool { return s.distinct() == 10 }, 60*time.Second, 10*time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	require.ErrorContains(t, c.Run(context.Background()), "twice")
+	require.NoError(t, c.Stop(context.Background()), "Stop after Run returned")
 }
 
 func testWaitsForTopic(t *testing.T) {
