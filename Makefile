@@ -36,7 +36,7 @@ down: ## stop the services and everything `make up` (or a test run) started
 build: ## build every module on its own (GOWORK=off) and the service binaries into bin/
 	@for m in $(MODULES); do echo "build $$m"; (cd $$m && GOWORK=off go build ./...); done
 	@mkdir -p bin
-	@for d in services/*/cmd/* deploy/local/chserver/cmd/*; do [ -d $$d ] && go build -o bin/ ./$$d; done; ls bin
+	@v=$$(git describe --tags --always --dirty 2>/dev/null || echo dev); r=$$(git rev-parse HEAD 2>/dev/null || echo unknown); for d in services/*/cmd/* deploy/local/chserver/cmd/*; do [ -d $$d ] && go build -ldflags "-X github.com/vigie/vigie/pkg/service.version=$$v -X github.com/vigie/vigie/pkg/service.revision=$$r" -o bin/ ./$$d; done; ls bin
 
 .PHONY: test
 test: deps ## run every module's tests with -race against real Kafka and ClickHouse (starts and stops them)
