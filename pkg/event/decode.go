@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -24,42 +25,44 @@ type Decoder struct {
 	p      fastjson.Parser
 	intern map[string]string
 	err    error
-	// enriched is set while decoding an Enriched; a Raw ignores the enrichment fields, as it
-	// ignores any field it does not know.
-	enriched bool
+	// raw and en are the targets of the decode in progress; en is nil while decoding a Raw.
+	raw   *Raw
+	en    *Enrichment
+	visit func(k []byte, v *fastjson.Value)
 }
 
 // maxInterned bounds the interning table; it is emptied when full.
 const maxInterned = 1 << 16
 
 // NewDecoder returns a decoder.
-func NewDecoder() *Decoder { return &Decoder{intern: make(map[string]string, 1024)} }
+func NewDecoder() *Decoder {
+	d := &Decoder{intern: make(map[string]string, 1024)}
+	d.visit = d.visitField // bound once: no closure per message
+	return d
+}
 
 // Enriched fills e, which it first resets, from data. It checks the JSON and the type of
 // each field, not the schema's required fields and ranges (the writer reports those as
 // schema_invalid, apart from undecodable messages).
 func (d *Decoder) Enriched(data []byte, e *Enriched) error {
 	*e = Enriched{}
-	d.enriched = true
-	return d.decode(data, e)
+	return d.decode(data, &e.Raw, &e.Enrichment)
 }
 
 // Raw fills r, which it first resets, from data (on error, with what it read before the bad
-// field), and checks the fields the raw schema
-// requires (event_id, sensor_id, observed_at, kind, received_at): a message without them is
-// not a raw  Fields it does not know, enrichment fields included, are ignored.
+// field), and checks the fields the raw schema requires (event_id, sensor_id, observed_at,
+// kind, received_at): a message without them is not a raw event. Fields it does not know are
+// ignored, except the enrichment fields (ErrEnrichedInput): an enriched event is not a raw
+// one.
 func (d *Decoder) Raw(data []byte, r *Raw) error {
-	var e Enriched
-	d.enriched = false
-	err := d.decode(data, &e)
-	*r = e.Raw // what could be read, as encoding/json does: a dead letter names the sensor
-	if err != nil {
+	*r = Raw{}
+	if err := d.decode(data, r, nil); err != nil {
 		return err
 	}
 	return r.checkRequired()
 }
 
-func (d *Decoder) decode(data []byte, e *Enriched) error {
+func (d *Decoder) decode(data []byte, r *Raw, en *Enrichment) error {
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("parse: %w", err)
@@ -68,14 +71,29 @@ func (d *Decoder) decode(data []byte, e *Enriched) error {
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	d.err = nil
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if d.err != nil || v.Type() == fastjson.TypeNull {
-			return
-		}
-		d.field(string(k), v, e)
-	})
+	d.err, d.raw, d.en = nil, r, en
+	o.Visit(d.visit)
+	d.raw, d.en = nil, nil // keep nothing of the caller's
 	return d.err
+}
+
+func (d *Decoder) visitField(k []byte, v *fastjson.Value) {
+	if d.err != nil || v.Type() == fastjson.TypeNull {
+		return
+	}
+	// The key's bytes live in the parser until the next message: compared and formatted
+	// into errors (a copy), never kept, so no copy is made here.
+	key := unsafe.String(unsafe.SliceData(k), len(k))
+	if d.rawField(key, v, d.raw) {
+		return
+	}
+	switch {
+	case d.en != nil:
+		d.enrichmentField(key, v, d.en)
+	case isEnrichmentKey(key):
+		d.fail(key, ErrEnrichedInput)
+	}
+	// Unknown fields are ignored, as encoding/json does: a newer producer may add some.
 }
 
 // decoders pools decoders for DecodeRaw and DecodeEnriched.
@@ -123,11 +141,8 @@ func (r *Raw) checkRequired() error {
 	return nil
 }
 
-func (d *Decoder) field(k string, v *fastjson.Value, e *Enriched) {
-	if !d.enriched && enrichmentKeys[k] {
-		d.fail(k, ErrEnrichedInput)
-		return
-	}
+// rawField decodes one field of a raw event into e and reports whether k is one.
+func (d *Decoder) rawField(k string, v *fastjson.Value, e *Raw) bool {
 	switch k {
 	// Common.
 	case "event_id":
@@ -186,9 +201,17 @@ func (d *Decoder) field(k string, v *fastjson.Value, e *Enriched) {
 	// Raw.
 	case "received_at":
 		e.ReceivedAt = d.time(k, v)
-	// Enrichment.
+	default:
+		return false
+	}
+	return true
+}
+
+// enrichmentField decodes one enrichment field into e; it ignores other keys.
+func (d *Decoder) enrichmentField(k string, v *fastjson.Value, e *Enrichment) {
+	switch k {
 	case "device_key":
-		e.Enrichment.DeviceKey = d.str(k, v, false)
+		e.DeviceKey = d.str(k, v, false)
 	case "enriched_at":
 		e.EnrichedAt = d.time(k, v)
 	case "facility_id":
@@ -230,7 +253,6 @@ func (d *Decoder) field(k string, v *fastjson.Value, e *Enriched) {
 	case "country":
 		e.Country = d.str(k, v, true)
 	}
-	// Unknown fields are ignored, as encoding/json does: a newer producer may add some.
 }
 
 func (d *Decoder) drone(v *fastjson.Value) *Drone {
@@ -492,10 +514,13 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// enrichmentKeys are the fields of Enrichment, which a raw event does not have.
-var enrichmentKeys = map[string]bool{
-	"device_key": true, "enriched_at": true, "facility_id": true, "facility_name": true, "facility_type": true,
-	"disp": true, "region_code": true, "department_code": true, "department_name": true, "facility_lat": true,
-	"facility_lon": true, "building": true, "zone_type": true, "sensor_type": true, "vendor": true,
-	"manufacturer": true, "model": true, "mini_phone": true, "operator": true, "brand": true, "country": true,
+// isEnrichmentKey reports whether k is a field of Enrichment, which a raw event does not have.
+func isEnrichmentKey(k string) bool {
+	switch k {
+	case "device_key", "enriched_at", "facility_id", "facility_name", "facility_type", "disp", "region_code",
+		"department_code", "department_name", "facility_lat", "facility_lon", "building", "zone_type",
+		"sensor_type", "vendor", "manufacturer", "model", "mini_phone", "operator", "brand", "country":
+		return true
+	}
+	return false
 }

@@ -198,15 +198,34 @@ func append4(b []byte, n int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plain says which bytes appendString copies as they are: printable ASCII except the
+// characters encoding/json escapes (", \\, <, >, &).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString quotes s like encoding/json with HTML escaping (its default): <, >, & and
 // control characters as \u00XX, invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
 func appendString(b []byte, s string) []byte {
+	// Fast path: most strings of the contract (ids, pseudonyms, codes) need no escaping.
+	i := 0
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain[c] {
 				i++
 				continue
 			}

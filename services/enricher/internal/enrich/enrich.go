@@ -112,8 +112,7 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 	}
 	if raw.TAC != "" {
 		if m, ok := t.snap.Model(raw.TAC); ok {
-			mini := m.Mini
-			ev.Manufacturer, ev.Model, ev.MiniPhone = m.Manufacturer, m.Model, &mini
+			ev.Manufacturer, ev.Model, ev.MiniPhone = m.Manufacturer, m.Model, boolPtr(m.Mini)
 		} else {
 			res.TACUnknown = true
 		}
@@ -132,6 +131,16 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 	res.Key = []byte(ev.Enrichment.DeviceKey)
 	res.Value = out
 	return res
+}
+
+// yes and no are what every enriched event's MiniPhone points to (never written through).
+var yes, no = true, false
+
+func boolPtr(b bool) *bool {
+	if b {
+		return &yes
+	}
+	return &no
 }
 
 // digitRuns matches runs of 6 or more digits, separators allowed: what could be an IMEI,
