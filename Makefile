@@ -33,7 +33,7 @@ down: ## stop the services and everything `make up` (or a test run) started
 	@$(LOCAL)/infra.sh down
 
 .PHONY: build
-build: ## build every module on its own (GOWORK=off) and the service binaries into bin/
+build: ## build every module on its own (GOWORK=off) and the service binaries (and vigiectl) into bin/
 	@for m in $(MODULES); do echo "build $$m"; (cd $$m && GOWORK=off go build ./...); done
 	@mkdir -p bin
 	@v=$$(git describe --tags --always --dirty 2>/dev/null || echo dev); r=$$(git rev-parse HEAD 2>/dev/null || echo unknown); for d in services/*/cmd/* deploy/local/chserver/cmd/*; do [ -d $$d ] && go build -ldflags "-X github.com/vigie/vigie/pkg/service.version=$$v -X github.com/vigie/vigie/pkg/service.revision=$$r" -o bin/ ./$$d; done; ls bin
@@ -79,7 +79,11 @@ bench-ingest: ## ingest throughput and latency against the local broker (needs m
 
 .PHONY: migrate
 migrate: ## apply the ClickHouse schema to database vigie (idempotent; needs make up)
-	@set -a; . .state/env; set +a; cd services/writer && GOWORK=off go run ./cmd/migrate -clickhouse.addr=$$CLICKHOUSE_ADDR -clickhouse.database=vigie
+	@set -a; . .state/env; set +a; go run ./services/vigiectl/cmd/vigiectl migrate -clickhouse.addrs=$$CLICKHOUSE_ADDR -clickhouse.database=vigie
+
+.PHONY: topics
+topics: ## create or align the Kafka topics of schemas/kafka/topics.yaml on the local broker (needs make up)
+	@set -a; . .state/env; set +a; go run ./services/vigiectl/cmd/vigiectl topics apply -kafka.brokers=$$KAFKA_BROKERS
 
 .PHONY: test-writer-kill
 test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events (needs make up)

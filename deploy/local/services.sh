@@ -4,9 +4,10 @@
 # and correlator. Each service logs to .state/logs/<name>.log and has its PID in
 # .state/pids/<name>.pid; its configuration is environment variables set here.
 #
-#   services.sh build    build the service binaries (and migrate, simulator, demoreport, simbench) into bin/
-#   services.sh start    build, write local secrets, migrate ClickHouse, start what is not
-#                        running and wait until every service answers /readyz (idempotent)
+#   services.sh build    build the service binaries (and vigiectl, simulator, demoreport, simbench) into bin/
+#   services.sh start    build, write local secrets, migrate ClickHouse and apply the Kafka topics
+#                        (vigiectl), start what is not running and wait until every service
+#                        answers /readyz (idempotent)
 #   services.sh stop     stop the services by PID: SIGTERM, then SIGKILL after 40 s
 #   services.sh status   say which service runs, with its PID and admin address
 #
@@ -27,8 +28,8 @@ db="${VIGIE_DB:-vigie}"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
-# The services in start order, each creating the topics it produces to before the next one
-# consumes them (ingest: raw and dead letters; enricher: enriched), with their admin addresses. A service whose main package is not there yet is skipped.
+# The services in start order (their topics exist: `vigiectl topics apply` runs first), with
+# their admin addresses. A service whose main package is not there yet is skipped.
 services=(ingest enricher writer correlator)
 declare -A admin=(
   [ingest]=127.0.0.1:19081
@@ -44,7 +45,7 @@ build() {
   mkdir -p "$bin"
   local pkgs=()
   for s in "${services[@]}"; do present "$s" && pkgs+=("./services/$s/cmd/$s"); done
-  pkgs+=(./services/writer/cmd/migrate ./services/simulator/cmd/simulator ./services/simulator/cmd/demoreport ./services/simulator/cmd/simbench)
+  pkgs+=(./services/vigiectl/cmd/vigiectl ./services/simulator/cmd/simulator ./services/simulator/cmd/demoreport ./services/simulator/cmd/simbench)
   log "building ${#pkgs[@]} binaries into bin/"
   (cd "$root" && GOFLAGS=-buildvcs=false go build -o "$bin/" "${pkgs[@]}")
 }
@@ -152,11 +153,15 @@ start() {
   log "migrating ClickHouse database $db at $CLICKHOUSE_ADDR"
   local try
   for try in 1 2 3; do
-    "$bin/migrate" -clickhouse.addr="$CLICKHOUSE_ADDR" -clickhouse.database="$db" -log.level=warn && break
+    "$bin/vigiectl" migrate -clickhouse.addrs="$CLICKHOUSE_ADDR" -clickhouse.database="$db" -log.level=warn && break
     [ "$try" = 3 ] && return 1
     log "migration attempt $try failed, retrying"
     sleep 2
   done
+  # The services create no topics: apply schemas/kafka/topics.yaml, with the demo's suffix.
+  local sfx="${RAW#detections.raw.v1}"
+  log "applying the Kafka topics at $KAFKA_BROKERS${sfx:+ (suffix $sfx)}"
+  "$bin/vigiectl" topics apply -kafka.brokers="$KAFKA_BROKERS" -topics.suffix="$sfx" -log.level=warn
   for s in "${services[@]}"; do
     if ! present "$s"; then
       log "$s: no services/$s/cmd/$s/main.go yet, skipped"

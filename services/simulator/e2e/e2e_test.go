@@ -73,8 +73,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.NoError(t, creds.Write(credPath, filepath.Join(dir, "tokens.yaml"), toks, credFile))
 	require.NoError(t, os.WriteFile(keyPath, []byte("active: e2e\ndefault_country_code: \"33\"\nkeys:\n  e2e: "+strings.Repeat("5a", 32)+"\n"), 0o600))
 
-	migrate := runCmd(t, filepath.Join(dir, "migrate"), "-clickhouse.addr="+chAddr, "-clickhouse.database="+db, "-log.level=warn")
-	require.NoError(t, migrate)
+	vigiectl := filepath.Join(dir, "vigiectl")
+	require.NoError(t, runCmd(t, vigiectl, "migrate", "-clickhouse.addrs="+chAddr, "-clickhouse.database="+db, "-log.level=warn"))
+	require.NoError(t, runCmd(t, vigiectl, "topics", "apply", "-kafka.brokers="+strings.Join(brokers, ","), "-topics.suffix=."+name, "-log.level=warn"))
 
 	ingestAPI, ingestAdmin := freeAddr(t), freeAddr(t)
 	kb := strings.Join(brokers, ",")

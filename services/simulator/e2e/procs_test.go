@@ -33,7 +33,7 @@ func buildServices(t *testing.T, root, dir string) {
 		{"services/ingest", "./cmd/ingest"},
 		{"services/enricher", "./cmd/enricher"},
 		{"services/writer", "./cmd/writer"},
-		{"services/writer", "./cmd/migrate"},
+		{"services/vigiectl", "./cmd/vigiectl"},
 		{"services/correlator", "./cmd/correlator"},
 	} {
 		cmd := exec.Command("go", "build", "-o", dir+"/", b.pkg)
