@@ -1,4 +1,4 @@
-// Package lifecycle runs a service's long-running parts under one context and shuts them
+// Package lifecycle (the engine of pkg/service) runs a service's long-running parts under one context and shuts them
 // down in order, within a bounded time.
 //
 // Each part is a pair: run blocks doing the work; stop asks it to finish gracefully (stop

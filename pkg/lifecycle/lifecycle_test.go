@@ -123,3 +123,20 @@ func TestShutdownTimeoutForcesStuckParts(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+func TestStartAndShutdownHooks(t *testing.T) {
+	var r recorder
+	var started sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	g := lifecycle.New(zap.NewNop(), 5*time.Second)
+	run, stop := worker(&r, "part", &started)
+	g.Add("part", run, stop)
+	g.OnStart(func() { r.add("started") })
+	g.OnShutdown(func() { r.add("shutdown begins") })
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	started.Wait()
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, []string{"started", "shutdown begins", "part stop", "part drained"}, r.list())
+}

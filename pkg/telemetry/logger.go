@@ -1,10 +1,13 @@
-// Package telemetry gives every service the same logs, metrics and admin endpoints: a zap
-// logger (JSON in production, console in development), a Prometheus registry with the Go
-// and process collectors, and an admin HTTP server with /metrics, /healthz and /readyz.
+// Package telemetry gives every service the same logs and metrics: a zap logger (JSON in
+// production, console in development) and a Prometheus registry with the Go and process
+// collectors. pkg/service builds both for a service and serves the admin endpoints.
 package telemetry
 
 import (
 	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -54,4 +57,12 @@ func NewLogger(c LogConfig, service string) (*zap.Logger, error) {
 		return nil, fmt.Errorf("build logger: %w", err)
 	}
 	return logger.With(zap.String("service", service)), nil
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors, so that every
+// service exposes its memory, goroutines and CPU the same way.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
