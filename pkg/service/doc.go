@@ -2,7 +2,10 @@
 //
 //	package main
 //
-//	import "github.com/vigie/vigie/services/writer/internal/app"
+//	import (
+//		"github.com/vigie/vigie/pkg/service"
+//		"github.com/vigie/vigie/services/writer/internal/app"
+//	)
 //
 //	func main() { service.Main("writer", app.DefaultConfig(), app.Build) }
 //
