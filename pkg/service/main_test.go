@@ -139,4 +139,3 @@ func TestMainExitCodes(t *testing.T) {
 		})
 	}
 }
-
