@@ -5,12 +5,14 @@ go 1.26.0
 replace (
 	github.com/vigie/vigie/pkg => ../../pkg
 	github.com/vigie/vigie/schemas => ../../schemas
+	github.com/vigie/vigie/services/correlator => ../correlator
 )
 
 require (
 	github.com/stretchr/testify v1.12.1
 	github.com/vigie/vigie/pkg v0.0.0-00010101000000-000000000000
 	github.com/vigie/vigie/schemas v0.0.0
+	github.com/vigie/vigie/services/correlator v0.0.0-00010101000000-000000000000
 	go.uber.org/zap v1.28.0
 )
 
@@ -32,9 +34,11 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/segmentio/kafka-go v0.4.51 // indirect
 	github.com/shopspring/decimal v1.5.0 // indirect
+	github.com/valyala/fastjson v1.6.10 // indirect
 	github.com/xdg-go/pbkdf2 v1.0.0 // indirect
 	github.com/xdg-go/scram v1.1.2 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
@@ -43,7 +47,7 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

@@ -131,6 +131,12 @@ func TestTopicsApply(t *testing.T) {
 	require.Equal(t, cli.ExitError, code)
 	require.Contains(t, errOut, "topic alerts.v1: partitions")
 
+	// A broker that is not there: exit 1, nothing printed as if it matched.
+	code, out, errOut = run(t, "topics", "apply", "-kafka.brokers=127.0.0.1:1")
+	require.Equal(t, cli.ExitError, code)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "127.0.0.1:1")
+
 	// Environment keys.
 	t.Setenv("VIGIE_CTL_KAFKA_BROKERS", brokers)
 	t.Setenv("VIGIE_CTL_TOPICS_SUFFIX", suffix)

@@ -75,10 +75,14 @@ func runTopicsApply(ctx context.Context, s streams, args []string) error {
 		opts = append(opts, kafka.DryRun())
 	}
 	changes, err := kafka.ApplyTopics(ctx, cfg.Kafka, specs, log.Named("topics"), opts...)
-	printChanges(s, changes, len(specs), *dryRun)
 	if err != nil {
+		// What was changed before the error is still worth seeing.
+		if len(changes) > 0 {
+			printChanges(s, changes, len(specs), *dryRun)
+		}
 		return err
 	}
+	printChanges(s, changes, len(specs), *dryRun)
 	drift := 0
 	for _, c := range changes {
 		if c.Drift() {
