@@ -135,7 +135,7 @@ func NewProducer(conn Config, cfg ProducerConfig, topic string) (*Producer, erro
 
 // Write sends msgs and returns once all of them are acknowledged, or the first error. A
 // failed Write may have delivered some of the messages: callers that retry it deliver at
-// least once, and consumers deduplicate.
+// least once, and the copies travel on: nothing downstream removes them yet.
 func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -165,7 +165,7 @@ func (p *Producer) Close() error {
 }
 
 // SetTransport replaces the producer's transport; tests use it to cut connections. Call it
-// before the first Write.
+// before the first Write. The caller owns t: Close does not close its connections.
 func (p *Producer) SetTransport(t kafkago.RoundTripper) {
 	if p.transport != nil {
 		p.transport.CloseIdleConnections()

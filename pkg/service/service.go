@@ -182,7 +182,7 @@ func (e *configError) Unwrap() error { return e.err }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
-// Run is Main without flags, environment and exit: it validates cfg's Base, builds the logger
+// Run is Main without flags, environment and exit: it validates cfg, builds the logger
 // and registry, serves the admin port, calls build, runs the parts until ctx ends or SIGINT /
 // SIGTERM arrives (or a part returns), drains them in order, runs the closers and returns.
 // SIGHUP runs the reload hooks. Tests run a whole service in-process with it.
@@ -200,6 +200,11 @@ func Run[C Config](ctx context.Context, name string, cfg C, build func(ctx conte
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	// The whole configuration, not only Base: tests take the same path as Main (whose
+	// config.Load validated it already; validating twice is cheap).
+	if err := cfg.Validate(); err != nil {
+		return &configError{err}
 	}
 	b := cfg.base()
 	if err := b.Validate(); err != nil {
