@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/vigiectl/internal/cli"
 )
@@ -70,6 +71,15 @@ func TestUsageErrors(t *testing.T) {
 func TestMigrateTwice(t *testing.T) {
 	addr := testenv.ClickHouseAddr(t)
 	db := testenv.Name(t, "ctl")
+	t.Cleanup(func() {
+		cfg := clickhouse.DefaultConfig()
+		cfg.Addrs = []string{addr}
+		conn, err := clickhouse.Open(context.Background(), cfg, nil)
+		if err == nil {
+			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
+			_ = conn.Close()
+		}
+	})
 	args := []string{"migrate", "-clickhouse.addrs", addr, "-clickhouse.database=" + db}
 	code, out, errOut := run(t, args...)
 	require.Equal(t, cli.ExitOK, code, errOut)
