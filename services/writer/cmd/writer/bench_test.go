@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/writer/internal/chtest"
 	"github.com/vigie/vigie/services/writer/internal/kafkatest"
@@ -97,7 +97,7 @@ func BenchmarkLatency(b *testing.B) {
 	brokerPID, chPID := listenerPID(testenv.KafkaBrokers(b)[0]), listenerPID(testenv.ClickHouseAddr(b))
 
 	cmd := exec.Command(bin)
-	cmd.Env, cmd.Stderr = writerEnv(b, topic, dlq, db, "VIGIE_WRITER_KAFKA_BATCH_DELAY="+envOr("BENCH_BATCH_DELAY", "500ms")), os.Stderr
+	cmd.Env, cmd.Stderr = writerEnv(b, topic, dlq, db, "VIGIE_WRITER_CONSUMER_BATCH_WAIT="+envOr("BENCH_BATCH_DELAY", "500ms")), os.Stderr
 	require.NoError(b, cmd.Start())
 	defer func() { _ = cmd.Process.Kill() }()
 
@@ -133,17 +133,17 @@ func BenchmarkLatency(b *testing.B) {
 	// each stamped when its produce request is acknowledged.
 	const step = 10 * time.Millisecond
 	perStep := rate / 100
-	all := make([]kafkago.Message, total)
+	all := make([]kafka.Message, total)
 	for i := range all {
 		k, v := gen.JSON()
-		all[i] = kafkago.Message{Key: k, Value: v}
+		all[i] = kafka.Message{Key: k, Value: v}
 	}
 	b.ResetTimer()
 	broker0, ch0 := cpuSeconds(brokerPID), cpuSeconds(chPID)
 	start := time.Now()
 	for i := 0; i < total; {
 		msgs := all[i:min(i+perStep, total)]
-		require.NoError(b, producer.WriteMessages(ctx, msgs...))
+		require.NoError(b, producer.Write(ctx, msgs...))
 		sent := time.Now()
 		for j := range msgs {
 			produced[i+j] = sent

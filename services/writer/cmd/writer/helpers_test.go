@@ -28,12 +28,12 @@ func buildWriter(t testing.TB) string {
 func writerEnv(t testing.TB, topic, dlq, db string, extra ...string) []string {
 	return append(append(os.Environ(),
 		"VIGIE_WRITER_KAFKA_BROKERS="+strings.Join(testenv.KafkaBrokers(t), ","),
-		"VIGIE_WRITER_KAFKA_TOPIC="+topic,
-		"VIGIE_WRITER_KAFKA_DLQ_TOPIC="+dlq,
-		"VIGIE_WRITER_KAFKA_GROUP_ID="+testenv.Name(t, "group"),
-		"VIGIE_WRITER_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(t),
+		"VIGIE_WRITER_TOPICS_ENRICHED="+topic,
+		"VIGIE_WRITER_TOPICS_DLQ="+dlq,
+		"VIGIE_WRITER_CONSUMER_GROUP_ID="+testenv.Name(t, "group"),
+		"VIGIE_WRITER_CLICKHOUSE_ADDRS="+testenv.ClickHouseAddr(t),
 		"VIGIE_WRITER_CLICKHOUSE_DATABASE="+db,
-		"VIGIE_WRITER_ADMIN_ADDR="+envOr("WRITER_ADMIN_ADDR", "127.0.0.1:0"),
+		"VIGIE_WRITER_ADMIN_LISTEN="+envOr("WRITER_ADMIN_ADDR", "127.0.0.1:0"),
 		"VIGIE_WRITER_LOG_LEVEL=warn",
 	), extra...)
 }

@@ -37,10 +37,9 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	rows := func() uint64 { return chtest.Written(t, conn, db) }
 
 	env := writerEnv(t, topic, dlq, db,
-		"VIGIE_WRITER_KAFKA_BATCH_ROWS=5000",
-		"VIGIE_WRITER_KAFKA_BATCH_DELAY=200ms",
-		"VIGIE_WRITER_KAFKA_SESSION_TIMEOUT=6s",
-		"VIGIE_WRITER_KAFKA_REBALANCE_TIMEOUT=10s",
+		"VIGIE_WRITER_CONSUMER_BATCH_SIZE=5000",
+		"VIGIE_WRITER_CONSUMER_BATCH_WAIT=200ms",
+		"VIGIE_WRITER_CONSUMER_SESSION_TIMEOUT=6s",
 	)
 	logs, err := os.Create(filepath.Join(t.TempDir(), "writer.log"))
 	require.NoError(t, err)

@@ -12,15 +12,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/writer/internal/sink"
 )
 
-// Config returns a sink configuration for the local server and database db.
-func Config(t testing.TB, db string) sink.Config {
-	c := sink.DefaultConfig()
-	c.Addr = []string{testenv.ClickHouseAddr(t)}
+// Config returns a ClickHouse configuration for the local server and database db.
+func Config(t testing.TB, db string) clickhouse.Config {
+	c := clickhouse.DefaultConfig()
+	c.Addrs = []string{testenv.ClickHouseAddr(t)}
 	c.Database = db
 	return c
 }
@@ -31,7 +31,7 @@ func Database(t testing.TB) (driver.Conn, string) {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.Name(t, "writer")
-	conn, err := sink.Open(ctx, Config(t, db))
+	conn, err := clickhouse.Open(ctx, Config(t, db), zap.NewNop())
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")

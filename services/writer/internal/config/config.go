@@ -1,5 +1,7 @@
-// Package config is the writer's configuration: defaults, then a YAML file, then VIGIE_WRITER_*
-// environment variables, then flags (pkg/config).
+// Package config is the writer's configuration: defaults, then a YAML file (-config or
+// VIGIE_WRITER_CONFIG), then VIGIE_WRITER_* environment variables, then flags (pkg/service).
+// The blocks every service shares (admin, log, shutdown_timeout, kafka, consumer, producer,
+// clickhouse, topics) are described once in the top README.
 package config
 
 import (
@@ -7,78 +9,100 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
+	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/telemetry"
-	"github.com/vigie/vigie/services/writer/internal/consume"
-	"github.com/vigie/vigie/services/writer/internal/sink"
+	"github.com/vigie/vigie/pkg/service"
 )
 
-// EnvPrefix prefixes the writer's environment variables.
-const EnvPrefix = "VIGIE_WRITER"
+// maxBatch bounds consumer.batch_size: above max_insert_block_size (about 1 M rows) the
+// server cuts an insert into several parts, which are not stored atomically together.
+const maxBatch = 1_000_000
 
 // Config is the writer's whole configuration.
 type Config struct {
-	Log telemetry.LogConfig `yaml:"log"`
-	// AdminAddr serves /metrics, /healthz and /readyz.
-	AdminAddr  string         `yaml:"admin_addr"`
-	Kafka      consume.Config `yaml:"kafka"`
-	ClickHouse sink.Config    `yaml:"clickhouse"`
-	// DLQ is the dead-letter producer; its brokers are kafka.brokers.
-	DLQ kafka.ProducerConfig `yaml:"dlq"`
+	service.Base `yaml:",inline"`
+
+	Kafka kafka.Config `yaml:"kafka"`
+	// Consumer reads topics.enriched; a partition's batch (batch_size messages, or what
+	// came within batch_wait of the first) is what the writer stores and commits at once.
+	Consumer kafka.ConsumerConfig `yaml:"consumer"`
+	// Producer writes the dead letters (topics.dlq).
+	Producer   kafka.ProducerConfig `yaml:"producer"`
+	Topics     Topics               `yaml:"topics"`
+	ClickHouse clickhouse.Config    `yaml:"clickhouse"`
+
+	// MaxPendingRows bounds the messages decoded and held across all partitions: a batch
+	// waits until its rows fit. Memory is about 400 bytes a row, plus the consumer's fetched
+	// messages (consumer.queue_capacity) and the batches in hand.
+	MaxPendingRows int `yaml:"max_pending_rows"`
+	// MaxConcurrentInserts is how many inserts run at once; each merges the partitions'
+	// blocks waiting at that moment, and holds about two more copies of those rows (encoded
+	// columns, compressed frames) while it runs.
+	MaxConcurrentInserts int `yaml:"max_concurrent_inserts"`
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit): the
 	// garbage collector works harder as the heap nears it. 0 leaves GOMEMLIMIT in charge.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
-	// ShutdownTimeout bounds the graceful shutdown, in-flight inserts included.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// Default returns the writer's defaults.
-func Default() Config {
-	dlq := kafka.DefaultProducerConfig()
-	dlq.Brokers = nil
-	return Config{
-		Log:             telemetry.DefaultLogConfig(),
-		AdminAddr:       "127.0.0.1:9464",
-		Kafka:           consume.DefaultConfig(),
-		ClickHouse:      sink.DefaultConfig(),
-		DLQ:             dlq,
-		MemoryLimitMB:   280,
-		ShutdownTimeout: 30 * time.Second,
+// Topics are the topics the writer reads and writes; it creates neither (`vigiectl topics
+// apply` does).
+type Topics struct {
+	Enriched string `yaml:"enriched"`
+	DLQ      string `yaml:"dlq"`
+}
+
+// Default returns the writer's defaults, measured with BenchmarkThroughput (see README).
+func Default() *Config {
+	consumer := kafka.DefaultConsumerConfig("vigie-writer")
+	consumer.BatchSize = 10000
+	consumer.BatchWait = 500 * time.Millisecond
+	return &Config{
+		Base:                 service.DefaultBase("127.0.0.1:9464"),
+		Kafka:                kafka.DefaultConfig(),
+		Consumer:             consumer,
+		Producer:             kafka.DefaultProducerConfig(),
+		Topics:               Topics{Enriched: event.TopicEnriched, DLQ: event.TopicDLQ},
+		ClickHouse:           clickhouse.DefaultConfig(),
+		MaxPendingRows:       40000,
+		MaxConcurrentInserts: 2,
+		MemoryLimitMB:        280,
 	}
 }
 
-// Producer returns the dead-letter producer's configuration, on the consumer's brokers.
-func (c Config) Producer() kafka.ProducerConfig {
-	p := c.DLQ
-	p.Brokers = c.Kafka.Brokers
-	return p
-}
-
-// Validate names the first bad field.
-func (c Config) Validate() error {
-	if err := c.Log.Validate(); err != nil {
+// Validate names the first bad key.
+func (c *Config) Validate() error {
+	if err := c.Base.Validate(); err != nil {
 		return err
-	}
-	if c.AdminAddr == "" {
-		return errors.New("admin_addr: must not be empty")
 	}
 	if err := c.Kafka.Validate("kafka"); err != nil {
 		return err
 	}
+	if err := c.Consumer.Validate("consumer"); err != nil {
+		return err
+	}
+	if c.Consumer.BatchSize > maxBatch {
+		return fmt.Errorf("consumer.batch_size: %d is above %d (one insert must stay one part)", c.Consumer.BatchSize, maxBatch)
+	}
+	if err := c.Producer.Validate("producer"); err != nil {
+		return err
+	}
+	switch {
+	case c.Topics.Enriched == "":
+		return errors.New("topics.enriched: must not be empty")
+	case c.Topics.DLQ == "":
+		return errors.New("topics.dlq: must not be empty")
+	}
 	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err
 	}
-	if len(c.DLQ.Brokers) > 0 {
-		return errors.New("dlq.brokers: not settable, the dead-letter topic lives on kafka.brokers")
-	}
-	if err := c.Producer().Validate("dlq"); err != nil {
-		return err
-	}
-	if c.MemoryLimitMB < 0 {
+	switch {
+	case c.MaxPendingRows < c.Consumer.BatchSize:
+		return fmt.Errorf("max_pending_rows: %d must be at least consumer.batch_size (%d)", c.MaxPendingRows, c.Consumer.BatchSize)
+	case c.MaxConcurrentInserts <= 0:
+		return errors.New("max_concurrent_inserts: must be positive")
+	case c.MemoryLimitMB < 0:
 		return errors.New("memory_limit_mb: must not be negative")
-	}
-	if c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("shutdown_timeout: must be positive")
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/writer/internal/chtest"
 	"github.com/vigie/vigie/services/writer/internal/consume"
@@ -41,24 +43,45 @@ func newHarness(t *testing.T, partitions int) *harness {
 		totals: func() chtest.Totals { return chtest.Count(t, conn, db) }}
 }
 
-func (h *harness) config() consume.Config {
-	c := consume.DefaultConfig()
-	c.Brokers = testenv.KafkaBrokers(h.t)
-	c.Topic, c.DLQTopic, c.GroupID = h.topic, h.dlqTopic, testenv.Name(h.t, "group")
-	c.BatchRows, c.BatchDelay, c.MaxPendingRows = 2000, 200*time.Millisecond, 10000
-	c.RetryInitial, c.RetryMax = 10*time.Millisecond, 100*time.Millisecond
-	return c
+// settings are the knobs a test turns: the consumer's batching and the writer's bounds.
+type settings struct {
+	batchSize      int
+	batchWait      time.Duration
+	maxPendingRows int
 }
 
-// start runs a writer on store until the test ends or stop is called.
-func (h *harness) start(cfg consume.Config, store consume.Store) (stop func()) {
+func (h *harness) settings() settings {
+	return settings{batchSize: 2000, batchWait: 200 * time.Millisecond, maxPendingRows: 10000}
+}
+
+// fast is the retry policy of the tests: the production schedule, faster.
+var fast = retry.Policy{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
+
+// start runs the shared consumer with the writer's handler on store until the test ends or
+// stop is called.
+func (h *harness) start(set settings, store consume.Store) (stop func()) {
+	return h.startIn(testenv.Name(h.t, "group"), set, store)
+}
+
+// startIn is start in consumer group group.
+func (h *harness) startIn(group string, set settings, store consume.Store) (stop func()) {
 	t := h.t
 	h.reg = prometheus.NewRegistry()
-	dlq := kafkatest.Producer(t, cfg.DLQTopic)
-	w, err := consume.New(cfg, store, dlq, zaptest.NewLogger(t), h.reg)
+	conn := kafkatest.Conn(t)
+	dlq := kafkatest.Producer(t, h.dlqTopic)
+	insertRetry := fast
+	insertRetry.MaxElapsed = 2 * time.Second
+	w, err := consume.New(consume.Config{
+		Topic: h.topic, MaxPendingRows: set.maxPendingRows, MaxConcurrentInserts: 2, InsertRetry: insertRetry,
+		PartitionEnds: func(ctx context.Context) (map[int]int64, error) { return kafka.PartitionOffsets(ctx, conn, h.topic) },
+	}, store, dlq, zaptest.NewLogger(t), prometheus.WrapRegistererWithPrefix("vigie_writer_", h.reg))
+	require.NoError(t, err)
+	cc := kafka.DefaultConsumerConfig(group)
+	cc.BatchSize, cc.BatchWait, cc.Retry = set.batchSize, set.batchWait, fast
+	c, err := kafka.NewConsumer(conn, cc, h.topic, w.Handle, w.Hooks(), zaptest.NewLogger(t), h.reg)
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { done <- w.Run(context.Background()) }()
+	go func() { done <- c.Run(context.Background()) }()
 	var stopped atomic.Bool
 	stop = func() {
 		if stopped.Swap(true) {
@@ -66,7 +89,7 @@ func (h *harness) start(cfg consume.Config, store consume.Store) (stop func()) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		require.NoError(t, w.Stop(ctx))
+		require.NoError(t, c.Stop(ctx))
 		require.NoError(t, <-done)
 	}
 	t.Cleanup(stop)
@@ -113,7 +136,7 @@ func TestEveryMessageIsWrittenOnceOrDeadLettered(t *testing.T) {
 		}
 		return gen.JSON()
 	})
-	h.start(h.config(), h.store)
+	h.start(h.settings(), h.store)
 	h.waitRows(valid)
 	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= garbage+incomplete }, 30*time.Second, 200*time.Millisecond)
 
@@ -158,7 +181,7 @@ func TestRetryAfterAnAmbiguousFailureDoesNotDuplicate(t *testing.T) {
 	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, gen.JSON)
 	store := &ambiguous{Store: h.store}
 	store.n.Store(6)
-	h.start(h.config(), store)
+	h.start(h.settings(), store)
 	h.waitRows(n)
 	chtest.RequireConsistent(t, h.totals(), n)
 	require.GreaterOrEqual(t, h.metric("vigie_writer_retries_total"), 6.0)
@@ -197,7 +220,7 @@ func TestPoisonRowsAreIsolated(t *testing.T) {
 		k, v := []byte(e.Enrichment.DeviceKey), must(json(e))
 		return k, v
 	})
-	h.start(h.config(), &poison{Store: h.store, bad: bad})
+	h.start(h.settings(), &poison{Store: h.store, bad: bad})
 	h.waitRows(uint64(n - len(bad)))
 	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= len(bad) }, 30*time.Second, 200*time.Millisecond)
 	chtest.RequireConsistent(t, h.totals(), uint64(n-len(bad)))
@@ -208,17 +231,22 @@ func TestPoisonRowsAreIsolated(t *testing.T) {
 	require.Positive(t, h.metric("vigie_writer_batches_total"))
 }
 
-func TestStopFlushesWhatItHolds(t *testing.T) {
+// TestStopThenRestartStoresEachOnce stops the writer while it writes (the consumer finishes
+// and commits the batches in hand) and starts it again in the same group: every event once.
+func TestStopThenRestartStoresEachOnce(t *testing.T) {
 	h := newHarness(t, 2)
-	const n = 3000
+	const n = 20000
 	gen := sample.New(10, 300, time.Now().Add(-time.Hour))
 	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, gen.JSON)
-	cfg := h.config()
-	cfg.BatchRows, cfg.MaxPendingRows, cfg.BatchDelay = 1_000_000, 1_000_000, time.Hour
-	stop := h.start(cfg, h.store)
-	require.Eventually(t, func() bool { return h.metric("vigie_writer_pending_rows") == n }, 30*time.Second, 50*time.Millisecond)
-	require.Zero(t, h.totals().Rows, "nothing written before the batch is due")
+	set := h.settings()
+	set.batchSize = 500
+	group := testenv.Name(t, "group")
+	stop := h.startIn(group, set, h.store)
+	require.Eventually(t, func() bool { return h.totals().OffsetsRows > 0 }, 60*time.Second, 20*time.Millisecond)
 	stop()
+	require.Less(t, h.totals().Rows, uint64(n), "stopped before the end")
+	h.startIn(group, set, h.store)
+	h.waitRows(n)
 	chtest.RequireConsistent(t, h.totals(), n)
 }
 
@@ -257,7 +285,7 @@ func TestBlocksNeverSpanTwoMonths(t *testing.T) {
 		return []byte(e.Enrichment.DeviceKey), must(json(e))
 	})
 	store := &oneMonth{Store: h.store, t: t}
-	h.start(h.config(), store)
+	h.start(h.settings(), store)
 	h.waitRows(n)
 	chtest.RequireConsistent(t, h.totals(), n)
 	require.Greater(t, store.blocks.Load(), int64(2))

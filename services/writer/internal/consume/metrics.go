@@ -5,45 +5,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// metrics are the writer's own; reg prefixes them with vigie_writer_. Lag, batches handled,
+// handler retries and rebalances are the shared consumer's (vigie_kafka_consumer_*).
 type metrics struct {
 	rows          prometheus.Counter
 	batches       *prometheus.CounterVec
 	insertSeconds prometheus.Histogram
 	batchRows     prometheus.Histogram
 	retries       prometheus.Counter
-	giveUps       prometheus.Counter
 	dlq           *prometheus.CounterVec
-	lag           *prometheus.GaugeVec
 	pending       prometheus.Gauge
 	resumed       prometheus.Counter
-	generations   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
-		rows: f.NewCounter(prometheus.CounterOpts{Name: "vigie_writer_rows_written_total",
+		rows: f.NewCounter(prometheus.CounterOpts{Name: "rows_written_total",
 			Help: "Rows inserted into detections (each Kafka message once, retries not counted twice)."}),
-		batches: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_writer_batches_total",
-			Help: "Inserts into detections by result: ok, split (rejected, then split), failed."}, []string{"result"}),
-		insertSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_writer_insert_seconds",
+		batches: f.NewCounterVec(prometheus.CounterOpts{Name: "batches_total",
+			Help: "Blocks inserted into detections by result: ok, split (rejected, then split), failed (left to the consumer's retry)."}, []string{"result"}),
+		insertSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "insert_seconds",
 			Help: "Latency of one successful insert into detections, retries included.", ConstLabels: prometheus.Labels{"table": "detections"},
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
-		batchRows: f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_writer_batch_rows",
-			Help: "Rows per insert.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
-		retries: f.NewCounter(prometheus.CounterOpts{Name: "vigie_writer_retries_total",
-			Help: "Insert or dead-letter attempts retried after a retryable error."}),
-		giveUps: f.NewCounter(prometheus.CounterOpts{Name: "vigie_writer_retry_giveups_total",
-			Help: "Operations abandoned when the retry budget ran out (the writer then stops)."}),
-		dlq: f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_writer_dlq_total",
+		batchRows: f.NewHistogram(prometheus.HistogramOpts{Name: "batch_rows",
+			Help: "Rows per insert (blocks of several partitions merged).", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		retries: f.NewCounter(prometheus.CounterOpts{Name: "retries_total",
+			Help: "Inserts retried with the same rows and token after a retryable error."}),
+		dlq: f.NewCounterVec(prometheus.CounterOpts{Name: "dlq_total",
 			Help: "Messages sent to the dead-letter topic, by reason."}, []string{"reason"}),
-		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigie_writer_lag_messages",
-			Help: "Messages in a partition after the last one fetched."}, []string{"partition"}),
-		pending: f.NewGauge(prometheus.GaugeOpts{Name: "vigie_writer_pending_rows",
-			Help: "Rows decoded and held in memory, not yet written."}),
-		resumed: f.NewCounter(prometheus.CounterOpts{Name: "vigie_writer_resumed_from_clickhouse_total",
-			Help: "Partition assignments that resumed after ClickHouse's offset, ahead of the committed one."}),
-		generations: f.NewCounter(prometheus.CounterOpts{Name: "vigie_writer_generations_total",
-			Help: "Consumer group generations joined (rebalances)."}),
+		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_rows",
+			Help: "Messages of batches being decoded or inserted (max_pending_rows bounds it)."}),
+		resumed: f.NewCounter(prometheus.CounterOpts{Name: "resumed_from_clickhouse_total",
+			Help: "Partition assignments, or batches retried after an insert of unknown outcome, that resumed after ClickHouse's offset."}),
 	}
 }

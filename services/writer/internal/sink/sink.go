@@ -1,5 +1,6 @@
 // Package sink writes detections blocks to ClickHouse over the native protocol and reads
-// back the highest Kafka offset ClickHouse holds per partition.
+// back the highest Kafka offset ClickHouse holds per partition. The connection comes from
+// pkg/clickhouse.Open.
 package sink
 
 import (
@@ -15,89 +16,13 @@ import (
 	"github.com/vigie/vigie/services/writer/internal/rows"
 )
 
-// Config says where ClickHouse is.
-type Config struct {
-	Addr     []string `yaml:"addr"`
-	Database string   `yaml:"database"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
-	// DialTimeout bounds connecting; QueryTimeout bounds one insert or query attempt.
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
-	// MaxOpenConns caps concurrent inserts (one per partition being flushed).
-	MaxOpenConns int `yaml:"max_open_conns"`
-	// Compression of blocks on the wire: none, lz4 or zstd.
-	Compression string `yaml:"compression"`
-}
-
-// DefaultConfig suits the local server started by `make up`.
-func DefaultConfig() Config {
-	return Config{
-		Addr:         []string{"127.0.0.1:19000"},
-		Database:     "vigie",
-		Username:     "default",
-		DialTimeout:  5 * time.Second,
-		QueryTimeout: 60 * time.Second,
-		MaxOpenConns: 8,
-		Compression:  "lz4",
-	}
-}
-
-// Validate names the bad field.
-func (c Config) Validate(prefix string) error {
-	switch {
-	case len(c.Addr) == 0:
-		return fmt.Errorf("%s.addr: must not be empty", prefix)
-	case c.DialTimeout <= 0:
-		return fmt.Errorf("%s.dial_timeout: must be positive", prefix)
-	case c.QueryTimeout <= 0:
-		return fmt.Errorf("%s.query_timeout: must be positive", prefix)
-	case c.MaxOpenConns <= 0:
-		return fmt.Errorf("%s.max_open_conns: must be positive", prefix)
-	}
-	if _, err := chmigrate.Bind("", c.Database); err != nil {
-		return fmt.Errorf("%s.database: %w", prefix, err)
-	}
-	if _, ok := compressions[c.Compression]; !ok {
-		return fmt.Errorf("%s.compression: %q is not none, lz4 or zstd", prefix, c.Compression)
-	}
-	return nil
-}
-
-var compressions = map[string]clickhouse.CompressionMethod{
-	"none": clickhouse.CompressionNone, "lz4": clickhouse.CompressionLZ4, "zstd": clickhouse.CompressionZSTD,
-}
-
-// Open connects to ClickHouse and pings it.
-func Open(ctx context.Context, c Config) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:             c.Addr,
-		Auth:             clickhouse.Auth{Username: c.Username, Password: c.Password},
-		DialTimeout:      c.DialTimeout,
-		ReadTimeout:      c.QueryTimeout,
-		MaxOpenConns:     c.MaxOpenConns,
-		MaxIdleConns:     c.MaxOpenConns,
-		Compression:      &clickhouse.Compression{Method: compressions[c.Compression]},
-		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open clickhouse %v: %w", c.Addr, err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, c.DialTimeout)
-	defer cancel()
-	if err := conn.Ping(pingCtx); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("ping clickhouse %v: %w", c.Addr, err)
-	}
-	return conn, nil
-}
-
 // Sink inserts blocks into {database}.detections.
 type Sink struct {
-	conn    driver.Conn
-	insert  string
-	offsets string
-	timeout time.Duration
+	conn      driver.Conn
+	insert    string
+	offsets   string
+	partition string
+	timeout   time.Duration
 }
 
 // New returns a sink on conn for database.
@@ -112,7 +37,11 @@ func New(conn driver.Conn, database string, queryTimeout time.Duration) (*Sink, 
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{conn: conn, insert: insert, offsets: offsets, timeout: queryTimeout}, nil
+	partition, err := chmigrate.Bind("SELECT max(kafka_offset) FROM {db}.detections WHERE kafka_topic = ? AND kafka_partition = ? GROUP BY kafka_partition", database)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{conn: conn, insert: insert, offsets: offsets, partition: partition, timeout: queryTimeout}, nil
 }
 
 // Insert writes blocks as one insert (one data block on the wire) whose deduplication
@@ -169,5 +98,24 @@ func (s *Sink) Offsets(ctx context.Context, topic string) (map[int]int64, error)
 	return out, nil
 }
 
-// Ping checks that ClickHouse answers; the writer's readiness uses it.
-func (s *Sink) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+// Stored returns the highest Kafka offset stored for one partition of topic; ok is false
+// when ClickHouse holds no row of it.
+func (s *Sink) Stored(ctx context.Context, topic string, partition int) (offset int64, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r, err := s.conn.Query(ctx, s.partition, topic, uint16(partition))
+	if err != nil {
+		return 0, false, fmt.Errorf("read stored offset of %s/%d: %w", topic, partition, err)
+	}
+	defer r.Close()
+	for r.Next() {
+		if err := r.Scan(&offset); err != nil {
+			return 0, false, fmt.Errorf("read stored offset of %s/%d: %w", topic, partition, err)
+		}
+		ok = true
+	}
+	if err := r.Err(); err != nil {
+		return 0, false, fmt.Errorf("read stored offset of %s/%d: %w", topic, partition, err)
+	}
+	return offset, ok, nil
+}

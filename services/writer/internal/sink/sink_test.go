@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
 	"github.com/vigie/vigie/services/writer/internal/chtest"
 	"github.com/vigie/vigie/services/writer/internal/rows"
@@ -97,11 +98,20 @@ func TestInsertRetriedWithItsTokenIsNotDuplicated(t *testing.T) {
 	offsets, err := s.Offsets(ctx, "detections.enriched.v1")
 	require.NoError(t, err)
 	require.Equal(t, map[int]int64{3: 7999, 4: 699, 5: 399}, offsets)
+	for p, want := range offsets {
+		got, ok, err := s.Stored(ctx, "detections.enriched.v1", p)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, want, got, "partition %d", p)
+	}
+	_, ok, err := s.Stored(ctx, "detections.enriched.v1", 6)
+	require.NoError(t, err)
+	require.False(t, ok, "no row of partition 6")
 }
 
 func TestClassify(t *testing.T) {
 	_, db := chtest.Database(t)
-	conn, err := sink.Open(context.Background(), chtest.Config(t, db))
+	conn, err := clickhouse.Open(context.Background(), chtest.Config(t, db), nil)
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx := context.Background()
