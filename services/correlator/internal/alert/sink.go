@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
 )
 
 // Sink receives alerts. Write returns once the alerts are durable in the sink.
@@ -67,37 +67,36 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// KafkaSink produces alerts as JSON to alerts.v1, keyed by alert id, synchronously.
+// KafkaSink produces alerts as JSON to alerts.v1, keyed by alert id (so that the versions
+// of one finding stay in order on one partition), synchronously.
 type KafkaSink struct {
-	w *kafkago.Writer
+	p *kafka.Producer
 }
 
 var _ Sink = (*KafkaSink)(nil)
 
-// NewKafkaSink writes through w (pkg/kafka.NewWriter: acks from all in-sync replicas).
-func NewKafkaSink(w *kafkago.Writer) *KafkaSink { return &KafkaSink{w: w} }
+// NewKafkaSink writes through p (acks from producer.acks, all by default). The caller
+// closes p.
+func NewKafkaSink(p *kafka.Producer) *KafkaSink { return &KafkaSink{p: p} }
 
 // Write produces the alerts and waits for the broker's acknowledgement.
 func (s *KafkaSink) Write(ctx context.Context, alerts []Alert) error {
 	if len(alerts) == 0 {
 		return nil
 	}
-	msgs := make([]kafkago.Message, len(alerts))
+	msgs := make([]kafka.Message, len(alerts))
 	for i := range alerts {
 		v, err := event.EncodeAlert(&alerts[i])
 		if err != nil {
 			return err
 		}
-		msgs[i] = kafkago.Message{Key: []byte(alerts[i].ID), Value: v, Time: alerts[i].UpdatedAt}
+		msgs[i] = kafka.Message{Key: []byte(alerts[i].ID), Value: v, Time: alerts[i].UpdatedAt}
 	}
-	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := s.p.Write(ctx, msgs...); err != nil {
 		return fmt.Errorf("produce %d alerts: %w", len(alerts), err)
 	}
 	return nil
 }
-
-// Close closes the Kafka writer.
-func (s *KafkaSink) Close() error { return s.w.Close() }
 
 // Sinks writes to each sink in order: ClickHouse first (the analysts' record), then Kafka.
 type Sinks []Sink

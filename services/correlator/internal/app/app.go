@@ -3,166 +3,161 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
-	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/lifecycle"
 	"github.com/vigie/vigie/pkg/reference"
-	"github.com/vigie/vigie/pkg/telemetry"
-	chschema "github.com/vigie/vigie/schemas/clickhouse"
+	"github.com/vigie/vigie/pkg/service"
 	schemaref "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
 	"github.com/vigie/vigie/services/correlator/internal/stream"
 )
 
-// App is a wired correlator.
-type App struct {
-	cfg       Config
-	logger    *zap.Logger
-	conn      driver.Conn
-	writer    *kafkago.Writer
-	admin     *telemetry.AdminServer
-	readiness *telemetry.Readiness
-	consumer  *stream.Consumer
-	scheduler *sched.Scheduler
-	Rules     []*rules.Rule
+// Build wires the correlator into s: the rules and reference data (a file that does not
+// load stops the start), ClickHouse, the alerts producer, the streaming consumer and the
+// scheduler. The parts stop in that order on shutdown (the consumer finishes and commits
+// its batches, the scheduler its step); the producer and ClickHouse close after them.
+// SIGHUP reloads the rules and the reference data (reload.go).
+func Build(ctx context.Context, s *service.Service, cfg *Config) error {
+	rs, err := loadRules(cfg.RulesDir)
+	if err != nil {
+		return err
+	}
+	ref, err := loadReference(cfg.ReferenceDir)
+	if err != nil {
+		return err
+	}
+	conn, err := clickhouse.Open(ctx, cfg.ClickHouse, s.Logger)
+	if err != nil {
+		return err
+	}
+	s.OnClose(conn.Close)
+	s.AddCheck("clickhouse", clickhouse.Ping(conn))
+	producer, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.Alerts)
+	if err != nil {
+		return err
+	}
+	s.OnClose(producer.Close)
+	chSink, err := alert.NewClickHouseSink(conn, cfg.ClickHouse.Database)
+	if err != nil {
+		return err
+	}
+	// ClickHouse first: the analysts' record; then alerts.v1.
+	sink := alert.Sinks{chSink, alert.NewKafkaSink(producer)}
+
+	r := &reloader{cfg: cfg, logger: s.Logger.Named("reload")}
+	if cfg.Streaming {
+		r.streamingRules = streamingDigests(rs)
+		r.consumer, err = stream.NewConsumer(cfg.Kafka, cfg.Consumer, cfg.Topics.Enriched, stream.Deps{
+			Rules: rs, Reference: ref, Rebuilder: stream.NewClickHouseRebuilder(conn, cfg.ClickHouse.Database, rs), Sink: sink,
+			Metrics: s.Registerer(), Registry: s.Registry,
+		}, s.Logger)
+		if err != nil {
+			return err
+		}
+		s.AddCheck("kafka", r.consumer.Ready)
+		s.Add("streaming", r.consumer.Run, r.consumer.Stop)
+	} else {
+		s.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, cfg.Kafka) })
+	}
+	if cfg.Scheduled {
+		r.scheduler = sched.New(cfg.Scheduler, conn, cfg.ClickHouse.Database, rs, sink, s.Logger, s.Registerer())
+		s.Add("scheduler", r.scheduler.Run, r.scheduler.Stop)
+	}
+	s.OnReload("rules", r.rules)
+	s.OnReload("reference", r.reference)
+	s.Logger.Info("rules loaded", zap.Strings("rules", rules.Names(rs)), zap.String("rules_dir", cfg.RulesDir))
+	return nil
 }
 
-// New loads the rules and reference data, connects to ClickHouse and Kafka and builds the
-// parts. Nothing runs until Run.
-func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Registry) (*App, error) {
-	a := &App{cfg: cfg, logger: logger, readiness: &telemetry.Readiness{}}
+// loadRules loads the rules of dir, or the rules built into the binary when dir is empty.
+func loadRules(dir string) ([]*rules.Rule, error) {
+	var rs []*rules.Rule
 	var err error
-	if cfg.RulesDir != "" {
-		a.Rules, err = rules.LoadDir(cfg.RulesDir)
+	if dir != "" {
+		rs, err = rules.LoadDir(dir)
 	} else {
-		a.Rules, err = rules.LoadDefault()
+		rs, err = rules.LoadDefault()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
+	return rs, nil
+}
+
+// loadReference loads the reference data of dir, or the data built into the binary.
+func loadReference(dir string) (*reference.Snapshot, error) {
 	var ref *reference.Snapshot
-	if cfg.ReferenceDir != "" {
-		ref, err = reference.LoadDir(cfg.ReferenceDir)
+	var err error
+	if dir != "" {
+		ref, err = reference.LoadDir(dir)
 	} else {
 		ref, err = reference.Load(schemaref.FS)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load reference data: %w", err)
 	}
-	a.conn, err = clickhouse.Open(&clickhouse.Options{
-		Addr: cfg.ClickHouse.Addr, Auth: clickhouse.Auth{Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
-		DialTimeout: cfg.ClickHouse.DialTimeout, MaxOpenConns: cfg.ClickHouse.MaxOpenConns, MaxIdleConns: cfg.ClickHouse.MaxOpenConns,
-		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open clickhouse: %w", err)
-	}
-	if err := retry.Default.Do(ctx, a.conn.Ping, nil); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.ClickHouse.Addr, err)
-	}
-	if cfg.ClickHouse.Migrate {
-		ms, err := chmigrate.Load(chschema.Migrations)
-		if err == nil {
-			err = retry.Default.Do(ctx, func(ctx context.Context) error {
-				_, err := chmigrate.Apply(ctx, a.conn, cfg.ClickHouse.Database, ms, logger)
-				return err
-			}, nil)
-		}
-		if err != nil {
-			a.Close()
-			return nil, fmt.Errorf("migrate clickhouse: %w", err)
-		}
-	}
-	if err := kafka.EnsureTopics(ctx, cfg.Consumer.Brokers, kafka.TopicSpec{Name: cfg.Alerts.Topic, Partitions: cfg.Alerts.Partitions, ReplicationFactor: cfg.Alerts.ReplicationFactor}); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("create alerts topic: %w", err)
-	}
-	a.writer, err = kafka.NewWriter(cfg.Producer, cfg.Alerts.Topic)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	chSink, err := alert.NewClickHouseSink(a.conn, cfg.ClickHouse.Database)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	sink := alert.Sinks{chSink, alert.NewKafkaSink(a.writer)}
-	if cfg.Streaming {
-		rb := stream.NewClickHouseRebuilder(a.conn, cfg.ClickHouse.Database, a.Rules)
-		a.consumer, err = stream.NewConsumer(cfg.Consumer, a.Rules, ref, rb, sink, logger, reg)
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
-	}
-	if cfg.Scheduled {
-		a.scheduler = sched.New(cfg.Scheduler, a.conn, cfg.ClickHouse.Database, a.Rules, sink, logger, reg)
-	}
-	a.admin, err = telemetry.NewAdminServer(cfg.AdminAddr, reg, a.readiness, logger)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	a.readiness.AddCheck("clickhouse", func(ctx context.Context) error { return a.conn.Ping(ctx) })
-	a.readiness.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, cfg.Consumer.Brokers) })
-	logger.Info("rules loaded", zap.Strings("rules", rules.Names(a.Rules)))
-	return a, nil
+	return ref, nil
 }
 
-// AdminAddr is the admin server's address.
-func (a *App) AdminAddr() string { return a.admin.Addr() }
-
-// Run runs until SIGINT/SIGTERM, ctx's end or a part's failure, then shuts down in order:
-// readiness off, the consumer finishes and commits its batches, the scheduler finishes its
-// evaluation, the admin server stops; then the Kafka writer and ClickHouse are closed.
-func (a *App) Run(ctx context.Context) error {
-	defer a.Close()
-	g := lifecycle.New(a.logger, a.cfg.ShutdownTimeout)
-	stopping := make(chan struct{})
-	g.Add("readiness", func(ctx context.Context) error {
-		a.readiness.MarkReady()
-		select {
-		case <-ctx.Done():
-		case <-stopping:
+// streamingDigests identifies the streaming rules by id and content.
+func streamingDigests(rs []*rules.Rule) map[string]string {
+	out := map[string]string{}
+	for _, r := range rs {
+		if r.Mode == rules.Streaming {
+			out[r.ID] = r.Digest
 		}
-		return nil
-	}, func(context.Context) error {
-		a.readiness.MarkNotReady()
-		close(stopping)
-		return nil
-	})
-	if a.consumer != nil {
-		g.Add("streaming", a.consumer.Run, a.consumer.Stop)
 	}
-	if a.scheduler != nil {
-		g.Add("scheduler", a.scheduler.Run, a.scheduler.Stop)
-	}
-	g.Add("admin", a.admin.Run, a.admin.Shutdown)
-	return g.Run(ctx)
+	return out
 }
 
-// Close releases the Kafka writer and the ClickHouse connection.
-func (a *App) Close() {
-	if a.writer != nil {
-		if err := a.writer.Close(); err != nil {
-			a.logger.Warn("close alerts writer", zap.Error(err))
-		}
-		a.writer = nil
+// reloader is what SIGHUP reloads.
+type reloader struct {
+	cfg       *Config
+	logger    *zap.Logger
+	consumer  *stream.Consumer // nil when streaming is off
+	scheduler *sched.Scheduler // nil when scheduling is off
+	// streamingRules are the streaming rules running (id -> digest); nil when streaming
+	// is off.
+	streamingRules map[string]string
+}
+
+// rules reloads the rule files. A set that does not load is refused whole (the error, which
+// the service logs, names each file and line) and the rules running stay. A good set
+// replaces the scheduled rules from the next tick on. The streaming rules running stay
+// until a restart: an engine's state is built by its rules from the partition's history,
+// and a changed rule's state cannot be derived from the old one's.
+func (r *reloader) rules(context.Context) error {
+	rs, err := loadRules(r.cfg.RulesDir)
+	if err != nil {
+		return err
 	}
-	if a.conn != nil {
-		_ = a.conn.Close()
-		a.conn = nil
+	if r.scheduler != nil {
+		r.scheduler.SetRules(rs)
 	}
+	if r.streamingRules != nil && !maps.Equal(streamingDigests(rs), r.streamingRules) {
+		r.logger.Warn("streaming rules changed on disk: they apply at the next restart; the scheduled rules apply now",
+			zap.Strings("running", slices.Sorted(maps.Keys(r.streamingRules))))
+	}
+	r.logger.Info("rules reloaded", zap.Strings("rules", rules.Names(rs)))
+	return nil
+}
+
+// reference reloads the reference data (facility coordinates, for events that lack them);
+// data that does not load is refused and the running data stays.
+func (r *reloader) reference(context.Context) error {
+	ref, err := loadReference(r.cfg.ReferenceDir)
+	if err != nil {
+		return err
+	}
+	if r.consumer != nil {
+		r.consumer.SetReference(ref)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"sort"
 	"testing"
 	"time"
@@ -28,18 +27,16 @@ func BenchmarkEventToAlert(b *testing.B) {
 	g := scenario.New(ref, 99, "lat")
 	fa, fb := g.FarApart(150)
 	cfg := kafka.DefaultProducerConfig()
-	cfg.Brokers = e.brokers
 	cfg.BatchTimeout = time.Millisecond
-	w, err := kafka.NewWriter(cfg, e.topic)
+	w, err := kafka.NewProducer(e.kafka, cfg, e.topic)
 	require.NoError(b, err)
-	w.Balancer = &kafkago.Hash{}
 	defer w.Close()
-	rd := kafkago.NewReader(kafkago.ReaderConfig{Brokers: e.brokers, Topic: e.alerts, Partition: 0, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 10 * time.Millisecond})
+	rd := kafkago.NewReader(kafkago.ReaderConfig{Brokers: e.kafka.Brokers, Topic: e.alerts, Partition: 0, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 10 * time.Millisecond})
 	defer rd.Close()
 	send := func(ev event.Enriched) {
-		v, err := json.Marshal(&ev)
+		v, err := event.EncodeEnriched(nil, &ev)
 		require.NoError(b, err)
-		require.NoError(b, w.WriteMessages(e.ctx, kafkago.Message{Key: []byte(ev.Enrichment.DeviceKey), Value: v}))
+		require.NoError(b, w.Write(e.ctx, kafka.Message{Key: []byte(ev.Enrichment.DeviceKey), Value: v}))
 	}
 	start := time.Now().UTC().Add(-24 * time.Hour)
 	lat := make([]time.Duration, 0, b.N)
@@ -56,7 +53,7 @@ func BenchmarkEventToAlert(b *testing.B) {
 			cancel()
 			require.NoError(b, err)
 			var a alert.Alert
-			require.NoError(b, json.Unmarshal(m.Value, &a))
+			require.NoError(b, event.DecodeAlert(m.Value, &a))
 			if a.Rule == "IMPOSSIBLE_TRAVEL" && a.GroupKey == d.IMEI {
 				break
 			}

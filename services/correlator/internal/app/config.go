@@ -1,28 +1,32 @@
-// Package app wires the correlator: configuration, rules, ClickHouse, Kafka, the streaming
-// consumer, the scheduler, the alert sinks and the admin server, under one lifecycle.
+// Package app wires the correlator into the service skeleton (pkg/service): configuration,
+// rules and reference data, ClickHouse, the streaming consumer, the scheduler and the
+// alert sinks, under one lifecycle.
 package app
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
-	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
+	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/telemetry"
-	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
-	"github.com/vigie/vigie/services/correlator/internal/stream"
 )
 
-// EnvPrefix prefixes the correlator's environment variables.
-const EnvPrefix = "VIGIE_CORRELATOR"
-
-// Config is the correlator's configuration.
+// Config is the correlator's configuration. The shared blocks (admin, log, kafka, consumer,
+// producer, clickhouse, topics) have the same keys in every service (top README).
 type Config struct {
-	Log       telemetry.LogConfig `yaml:"log"`
-	AdminAddr string              `yaml:"admin_addr"`
+	service.Base `yaml:",inline"`
+
+	Kafka      kafka.Config         `yaml:"kafka"`
+	Consumer   kafka.ConsumerConfig `yaml:"consumer"`
+	Producer   kafka.ProducerConfig `yaml:"producer"`
+	Topics     Topics               `yaml:"topics"`
+	ClickHouse clickhouse.Config    `yaml:"clickhouse"`
+
 	// RulesDir is a directory of rule files; empty means the rules built into the binary.
+	// SIGHUP reloads it (see README: what a reload changes).
 	RulesDir string `yaml:"rules_dir"`
 	// ReferenceDir is a reference data directory; empty means the built-in data.
 	ReferenceDir string `yaml:"reference_dir"`
@@ -30,87 +34,66 @@ type Config struct {
 	Streaming bool `yaml:"streaming"`
 	Scheduled bool `yaml:"scheduled"`
 
-	Consumer  stream.ConsumerConfig `yaml:"consumer"`
-	Producer  kafka.ProducerConfig  `yaml:"producer"`
-	Alerts    TopicConfig           `yaml:"alerts"`
-	Scheduler sched.Config          `yaml:"scheduler"`
-
-	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
-	// ShutdownTimeout bounds the graceful shutdown.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Scheduler sched.Config `yaml:"scheduler"`
 }
 
-// TopicConfig is the alerts topic the correlator creates when it is missing.
-type TopicConfig struct {
-	Topic             string `yaml:"topic"`
-	Partitions        int    `yaml:"partitions"`
-	ReplicationFactor int    `yaml:"replication_factor"`
+// Topics names the topics the correlator reads and writes (it creates none: vigiectl
+// topics apply does).
+type Topics struct {
+	Enriched string `yaml:"enriched"`
+	Alerts   string `yaml:"alerts"`
 }
 
-// ClickHouseConfig says where ClickHouse is.
-type ClickHouseConfig struct {
-	Addr         []string      `yaml:"addr"`
-	Database     string        `yaml:"database"`
-	Username     string        `yaml:"username"`
-	Password     string        `yaml:"password"`
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	MaxOpenConns int           `yaml:"max_open_conns"`
-	// Migrate applies the schema migrations at start (off in production, where a migrate
-	// job owns the schema).
-	Migrate bool `yaml:"migrate"`
-}
+// DefaultGroup is the streaming consumer's group. It stays "correlator" (not
+// vigie-correlator): a new group has no committed offsets, so a deployed correlator would
+// re-read its whole topic and publish every alert again.
+const DefaultGroup = "correlator"
 
 // DefaultConfig suits the local infrastructure of `make up`.
-func DefaultConfig() Config {
-	return Config{
-		Log: telemetry.DefaultLogConfig(), AdminAddr: "127.0.0.1:19107",
-		Streaming: true, Scheduled: true,
-		Consumer:  stream.DefaultConsumerConfig(),
-		Producer:  kafka.DefaultProducerConfig(),
-		Alerts:    TopicConfig{Topic: alert.Topic, Partitions: 3, ReplicationFactor: 1},
+func DefaultConfig() *Config {
+	consumer := kafka.DefaultConsumerConfig(DefaultGroup)
+	// Alerts are written and offsets committed once per batch: a short wait keeps the
+	// event-to-alert latency low.
+	consumer.BatchWait = 50 * time.Millisecond
+	return &Config{
+		Base:       service.DefaultBase("127.0.0.1:19107"),
+		Kafka:      kafka.DefaultConfig(),
+		Consumer:   consumer,
+		Producer:   kafka.DefaultProducerConfig(),
+		Topics:     Topics{Enriched: event.TopicEnriched, Alerts: event.TopicAlerts},
+		ClickHouse: clickhouse.DefaultConfig(),
+		Streaming:  true, Scheduled: true,
 		Scheduler: sched.DefaultConfig(),
-		ClickHouse: ClickHouseConfig{
-			Addr: []string{"127.0.0.1:19000"}, Database: "vigie", Username: "default",
-			DialTimeout: 5 * time.Second, MaxOpenConns: 8,
-		},
-		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
-// Validate names the first bad field.
+// Validate names the first bad key.
 func (c *Config) Validate() error {
-	if err := c.Log.Validate(); err != nil {
+	if err := c.Base.Validate(); err != nil {
 		return err
-	}
-	if c.AdminAddr == "" {
-		return errors.New("admin_addr: must not be empty")
 	}
 	if !c.Streaming && !c.Scheduled {
 		return errors.New("streaming, scheduled: at least one evaluation mode must be on")
 	}
-	if err := c.Consumer.Validate("consumer"); err != nil {
+	if err := c.Kafka.Validate("kafka"); err != nil {
 		return err
+	}
+	if c.Streaming {
+		if err := c.Consumer.Validate("consumer"); err != nil {
+			return err
+		}
+		if c.Topics.Enriched == "" {
+			return errors.New("topics.enriched: must not be empty")
+		}
 	}
 	if err := c.Producer.Validate("producer"); err != nil {
 		return err
 	}
-	if c.Alerts.Topic == "" || c.Alerts.Partitions <= 0 || c.Alerts.ReplicationFactor <= 0 {
-		return errors.New("alerts: topic, positive partitions and replication_factor are required")
+	if c.Topics.Alerts == "" {
+		return errors.New("topics.alerts: must not be empty")
 	}
-	if err := c.Scheduler.Validate("scheduler"); err != nil {
+	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err
 	}
-	if len(c.ClickHouse.Addr) == 0 {
-		return errors.New("clickhouse.addr: must not be empty")
-	}
-	if _, err := chmigrate.Bind("", c.ClickHouse.Database); err != nil {
-		return fmt.Errorf("clickhouse.database: %w", err)
-	}
-	if c.ClickHouse.DialTimeout <= 0 || c.ClickHouse.MaxOpenConns <= 0 {
-		return errors.New("clickhouse.dial_timeout, clickhouse.max_open_conns: must be positive")
-	}
-	if c.ShutdownTimeout <= 0 {
-		return errors.New("shutdown_timeout: must be positive")
-	}
-	return nil
+	return c.Scheduler.Validate("scheduler")
 }

@@ -8,32 +8,41 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 )
 
+// Config is the test server's configuration, for database db.
+func Config(t testing.TB, db string) clickhouse.Config {
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addrs = []string{testenv.ClickHouseAddr(t)}
+	cfg.Database = db
+	return cfg
+}
+
 // New connects to the test ClickHouse server and creates a unique database migrated to the
-// current schema.
+// current schema (with pkg/chmigrate, as vigiectl migrate does: the correlator itself never
+// migrates).
 func New(t testing.TB) (driver.Conn, string) {
 	t.Helper()
-	addr := testenv.ClickHouseAddr(t)
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second, MaxOpenConns: 8, Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4}})
-	require.NoError(t, err)
+	db := testenv.Name(t, "corr")
+	cfg := Config(t, db)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	require.NoError(t, retry.Default.Do(ctx, conn.Ping, nil), "ClickHouse at %s: run make up", addr)
-	db := testenv.Name(t, "corr")
+	conn, err := clickhouse.Open(ctx, cfg, nil)
+	require.NoError(t, err)
+	require.NoError(t, retry.Do(ctx, retry.Default(), clickhouse.Ping(conn), nil), "ClickHouse at %v: run make up", cfg.Addrs)
 	ms, err := chmigrate.Load(chschema.Migrations)
 	require.NoError(t, err)
 	// Retried: a connection the server drops is replaced by the pool on the next attempt.
-	require.NoError(t, retry.Default.Do(ctx, func(ctx context.Context) error {
+	require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error {
 		_, err := chmigrate.Apply(ctx, conn, db, ms, zap.NewNop())
 		return err
 	}, nil))

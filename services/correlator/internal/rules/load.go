@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,6 +166,8 @@ func Parse(name string, data []byte, schema *jsonschema.Schema) (r *Rule, enable
 	if len(problems) > 0 {
 		return nil, false, sortProblems(problems)
 	}
+	sum := sha256.Sum256(data)
+	r.Digest = hex.EncodeToString(sum[:])
 	return r, f.Enabled == nil || *f.Enabled, nil
 }
 

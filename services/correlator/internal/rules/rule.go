@@ -44,8 +44,11 @@ const (
 
 // Rule is one compiled rule.
 type Rule struct {
-	ID          string
-	File        string
+	ID   string
+	File string
+	// Digest identifies the file's content (sha256, hex): a reload tells a changed rule
+	// from the same one.
+	Digest      string
 	Title       string
 	Description string
 	Severity    string

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/chtest"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
 )
@@ -63,7 +63,7 @@ func BenchmarkScheduledRules(b *testing.B) {
 	ctx := context.Background()
 	end := time.Now().UTC().Truncate(24 * time.Hour)
 	benchFill(ctx, b, func(q string) error {
-		return retry.Default.Do(ctx, func(ctx context.Context) error { return conn.Exec(ctx, q) }, nil)
+		return retry.Do(ctx, retry.Default(), func(ctx context.Context) error { return conn.Exec(ctx, q) }, nil)
 	}, "`"+db+"`", end)
 	rs, err := rules.LoadDefault()
 	require.NoError(b, err)
@@ -72,7 +72,7 @@ func BenchmarkScheduledRules(b *testing.B) {
 		b.Run(r.ID, func(b *testing.B) {
 			for range b.N {
 				var err error
-				require.NoError(b, retry.Default.Do(ctx, func(ctx context.Context) error {
+				require.NoError(b, retry.Do(ctx, retry.Default(), func(ctx context.Context) error {
 					_, err = s.Evaluate(ctx, r, end)
 					return err
 				}, nil))

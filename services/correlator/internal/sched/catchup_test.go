@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/chtest"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 	"github.com/vigie/vigie/services/correlator/internal/scenario"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
@@ -32,7 +32,7 @@ func newCatchUpRun(t testing.TB, es []event.Enriched, cfg sched.Config, skip boo
 	conn, db := chtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	require.NoError(t, retry.Default.Do(ctx, func(ctx context.Context) error { return scenario.InsertDetections(ctx, conn, db, es, nil) }, nil))
+	require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error { return scenario.InsertDetections(ctx, conn, db, es, nil) }, nil))
 	rs, err := rules.LoadDefault()
 	require.NoError(t, err)
 	chSink, err := alert.NewClickHouseSink(conn, db)

@@ -97,7 +97,7 @@ func (s *Scheduler) candidates(ctx context.Context, r *rules.Rule, from, to time
 	if !ok {
 		return nil, false, nil
 	}
-	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.EvaluationTimeout)
 	defer cancel()
 	rows, err := s.conn.Query(qctx, pc.query)
 	if err != nil {

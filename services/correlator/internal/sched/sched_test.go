@@ -11,9 +11,9 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	ref "github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/chtest"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 	"github.com/vigie/vigie/services/correlator/internal/scenario"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
@@ -67,7 +67,7 @@ func runScheduler(t *testing.T, es []event.Enriched) (*sched.Scheduler, []alert.
 	conn, db := chtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	require.NoError(t, retry.Default.Do(ctx, func(ctx context.Context) error { return scenario.InsertDetections(ctx, conn, db, es, nil) }, nil))
+	require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error { return scenario.InsertDetections(ctx, conn, db, es, nil) }, nil))
 	rs, err := rules.LoadDefault()
 	require.NoError(t, err)
 	sink := &alert.Memory{}

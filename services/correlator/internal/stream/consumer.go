@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,53 +10,50 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
-	"github.com/vigie/vigie/services/correlator/internal/retry"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
-// ConsumerConfig says what to consume and how: the shared consumer settings of pkg/kafka.
-// BatchSize and BatchWait bound a batch: alerts are written and offsets committed once per
-// batch.
-type ConsumerConfig = kafka.ConsumerConfig
-
-// DefaultConsumerConfig consumes detections.enriched.v1 as group "correlator".
-func DefaultConsumerConfig() ConsumerConfig {
-	cfg := kafka.DefaultConsumerConfig(event.TopicEnriched, "correlator")
-	cfg.BatchWait = 50 * time.Millisecond
-	return cfg
-}
-
-// Consumer runs the streaming rules over a topic as a member of a consumer group. It owns
-// its partitions' state: on each assignment it rebuilds a partition's engine (Rebuilder),
-// then reads the partition from its committed offset, writes each batch's alerts to the
-// sink and only then commits. pkg/kafka's consumer loop hides partition assignment, which
-// state rebuilt per partition needs, hence kafka-go's ConsumerGroup here.
+// Consumer runs the streaming rules over the enriched topic as one member of a consumer
+// group (pkg/kafka's Consumer). It keeps one engine per assigned partition: on assignment
+// the partition's engine is rebuilt from ClickHouse (Rebuilder) and the partition is read
+// from there; each batch of the partition is evaluated on its engine and the batch is done
+// once its alerts are durable in the sink (then the consumer commits it); on revocation the
+// engine is dropped.
 type Consumer struct {
-	cfg     ConsumerConfig
+	kc      *kafka.Consumer
 	rules   []*rules.Rule
-	ref     *reference.Snapshot
+	ref     atomic.Pointer[reference.Snapshot]
 	rebuild Rebuilder
 	sink    alert.Sink
 	logger  *zap.Logger
-	m       consumerMetrics
+	m       metrics
 
-	stopping   chan struct{}
-	stopOnce   sync.Once
-	partitions sync.WaitGroup
-	cancel     context.CancelCauseFunc
-	assigned   atomic.Bool
+	mu    sync.Mutex
+	parts map[int]*partition
 }
 
-type consumerMetrics struct {
+// Deps is what the streaming consumer evaluates with and writes to.
+type Deps struct {
+	Rules     []*rules.Rule // the streaming rules among them are evaluated
+	Reference *reference.Snapshot
+	Rebuilder Rebuilder
+	Sink      alert.Sink
+	// Metrics takes the correlator's own metrics (names without the vigie_correlator_
+	// prefix: pass the service's prefixing Registerer); Registry takes the Kafka
+	// consumer's shared vigie_kafka_consumer_* metrics (the unprefixed registry).
+	Metrics, Registry prometheus.Registerer
+}
+
+type metrics struct {
 	events       prometheus.Counter
 	decodeErrors prometheus.Counter
+	sinkErrors   prometheus.Counter
 	evaluations  *prometheus.CounterVec
 	alerts       *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
@@ -68,263 +64,189 @@ type consumerMetrics struct {
 	eventTime    *prometheus.GaugeVec
 }
 
-// NewConsumer returns a consumer of the streaming rules among rs.
-func NewConsumer(cfg ConsumerConfig, rs []*rules.Rule, ref *reference.Snapshot, rb Rebuilder, sink alert.Sink, logger *zap.Logger, reg prometheus.Registerer) (*Consumer, error) {
-	if err := cfg.Validate("consumer"); err != nil {
-		return nil, err
-	}
+func newMetrics(reg prometheus.Registerer) metrics {
 	f := promauto.With(reg)
-	return &Consumer{
-		cfg: cfg, rules: rs, ref: ref, rebuild: rb, sink: sink, stopping: make(chan struct{}),
-		logger: logger.Named("streaming").With(zap.String("topic", cfg.Topic), zap.String("group", cfg.GroupID)),
-		m: consumerMetrics{
-			events:       f.NewCounter(prometheus.CounterOpts{Name: "vigie_correlator_events_total", Help: "Events evaluated by the streaming rules."}),
-			decodeErrors: f.NewCounter(prometheus.CounterOpts{Name: "vigie_correlator_decode_errors_total", Help: "Messages that were not enriched events (skipped)."}),
-			evaluations:  f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_correlator_streaming_evaluations_total", Help: "Events evaluated per streaming rule (after its where filter)."}, []string{"rule"}),
-			alerts:       f.NewCounterVec(prometheus.CounterOpts{Name: "vigie_correlator_streaming_alerts_total", Help: "Alert versions emitted per streaming rule."}, []string{"rule"}),
-			latency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigie_correlator_event_to_alert_seconds", Help: "From the triggering event's Kafka timestamp to its alert being written.",
-				Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"rule"}),
-			devices:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigie_correlator_state_devices", Help: "Devices holding streaming state, per partition."}, []string{"partition"}),
-			rebuilt:     f.NewCounter(prometheus.CounterOpts{Name: "vigie_correlator_rebuild_events_total", Help: "Events replayed from ClickHouse to rebuild partition state."}),
-			rebuildSecs: f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_correlator_rebuild_seconds", Help: "Time to rebuild one partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
-			batchSecs:   f.NewHistogram(prometheus.HistogramOpts{Name: "vigie_correlator_batch_seconds", Help: "Time to evaluate a batch and write its alerts.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-			eventTime:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigie_correlator_event_time_seconds", Help: "Highest event time seen per partition (Unix time)."}, []string{"partition"}),
-		},
-	}, nil
+	return metrics{
+		events:       f.NewCounter(prometheus.CounterOpts{Name: "events_total", Help: "Events evaluated by the streaming rules."}),
+		decodeErrors: f.NewCounter(prometheus.CounterOpts{Name: "decode_errors_total", Help: "Messages that were not enriched events (skipped)."}),
+		sinkErrors:   f.NewCounter(prometheus.CounterOpts{Name: "streaming_sink_errors_total", Help: "Failed writes of a batch's alerts (the batch is retried)."}),
+		evaluations:  f.NewCounterVec(prometheus.CounterOpts{Name: "streaming_evaluations_total", Help: "Events evaluated per streaming rule (after its where filter)."}, []string{"rule"}),
+		alerts:       f.NewCounterVec(prometheus.CounterOpts{Name: "streaming_alerts_total", Help: "Alert versions emitted per streaming rule."}, []string{"rule"}),
+		latency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "event_to_alert_seconds", Help: "From the triggering event's Kafka timestamp to its alert being written.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"rule"}),
+		devices:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "state_devices", Help: "Devices holding streaming state, per partition."}, []string{"partition"}),
+		rebuilt:     f.NewCounter(prometheus.CounterOpts{Name: "rebuild_events_total", Help: "Events replayed from ClickHouse to rebuild partition state."}),
+		rebuildSecs: f.NewHistogram(prometheus.HistogramOpts{Name: "rebuild_seconds", Help: "Time to rebuild one partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		batchSecs:   f.NewHistogram(prometheus.HistogramOpts{Name: "batch_seconds", Help: "Time to evaluate a batch and write its alerts.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		eventTime:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "event_time_seconds", Help: "Highest event time seen per partition (Unix time)."}, []string{"partition"}),
+	}
 }
 
-// Assigned reports whether the consumer has joined its group and holds a generation.
-func (c *Consumer) Assigned() bool { return c.assigned.Load() }
+// partition is one assigned partition's streaming state, used by that partition's hooks
+// and handler only (which pkg/kafka runs one after the other).
+type partition struct {
+	eng   *Engine
+	label string
+	// emitFrom: events below the committed offset were fully handled by the previous owner
+	// (their alerts written): reading them again rebuilds state without emitting.
+	emitFrom int64
+	// evaluated is the offset after the last message evaluated. A batch whose alerts could
+	// not be written is handed over again: its messages are not evaluated twice, their
+	// alerts (pending) are written again.
+	evaluated int64
+	pending   []alert.Alert
+	triggers  []time.Time // Kafka time of the event that raised each pending alert
+	prevEvals []uint64
+	dec       *event.Decoder
+}
 
-var errStopped = errors.New("consumer stopped")
-
-// Run joins the group and consumes until Stop, ctx's end or a partition's failure (which
-// it returns).
-func (c *Consumer) Run(ctx context.Context) error {
-	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
-		ID: c.cfg.GroupID, Brokers: c.cfg.Brokers, Topics: []string{c.cfg.Topic},
-		StartOffset: kafkago.FirstOffset, HeartbeatInterval: c.cfg.HeartbeatInterval,
-		SessionTimeout: c.cfg.SessionTimeout, RebalanceTimeout: c.cfg.SessionTimeout,
-		JoinGroupBackoff: 500 * time.Millisecond,
-		// Rebalance when partitions are added, so that new partitions get an owner.
-		WatchPartitionChanges: true, PartitionWatchInterval: 5 * time.Second,
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
-	})
+// NewConsumer returns a member of group cfg.GroupID evaluating the streaming rules of
+// deps.Rules over topic. It fails only on a bad configuration.
+func NewConsumer(conn kafka.Config, cfg kafka.ConsumerConfig, topic string, deps Deps, logger *zap.Logger) (*Consumer, error) {
+	c := &Consumer{
+		rules: deps.Rules, rebuild: deps.Rebuilder, sink: deps.Sink, parts: map[int]*partition{},
+		logger: logger.Named("streaming").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
+		m:      newMetrics(deps.Metrics),
+	}
+	c.ref.Store(deps.Reference)
+	kc, err := kafka.NewConsumer(conn, cfg, topic, c.handle, kafka.Hooks{OnAssign: c.assign, OnRevoke: c.revoke}, logger.Named("streaming"), deps.Registry)
 	if err != nil {
-		return fmt.Errorf("consumer group %s: %w", c.cfg.GroupID, err)
+		return nil, err
 	}
-	defer func() {
-		if err := cg.Close(); err != nil {
-			c.logger.Warn("leave group", zap.Error(err))
-		}
-	}()
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	c.cancel = cancel
-	c.logger.Info("consuming", zap.Strings("rules", rules.Names(NewEngine(c.rules, nil).Rules())))
-	for {
-		gen, err := cg.Next(runCtx)
-		if err != nil {
-			if cause := context.Cause(runCtx); cause != nil {
-				if errors.Is(cause, errStopped) || errors.Is(cause, context.Canceled) {
-					return nil
-				}
-				return cause
-			}
-			if errors.Is(err, kafkago.ErrGroupClosed) {
-				return nil
-			}
-			return fmt.Errorf("join group %s: %w", c.cfg.GroupID, err)
-		}
-		c.assigned.Store(true)
-		var parts []int
-		for _, a := range gen.Assignments[c.cfg.Topic] {
-			parts = append(parts, a.ID)
-			c.partitions.Add(1)
-			gen.Start(func(genCtx context.Context) {
-				defer c.partitions.Done()
-				if err := c.runPartition(runCtx, genCtx, gen, a); err != nil {
-					cancel(fmt.Errorf("partition %d: %w", a.ID, err))
-				}
-			})
-		}
-		c.logger.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Ints("partitions", parts))
-	}
+	c.kc = kc
+	return c, nil
+}
+
+// Rules lists the streaming rules the consumer evaluates.
+func (c *Consumer) Rules() []*rules.Rule { return NewEngine(c.rules, nil).Rules() }
+
+// Run consumes until Stop or ctx's end; transient failures (Kafka, ClickHouse, the sinks)
+// are retried and never end it.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.logger.Info("consuming", zap.Strings("rules", rules.Names(c.Rules())))
+	return c.kc.Run(ctx)
 }
 
 // Stop lets each partition finish and commit its batch in flight, then leaves the group.
-func (c *Consumer) Stop(ctx context.Context) error {
-	c.stopOnce.Do(func() { close(c.stopping) })
-	done := make(chan struct{})
-	go func() {
-		c.partitions.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	if c.cancel != nil {
-		c.cancel(errStopped)
-	}
-	return nil
-}
+func (c *Consumer) Stop(ctx context.Context) error { return c.kc.Stop(ctx) }
 
-func (c *Consumer) runPartition(runCtx, genCtx context.Context, gen *kafkago.Generation, a kafkago.PartitionAssignment) error {
-	p := a.ID
-	log := c.logger.With(zap.Int("partition", p))
-	eng := NewEngine(c.rules, c.ref)
-	// emitFrom: events below the committed offset were fully handled by the previous owner
-	// (their alerts written): replaying them rebuilds state without emitting again.
-	emitFrom, start := a.Offset, a.Offset
-	if a.Offset < 0 {
-		emitFrom, start = 0, kafkago.FirstOffset
+// Ready is the readiness check: a member of the group whose handlers are not failing.
+func (c *Consumer) Ready(ctx context.Context) error { return c.kc.Ready(ctx) }
+
+// SetReference replaces the reference data (facility coordinates for events that lack
+// them); each partition takes it from its next batch on.
+func (c *Consumer) SetReference(ref *reference.Snapshot) { c.ref.Store(ref) }
+
+// assign rebuilds the partition's engine from the events below the committed offset and
+// returns where to read from: the committed offset or, when ClickHouse lags behind it,
+// the offset after the last event ClickHouse holds (the gap is read from Kafka, still
+// without emitting).
+func (c *Consumer) assign(ctx context.Context, a kafka.Assignment) (int64, error) {
+	log := c.logger.With(zap.Int("partition", a.Partition))
+	p := &partition{eng: NewEngine(c.rules, c.ref.Load()), label: strconv.Itoa(a.Partition), dec: event.NewDecoder()}
+	start := a.Committed
+	if a.Committed < 0 {
+		start = kafka.FirstOffset
 	} else {
 		began := time.Now()
-		var next int64
-		var n int
-		err := retry.Default.Do(runCtx, func(ctx context.Context) error {
-			eng = NewEngine(c.rules, c.ref)
-			var err error
-			next, n, err = c.rebuild.Rebuild(ctx, eng, c.cfg.Topic, p, a.Offset)
-			return err
-		}, func(err error) { log.Info("retrying rebuild", zap.Error(err)) })
+		next, n, err := c.rebuild.Rebuild(ctx, p.eng, a.Topic, a.Partition, a.Committed)
 		if err != nil {
-			return err
+			return 0, err // retried by the consumer, on a fresh engine
 		}
-		if next < a.Offset {
-			// ClickHouse lags behind this group: read the gap from Kafka, without emitting.
+		p.emitFrom = a.Committed
+		if next < a.Committed {
 			start = next
 			if next == 0 {
-				start = kafkago.FirstOffset
+				start = kafka.FirstOffset
 			}
 		}
 		c.m.rebuilt.Add(float64(n))
 		c.m.rebuildSecs.Observe(time.Since(began).Seconds())
-		log.Info("state rebuilt", zap.Int64("committed", a.Offset), zap.Int64("clickhouse_next", next), zap.Int("events", n),
-			zap.Int("devices", eng.Devices()), zap.Duration("took", time.Since(began)))
+		log.Info("state rebuilt", zap.Int64("committed", a.Committed), zap.Int64("clickhouse_next", next), zap.Int("events", n),
+			zap.Int("devices", p.eng.Devices()), zap.Duration("took", time.Since(began)))
 	}
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers: c.cfg.Brokers, Topic: c.cfg.Topic, Partition: p, MinBytes: 1, MaxBytes: c.cfg.MaxBytes, MaxWait: 250 * time.Millisecond,
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
-	})
-	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return fmt.Errorf("seek partition %d to %d: %w", p, start, err)
-	}
-	fetchCtx, cancelFetch := context.WithCancel(runCtx)
-	defer cancelFetch()
-	go func() {
-		select {
-		case <-genCtx.Done():
-		case <-c.stopping:
-		case <-fetchCtx.Done():
-		}
-		cancelFetch()
-	}()
-	h := &partitionHandler{c: c, eng: eng, partition: p, label: strconv.Itoa(p), emitFrom: emitFrom}
-	batch := make([]kafkago.Message, 0, c.cfg.BatchSize)
-	for {
-		var err error
-		batch, err = c.fill(fetchCtx, r, batch[:0])
-		if len(batch) > 0 {
-			// The batch in flight finishes even if the generation ends meanwhile.
-			if herr := h.handle(runCtx, batch); herr != nil {
-				return herr
-			}
-			next := batch[len(batch)-1].Offset + 1
-			if cerr := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: {p: next}}); cerr != nil {
-				log.Warn("commit", zap.Int64("offset", next), zap.Error(cerr))
-				return nil // the next owner resumes from the last commit; alerts are idempotent
-			}
-		}
-		if err != nil {
-			if fetchCtx.Err() != nil {
-				log.Info("partition released")
-				return nil
-			}
-			return fmt.Errorf("fetch partition %d: %w", p, err)
-		}
-	}
+	c.mu.Lock()
+	c.parts[a.Partition] = p
+	c.mu.Unlock()
+	return start, nil
 }
 
-// fill reads one message (waiting as long as needed), then more until the batch is full or
-// BatchWait has passed.
-func (c *Consumer) fill(ctx context.Context, r *kafkago.Reader, batch []kafkago.Message) ([]kafkago.Message, error) {
-	msg, err := r.FetchMessage(ctx)
-	if err != nil {
-		return batch, err
-	}
-	batch = append(batch, msg)
-	waitCtx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
-	defer cancel()
-	for len(batch) < c.cfg.BatchSize {
-		msg, err := r.FetchMessage(waitCtx)
-		if err != nil {
-			if waitCtx.Err() != nil && ctx.Err() == nil {
-				return batch, nil
-			}
-			return batch, err
-		}
-		batch = append(batch, msg)
-	}
-	return batch, nil
+// revoke drops the partition's engine.
+func (c *Consumer) revoke(a kafka.Assignment) {
+	c.mu.Lock()
+	delete(c.parts, a.Partition)
+	c.mu.Unlock()
+	label := strconv.Itoa(a.Partition)
+	c.m.devices.DeleteLabelValues(label)
+	c.m.eventTime.DeleteLabelValues(label)
+	c.logger.Info("partition released", zap.Int("partition", a.Partition))
 }
 
-// partitionHandler evaluates one partition's batches.
-type partitionHandler struct {
-	c         *Consumer
-	eng       *Engine
-	partition int
-	label     string
-	emitFrom  int64
-	prevEvals []uint64
-	alerts    []alert.Alert
-	triggers  []time.Time
-	dec       *event.Decoder
+func (c *Consumer) partition(id int) *partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.parts[id]
 }
 
-func (h *partitionHandler) handle(ctx context.Context, batch []kafkago.Message) error {
+// handle evaluates one partition's batch on its engine and writes the alerts raised; it
+// returns nil once they are durable, so that the consumer commits the batch.
+func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	p := c.partition(batch[0].Partition)
+	if p == nil {
+		return fmt.Errorf("partition %d: batch before its assignment", batch[0].Partition)
+	}
 	began := time.Now()
-	h.alerts, h.triggers = h.alerts[:0], h.triggers[:0]
-	if h.dec == nil {
-		h.dec = event.NewDecoder()
-	}
+	p.eng.SetReference(c.ref.Load())
 	var e event.Enriched
+	n := 0
 	for i := range batch {
 		m := &batch[i]
-		if err := h.dec.Enriched(m.Value, &e); err != nil || e.ObservedAt.IsZero() {
-			h.c.m.decodeErrors.Inc()
+		if m.Offset < p.evaluated {
 			continue
 		}
-		n := len(h.alerts)
-		h.alerts = h.eng.Observe(&e, m.Offset >= h.emitFrom, h.alerts)
-		for range h.alerts[n:] {
-			h.triggers = append(h.triggers, m.Time)
+		n++
+		if err := p.dec.Enriched(m.Value, &e); err != nil || e.ObservedAt.IsZero() {
+			c.m.decodeErrors.Inc()
+			continue
+		}
+		k := len(p.pending)
+		p.pending = p.eng.Observe(&e, m.Offset >= p.emitFrom, p.pending)
+		for range p.pending[k:] {
+			p.triggers = append(p.triggers, m.Time)
 		}
 	}
-	if len(h.alerts) > 0 {
-		err := retry.Default.Do(ctx, func(ctx context.Context) error { return h.c.sink.Write(ctx, h.alerts) },
-			func(err error) { h.c.logger.Info("retrying alert write", zap.Error(err)) })
-		if err != nil {
-			return err
+	p.evaluated = max(p.evaluated, batch[len(batch)-1].Offset+1)
+	c.count(p, n)
+	if len(p.pending) > 0 {
+		if err := c.sink.Write(ctx, p.pending); err != nil {
+			c.m.sinkErrors.Inc()
+			return fmt.Errorf("partition %d: write %d alerts: %w", batch[0].Partition, len(p.pending), err)
 		}
-		for i, a := range h.alerts {
-			h.c.m.alerts.WithLabelValues(a.Rule).Inc()
-			h.c.m.latency.WithLabelValues(a.Rule).Observe(time.Since(h.triggers[i]).Seconds())
+		for i, a := range p.pending {
+			c.m.alerts.WithLabelValues(a.Rule).Inc()
+			c.m.latency.WithLabelValues(a.Rule).Observe(time.Since(p.triggers[i]).Seconds())
 		}
+		clear(p.pending) // the next batch reuses the slice: drop the alerts' strings
+		p.pending, p.triggers = p.pending[:0], p.triggers[:0]
 	}
-	st := h.eng.Stats()
-	if h.prevEvals == nil {
-		h.prevEvals = make([]uint64, len(st.Evaluations))
-	}
-	for i, r := range h.eng.Rules() {
-		h.c.m.evaluations.WithLabelValues(r.ID).Add(float64(st.Evaluations[i] - h.prevEvals[i]))
-		h.prevEvals[i] = st.Evaluations[i]
-	}
-	h.c.m.events.Add(float64(len(batch)))
-	h.c.m.devices.WithLabelValues(h.label).Set(float64(h.eng.Devices()))
-	h.c.m.eventTime.WithLabelValues(h.label).Set(float64(h.eng.MaxEventTime().Unix()))
-	h.c.m.batchSecs.Observe(time.Since(began).Seconds())
+	c.m.batchSecs.Observe(time.Since(began).Seconds())
 	return nil
+}
+
+// count updates the metrics after n more events of p were evaluated.
+func (c *Consumer) count(p *partition, n int) {
+	st := p.eng.Stats()
+	if p.prevEvals == nil {
+		p.prevEvals = make([]uint64, len(st.Evaluations))
+	}
+	for i, r := range p.eng.Rules() {
+		c.m.evaluations.WithLabelValues(r.ID).Add(float64(st.Evaluations[i] - p.prevEvals[i]))
+		p.prevEvals[i] = st.Evaluations[i]
+	}
+	c.m.events.Add(float64(n))
+	c.m.devices.WithLabelValues(p.label).Set(float64(p.eng.Devices()))
+	c.m.eventTime.WithLabelValues(p.label).Set(float64(p.eng.MaxEventTime().Unix()))
 }

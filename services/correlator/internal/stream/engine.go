@@ -114,6 +114,10 @@ func (e *Engine) Rules() []*rules.Rule {
 // Stats returns the counters so far.
 func (e *Engine) Stats() Stats { return e.stats }
 
+// SetReference replaces the reference data that gives facility coordinates when an event
+// lacks them (may be nil). Like Observe, it is called from the engine's goroutine.
+func (e *Engine) SetReference(ref *reference.Snapshot) { e.ref = ref }
+
 // Devices is the number of devices holding state.
 func (e *Engine) Devices() int { return len(e.devices) }
 

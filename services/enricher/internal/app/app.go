@@ -2,21 +2,15 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http/pprof"
 	"sync/atomic"
-	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
-	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/lifecycle"
 	"github.com/vigie/vigie/pkg/reference"
-	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/service"
 	schemaref "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/enricher/internal/chref"
 	"github.com/vigie/vigie/services/enricher/internal/enrich"
@@ -24,152 +18,93 @@ import (
 	"github.com/vigie/vigie/services/enricher/internal/refwatch"
 )
 
-// App is a wired enricher, ready to Run.
-type App struct {
-	cfg       Config
-	logger    *zap.Logger
-	readiness *telemetry.Readiness
-	admin     *telemetry.AdminServer
-	store     *refwatch.Store
-	tables    atomic.Pointer[enrich.Table]
-	consumer  *kafka.Consumer
-	enriched  *kafkago.Writer
-	dlq       *kafkago.Writer
-	chConn    driver.Conn
-	syncer    *chref.Syncer
+// Build wires the enricher on s: the reference store (a service does not start on broken
+// reference data), the ClickHouse reference loader when clickhouse.addrs is set, the two
+// producers, the consumer of the raw topic, and SIGHUP reloading the reference data.
+func Build(ctx context.Context, s *service.Service, cfg *Config) error {
+	_, err := build(ctx, s, cfg)
+	return err
 }
 
-// New loads the reference data (a service does not start on broken reference data), creates
-// the topics that are missing and builds every part. reg receives the vigie_enricher_*
-// metrics.
-func New(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Registry) (*App, error) {
-	a := &App{cfg: cfg, logger: logger, readiness: &telemetry.Readiness{}}
-	sreg := prometheus.WrapRegistererWithPrefix("vigie_enricher_", reg)
+// enricher is what build wired; tests look inside it.
+type enricher struct {
+	store  *refwatch.Store
+	tables atomic.Pointer[enrich.Table]
+	syncer *chref.Syncer
+}
 
-	store, err := refwatch.New(cfg.Reference.Dir, schemaref.FS, logger, sreg)
+func build(ctx context.Context, s *service.Service, cfg *Config) (*enricher, error) {
+	logger, reg := s.Logger, s.Registerer()
+	e := &enricher{}
+	store, err := refwatch.New(cfg.Reference.Dir, schemaref.FS, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	a.store = store
+	e.store = store
 	snap := store.Current()
 	st := snap.Stats()
 	logger.Info("reference data loaded", zap.String("version", snap.Version()), zap.String("dir", cfg.Reference.Dir),
 		zap.Duration("load", snap.LoadDuration()), zap.Int("facilities", st.Facilities), zap.Int("sensors", st.Sensors),
 		zap.Int("tacs", st.TACs), zap.Int("operators", st.Operators))
 
-	if cfg.ClickHouse.Addr != "" {
-		conn, err := chref.Open(ctx, chref.Options{Addr: cfg.ClickHouse.Addr, Username: cfg.ClickHouse.Username,
-			Password: cfg.ClickHouse.Password, Timeout: cfg.ClickHouse.Timeout})
+	if cfg.ClickHouseEnabled() {
+		conn, err := clickhouse.Open(ctx, cfg.ClickHouse, logger)
 		if err != nil {
 			return nil, err
 		}
+		s.OnClose(conn.Close)
+		s.AddCheck("clickhouse", clickhouse.Ping(conn))
 		loader, err := chref.NewLoader(conn, cfg.ClickHouse.Database, logger)
 		if err != nil {
-			_ = conn.Close()
 			return nil, err
 		}
-		a.chConn = conn
-		a.syncer = chref.NewSyncer(loader, logger, sreg)
+		e.syncer = chref.NewSyncer(loader, logger, reg)
 	}
 	// Compile each new version for enrichment and hand it to the ClickHouse loader. The
 	// compiled table is swapped in right after the snapshot, by the reloading goroutine.
-	store.OnChange(func(s *reference.Snapshot) {
-		a.tables.Store(enrich.Compile(s))
-		if a.syncer != nil {
-			a.syncer.Notify(s)
+	store.OnChange(func(snap *reference.Snapshot) {
+		e.tables.Store(enrich.Compile(snap))
+		if e.syncer != nil {
+			e.syncer.Notify(snap)
 		}
 	})
 
-	if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, cfg.topics()...); err != nil {
-		a.closeClickHouse()
-		return nil, fmt.Errorf("ensure topics: %w", err)
-	}
-	pc := cfg.producerConfig()
-	if a.enriched, err = kafka.NewWriter(pc, cfg.Kafka.EnrichedTopic); err != nil {
-		a.closeClickHouse()
+	enriched, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.Enriched)
+	if err != nil {
 		return nil, err
 	}
-	if a.dlq, err = kafka.NewWriter(pc, cfg.Kafka.DLQTopic); err != nil {
-		a.closeClickHouse()
+	s.OnClose(enriched.Close)
+	dlq, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.DLQ)
+	if err != nil {
 		return nil, err
 	}
-	brokers := cfg.Kafka.Brokers
-	a.readiness.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, brokers) })
-	if a.admin, err = telemetry.NewAdminServer(cfg.AdminAddr, reg, a.readiness, logger); err != nil {
-		a.closeAll()
+	s.OnClose(dlq.Close)
+	p := pipeline.New(&e.tables, enriched, dlq, logger, reg)
+	consumer, err := kafka.NewConsumer(cfg.Kafka, cfg.Consumer, cfg.Topics.Raw, p.Handle, kafka.Hooks{}, logger, s.Registry)
+	if err != nil {
 		return nil, err
 	}
-	// Profiles on the admin port (loopback by default), for measuring where the CPU goes.
-	a.admin.Mux().HandleFunc("/debug/pprof/", pprof.Index)
-	a.admin.Mux().HandleFunc("/debug/pprof/profile", pprof.Profile)
-	// The consumer last: its reader starts joining the group as soon as it exists.
-	p := pipeline.New(&a.tables, a.enriched, a.dlq, cfg.Kafka.ProduceRetry, logger, sreg)
-	if a.consumer, err = kafka.NewConsumer(cfg.consumerConfig(), p.Handle, logger, sreg); err != nil {
-		a.closeAll()
-		return nil, err
-	}
-	return a, nil
-}
+	s.AddCheck("kafka", consumer.Ready)
 
-// AdminAddr is the address of the admin server (useful with port 0).
-func (a *App) AdminAddr() string { return a.admin.Addr() }
-
-// Store is the reference store (tests trigger reloads through it).
-func (a *App) Store() *refwatch.Store { return a.store }
-
-// Run runs until ctx ends, SIGINT/SIGTERM, or a part fails, then shuts down in order: stop
-// being ready, stop consuming (the batch in hand is produced and committed), stop watching
-// the reference data and loading ClickHouse, close the producers, stop the admin server.
-func (a *App) Run(ctx context.Context) error {
-	defer a.closeAll()
-	g := lifecycle.New(a.logger, a.cfg.ShutdownTimeout)
-	stopping := make(chan struct{})
-	g.Add("readiness", func(context.Context) error {
-		a.readiness.MarkReady()
-		<-stopping
-		return nil
-	}, func(context.Context) error {
-		a.readiness.MarkNotReady()
-		close(stopping)
+	// Stopped in this order: the consumer finishes and commits the batches in hand, then the
+	// reference watch and the ClickHouse loader stop; the producers and the ClickHouse
+	// connection close after every part.
+	s.Add("consumer", consumer.Run, consumer.Stop)
+	s.Add("reference-watch", func(ctx context.Context) error { return store.Run(ctx, cfg.Reference.Debounce) }, nil)
+	if e.syncer != nil {
+		s.Add("clickhouse-reference", e.syncer.Run, nil)
+	}
+	s.OnReload("reference", func(context.Context) error {
+		result, err := store.Reload()
+		if err != nil {
+			return err
+		}
+		logger.Info("reference reload on sighup", zap.String("result", result))
 		return nil
 	})
-	g.Add("consumer", a.consumer.Run, a.consumer.Stop)
-	g.Add("reference-watch", func(ctx context.Context) error { return a.store.Run(ctx, a.cfg.Reference.Debounce) }, nil)
-	if a.syncer != nil {
-		g.Add("clickhouse-reference", a.syncer.Run, nil)
-	}
-	g.Add("admin", a.admin.Run, a.admin.Shutdown)
-	a.logger.Info("enricher running", zap.Stringer("config", &a.cfg), zap.String("admin", a.AdminAddr()))
-	return g.Run(ctx)
+	logger.Info("enricher wired", zap.Stringer("config", cfg))
+	return e, nil
 }
 
-func (a *App) closeAll() {
-	var errs []error
-	if a.enriched != nil {
-		errs = append(errs, a.enriched.Close())
-	}
-	if a.dlq != nil {
-		errs = append(errs, a.dlq.Close())
-	}
-	a.enriched, a.dlq = nil, nil
-	a.closeClickHouse()
-	if err := errors.Join(errs...); err != nil {
-		a.logger.Warn("close producers", zap.Error(err))
-	}
-}
-
-func (a *App) closeClickHouse() {
-	if a.chConn != nil {
-		if err := a.chConn.Close(); err != nil {
-			a.logger.Warn("close clickhouse", zap.Error(err))
-		}
-		a.chConn = nil
-	}
-}
-
-// Ready reports whether the enricher is ready (tests).
-func (a *App) Ready(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return a.readiness.Ready(ctx)
-}
+// String makes the configuration loggable without its secrets.
+var _ fmt.Stringer = (*Config)(nil)

@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/testenv"
@@ -40,7 +42,7 @@ func TestEnrichEveryKind(t *testing.T) {
 	produceRaw(t, cfg, events)
 	r := start(t, cfg)
 
-	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 60*time.Second, 500*time.Millisecond)
+	out := readTopic(t, cfg, cfg.Topics.Enriched, len(events), 60*time.Second, 500*time.Millisecond)
 	got, dups := enrichedByID(t, out)
 	require.Zero(t, dups, "no restart, no duplicate")
 	require.Len(t, got, len(events))
@@ -132,8 +134,8 @@ func TestUnknownSensorsToDLQ(t *testing.T) {
 	produceMessages(t, cfg, events, values)
 	r := start(t, cfg)
 
-	enriched := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events)-unknown-1, 60*time.Second, 300*time.Millisecond)
-	dlq := readTopic(t, cfg, cfg.Kafka.DLQTopic, unknown+1, 30*time.Second, 300*time.Millisecond)
+	enriched := readTopic(t, cfg, cfg.Topics.Enriched, len(events)-unknown-1, 60*time.Second, 300*time.Millisecond)
+	dlq := readTopic(t, cfg, cfg.Topics.DLQ, unknown+1, 30*time.Second, 300*time.Millisecond)
 	require.Len(t, enriched.msgs, len(events)-unknown-1)
 	require.Len(t, dlq.msgs, unknown+1)
 	reasons := map[string]int{}
@@ -142,7 +144,7 @@ func TestUnknownSensorsToDLQ(t *testing.T) {
 		require.NoError(t, json.Unmarshal(m.Value, &rec))
 		reasons[rec.Reason]++
 		require.Equal(t, "enricher", rec.Service)
-		require.Equal(t, cfg.Kafka.RawTopic, rec.Source.Topic)
+		require.Equal(t, cfg.Topics.Raw, rec.Source.Topic)
 		if rec.Reason == event.ReasonUnknownSensor {
 			require.True(t, strings.HasPrefix(rec.SensorID, "ma-nowhere."))
 			require.Equal(t, rec.SensorID, string(m.Key))
@@ -173,7 +175,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	waitVersion := func(want string) {
 		t.Helper()
 		// The compiled table, which the pipeline uses, is swapped right after the snapshot.
-		require.Eventually(t, func() bool { return r.app.tables.Load().Snapshot().Version() == want }, 10*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return r.e.tables.Load().Snapshot().Version() == want }, 10*time.Second, 5*time.Millisecond)
 	}
 
 	const rounds = 6
@@ -203,10 +205,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			require.Eventually(t, func() bool {
 				return metric(t, r.reg, "vigie_enricher_reference_reloads_total", map[string]string{"result": "error"}) > errorsBefore
 			}, 10*time.Second, 10*time.Millisecond)
-			lastErr := r.app.Store().LastError()
+			lastErr := r.e.store.LastError()
 			require.ErrorContains(t, lastErr, `sensors.csv:`)
 			require.ErrorContains(t, lastErr, `:5 (column zone_type): "kitchen" is not a zone type`)
-			require.Equal(t, v1, r.app.Store().Current().Version(), "the previous version stays in use")
+			require.Equal(t, v1, r.e.store.Current().Version(), "the previous version stays in use")
 		}
 		<-done
 		if round == 1 {
@@ -228,7 +230,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			}, 60*time.Second, 10*time.Millisecond)
 		}
 	}
-	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(all), 90*time.Second, 500*time.Millisecond)
+	out := readTopic(t, cfg, cfg.Topics.Enriched, len(all), 90*time.Second, 500*time.Millisecond)
 	got, dups := enrichedByID(t, out)
 	require.Zero(t, dups)
 	for _, ev := range all {
@@ -264,7 +266,7 @@ func TestRestartMidStream(t *testing.T) {
 	require.Less(t, handled, float64(len(events)), "stopped mid-stream")
 
 	start(t, cfg)
-	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 90*time.Second, time.Second)
+	out := readTopic(t, cfg, cfg.Topics.Enriched, len(events), 90*time.Second, time.Second)
 	got, dups := enrichedByID(t, out)
 	for _, ev := range events {
 		_, ok := got[ev.EventID]
@@ -278,11 +280,12 @@ func TestRestartMidStream(t *testing.T) {
 // reference version in use appears in the analysts' tables, and a reload replaces it.
 func TestReferenceTablesInClickHouse(t *testing.T) {
 	cfg, snap := testConfig(t, reftest.Options{Seed: 17})
-	cfg.ClickHouse.Addr = testenv.ClickHouseAddr(t)
-	cfg.ClickHouse.Database = migratedDatabase(t, cfg.ClickHouse.Addr)
+	cfg.ClickHouse.Addrs = []string{testenv.ClickHouseAddr(t)}
+	cfg.ClickHouse.Database = migratedDatabase(t)
 	r := start(t, cfg)
+	require.NotNil(t, r.e.syncer)
 
-	conn, err := chref.Open(context.Background(), chref.Options{Addr: cfg.ClickHouse.Addr, Username: "default", Timeout: 30 * time.Second})
+	conn, err := clickhouse.Open(context.Background(), clickhouseConfig(t), zap.NewNop())
 	require.NoError(t, err)
 	defer conn.Close()
 	versionIn := func(table string) string {
@@ -299,7 +302,7 @@ func TestReferenceTablesInClickHouse(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(cfg.Reference.Dir, reference.SensorsFile))
 	require.NoError(t, err)
 	rewriteFile(t, cfg.Reference.Dir, reference.SensorsFile, append(b, []byte("cp-laon.rf-950,cp-laon,A,1,cell_block,A-1,0,0,rf_detector,rf-vendor-a\n")...))
-	require.Eventually(t, func() bool { return r.app.Store().Current().Version() != snap.Version() }, 10*time.Second, 10*time.Millisecond)
-	v2 := r.app.Store().Current().Version()
+	require.Eventually(t, func() bool { return r.e.store.Current().Version() != snap.Version() }, 10*time.Second, 10*time.Millisecond)
+	v2 := r.e.store.Current().Version()
 	require.Eventually(t, func() bool { return versionIn("sensors") == v2 }, 60*time.Second, 50*time.Millisecond)
 }

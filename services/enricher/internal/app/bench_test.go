@@ -44,10 +44,11 @@ func BenchmarkEnricherProcess(b *testing.B) {
 
 	admin := freeAddr(b)
 	cmd := exec.Command(bin)
-	cmd.Env = append(processEnv(cfg), EnvPrefix+"_ADMIN_ADDR="+admin, EnvPrefix+"_KAFKA_BATCH_SIZE="+strconv.Itoa(DefaultConfig().Kafka.BatchSize))
+	batch := strconv.Itoa(DefaultConfig().Consumer.BatchSize)
 	if v := os.Getenv("ENRICHER_BENCH_BATCH"); v != "" {
-		cmd.Env = append(cmd.Env, EnvPrefix+"_KAFKA_BATCH_SIZE="+v)
+		batch = v
 	}
+	cmd.Env = append(processEnv(cfg), EnvPrefix+"_ADMIN_LISTEN="+admin, EnvPrefix+"_CONSUMER_BATCH_SIZE="+batch, EnvPrefix+"_PRODUCER_BATCH_SIZE="+batch)
 	cmd.Stderr = os.Stderr
 	b.ResetTimer()
 	start := time.Now()
@@ -112,7 +113,7 @@ func BenchmarkEnricherProcess(b *testing.B) {
 	b.Logf("%d events in %v (includes start-up and group join), CPU %v, peak RSS %d MB", n, elapsed.Round(time.Millisecond), cpu.Round(time.Millisecond), rss>>20)
 }
 
-func benchConfig(b *testing.B) (Config, *reference.Snapshot) {
+func benchConfig(b *testing.B) (*Config, *reference.Snapshot) {
 	cfg, snap := testConfig(b, reftest.Options{Facilities: 200, SensorsPerFacility: 50, TACs: 100000, Seed: 1})
 	st := snap.Stats()
 	require.Equal(b, 200, st.Facilities)
@@ -121,7 +122,7 @@ func benchConfig(b *testing.B) (Config, *reference.Snapshot) {
 	return cfg, snap
 }
 
-func freeAddr(b *testing.B) string {
+func freeAddr(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	addr := ln.Addr().String()
@@ -154,7 +155,7 @@ func procStats(b *testing.B, pid int) (time.Duration, int64) {
 }
 
 // scrape reads the enricher's /metrics into name{labels} → value.
-func scrape(b *testing.B, addr string) map[string]float64 {
+func scrape(b testing.TB, addr string) map[string]float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	require.NoError(b, err)
 	defer resp.Body.Close()
@@ -177,8 +178,8 @@ func scrape(b *testing.B, addr string) map[string]float64 {
 // outputGaps reads the enriched topic's message times and returns the longest gap between
 // consecutive messages in the 2 s after the reload, and the longest elsewhere in the steady
 // part of the run (after the first 10 % of messages).
-func outputGaps(b *testing.B, cfg Config, reloadAt time.Time, n int) (afterReload, elsewhere time.Duration) {
-	c := readTopic(b, cfg, cfg.Kafka.EnrichedTopic, n, 2*time.Minute, 0)
+func outputGaps(b *testing.B, cfg *Config, reloadAt time.Time, n int) (afterReload, elsewhere time.Duration) {
+	c := readTopic(b, cfg, cfg.Topics.Enriched, n, 2*time.Minute, 0)
 	times := make([]time.Time, len(c.msgs))
 	for i, m := range c.msgs {
 		times[i] = m.Time

@@ -1,5 +1,6 @@
 // Package app wires the enricher: configuration, reference store, Kafka consumer and
-// producers, the ClickHouse reference loader, metrics and the lifecycle.
+// producers, the ClickHouse reference loader and its metrics, on the service skeleton
+// (pkg/service).
 package app
 
 import (
@@ -7,160 +8,123 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/service"
 )
+
+// Name is the service's name: its metrics are vigie_enricher_*, its environment
+// VIGIE_ENRICHER_*.
+const Name = "enricher"
 
 // EnvPrefix is the prefix of the enricher's environment variables (VIGIE_ENRICHER_...).
 const EnvPrefix = "VIGIE_ENRICHER"
 
-// Config is the enricher's configuration.
-type Config struct {
-	Log telemetry.LogConfig `yaml:"log"`
-	// AdminAddr serves /metrics, /healthz and /readyz.
-	AdminAddr string `yaml:"admin_addr"`
-	// ShutdownTimeout bounds the graceful shutdown (finish and commit the batch in hand).
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+// maxBatch bounds consumer.batch_size: a batch is held in memory twice (raw and enriched)
+// per partition being handled.
+const maxBatch = 20000
 
-	Kafka     KafkaConfig     `yaml:"kafka"`
-	Reference ReferenceConfig `yaml:"reference"`
-	// ClickHouse, when Addr is set, receives the reference data as tables for analysts.
-	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
+// Config is the enricher's configuration. The blocks shared by every service (admin, log,
+// shutdown_timeout, kafka, consumer, producer, clickhouse) are described once in the top
+// README.
+type Config struct {
+	service.Base `yaml:",inline"`
+
+	Kafka    kafka.Config         `yaml:"kafka"`
+	Consumer kafka.ConsumerConfig `yaml:"consumer"`
+	// Producer writes the enriched events and the dead letters. Its batch_size must be at
+	// least consumer.batch_size, so that a partition's share of a batch travels in one
+	// produce request.
+	Producer kafka.ProducerConfig `yaml:"producer"`
+	Topics   Topics               `yaml:"topics"`
+	// ClickHouse receives the reference data as tables for analysts. Empty addrs (the
+	// default): not loaded.
+	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	Reference  ReferenceConfig   `yaml:"reference"`
 }
 
-// KafkaConfig says where events come from and go.
-type KafkaConfig struct {
-	Brokers       []string `yaml:"brokers"`
-	RawTopic      string   `yaml:"raw_topic"`
-	EnrichedTopic string   `yaml:"enriched_topic"`
-	DLQTopic      string   `yaml:"dlq_topic"`
-	GroupID       string   `yaml:"group_id"`
-	// Partitions and ReplicationFactor are used to create the topics that do not exist.
-	Partitions        int `yaml:"partitions"`
-	ReplicationFactor int `yaml:"replication_factor"`
-	// BatchSize is the most raw messages enriched and produced at once; BatchWait the
-	// longest a batch waits to fill.
-	BatchSize int           `yaml:"batch_size"`
-	BatchWait time.Duration `yaml:"batch_wait"`
-	// ProduceRetry is how long a failing produce is retried before the enricher stops
-	// without committing (the batch is consumed again after a restart).
-	ProduceRetry time.Duration `yaml:"produce_retry"`
-	// Compression of the produced messages: none, gzip, snappy, lz4, zstd.
-	Compression string `yaml:"compression"`
+// Topics are the topics the enricher reads and writes. It creates none of them (`vigiectl
+// topics apply` does).
+type Topics struct {
+	Raw      string `yaml:"raw"`
+	Enriched string `yaml:"enriched"`
+	DLQ      string `yaml:"dlq"`
 }
 
 // ReferenceConfig says where the reference data is.
 type ReferenceConfig struct {
 	// Dir holds facilities.csv, sensors.csv, tac.csv and mcc_mnc.csv, watched for changes.
-	// Empty: the copy embedded in the binary (no reload but on SIGHUP, which then reloads
-	// the same data).
+	// Empty: the copy embedded in the binary (SIGHUP then reloads the same data).
 	Dir string `yaml:"dir"`
 	// Debounce is how long the directory must be quiet after a change before reloading.
 	Debounce time.Duration `yaml:"debounce"`
 }
 
-// ClickHouseConfig is where the reference tables are loaded. Empty Addr: not loaded.
-type ClickHouseConfig struct {
-	Addr     string        `yaml:"addr"`
-	Database string        `yaml:"database"`
-	Username string        `yaml:"username"`
-	Password string        `yaml:"password"`
-	Timeout  time.Duration `yaml:"timeout"`
-}
-
 // DefaultConfig is the configuration for the local stack (`make up`).
-func DefaultConfig() Config {
-	return Config{
-		Log:             telemetry.DefaultLogConfig(),
-		AdminAddr:       "127.0.0.1:19103",
-		ShutdownTimeout: 30 * time.Second,
-		Kafka: KafkaConfig{
-			Brokers:           []string{"127.0.0.1:19092"},
-			RawTopic:          event.TopicRaw,
-			EnrichedTopic:     event.TopicEnriched,
-			DLQTopic:          event.TopicDLQ,
-			GroupID:           "vigie-enricher",
-			Partitions:        6,
-			ReplicationFactor: 1,
-			BatchSize:         2000,
-			BatchWait:         50 * time.Millisecond,
-			ProduceRetry:      2 * time.Minute,
-			Compression:       "lz4",
-		},
+func DefaultConfig() *Config {
+	consumer := kafka.DefaultConsumerConfig("vigie-enricher")
+	consumer.BatchSize = 2000
+	consumer.BatchWait = 50 * time.Millisecond
+	producer := kafka.DefaultProducerConfig()
+	producer.BatchSize = consumer.BatchSize
+	ch := clickhouse.DefaultConfig()
+	ch.Addrs = nil
+	return &Config{
+		Base:       service.DefaultBase("127.0.0.1:19103"),
+		Kafka:      kafka.DefaultConfig(),
+		Consumer:   consumer,
+		Producer:   producer,
+		Topics:     Topics{Raw: event.TopicRaw, Enriched: event.TopicEnriched, DLQ: event.TopicDLQ},
+		ClickHouse: ch,
 		Reference:  ReferenceConfig{Debounce: 300 * time.Millisecond},
-		ClickHouse: ClickHouseConfig{Database: "vigie", Username: "default", Timeout: 30 * time.Second},
 	}
 }
 
-// Validate names the first bad field.
+// ClickHouseEnabled says whether the reference data goes to ClickHouse (clickhouse.addrs
+// set).
+func (c *Config) ClickHouseEnabled() bool { return len(c.ClickHouse.Addrs) > 0 }
+
+// Validate names the first bad key.
 func (c *Config) Validate() error {
-	if err := c.Log.Validate(); err != nil {
+	if err := c.Base.Validate(); err != nil {
 		return err
 	}
-	k := c.Kafka
+	if err := c.Kafka.Validate("kafka"); err != nil {
+		return err
+	}
+	if err := c.Consumer.Validate("consumer"); err != nil {
+		return err
+	}
+	if err := c.Producer.Validate("producer"); err != nil {
+		return err
+	}
+	t := c.Topics
 	switch {
-	case c.AdminAddr == "":
-		return errors.New("admin_addr: must not be empty")
-	case c.ShutdownTimeout <= 0:
-		return errors.New("shutdown_timeout: must be positive")
-	case len(k.Brokers) == 0 || k.Brokers[0] == "":
-		return errors.New("kafka.brokers: must not be empty")
-	case k.RawTopic == "" || k.EnrichedTopic == "" || k.DLQTopic == "":
-		return errors.New("kafka.raw_topic, kafka.enriched_topic, kafka.dlq_topic: must not be empty")
-	case k.RawTopic == k.EnrichedTopic || k.RawTopic == k.DLQTopic || k.EnrichedTopic == k.DLQTopic:
-		return errors.New("kafka.raw_topic, kafka.enriched_topic, kafka.dlq_topic: must differ")
-	case k.GroupID == "":
-		return errors.New("kafka.group_id: must not be empty")
-	case k.Partitions <= 0:
-		return errors.New("kafka.partitions: must be positive")
-	case k.ReplicationFactor <= 0:
-		return errors.New("kafka.replication_factor: must be positive")
-	case k.BatchSize <= 0 || k.BatchSize > 20000:
-		return errors.New("kafka.batch_size: must be between 1 and 20000")
-	case k.BatchWait <= 0:
-		return errors.New("kafka.batch_wait: must be positive")
-	case k.ProduceRetry <= 0:
-		return errors.New("kafka.produce_retry: must be positive")
+	case c.Consumer.BatchSize > maxBatch:
+		return fmt.Errorf("consumer.batch_size: must be at most %d", maxBatch)
+	case c.Producer.BatchSize < c.Consumer.BatchSize:
+		return errors.New("producer.batch_size: must be at least consumer.batch_size (a partition's share of a batch goes in one request)")
+	case t.Raw == "" || t.Enriched == "" || t.DLQ == "":
+		return errors.New("topics.raw, topics.enriched, topics.dlq: must not be empty")
+	case t.Raw == t.Enriched || t.Raw == t.DLQ || t.Enriched == t.DLQ:
+		return errors.New("topics.raw, topics.enriched, topics.dlq: must differ")
 	case c.Reference.Debounce <= 0:
 		return errors.New("reference.debounce: must be positive")
-	case c.ClickHouse.Addr != "" && c.ClickHouse.Database == "":
-		return errors.New("clickhouse.database: must not be empty when clickhouse.addr is set")
-	case c.ClickHouse.Addr != "" && c.ClickHouse.Timeout <= 0:
-		return errors.New("clickhouse.timeout: must be positive")
 	}
-	if err := c.producerConfig().Validate("kafka"); err != nil {
-		return err
+	if c.ClickHouseEnabled() {
+		if err := c.ClickHouse.Validate("clickhouse"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (c *Config) consumerConfig() kafka.ConsumerConfig {
-	cc := kafka.DefaultConsumerConfig(c.Kafka.RawTopic, c.Kafka.GroupID)
-	cc.Brokers = c.Kafka.Brokers
-	cc.BatchSize = c.Kafka.BatchSize
-	cc.BatchWait = c.Kafka.BatchWait
-	cc.QueueCapacity = max(cc.QueueCapacity, 2*c.Kafka.BatchSize)
-	return cc
-}
-
-// producerConfig sizes produce batches so that a partition's share of a consumer batch goes
-// in one request: it succeeds or fails whole, which keeps each key's order on retry.
-func (c *Config) producerConfig() kafka.ProducerConfig {
-	pc := kafka.DefaultProducerConfig()
-	pc.Brokers = c.Kafka.Brokers
-	pc.BatchSize = c.Kafka.BatchSize
-	pc.Compression = c.Kafka.Compression
-	return pc
-}
-
-func (c *Config) topics() []kafka.TopicSpec {
-	spec := func(name string) kafka.TopicSpec {
-		return kafka.TopicSpec{Name: name, Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor}
-	}
-	return []kafka.TopicSpec{spec(c.Kafka.RawTopic), spec(c.Kafka.EnrichedTopic), spec(c.Kafka.DLQTopic)}
-}
-
 func (c *Config) String() string {
-	return fmt.Sprintf("raw=%s enriched=%s dlq=%s group=%s reference=%q", c.Kafka.RawTopic, c.Kafka.EnrichedTopic, c.Kafka.DLQTopic, c.Kafka.GroupID, c.Reference.Dir)
+	ch := "off"
+	if c.ClickHouseEnabled() {
+		ch = fmt.Sprintf("%v/%s", c.ClickHouse.Addrs, c.ClickHouse.Database)
+	}
+	return fmt.Sprintf("raw=%s enriched=%s dlq=%s group=%s reference=%q clickhouse=%s",
+		c.Topics.Raw, c.Topics.Enriched, c.Topics.DLQ, c.Consumer.GroupID, c.Reference.Dir, ch)
 }

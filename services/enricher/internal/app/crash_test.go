@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,19 +28,19 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
-func processEnv(cfg Config) []string {
+func processEnv(cfg *Config) []string {
 	env := os.Environ()
 	set := map[string]string{
-		"KAFKA_BROKERS":        strings.Join(cfg.Kafka.Brokers, ","),
-		"KAFKA_RAW_TOPIC":      cfg.Kafka.RawTopic,
-		"KAFKA_ENRICHED_TOPIC": cfg.Kafka.EnrichedTopic,
-		"KAFKA_DLQ_TOPIC":      cfg.Kafka.DLQTopic,
-		"KAFKA_GROUP_ID":       cfg.Kafka.GroupID,
-		"KAFKA_PARTITIONS":     fmt.Sprint(cfg.Kafka.Partitions),
-		"KAFKA_BATCH_SIZE":     fmt.Sprint(cfg.Kafka.BatchSize),
-		"REFERENCE_DIR":        cfg.Reference.Dir,
-		"ADMIN_ADDR":           "127.0.0.1:0",
-		"LOG_LEVEL":            "warn",
+		"KAFKA_BROKERS":       strings.Join(cfg.Kafka.Brokers, ","),
+		"TOPICS_RAW":          cfg.Topics.Raw,
+		"TOPICS_ENRICHED":     cfg.Topics.Enriched,
+		"TOPICS_DLQ":          cfg.Topics.DLQ,
+		"CONSUMER_GROUP_ID":   cfg.Consumer.GroupID,
+		"CONSUMER_BATCH_SIZE": fmt.Sprint(cfg.Consumer.BatchSize),
+		"PRODUCER_BATCH_SIZE": fmt.Sprint(cfg.Producer.BatchSize),
+		"REFERENCE_DIR":       cfg.Reference.Dir,
+		"ADMIN_LISTEN":        "127.0.0.1:0",
+		"LOG_LEVEL":           "warn",
 	}
 	for k, v := range set {
 		env = append(env, EnvPrefix+"_"+k+"="+v)
@@ -46,9 +48,9 @@ func processEnv(cfg Config) []string {
 	return env
 }
 
-func enrichedCount(t testing.TB, cfg Config) int64 {
+func enrichedCount(t testing.TB, cfg *Config) int64 {
 	t.Helper()
-	offsets, err := kafka.PartitionOffsets(context.Background(), cfg.Kafka.Brokers, cfg.Kafka.EnrichedTopic)
+	offsets, err := kafka.PartitionOffsets(context.Background(), cfg.Kafka, cfg.Topics.Enriched)
 	require.NoError(t, err)
 	var n int64
 	for _, o := range offsets {
@@ -62,7 +64,7 @@ func enrichedCount(t testing.TB, cfg Config) int64 {
 func TestKilledMidStream(t *testing.T) {
 	bin := buildBinary(t)
 	cfg, snap := testConfig(t, reftest.Options{Seed: 15})
-	cfg.Kafka.BatchSize = 300
+	cfg.Consumer.BatchSize = 300
 	events := reftest.Events(snap, 12000, 4)
 	produceRaw(t, cfg, events)
 
@@ -89,7 +91,7 @@ func TestKilledMidStream(t *testing.T) {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	}()
-	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 120*time.Second, 2*time.Second)
+	out := readTopic(t, cfg, cfg.Topics.Enriched, len(events), 120*time.Second, 2*time.Second)
 	got, dups := enrichedByID(t, out)
 	for _, ev := range events {
 		_, ok := got[ev.EventID]
@@ -102,7 +104,7 @@ func TestKilledMidStream(t *testing.T) {
 // starts a third: the partitions move and every event comes out.
 func TestRebalanceLosesNothing(t *testing.T) {
 	cfg, snap := testConfig(t, reftest.Options{Seed: 16})
-	cfg.Kafka.BatchSize = 200
+	cfg.Consumer.BatchSize = 200
 	events := reftest.Events(snap, 8000, 6)
 	produceRaw(t, cfg, events)
 
@@ -116,7 +118,7 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	a.stop(t)
 	c := start(t, cfg)
 
-	out := readTopic(t, cfg, cfg.Kafka.EnrichedTopic, len(events), 120*time.Second, 2*time.Second)
+	out := readTopic(t, cfg, cfg.Topics.Enriched, len(events), 120*time.Second, 2*time.Second)
 	got, dups := enrichedByID(t, out)
 	for _, ev := range events {
 		_, ok := got[ev.EventID]
@@ -125,4 +127,42 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	handled := metric(t, b.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"}) +
 		metric(t, c.reg, "vigie_enricher_events_total", map[string]string{"outcome": "enriched"})
 	t.Logf("%d events, %d duplicates; after the first left, the others handled %.0f", len(events), dups, handled)
+}
+
+// TestProcessVersionAndSIGHUP runs the binary: -version answers without starting; SIGHUP
+// reads the reference data again (same files: unchanged) without ending the process, which
+// keeps enriching; SIGTERM ends it cleanly (exit status 0).
+func TestProcessVersionAndSIGHUP(t *testing.T) {
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "-version").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.True(t, strings.HasPrefix(string(out), Name+" "), string(out))
+
+	cfg, snap := testConfig(t, reftest.Options{Seed: 18})
+	admin := freeAddr(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(processEnv(cfg), EnvPrefix+"_ADMIN_LISTEN="+admin)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	exited := false
+	defer func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	require.Eventually(t, func() bool { return readyz(admin) == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+		return scrape(t, admin)[`vigie_enricher_reference_reloads_total{result="unchanged"}`] >= 1
+	}, 10*time.Second, 100*time.Millisecond)
+
+	events := reftest.Events(snap, 300, 7)
+	produceRaw(t, cfg, events)
+	got := readTopic(t, cfg, cfg.Topics.Enriched, len(events), 60*time.Second, 0)
+	require.Len(t, got.msgs, len(events), "still enriching after SIGHUP")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	exited = true
+	require.NoError(t, cmd.Wait(), "a graceful stop exits 0")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,66 +19,105 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
-	"github.com/vigie/vigie/pkg/telemetry"
+	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/enricher/internal/chref"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 // testConfig is a configuration with topics and group of this test only and the reference
-// data written to a fresh directory.
-func testConfig(t testing.TB, opt reftest.Options) (Config, *reference.Snapshot) {
+// data written to a fresh directory; it creates the topics, with 4 partitions each.
+func testConfig(t testing.TB, opt reftest.Options) (*Config, *reference.Snapshot) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Log.Format = "console"
-	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 20 * time.Second
 	cfg.Kafka.Brokers = testenv.KafkaBrokers(t)
-	cfg.Kafka.RawTopic = testenv.Name(t, "raw")
-	cfg.Kafka.EnrichedTopic = testenv.Name(t, "enriched")
-	cfg.Kafka.DLQTopic = testenv.Name(t, "dlq")
-	cfg.Kafka.GroupID = testenv.Name(t, "enricher")
-	cfg.Kafka.Partitions = 4
-	cfg.Kafka.BatchSize = 500
-	cfg.Kafka.ProduceRetry = 30 * time.Second
+	cfg.Topics = Topics{Raw: testenv.Name(t, "raw"), Enriched: testenv.Name(t, "enriched"), DLQ: testenv.Name(t, "dlq")}
+	cfg.Consumer.GroupID = testenv.Name(t, "enricher")
+	cfg.Consumer.BatchSize = 500
 	cfg.Reference.Dir = t.TempDir()
 	cfg.Reference.Debounce = 100 * time.Millisecond
 	require.NoError(t, reftest.WriteDir(cfg.Reference.Dir, opt))
 	require.NoError(t, cfg.Validate())
-	require.NoError(t, kafka.EnsureTopics(context.Background(), cfg.Kafka.Brokers, cfg.topics()...))
+	createTopics(t, cfg, 4)
 	snap, err := reference.LoadDir(cfg.Reference.Dir)
 	require.NoError(t, err)
 	return cfg, snap
 }
 
-// running is an enricher started by a test.
+// createTopics creates the test's three topics, as `vigiectl topics apply` does for the
+// real ones.
+func createTopics(t testing.TB, cfg *Config, partitions int) {
+	t.Helper()
+	var specs []kafka.TopicSpec
+	for _, name := range []string{cfg.Topics.Raw, cfg.Topics.Enriched, cfg.Topics.DLQ} {
+		specs = append(specs, kafka.TopicSpec{Name: name, Partitions: partitions})
+	}
+	_, err := kafka.ApplyTopics(context.Background(), cfg.Kafka, specs, zap.NewNop())
+	require.NoError(t, err)
+}
+
+// running is an enricher started by a test, in-process through the service skeleton.
 type running struct {
-	app    *App
+	e      *enricher
+	svc    *service.Service
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func start(t *testing.T, cfg Config) *running {
+func start(t *testing.T, cfg *Config) *running {
 	t.Helper()
 	return startWithLogger(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 }
 
-func startWithLogger(t *testing.T, cfg Config, logger *zap.Logger) *running {
+func startWithLogger(t *testing.T, cfg *Config, logger *zap.Logger) *running {
 	t.Helper()
-	reg := telemetry.NewRegistry()
+	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, logger, reg)
-	require.NoError(t, err)
-	r := &running{app: a, reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- a.Run(ctx) }()
+	r := &running{reg: reg, cancel: cancel, done: make(chan error, 1)}
+	built := make(chan *enricher, 1)
+	started := make(chan *service.Service, 1)
+	buildTest := func(ctx context.Context, s *service.Service, cfg *Config) error {
+		e, err := build(ctx, s, cfg)
+		if err == nil {
+			built <- e
+		}
+		return err
+	}
+	go func() {
+		r.done <- service.Run(ctx, Name, cfg, buildTest, service.WithLogger(logger), service.WithRegistry(reg),
+			service.WithStarted(func(s *service.Service) { started <- s }))
+	}()
 	t.Cleanup(func() { r.stop(t) })
-	require.Eventually(t, func() bool { return a.Ready(context.Background()) == nil }, 20*time.Second, 20*time.Millisecond)
+	select {
+	case r.svc = <-started:
+		r.e = <-built
+	case err := <-r.done:
+		r.cancel = nil
+		t.Fatalf("enricher did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("enricher did not start within 30s")
+	}
+	// Ready once the consumer joined its group (the /readyz of the admin port).
+	require.Eventually(t, func() bool { return readyz(r.svc.AdminAddr()) == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
 	return r
+}
+
+// readyz is the status of the admin port's /readyz (0 when it does not answer).
+func readyz(addr string) int {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }
 
 // stop shuts the enricher down gracefully and waits for it.
@@ -131,26 +171,27 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 }
 
 // produceRaw writes events to the raw topic keyed by sensor id, as ingest does.
-func produceRaw(t testing.TB, cfg Config, events []event.Raw) {
+func produceRaw(t testing.TB, cfg *Config, events []event.Raw) {
 	t.Helper()
 	msgs, err := reftest.Marshal(events)
 	require.NoError(t, err)
 	produceMessages(t, cfg, events, msgs)
 }
 
-func produceMessages(t testing.TB, cfg Config, events []event.Raw, values [][]byte) {
+func produceMessages(t testing.TB, cfg *Config, events []event.Raw, values [][]byte) {
 	t.Helper()
-	w, err := kafka.NewWriter(kafka.DefaultProducerConfig(), cfg.Kafka.RawTopic)
+	pc := kafka.DefaultProducerConfig()
+	pc.BatchSize = 2000
+	p, err := kafka.NewProducer(cfg.Kafka, pc, cfg.Topics.Raw)
 	require.NoError(t, err)
-	w.Addr = kafkago.TCP(cfg.Kafka.Brokers...)
-	defer w.Close()
-	out := make([]kafkago.Message, len(values))
+	defer p.Close()
+	out := make([]kafka.Message, len(values))
 	for i := range values {
-		out[i] = kafkago.Message{Key: []byte(events[i].SensorID), Value: values[i]}
+		out[i] = kafka.Message{Key: []byte(events[i].SensorID), Value: values[i]}
 	}
 	for len(out) > 0 {
 		n := min(len(out), 2000)
-		require.NoError(t, w.WriteMessages(context.Background(), out[:n]...))
+		require.NoError(t, p.Write(context.Background(), out[:n]...))
 		out = out[n:]
 	}
 }
@@ -162,7 +203,7 @@ type collected struct {
 
 // readTopic reads topic from the beginning (a fresh group) until want messages arrived or
 // timeout passed; then it keeps reading for linger to catch extra messages.
-func readTopic(t testing.TB, cfg Config, topic string, want int, timeout, linger time.Duration) collected {
+func readTopic(t testing.TB, cfg *Config, topic string, want int, timeout, linger time.Duration) collected {
 	t.Helper()
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:     cfg.Kafka.Brokers,
@@ -235,13 +276,22 @@ func versionWith(t testing.TB, dir, name string, data []byte) string {
 	return snap.Version()
 }
 
+// clickhouseConfig reaches the local ClickHouse server's default database.
+func clickhouseConfig(t testing.TB) clickhouse.Config {
+	t.Helper()
+	c := clickhouse.DefaultConfig()
+	c.Addrs = []string{testenv.ClickHouseAddr(t)}
+	c.Database = "default"
+	return c
+}
+
 // migratedDatabase creates a database of this test with Vigie's migrations applied.
-func migratedDatabase(t testing.TB, addr string) string {
+func migratedDatabase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := chref.Open(ctx, chref.Options{Addr: addr, Username: "default", Timeout: 30 * time.Second})
+	conn, err := clickhouse.Open(ctx, clickhouseConfig(t), zap.NewNop())
 	require.NoError(t, err)
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	db := testenv.Name(t, "enricher")
 	migrations, err := chmigrate.Load(chschema.Migrations)
 	require.NoError(t, err)
@@ -252,12 +302,6 @@ func migratedDatabase(t testing.TB, addr string) string {
 		}
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := chref.Open(context.Background(), chref.Options{Addr: addr, Username: "default", Timeout: 30 * time.Second})
-		if err == nil {
-			_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
-			_ = c.Close()
-		}
-	})
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`") })
 	return db
 }

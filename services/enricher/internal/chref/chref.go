@@ -18,12 +18,11 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/retry"
 )
 
 // Tables are the reference tables, in load order.
@@ -33,6 +32,12 @@ var Tables = []string{"facilities", "sensors", "tac_models", "operators"}
 var ErrBadDatabase = errors.New("database name must match [A-Za-z_][A-Za-z0-9_]*")
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// maxAttempts and attemptPolicy are how often, and how quickly, Load tries one table again
+// before it returns the error (the Syncer then retries the whole load, more slowly).
+const maxAttempts = 4
+
+var attemptPolicy = retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // Loader writes reference snapshots to one ClickHouse database.
 type Loader struct {
@@ -58,19 +63,29 @@ func (l *Loader) Load(ctx context.Context, snap *reference.Snapshot) (int, error
 	for _, table := range Tables {
 		start := time.Now()
 		// A table is small and replaced whole, so a failed attempt (a dropped connection)
-		// is simply made again on a fresh connection.
-		rows, err := backoff.Retry(ctx, func() (int, error) {
+		// is simply made again on a fresh connection, a few times; past that the syncer
+		// retries the whole load later.
+		rows := 0
+		attempts := 0
+		err := retry.Do(ctx, attemptPolicy, func(ctx context.Context) error {
+			attempts++
 			current, err := l.version(ctx, table)
-			if err != nil {
-				return 0, err
+			if err == nil {
+				if current == snap.Version() {
+					rows = -1
+					return nil
+				}
+				rows, err = l.replace(ctx, table, func(batch driver.Batch) (int, error) {
+					return appendRows(batch, table, snap, loadedAt)
+				})
 			}
-			if current == snap.Version() {
-				return -1, nil
+			if err != nil && attempts >= maxAttempts {
+				return retry.Permanent(err)
 			}
-			return l.replace(ctx, table, func(batch driver.Batch) (int, error) {
-				return appendRows(batch, table, snap, loadedAt)
-			})
-		}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxTries(4))
+			return err
+		}, func(err error, attempt int, wait time.Duration) {
+			l.logger.Debug("reference table load attempt failed", zap.String("table", table), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
+		})
 		if err != nil {
 			return rewritten, fmt.Errorf("load reference table %s.%s: %w", l.database, table, err)
 		}
@@ -199,31 +214,4 @@ func appendRows(batch driver.Batch, table string, snap *reference.Snapshot, at t
 		return 0, fmt.Errorf("unknown reference table %q", table)
 	}
 	return n, nil
-}
-
-// Options are what Open needs to reach ClickHouse.
-type Options struct {
-	Addr     string
-	Database string
-	Username string
-	Password string
-	Timeout  time.Duration
-}
-
-// Open connects to ClickHouse and pings it.
-func Open(ctx context.Context, o Options) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{o.Addr},
-		Auth:        clickhouse.Auth{Database: "default", Username: o.Username, Password: o.Password},
-		DialTimeout: o.Timeout,
-		ReadTimeout: o.Timeout,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open clickhouse %s: %w", o.Addr, err)
-	}
-	if err := conn.Ping(ctx); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("ping clickhouse %s: %w", o.Addr, err)
-	}
-	return conn, nil
 }

@@ -6,12 +6,16 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigie/vigie/pkg/chmigrate"
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
@@ -19,11 +23,29 @@ import (
 
 func setup(t *testing.T) (*Loader, string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := Open(ctx, Options{Addr: testenv.ClickHouseAddr(t), Username: "default", Timeout: 30 * time.Second})
+	conn := open(t)
+	db := testenv.Name(t, "ref")
+	migrate(t, conn, db)
+	l, err := NewLoader(conn, db, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	return l, db
+}
+
+func open(t *testing.T) driver.Conn {
+	t.Helper()
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addrs = []string{testenv.ClickHouseAddr(t)}
+	cfg.Database = "default"
+	conn, err := clickhouse.Open(context.Background(), cfg, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	db := testenv.Name(t, "ref")
+	return conn
+}
+
+// migrate creates db with Vigie's migrations, dropped when the test ends.
+func migrate(t *testing.T, conn driver.Conn, db string) {
+	t.Helper()
+	ctx := context.Background()
 	migrations, err := chmigrate.Load(chschema.Migrations)
 	require.NoError(t, err)
 	// The local server sometimes drops a connection under load: migrations are
@@ -37,9 +59,6 @@ func setup(t *testing.T) (*Loader, string) {
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`") })
-	l, err := NewLoader(conn, db, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	return l, db
 }
 
 func count(t *testing.T, l *Loader, query string) uint64 {
@@ -116,4 +135,34 @@ func TestSyncerLoadsLatest(t *testing.T) {
 	require.Equal(t, uint64(snap.Stats().TACs), count(t, l, "SELECT count() FROM `"+db+"`.tac_models"))
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestSyncerRetriesUntilTablesExist starts the syncer before the migrate step made the
+// tables: the loads fail and are retried (counted as errors) until the tables appear, then
+// the version is loaded.
+func TestSyncerRetriesUntilTablesExist(t *testing.T) {
+	conn := open(t)
+	db := testenv.Name(t, "ref")
+	l, err := NewLoader(conn, db, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	s := NewSyncer(l, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s.policy = retry.Policy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}
+	fsys, err := reftest.FS(reftest.Options{Seed: 3})
+	require.NoError(t, err)
+	snap, err := reference.Load(fsys)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	s.Notify(snap)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.loads.WithLabelValues("error")) >= 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Empty(t, s.LoadedVersion())
+
+	migrate(t, conn, db)
+	require.Eventually(t, func() bool { return s.LoadedVersion() == snap.Version() }, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, float64(1), testutil.ToFloat64(s.loads.WithLabelValues("ok")))
 }

@@ -2,7 +2,6 @@ package chref
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -11,31 +10,31 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/retry"
 )
 
 // Syncer keeps the ClickHouse reference tables at the latest snapshot it was told about, in
 // the background, so that a slow or absent ClickHouse never holds up enrichment. A failed
-// load is retried with exponential backoff and jitter; a newer snapshot supersedes one not
-// yet loaded.
+// load is retried with pkg/retry (capped exponential backoff with jitter, for as long as it
+// takes); each attempt loads the latest snapshot, so a newer one supersedes one not yet
+// loaded.
 type Syncer struct {
-	loader   *Loader
-	logger   *zap.Logger
-	latest   atomic.Pointer[reference.Snapshot]
-	wake     chan struct{}
-	loaded   atomic.Pointer[string]
-	loads    *prometheus.CounterVec
-	minRetry time.Duration
-	maxRetry time.Duration
+	loader *Loader
+	logger *zap.Logger
+	latest atomic.Pointer[reference.Snapshot]
+	wake   chan struct{}
+	loaded atomic.Pointer[string]
+	loads  *prometheus.CounterVec
+	policy retry.Policy
 }
 
 // NewSyncer returns a syncer over loader; its metrics are reference_clickhouse_loads_total.
 func NewSyncer(loader *Loader, logger *zap.Logger, reg prometheus.Registerer) *Syncer {
 	s := &Syncer{
-		loader:   loader,
-		logger:   logger.Named("chref"),
-		wake:     make(chan struct{}, 1),
-		minRetry: time.Second,
-		maxRetry: time.Minute,
+		loader: loader,
+		logger: logger.Named("chref"),
+		wake:   make(chan struct{}, 1),
+		policy: retry.Policy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.2},
 		loads: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "reference_clickhouse_loads_total",
 			Help: "Loads of the reference data into ClickHouse by result (ok, error).",
@@ -65,35 +64,32 @@ func (s *Syncer) LoadedVersion() string {
 
 // Run loads snapshots as they are notified until ctx ends.
 func (s *Syncer) Run(ctx context.Context) error {
-	retry := s.minRetry
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.wake:
-		case <-timer.C:
 		}
-		snap := s.latest.Load()
-		if snap == nil || snap.Version() == s.LoadedVersion() {
-			continue
-		}
-		if _, err := s.loader.Load(ctx, snap); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		// Do returns once the load succeeded or ctx ended: loadLatest marks no error
+		// permanent before that, so there is nothing to report here.
+		_ = retry.Do(ctx, s.policy, s.loadLatest, func(err error, _ int, wait time.Duration) {
 			s.loads.WithLabelValues("error").Inc()
-			wait := retry + rand.N(retry/2+1) // jitter: replicas do not retry in step
 			s.logger.Warn("load reference data into clickhouse, will retry", zap.Duration("retry_in", wait), zap.Error(err))
-			timer.Reset(wait)
-			retry = min(2*retry, s.maxRetry)
-			continue
-		}
-		retry = s.minRetry
-		v := snap.Version()
-		s.loaded.Store(&v)
-		s.loads.WithLabelValues("ok").Inc()
+		})
 	}
+}
+
+// loadLatest loads the latest notified snapshot unless ClickHouse already holds it.
+func (s *Syncer) loadLatest(ctx context.Context) error {
+	snap := s.latest.Load()
+	if snap == nil || snap.Version() == s.LoadedVersion() {
+		return nil
+	}
+	if _, err := s.loader.Load(ctx, snap); err != nil {
+		return err
+	}
+	v := snap.Version()
+	s.loaded.Store(&v)
+	s.loads.WithLabelValues("ok").Inc()
+	return nil
 }

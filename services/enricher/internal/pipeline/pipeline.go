@@ -1,17 +1,17 @@
-// Package pipeline is the enricher's Kafka handler: it enriches a batch of raw messages with
-// the current reference table, produces the enriched events and the dead letters, and
-// returns only once Kafka acknowledged all of them, so that the consumer commits nothing that
-// is not durably handed on (at-least-once from raw to enriched).
+// Package pipeline is the enricher's Kafka handler: it enriches a batch of one raw
+// partition's messages with the current reference table, produces the enriched events and the
+// dead letters, and returns only once Kafka acknowledged all of them, so that the consumer
+// commits nothing that is not durably handed on (at-least-once from raw to enriched). A
+// produce that fails fails the batch: the consumer retries it with its retry policy.
 package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	kafkago "github.com/segmentio/kafka-go"
@@ -22,25 +22,32 @@ import (
 	"github.com/vigie/vigie/services/enricher/internal/enrich"
 )
 
-// Writer is what the pipeline produces to: a synchronous Kafka writer. *kafkago.Writer
+// Writer is what the pipeline produces to: a synchronous Kafka producer. *kafka.Producer
 // implements it.
 type Writer interface {
-	WriteMessages(ctx context.Context, msgs ...kafkago.Message) error
+	Write(ctx context.Context, msgs ...kafka.Message) error
 }
 
-var _ Writer = (*kafkago.Writer)(nil)
+var _ Writer = (*kafka.Producer)(nil)
 
-// Pipeline enriches and forwards batches.
+// Pipeline enriches and forwards batches. Handle is safe for concurrent use: the consumer
+// runs one handler per partition.
 type Pipeline struct {
 	tables   *atomic.Pointer[enrich.Table]
-	enriched Writer
-	dlq      Writer
+	enriched destination
+	dlq      destination
 	logger   *zap.Logger
 	metrics  metrics
-	// retry bounds how long a produce is retried before the handler gives up and the
-	// consumer stops without committing.
-	retryMax time.Duration
 	now      func() time.Time
+}
+
+// destination is a writer whose writes go one at a time: a partition's share of a batch is
+// then never split between two produce requests by another partition's batch, so it
+// succeeds or fails whole and a retried batch cannot reorder a key's events.
+type destination struct {
+	topic string
+	mu    *sync.Mutex
+	w     Writer
 }
 
 type metrics struct {
@@ -49,8 +56,7 @@ type metrics struct {
 	unknownOp  prometheus.Counter
 	enrich     prometheus.Histogram
 	produce    *prometheus.HistogramVec
-	retries    *prometheus.CounterVec
-	giveUps    *prometheus.CounterVec
+	failures   *prometheus.CounterVec
 }
 
 // Outcome labels of vigie_enricher_events_total.
@@ -61,7 +67,7 @@ const (
 )
 
 // New builds a pipeline reading its reference table from tables (swapped on reload).
-func New(tables *atomic.Pointer[enrich.Table], enriched, dlq Writer, retryMax time.Duration, logger *zap.Logger, reg prometheus.Registerer) *Pipeline {
+func New(tables *atomic.Pointer[enrich.Table], enriched, dlq Writer, logger *zap.Logger, reg prometheus.Registerer) *Pipeline {
 	f := promauto.With(reg)
 	m := metrics{
 		events:     f.NewCounterVec(prometheus.CounterOpts{Name: "events_total", Help: "Raw events handled by outcome: enriched, unknown_sensor (to the DLQ), decode_failed (to the DLQ)."}, []string{"outcome"}),
@@ -69,13 +75,16 @@ func New(tables *atomic.Pointer[enrich.Table], enriched, dlq Writer, retryMax ti
 		unknownOp:  f.NewCounter(prometheus.CounterOpts{Name: "unknown_operator_total", Help: "Enriched events whose MCC/MNC is not in the reference (operator marked unknown)."}),
 		enrich:     f.NewHistogram(prometheus.HistogramOpts{Name: "enrich_batch_seconds", Help: "Time to enrich one batch (no I/O).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
 		produce:    f.NewHistogramVec(prometheus.HistogramOpts{Name: "produce_seconds", Help: "Time until Kafka acknowledged a batch, by topic.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"topic"}),
-		retries:    f.NewCounterVec(prometheus.CounterOpts{Name: "produce_retries_total", Help: "Produce attempts retried, by topic."}, []string{"topic"}),
-		giveUps:    f.NewCounterVec(prometheus.CounterOpts{Name: "produce_giveups_total", Help: "Batches whose produce failed past the retry budget (the consumer stops without committing), by topic."}, []string{"topic"}),
+		failures:   f.NewCounterVec(prometheus.CounterOpts{Name: "produce_failures_total", Help: "Produce calls that failed, by topic: the batch failed and the consumer handles it again."}, []string{"topic"}),
 	}
 	for _, o := range []string{LabelEnriched, LabelUnknownSensor, LabelDecodeFailed} {
 		m.events.WithLabelValues(o)
 	}
-	return &Pipeline{tables: tables, enriched: enriched, dlq: dlq, logger: logger.Named("pipeline"), metrics: m, retryMax: retryMax, now: time.Now}
+	for _, t := range []string{"enriched", "dlq"} {
+		m.failures.WithLabelValues(t)
+	}
+	return &Pipeline{tables: tables, enriched: destination{"enriched", &sync.Mutex{}, enriched}, dlq: destination{"dlq", &sync.Mutex{}, dlq},
+		logger: logger.Named("pipeline"), metrics: m, now: time.Now}
 }
 
 // Handle is the consumer's handler: enrich, produce, wait for the acknowledgements.
@@ -85,13 +94,13 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	table := p.tables.Load()
 	now := event.NewTime(p.now())
 	headers := []kafkago.Header{{Key: "ref_version", Value: []byte(table.Snapshot().Version())}}
-	out := make([]kafkago.Message, 0, len(msgs))
-	var dead []kafkago.Message
+	out := make([]kafka.Message, 0, len(msgs))
+	var dead []kafka.Message
 	var enriched, unknownSensor, undecodable, unknownTAC, unknownOp int
 	for i := range msgs {
 		m := &msgs[i]
 		res := enrich.Enrich(table, m.Value, event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, now)
-		msg := kafkago.Message{Key: res.Key, Value: res.Value, Headers: headers}
+		msg := kafka.Message{Key: res.Key, Value: res.Value, Headers: headers}
 		switch res.Outcome {
 		case enrich.Enriched:
 			out = append(out, msg)
@@ -113,10 +122,10 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	}
 	p.metrics.enrich.Observe(time.Since(start).Seconds())
 
-	if err := p.produce(ctx, p.enriched, "enriched", out); err != nil {
+	if err := p.produce(ctx, p.enriched, out); err != nil {
 		return err
 	}
-	if err := p.produce(ctx, p.dlq, "dlq", dead); err != nil {
+	if err := p.produce(ctx, p.dlq, dead); err != nil {
 		return err
 	}
 	p.metrics.events.WithLabelValues(LabelEnriched).Add(float64(enriched))
@@ -127,51 +136,23 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
-// produce writes msgs and retries what failed, with exponential backoff and jitter, for at
-// most retryMax. A partition's messages of one batch travel in one produce request (the
-// producer's batch size is at least the consumer's), so they succeed or fail together and
-// retrying the failed ones keeps each key's order.
-func (p *Pipeline) produce(ctx context.Context, w Writer, topic string, msgs []kafkago.Message) error {
+// produce writes msgs and waits for Kafka's acknowledgement. A failure fails the batch; the
+// consumer retries all of it, so messages acknowledged before the failure are produced again
+// (at-least-once). A partition's messages of one batch travel in one produce request (the
+// producer's batch size is at least the consumer's, and writes to a destination go one at a
+// time), so they succeed or fail together and the retry keeps each key's order.
+func (p *Pipeline) produce(ctx context.Context, d destination, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	start := time.Now()
-	pending := msgs
-	attempt := 0
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		attempt++
-		if attempt > 1 {
-			p.metrics.retries.WithLabelValues(topic).Inc()
-		}
-		err := w.WriteMessages(ctx, pending...)
-		if err == nil {
-			return struct{}{}, nil
-		}
-		var werrs kafkago.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			failed := make([]kafkago.Message, 0, werrs.Count())
-			for i, e := range werrs {
-				if e != nil {
-					failed = append(failed, pending[i])
-				}
-			}
-			pending = failed
-		}
-		p.logger.Warn("produce failed, retrying", zap.String("topic", topic), zap.Int("messages", len(pending)), zap.Int("attempt", attempt), zap.Error(err))
-		return struct{}{}, err
-	}, backoff.WithBackOff(newBackOff()), backoff.WithMaxElapsedTime(p.retryMax))
+	d.mu.Lock()
+	err := d.w.Write(ctx, msgs...)
+	d.mu.Unlock()
 	if err != nil {
-		p.metrics.giveUps.WithLabelValues(topic).Inc()
-		return fmt.Errorf("produce %d messages to %s after %d attempts: %w", len(pending), topic, attempt, err)
+		p.metrics.failures.WithLabelValues(d.topic).Inc()
+		return fmt.Errorf("produce %d messages to %s: %w", len(msgs), d.topic, err)
 	}
-	p.metrics.produce.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+	p.metrics.produce.WithLabelValues(d.topic).Observe(time.Since(start).Seconds())
 	return nil
-}
-
-func newBackOff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
-	b.RandomizationFactor = 0.5
-	return b
 }

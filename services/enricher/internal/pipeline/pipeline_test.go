@@ -3,47 +3,48 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/services/enricher/internal/enrich"
 	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
-// flakyWriter fails the messages whose index is in failFirst on its first call, as kafka-go
-// reports a partition whose produce request failed, then accepts everything.
-type flakyWriter struct {
-	calls     [][]kafkago.Message
-	failFirst map[int]bool
-	always    error
+// memWriter records what is produced; it fails while fail is set, as a producer whose
+// brokers are down does. It checks that writes do not overlap.
+type memWriter struct {
+	mu      sync.Mutex
+	msgs    []kafka.Message
+	calls   int
+	fail    error
+	writing atomic.Bool
+	overlap atomic.Bool
 }
 
-func (w *flakyWriter) WriteMessages(_ context.Context, msgs ...kafkago.Message) error {
-	w.calls = append(w.calls, append([]kafkago.Message(nil), msgs...))
-	if w.always != nil {
-		return w.always
+func (w *memWriter) Write(_ context.Context, msgs ...kafka.Message) error {
+	if w.writing.Swap(true) {
+		w.overlap.Store(true)
 	}
-	if len(w.calls) == 1 && len(w.failFirst) > 0 {
-		errs := make(kafkago.WriteErrors, len(msgs))
-		for i := range msgs {
-			if w.failFirst[i] {
-				errs[i] = kafkago.LeaderNotAvailable
-			}
-		}
-		return errs
+	defer w.writing.Store(false)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.fail != nil {
+		return w.fail
 	}
+	w.msgs = append(w.msgs, msgs...)
 	return nil
 }
 
-func setup(t *testing.T, enriched, dlq Writer, retry time.Duration) (*Pipeline, []kafkago.Message) {
+func setup(t *testing.T, enriched, dlq Writer) (*Pipeline, *reference.Snapshot) {
 	t.Helper()
 	fsys, err := reftest.FS(reftest.Options{Seed: 1})
 	require.NoError(t, err)
@@ -51,41 +52,55 @@ func setup(t *testing.T, enriched, dlq Writer, retry time.Duration) (*Pipeline, 
 	require.NoError(t, err)
 	var tables atomic.Pointer[enrich.Table]
 	tables.Store(enrich.Compile(snap))
-	values, err := reftest.Marshal(reftest.Events(snap, 50, 1))
-	require.NoError(t, err)
-	msgs := make([]kafkago.Message, len(values))
-	for i, v := range values {
-		msgs[i] = kafkago.Message{Topic: "raw", Partition: 0, Offset: int64(i), Value: v}
-	}
-	return New(&tables, enriched, dlq, retry, zaptest.NewLogger(t), prometheus.NewRegistry()), msgs
+	return New(&tables, enriched, dlq, zaptest.NewLogger(t), prometheus.NewRegistry()), snap
 }
 
-func TestRetryOnlyFailedPartitions(t *testing.T) {
-	w := &flakyWriter{failFirst: map[int]bool{3: true, 7: true, 8: true}}
-	p, msgs := setup(t, w, &flakyWriter{}, 10*time.Second)
+func batch(t *testing.T, snap *reference.Snapshot, partition, n int, seed uint64) []kafka.Message {
+	t.Helper()
+	values, err := reftest.Marshal(reftest.Events(snap, n, seed))
+	require.NoError(t, err)
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Topic: "raw", Partition: partition, Offset: int64(i), Value: v}
+	}
+	return msgs
+}
+
+func TestProduceFailureFailsTheBatch(t *testing.T) {
+	w := &memWriter{fail: errors.New("broker down")}
+	p, snap := setup(t, w, &memWriter{})
+	msgs := batch(t, snap, 0, 50, 1)
+	err := p.Handle(context.Background(), msgs)
+	require.ErrorContains(t, err, "produce 50 messages to enriched")
+	require.ErrorContains(t, err, "broker down")
+	require.Equal(t, 1, w.calls, "no retry here: the consumer retries the batch")
+	require.Equal(t, float64(1), testutil.ToFloat64(p.metrics.failures.WithLabelValues("enriched")))
+	require.Zero(t, testutil.ToFloat64(p.metrics.events.WithLabelValues(LabelEnriched)), "nothing counted as handled")
+
+	// The consumer hands the same batch again once the brokers are back.
+	w.fail = nil
 	require.NoError(t, p.Handle(context.Background(), msgs))
-	require.Len(t, w.calls, 2)
-	require.Len(t, w.calls[0], len(msgs))
-	require.Equal(t, []kafkago.Message{w.calls[0][3], w.calls[0][7], w.calls[0][8]}, w.calls[1], "only the failed ones, in order")
-	require.Equal(t, float64(1), testutil.ToFloat64(p.metrics.retries.WithLabelValues("enriched")))
+	require.Len(t, w.msgs, len(msgs))
 	require.Equal(t, float64(len(msgs)), testutil.ToFloat64(p.metrics.events.WithLabelValues(LabelEnriched)))
 }
 
-func TestGiveUpFailsTheBatch(t *testing.T) {
-	w := &flakyWriter{always: errors.New("broker down")}
-	p, msgs := setup(t, w, &flakyWriter{}, 300*time.Millisecond)
-	err := p.Handle(context.Background(), msgs)
-	require.ErrorContains(t, err, "produce 50 messages to enriched after")
-	require.ErrorContains(t, err, "broker down")
-	require.Greater(t, len(w.calls), 1)
-	require.Equal(t, float64(1), testutil.ToFloat64(p.metrics.giveUps.WithLabelValues("enriched")))
-	require.Zero(t, testutil.ToFloat64(p.metrics.events.WithLabelValues(LabelEnriched)), "nothing counted as handled")
-}
-
-func TestCancelledContextStopsRetrying(t *testing.T) {
-	w := &flakyWriter{always: errors.New("broker down")}
-	p, msgs := setup(t, w, &flakyWriter{}, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	require.Error(t, p.Handle(ctx, msgs))
+// TestConcurrentPartitions runs the handler for several partitions at once, as the consumer
+// does (run with -race): every event comes out once, a partition's events in its order, and
+// writes to one topic never overlap.
+func TestConcurrentPartitions(t *testing.T) {
+	w := &memWriter{}
+	p, snap := setup(t, w, &memWriter{})
+	const partitions, batches, size = 4, 5, 100
+	var wg sync.WaitGroup
+	for part := range partitions {
+		wg.Go(func() {
+			for b := range batches {
+				require.NoError(t, p.Handle(context.Background(), batch(t, snap, part, size, uint64(part*batches+b))))
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, w.msgs, partitions*batches*size)
+	require.False(t, w.overlap.Load(), "writes to one topic go one at a time")
+	require.Equal(t, float64(partitions*batches*size), testutil.ToFloat64(p.metrics.events.WithLabelValues(LabelEnriched)))
 }

@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -155,14 +153,11 @@ func (s *Store) describe() string {
 	return s.dir
 }
 
-// Run reloads on SIGHUP and, when the data comes from a directory, on changes to it, until
-// ctx ends. Bursts of file events (an editor saving, several files copied) are coalesced:
-// the reload runs once the directory has been quiet for debounce.
+// Run reloads, when the data comes from a directory, on changes to it, until ctx ends.
+// Bursts of file events (an editor saving, several files copied) are coalesced: the reload
+// runs once the directory has been quiet for debounce. SIGHUP is not handled here (the
+// service skeleton owns the process's signals and calls Reload).
 func (s *Store) Run(ctx context.Context, debounce time.Duration) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	var events chan fsnotify.Event
 	var errs chan error
 	if s.dir != "" {
@@ -193,8 +188,6 @@ func (s *Store) Run(ctx context.Context, debounce time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
-			reload("sighup")
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("reference directory watch closed")

@@ -3,7 +3,6 @@ package refwatch
 import (
 	"context"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -98,20 +97,6 @@ func TestReloadOnFileChange(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, reference.TACFile), fixed, 0o644))
 	require.Eventually(t, func() bool { return s.LastError() == nil }, 10*time.Second, 5*time.Millisecond)
 	require.Equal(t, v2, s.Current().Version(), "same content as before the broken write")
-}
-
-func TestReloadOnSIGHUP(t *testing.T) {
-	s, _ := newStore(t)
-	// Keep SIGHUP from killing the test binary before the store's handler is installed.
-	own := make(chan os.Signal, 16)
-	signal.Notify(own, syscall.SIGHUP)
-	defer signal.Stop(own)
-	runStore(t, s)
-	require.Eventually(t, func() bool {
-		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-		return reloads(s, ResultUnchanged) >= 1
-	}, 10*time.Second, 50*time.Millisecond)
-	require.Zero(t, reloads(s, ResultOK), "same files, same version: nothing swapped")
 }
 
 func TestNewRefusesBrokenData(t *testing.T) {
