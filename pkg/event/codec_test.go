@@ -100,6 +100,12 @@ func TestDecoderMatchesEncodingJSON(t *testing.T) {
 		require.NoError(t, json.Unmarshal(data, &want), name)
 		require.NoError(t, d.Raw(data, &got), name)
 		require.Equal(t, want, got, name)
+		var view event.Raw
+		require.NoError(t, d.RawView(data, &view), name)
+		require.Equal(t, want, view, name)
+		out, err := event.EncodeRaw(nil, &view)
+		require.NoError(t, err)
+		require.JSONEq(t, string(data), string(out))
 	}
 }
 
@@ -273,6 +279,7 @@ func FuzzDecodeEnriched(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r event.Raw
 		_ = d.Raw(data, &r)
+		_ = d.RawView(data, &r)
 		var got event.Enriched
 		_ = d.Enriched(data, &got)
 		var want event.Enriched

@@ -20,7 +20,8 @@ import (
 
 // Decoder decodes raw and enriched events; it is not safe for concurrent use (one per
 // partition or goroutine; DecodeRaw and DecodeEnriched pool them). The strings it returns are
-// owned copies: nothing points into the message or the parser.
+// owned copies (repeated ones shared): nothing points into the message or the parser, except
+// with RawView.
 type Decoder struct {
 	p      fastjson.Parser
 	intern map[string]string
@@ -29,6 +30,14 @@ type Decoder struct {
 	raw   *Raw
 	en    *Enrichment
 	visit func(k []byte, v *fastjson.Value)
+
+	// view is set during RawView: strings point into the parser and numbers into the slabs
+	// below, all valid until the next call.
+	view   bool
+	floats [8]float64
+	ints   [4]int64
+	bools  [2]bool
+	nf, ni, nb int
 }
 
 // maxInterned bounds the interning table; it is emptied when full.
@@ -60,6 +69,16 @@ func (d *Decoder) Raw(data []byte, r *Raw) error {
 		return err
 	}
 	return r.checkRequired()
+}
+
+// RawView is Raw without copies, for code that decodes, transforms and encodes a raw event
+// in one go (the enricher): r's strings and number pointers point into d and are valid only
+// until d's next call. Nothing of r may be kept beyond that.
+func (d *Decoder) RawView(data []byte, r *Raw) error {
+	d.view, d.nf, d.ni, d.nb = true, 0, 0, 0
+	err := d.Raw(data, r)
+	d.view = false
+	return err
 }
 
 func (d *Decoder) decode(data []byte, r *Raw, en *Enrichment) error {
@@ -409,7 +428,10 @@ func (d *Decoder) str(field string, v *fastjson.Value, intern bool) string {
 		d.fail(field, err)
 		return ""
 	}
-	if !intern {
+	switch {
+	case d.view:
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	case !intern:
 		return string(b)
 	}
 	if s, ok := d.intern[string(b)]; ok {
@@ -429,6 +451,11 @@ func (d *Decoder) float(field string, v *fastjson.Value) *float64 {
 		d.fail(field, err)
 		return nil
 	}
+	if d.view && d.nf < len(d.floats) {
+		d.floats[d.nf] = f
+		d.nf++
+		return &d.floats[d.nf-1]
+	}
 	return &f
 }
 
@@ -442,6 +469,11 @@ func (d *Decoder) int(field string, v *fastjson.Value) *int64 {
 		d.fail(field, err)
 		return nil
 	}
+	if d.view && d.ni < len(d.ints) {
+		d.ints[d.ni] = i
+		d.ni++
+		return &d.ints[d.ni-1]
+	}
 	return &i
 }
 
@@ -450,6 +482,11 @@ func (d *Decoder) bool(field string, v *fastjson.Value) *bool {
 	if err != nil {
 		d.fail(field, err)
 		return nil
+	}
+	if d.view && d.nb < len(d.bools) {
+		d.bools[d.nb] = b
+		d.nb++
+		return &d.bools[d.nb-1]
 	}
 	return &b
 }

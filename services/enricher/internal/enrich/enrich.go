@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/vigie/vigie/pkg/event"
@@ -92,9 +93,13 @@ func (t *Table) Snapshot() *reference.Snapshot { return t.snap }
 // event v1 is refused) and the enriched event is encoded with it: fields a raw event does
 // not have (enrichment fields included) are not carried over.
 func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
-	var ev event.Enriched
+	// The raw event is a view into a pooled decoder (no copies): it is enriched and encoded,
+	// or dead-lettered, before the scratch goes back to the pool; nothing of it is kept.
+	s := scratches.Get().(*scratch)
+	defer scratches.Put(s)
+	ev := &s.ev
 	raw := &ev.Raw
-	if err := event.DecodeRaw(msg, raw); err != nil {
+	if err := s.dec.RawView(msg, raw); err != nil {
 		return deadLetter(Undecodable, event.ReasonDecodeFailed, fmt.Errorf("decode raw event: %w", err), raw, msg, src, now)
 	}
 	entry, ok := t.sensors[raw.SensorID]
@@ -124,14 +129,24 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 			res.OperatorUnknown = true
 		}
 	}
-	out, err := event.EncodeEnriched(make([]byte, 0, len(msg)+512), &ev)
+	// Key and value share one allocation.
+	key := ev.Enrichment.DeviceKey
+	out := append(make([]byte, 0, len(key)+len(msg)+512), key...)
+	out, err := event.EncodeEnriched(out, ev)
 	if err != nil {
 		return deadLetter(Undecodable, event.ReasonEnrichFailed, fmt.Errorf("encode enriched event: %w", err), raw, msg, src, now)
 	}
-	res.Key = []byte(ev.Enrichment.DeviceKey)
-	res.Value = out
+	res.Key, res.Value = out[:len(key):len(key)], out[len(key):]
 	return res
 }
+
+// scratch is what one Enrich call works in; concurrent calls take one each from scratches.
+type scratch struct {
+	dec *event.Decoder
+	ev  event.Enriched
+}
+
+var scratches = sync.Pool{New: func() any { return &scratch{dec: event.NewDecoder()} }}
 
 // yes and no are what every enriched event's MiniPhone points to (never written through).
 var yes, no = true, false
