@@ -241,7 +241,43 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 	if err := waitReady(readyCtx, conn, want); err != nil {
 		return changes, fmt.Errorf("apply topics: %w", err)
 	}
+	// A broker learns of new settings a moment after the controller: wait until they show,
+	// so that the next apply (or a test) sees what this one did.
+	var changed []effective
+	for _, e := range append(create, present...) {
+		for _, ch := range changes {
+			if ch.Topic == e.Name && ch.Applied {
+				changed = append(changed, e)
+				break
+			}
+		}
+	}
+	if err := waitSettings(readyCtx, cl.Client, changed); err != nil {
+		return changes, fmt.Errorf("apply topics: %w", err)
+	}
 	return changes, nil
+}
+
+// waitSettings polls until every topic of topics shows the settings of its spec.
+func waitSettings(ctx context.Context, cl *kafkago.Client, topics []effective) error {
+	p := settle
+	p.MaxElapsed = 0 // the caller's ctx bounds it
+	for _, e := range topics {
+		err := retry.Do(ctx, p, func(ctx context.Context) error {
+			pending, err := alignConfig(ctx, cl, e, true)
+			if err != nil {
+				return err
+			}
+			if len(pending) > 0 {
+				return fmt.Errorf("topic %s: %s not visible yet", e.Name, pending[0].What)
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("settings not applied: %w", err)
+		}
+	}
+	return nil
 }
 
 func createTopic(ctx context.Context, cl *kafkago.Client, e effective) error {

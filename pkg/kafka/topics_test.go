@@ -265,6 +265,7 @@ func TestApplyTopicsOnThreeBrokers(t *testing.T) {
 	resp, err := cl.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{Topic: manual, NumPartitions: 1, ReplicationFactor: 1}}})
 	require.NoError(t, err)
 	require.NoError(t, resp.Errors[manual])
+	require.NoError(t, kafka.WaitForTopic(ctx, conn, manual, logger))
 	drift, err := kafka.ApplyTopics(ctx, conn, []kafka.TopicSpec{{Name: manual, Partitions: 1}}, logger)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []kafka.TopicChange{
