@@ -151,7 +151,7 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 		s, f := ev.observe(s, &o)
 		if s != nil && d == nil {
 			d = &device{slots: make([]state, len(e.evals))}
-			key = strings.Clone(key) // the event may share its message's buffer
+			key = strings.Clone(key) // the event's strings may be views of its message
 			e.devices[key] = d
 		}
 		if d != nil {
@@ -200,8 +200,8 @@ func (e *Engine) sweep() {
 }
 
 // internString shares one copy of low-cardinality strings (facility ids) across states.
-// Strings kept in state are copies: a decoded event's strings may point into its whole
-// Kafka message (zero-copy decoding), which must not stay alive with the state.
+// Strings kept in state are copies: an event's strings may point into its message or a
+// decoder's buffer (a decoder may hand out views), which must not stay alive with the state.
 func (e *Engine) internString(s string) string {
 	if v, ok := e.intern[s]; ok {
 		return v
