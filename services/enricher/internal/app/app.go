@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -105,6 +104,3 @@ func build(ctx context.Context, s *service.Service, cfg *Config) (*enricher, err
 	logger.Info("enricher wired", zap.Stringer("config", cfg))
 	return e, nil
 }
-
-// String makes the configuration loggable without its secrets.
-var _ fmt.Stringer = (*Config)(nil)

@@ -18,8 +18,9 @@ import (
 // VIGIE_ENRICHER_*.
 const Name = "enricher"
 
-// EnvPrefix is the prefix of the enricher's environment variables (VIGIE_ENRICHER_...).
-const EnvPrefix = "VIGIE_ENRICHER"
+// EnvPrefix is the prefix of the enricher's environment variables (VIGIE_ENRICHER_...), as
+// service.Main derives it from Name.
+var EnvPrefix = service.EnvPrefix(Name)
 
 // maxBatch bounds consumer.batch_size: a batch is held in memory twice (raw and enriched)
 // per partition being handled.
@@ -120,6 +121,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// String is the configuration in one log line, without secrets.
 func (c *Config) String() string {
 	ch := "off"
 	if c.ClickHouseEnabled() {
