@@ -1,4 +1,4 @@
-package decode_test
+package sample_test
 
 import (
 	"encoding/json"
@@ -8,30 +8,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
-	"github.com/vigie/vigie/services/writer/internal/decode"
 	"github.com/vigie/vigie/services/writer/internal/sample"
 )
 
-// std decodes with encoding/json, the reference.
-func std(t testing.TB, data []byte) (event.Enriched, error) {
-	var e event.Enriched
-	err := json.Unmarshal(data, &e)
-	return e, err
-}
-
+// TestDecodeMatchesEncodingJSON holds pkg/event's decoder, the writer's, to encoding/json on
+// the writer's generated traffic (the contract's examples and the fuzz target are in pkg/event).
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
-	d := decode.New()
+	d := event.NewDecoder()
 	gen := sample.New(3, 1000, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	for range 5000 {
 		_, data := gen.JSON()
-		want, err := std(t, data)
-		require.NoError(t, err)
-		var got event.Enriched
-		require.NoError(t, d.Decode(data, &got))
+		var want, got event.Enriched
+		require.NoError(t, json.Unmarshal(data, &want))
+		require.NoError(t, d.Enriched(data, &got))
 		require.Equal(t, want, got, string(data))
 	}
 }
 
+// BenchmarkDecode measures decoding the writer's traffic with pkg/event's decoder, against
+// encoding/json: go test -run XXX -bench BenchmarkDecode -benchmem ./internal/sample
 func BenchmarkDecode(b *testing.B) {
 	gen := sample.New(1, 10000, time.Now())
 	msgs := make([][]byte, 4096)
@@ -42,10 +37,10 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.SetBytes(int64(size / len(msgs)))
 	b.Run("fastjson", func(b *testing.B) {
-		d := decode.New()
+		d := event.NewDecoder()
 		var e event.Enriched
 		for i := range b.N {
-			if err := d.Decode(msgs[i%len(msgs)], &e); err != nil {
+			if err := d.Enriched(msgs[i%len(msgs)], &e); err != nil {
 				b.Fatal(err)
 			}
 		}
