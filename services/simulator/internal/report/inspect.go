@@ -5,7 +5,6 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 )
 
@@ -74,12 +74,8 @@ func (d DeadLetters) Total() int64 {
 func (p *Pipeline) DLQ(ctx context.Context, runID string) (DeadLetters, error) {
 	out := DeadLetters{}
 	err := ReadTopic(ctx, p.Brokers, p.DLQTopic, func(m kafkago.Message) {
-		var r struct {
-			Reason  string `json:"reason"`
-			Service string `json:"service"`
-			EventID string `json:"event_id"`
-		}
-		if json.Unmarshal(m.Value, &r) == nil && strings.HasPrefix(r.EventID, runID+"-") {
+		var r event.DLQ
+		if event.DecodeDLQ(m.Value, &r) == nil && strings.HasPrefix(r.EventID, runID+"-") {
 			out[r.Service+"/"+r.Reason]++
 		}
 	})
