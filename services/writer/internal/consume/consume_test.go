@@ -48,10 +48,12 @@ type settings struct {
 	batchSize      int
 	batchWait      time.Duration
 	maxPendingRows int
+	// insertBudget bounds the retries of one insert with its token (InsertRetry.MaxElapsed).
+	insertBudget time.Duration
 }
 
 func (h *harness) settings() settings {
-	return settings{batchSize: 2000, batchWait: 200 * time.Millisecond, maxPendingRows: 10000}
+	return settings{batchSize: 2000, batchWait: 200 * time.Millisecond, maxPendingRows: 10000, insertBudget: 2 * time.Second}
 }
 
 // fast is the retry policy of the tests: the production schedule, faster.
@@ -70,7 +72,7 @@ func (h *harness) startIn(group string, set settings, store consume.Store) (stop
 	conn := kafkatest.Conn(t)
 	dlq := kafkatest.Producer(t, h.dlqTopic)
 	insertRetry := fast
-	insertRetry.MaxElapsed = 2 * time.Second
+	insertRetry.MaxElapsed = set.insertBudget
 	w, err := consume.New(consume.Config{
 		Topic: h.topic, MaxPendingRows: set.maxPendingRows, MaxConcurrentInserts: 2, InsertRetry: insertRetry,
 		PartitionEnds: func(ctx context.Context) (map[int]int64, error) { return kafka.PartitionOffsets(ctx, conn, h.topic) },
@@ -162,9 +164,16 @@ func TestEveryMessageIsWrittenOnceOrDeadLettered(t *testing.T) {
 type ambiguous struct {
 	consume.Store
 	n atomic.Int64
+	// untokened gives every insert a token of its own, so that ClickHouse never drops a
+	// repeated insert: only the writer itself can keep it from doubling rows.
+	untokened bool
+	inserts   atomic.Int64
 }
 
 func (a *ambiguous) Insert(ctx context.Context, blocks []*rows.Block, token string) error {
+	if a.untokened {
+		token = fmt.Sprintf("%s#%d", token, a.inserts.Add(1))
+	}
 	if err := a.Store.Insert(ctx, blocks, token); err != nil {
 		return err
 	}
@@ -186,6 +195,26 @@ func TestRetryAfterAnAmbiguousFailureDoesNotDuplicate(t *testing.T) {
 	chtest.RequireConsistent(t, h.totals(), n)
 	require.GreaterOrEqual(t, h.metric("vigie_writer_retries_total"), 6.0)
 	require.Equal(t, float64(n), h.metric("vigie_writer_rows_written_total"))
+}
+
+// TestBatchRetriedAfterAnUnknownOutcomeIsNotDuplicated leaves no budget to retry an insert
+// with its token, and no token protection either: each ambiguous failure goes back to the
+// consumer, whose retry of the batch must first read what ClickHouse stored (merged inserts
+// are not regrouped the same way twice, so their tokens would not protect a re-insert).
+func TestBatchRetriedAfterAnUnknownOutcomeIsNotDuplicated(t *testing.T) {
+	h := newHarness(t, 3)
+	const n = 9000
+	gen := sample.New(12, 1000, time.Now().Add(-time.Hour))
+	kafkatest.Produce(t, kafkatest.Producer(t, h.topic), n, gen.JSON)
+	store := &ambiguous{Store: h.store, untokened: true}
+	store.n.Store(4)
+	set := h.settings()
+	set.batchSize, set.insertBudget = 1000, time.Nanosecond
+	h.start(set, store)
+	h.waitRows(n)
+	chtest.RequireConsistent(t, h.totals(), n)
+	require.Positive(t, h.metric("vigie_writer_resumed_from_clickhouse_total"), "a retried batch resumed after ClickHouse's offset")
+	require.Positive(t, h.metric("vigie_kafka_consumer_retries_total"), "the consumer retried the batches")
 }
 
 // poison rejects, as ClickHouse rejects bad data, any block holding one of its event ids.
