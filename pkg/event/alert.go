@@ -77,16 +77,36 @@ func (a Alert) MarshalJSON() ([]byte, error) { return EncodeAlert(&a) }
 
 // DecodeAlert decodes an alert of alerts.v1 and checks the fields its schema requires.
 func DecodeAlert(data []byte, a *Alert) error {
-	var j alertJSON
+	// Timestamps are read as strings first so that a bad one is named.
+	var j struct {
+		alertJSON
+		FirstEvidenceAt string `json:"first_evidence_at"`
+		LastEvidenceAt  string `json:"last_evidence_at"`
+		WindowStart     string `json:"window_start"`
+		WindowEnd       string `json:"window_end"`
+		CreatedAt       string `json:"created_at"`
+		UpdatedAt       string `json:"updated_at"`
+	}
 	if err := unmarshal(data, &j); err != nil {
 		return fmt.Errorf("alert: %w", err)
 	}
 	*a = Alert{
 		ID: j.ID, Rule: j.Rule, Severity: j.Severity, GroupKey: j.GroupKey, Facilities: j.Facilities,
-		FirstEvidenceAt: j.FirstEvidenceAt.Time, LastEvidenceAt: j.LastEvidenceAt.Time,
-		WindowStart: j.WindowStart.Time, WindowEnd: j.WindowEnd.Time,
-		EvidenceIDs: j.EvidenceIDs, EvidenceCount: j.EvidenceCount, Explanation: j.Explanation,
-		CreatedAt: j.CreatedAt.Time, UpdatedAt: j.UpdatedAt.Time, Version: j.Version,
+		EvidenceIDs: j.EvidenceIDs, EvidenceCount: j.EvidenceCount, Explanation: j.Explanation, Version: j.Version,
+	}
+	for _, f := range []struct {
+		name, value string
+		to          *time.Time
+	}{
+		{"first_evidence_at", j.FirstEvidenceAt, &a.FirstEvidenceAt}, {"last_evidence_at", j.LastEvidenceAt, &a.LastEvidenceAt},
+		{"window_start", j.WindowStart, &a.WindowStart}, {"window_end", j.WindowEnd, &a.WindowEnd},
+		{"created_at", j.CreatedAt, &a.CreatedAt}, {"updated_at", j.UpdatedAt, &a.UpdatedAt},
+	} {
+		var t Time
+		if err := parseField(f.name, f.value, &t); err != nil {
+			return fmt.Errorf("alert: %w", err)
+		}
+		*f.to = t.Time
 	}
 	for _, f := range []struct {
 		name    string

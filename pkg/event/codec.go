@@ -30,7 +30,17 @@ func EncodeDLQ(rec *DLQ) ([]byte, error) {
 // DecodeDLQ decodes a dead-letter record and checks the fields its schema requires.
 func DecodeDLQ(data []byte, rec *DLQ) error {
 	*rec = DLQ{}
-	if err := unmarshal(data, rec); err != nil {
+	// The timestamp is read as a string first so that a bad one is named.
+	type plain DLQ
+	var w struct {
+		*plain
+		FailedAt string `json:"failed_at"`
+	}
+	w.plain = (*plain)(rec)
+	if err := unmarshal(data, &w); err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	if err := parseField("failed_at", w.FailedAt, &rec.FailedAt); err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}
 	switch {
@@ -41,6 +51,19 @@ func DecodeDLQ(data []byte, rec *DLQ) error {
 	case rec.FailedAt.IsZero():
 		return fmt.Errorf("dead letter: failed_at: %w", ErrMissingField)
 	}
+	return nil
+}
+
+// parseField parses the timestamp s of field name into t; an empty s leaves t zero.
+func parseField(name, s string, t *Time) error {
+	if s == "" {
+		return nil
+	}
+	p, err := parseTime([]byte(s))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	t.Time = p
 	return nil
 }
 

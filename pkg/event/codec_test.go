@@ -158,7 +158,9 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"raw with enrichment", raw(`,"facility_id":"cp-aix-luynes"`), "facility_id", decodeRaw},
 		{"dlq wrong type", dlq(`,"source":{"topic":"t","partition":"one","offset":1}`), "source.partition", decodeDLQ},
 		{"dlq missing field", `{"reason":"other","error":"x","failed_at":"2026-11-25T09:00:00.000Z"}`, "service", decodeDLQ},
+		{"dlq bad time", `{"reason":"other","service":"writer","error":"x","failed_at":"yesterday"}`, "failed_at", decodeDLQ},
 		{"alert wrong type", `{"alert_id":"a","version":"2"}`, "version", decodeAlert},
+		{"alert bad time", `{"alert_id":"a","rule":"R","window_end":"2026-11-25"}`, "window_end", decodeAlert},
 		{"alert missing field", `{"alert_id":"a","rule":"R"}`, "first_evidence_at", decodeAlert},
 	}
 	for _, tt := range tests {

@@ -33,10 +33,10 @@ type Decoder struct {
 
 	// view is set during RawView: strings point into the parser and numbers into the slabs
 	// below, all valid until the next call.
-	view   bool
-	floats [8]float64
-	ints   [4]int64
-	bools  [2]bool
+	view       bool
+	floats     [8]float64
+	ints       [4]int64
+	bools      [2]bool
 	nf, ni, nb int
 }
 
