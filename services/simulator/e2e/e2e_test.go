@@ -92,9 +92,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 		"VIGIE_ENRICHER_CLICKHOUSE_ADDR="+chAddr, "VIGIE_ENRICHER_CLICKHOUSE_DATABASE="+db))
 	writerAdmin := freeAddr(t)
 	procs = append(procs, start(t, dir, "writer", filepath.Join(dir, "writer"), writerAdmin,
-		"VIGIE_WRITER_ADMIN_ADDR="+writerAdmin, "VIGIE_WRITER_KAFKA_BROKERS="+kb, "VIGIE_WRITER_KAFKA_GROUP_ID="+name+"-writer",
-		"VIGIE_WRITER_KAFKA_TOPIC="+enriched, "VIGIE_WRITER_KAFKA_DLQ_TOPIC="+dlq,
-		"VIGIE_WRITER_CLICKHOUSE_ADDR="+chAddr, "VIGIE_WRITER_CLICKHOUSE_DATABASE="+db, "VIGIE_WRITER_KAFKA_BATCH_DELAY=200ms"))
+		"VIGIE_WRITER_ADMIN_LISTEN="+writerAdmin, "VIGIE_WRITER_KAFKA_BROKERS="+kb, "VIGIE_WRITER_CONSUMER_GROUP_ID="+name+"-writer",
+		"VIGIE_WRITER_TOPICS_ENRICHED="+enriched, "VIGIE_WRITER_TOPICS_DLQ="+dlq,
+		"VIGIE_WRITER_CLICKHOUSE_ADDRS="+chAddr, "VIGIE_WRITER_CLICKHOUSE_DATABASE="+db, "VIGIE_WRITER_CONSUMER_BATCH_WAIT=200ms"))
 	correlatorAdmin := freeAddr(t)
 	procs = append(procs, start(t, dir, "correlator", filepath.Join(dir, "correlator"), correlatorAdmin,
 		"VIGIE_CORRELATOR_ADMIN_ADDR="+correlatorAdmin, "VIGIE_CORRELATOR_CONSUMER_BROKERS="+kb, "VIGIE_CORRELATOR_PRODUCER_BROKERS="+kb,
