@@ -85,7 +85,7 @@ func (p *Pipeline) DLQ(ctx context.Context, runID string) (DeadLetters, error) {
 // ReadTopic calls fn for every message of every partition of topic, from the first to the
 // end offset at the time of the call.
 func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(kafkago.Message)) error {
-	ends, err := kafka.PartitionOffsets(ctx, brokers, topic)
+	ends, err := kafka.PartitionOffsets(ctx, kafka.Config{Brokers: brokers}, topic)
 	if err != nil {
 		return err
 	}
