@@ -113,7 +113,8 @@ bench-correlator: ## correlator: streaming throughput, state memory, event-to-al
 	  GOWORK=off go test -run='^$$' -bench=BenchmarkScheduledRules -benchtime=3x ./internal/sched/
 
 .PHONY: lint
-lint: ## go vet and staticcheck on every module
+lint: ## go vet and staticcheck on every module; one version of each dependency across modules
+	@.ci/depskew
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@for m in $(MODULES); do echo "lint $$m"; (cd $$m && GOWORK=off go vet ./... && GOWORK=off $(STATICCHECK) ./...); done
 
