@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -35,6 +36,13 @@ func envOr(key, def string) string {
 	return def
 }
 
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func run() error {
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("chserver", flag.ContinueOnError)
@@ -46,6 +54,9 @@ func run() error {
 	libPath := fs.String("lib", os.Getenv("CHDB_LIB_PATH"), "path of libchdb.so (env CHDB_LIB_PATH)")
 	logLevel := fs.String("log-level", envOr("CHSERVER_LOG_LEVEL", "info"), "debug, info, warn or error")
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long running queries may finish on SIGTERM")
+	maxQueries := fs.Int("max-queries", cfg.MaxQueries, "statements run at once on the engine; reads take at most one less (env CHSERVER_MAX_QUERIES)")
+	queueWait := fs.Duration("queue-wait", cfg.QueueWait, "how long a statement waits for a free slot before TOO_MANY_SIMULTANEOUS_QUERIES")
+	maxExec := fs.Duration("max-execution-time", cfg.MaxExecutionTime, "default max_execution_time of reads (a client's own setting wins), 0 for none")
 	ping := fs.String("ping", "", "check that a server answers at this address, exit 0 if so (for scripts)")
 	pingUser := fs.String("ping-user", "default", "user for -ping")
 	pingPassword := fs.String("ping-password", "", "password for -ping")
@@ -77,6 +88,12 @@ func run() error {
 
 	cfg.ListenAddr, cfg.DataDir, cfg.TmpDir, cfg.ShutdownTimeout = *listen, *dataDir, *tmpDir, *shutdown
 	cfg.HTTPListenAddr = *httpListen
+	cfg.MaxQueries, cfg.QueueWait, cfg.MaxExecutionTime = *maxQueries, *queueWait, *maxExec
+	if v := os.Getenv("CHSERVER_MAX_QUERIES"); v != "" && !flagSet(fs, "max-queries") {
+		if cfg.MaxQueries, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("CHSERVER_MAX_QUERIES %q: %w", v, err)
+		}
+	}
 	if cfg.HTTPListenAddr == "off" {
 		cfg.HTTPListenAddr = ""
 	}
@@ -102,7 +119,7 @@ func run() error {
 		}
 		defer func() { _ = httpLn.Close() }()
 	}
-	engine, err := chdb.Open(*libPath, cfg.DataDir)
+	engine, err := chdb.Open(*libPath, cfg.DataDir, cfg.MaxQueries)
 	if err != nil {
 		return fmt.Errorf("open chdb: %w", err)
 	}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestEngine(t *testing.T) {
-	e, err := Open("", t.TempDir())
+	e, err := Open("", t.TempDir(), 1)
 	require.NoError(t, err)
 	defer e.Close()
 	s, err := e.Acquire(context.Background())
@@ -79,7 +82,7 @@ func TestEngine(t *testing.T) {
 }
 
 func TestAcquireHonoursContext(t *testing.T) {
-	e, err := Open("", t.TempDir())
+	e, err := Open("", t.TempDir(), 1)
 	require.NoError(t, err)
 	defer e.Close()
 	s, err := e.Acquire(context.Background())
@@ -109,7 +112,7 @@ func TestParseCode(t *testing.T) {
 // A nil dereference raises SIGSEGV, which Go turns into a panic only if its own handler is
 // installed: chDB's handler, left in place, would hang the process instead.
 func TestGoSignalHandlersSurviveOpen(t *testing.T) {
-	e, err := Open("", t.TempDir())
+	e, err := Open("", t.TempDir(), 1)
 	require.NoError(t, err)
 	defer e.Close()
 	s, err := e.Acquire(context.Background())
@@ -127,4 +130,84 @@ func TestGoSignalHandlersSurviveOpen(t *testing.T) {
 	}()
 	require.NotNil(t, recovered)
 	require.Contains(t, fmt.Sprint(recovered), "nil pointer dereference")
+}
+
+// A query that produces nothing for ever (an aggregation over system.numbers) stops within a
+// second of its context ending, streamed or run whole, and the session runs the next one.
+func TestContextKillsRunningStatement(t *testing.T) {
+	e, err := Open("", t.TempDir(), 2)
+	require.NoError(t, err)
+	defer e.Close()
+	s, err := e.Acquire(context.Background())
+	require.NoError(t, err)
+	defer s.Release()
+	for _, streamed := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start := time.Now()
+		if streamed {
+			st, err := s.StreamContext(ctx, "SELECT count() FROM system.numbers", NativeFormat, nil)
+			require.NoError(t, err)
+			_, err = st.Next()
+			st.Close()
+			require.Error(t, err)
+			require.Equal(t, int32(394), err.(*Error).Code)
+		} else {
+			_, err := s.ExecContext(ctx, "SELECT count() FROM system.numbers", "TabSeparated", nil)
+			require.Error(t, err)
+			require.Equal(t, int32(394), err.(*Error).Code)
+		}
+		require.Less(t, time.Since(start), 1300*time.Millisecond, "stopped within a second of the cancel")
+		out, err := s.ExecFormat("SELECT 42", "TabSeparated")
+		require.NoError(t, err)
+		require.Equal(t, "42\n", string(out))
+	}
+	// A stream closed before its first block is killed, not waited for.
+	st, err := s.Stream("SELECT count() FROM system.numbers", NativeFormat)
+	require.NoError(t, err)
+	start := time.Now()
+	st.Close()
+	require.Less(t, time.Since(start), time.Second)
+}
+
+// The sessions of one engine run statements at the same time.
+func TestSessionsRunInParallel(t *testing.T) {
+	e, err := Open("", t.TempDir(), 3)
+	require.NoError(t, err)
+	defer e.Close()
+	require.Equal(t, 3, e.Size())
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 3 {
+		s, err := e.Acquire(context.Background())
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.Release()
+			_, err := s.Exec("SELECT sleep(1)")
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.Less(t, time.Since(start), 2500*time.Millisecond, "three one-second statements ran at once")
+}
+
+func TestParamsBoundByEngine(t *testing.T) {
+	e, err := Open("", t.TempDir(), 1)
+	require.NoError(t, err)
+	defer e.Close()
+	s, err := e.Acquire(context.Background())
+	require.NoError(t, err)
+	defer s.Release()
+	params := map[string]string{"n": "41", "s": "it's", "c": "dummy"}
+	r, err := s.ExecContext(context.Background(), "SELECT {n:UInt8} + 1, {s:String}, {c:Identifier} FROM system.one", "TabSeparated", params)
+	require.NoError(t, err)
+	require.Equal(t, "42\tit\\'s\t0\n", string(r.Data))
+	st, err := s.StreamContext(context.Background(), "SELECT {n:UInt8} + 1", "TabSeparated", params)
+	require.NoError(t, err)
+	c, err := st.Next()
+	require.NoError(t, err)
+	require.Equal(t, "42\n", string(c))
+	st.Close()
 }

@@ -28,6 +28,11 @@ type library struct {
 	resultRowsRead        func(result unsafe.Pointer) uint64
 	resultBytesRead       func(result unsafe.Pointer) uint64
 	resultStorageRowsRead func(result unsafe.Pointer) uint64
+	resultRowsWritten     func(result unsafe.Pointer) uint64
+	resultBytesWritten    func(result unsafe.Pointer) uint64
+	resultElapsed         func(result unsafe.Pointer) float64
+	queryParamsN          func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
+	streamQueryParamsN    func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
 }
 
 var (
@@ -75,6 +80,11 @@ func loadLibrary(path string) (*library, error) {
 			"chdb_result_rows_read":            &l.resultRowsRead,
 			"chdb_result_bytes_read":           &l.resultBytesRead,
 			"chdb_result_storage_rows_read":    &l.resultStorageRowsRead,
+			"chdb_result_rows_written":         &l.resultRowsWritten,
+			"chdb_result_bytes_written":        &l.resultBytesWritten,
+			"chdb_result_elapsed":              &l.resultElapsed,
+			"chdb_query_with_params_n":         &l.queryParamsN,
+			"chdb_stream_query_with_params_n":  &l.streamQueryParamsN,
 		} {
 			sym, err := purego.Dlsym(h, name)
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 )
 
 func TestVigieTypesRoundTrip(t *testing.T) {
@@ -310,13 +312,20 @@ func TestDatabasePerConnection(t *testing.T) {
 func TestHandshakeWhileEngineBusy(t *testing.T) {
 	ctx := context.Background()
 	db := newDatabase(t, open(t, chserverAddr))
-	sess, err := testEngine.Acquire(ctx)
-	require.NoError(t, err)
+	// Every session of the engine is taken: the engine is as busy as it gets.
+	var sessions []*chdb.Session
+	for range testEngine.Size() {
+		sess, err := testEngine.Acquire(ctx)
+		require.NoError(t, err)
+		sessions = append(sessions, sess)
+	}
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			sess.Release()
+			for _, sess := range sessions {
+				sess.Release()
+			}
 		}
 	}
 	defer release()

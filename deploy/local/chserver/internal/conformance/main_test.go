@@ -56,7 +56,7 @@ func runMain(m *testing.M) int {
 }
 
 func startServer(dataDir string) (stop func(), addr, httpAddr string, err error) {
-	engine, err := chdb.Open("", dataDir)
+	engine, err := chdb.Open("", dataDir, server.DefaultConfig().MaxQueries)
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -27,6 +27,16 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// ShutdownTimeout bounds how long running queries may finish after a shutdown signal.
 	ShutdownTimeout time.Duration
+	// MaxQueries is how many statements run on the engine at once (its pool of chDB
+	// connections). Reads (SELECT, SHOW, ...) take at most MaxQueries-1 of them, so inserts
+	// and DDL never wait for a read.
+	MaxQueries int
+	// QueueWait is how long a statement waits for a free slot before it fails with
+	// TOO_MANY_SIMULTANEOUS_QUERIES (202).
+	QueueWait time.Duration
+	// MaxExecutionTime is the default max_execution_time of reads (a client's own setting
+	// wins); 0 for none.
+	MaxExecutionTime time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -39,6 +49,9 @@ func DefaultConfig() Config {
 		SpoolMemory:      64 << 20,
 		HandshakeTimeout: 10 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		MaxQueries:       8,
+		QueueWait:        5 * time.Second,
+		MaxExecutionTime: 10 * time.Minute,
 	}
 }
 
@@ -79,8 +92,14 @@ func (c Config) Validate() error {
 	if c.SpoolMemory <= 0 {
 		return errors.New("spool memory must be positive")
 	}
-	if c.HandshakeTimeout <= 0 || c.ShutdownTimeout <= 0 {
+	if c.HandshakeTimeout <= 0 || c.ShutdownTimeout <= 0 || c.QueueWait <= 0 {
 		return errors.New("timeouts must be positive")
+	}
+	if c.MaxQueries < 2 {
+		return fmt.Errorf("max queries %d: at least 2 (one is kept for inserts and DDL)", c.MaxQueries)
+	}
+	if c.MaxExecutionTime < 0 {
+		return errors.New("max execution time must not be negative")
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ type conn struct {
 	settings []sqlSetting // from SET statements: this connection's own session settings
 	types    typeCache
 	idle     atomic.Bool
+	inQuery  atomic.Bool // a Query packet is being served
 }
 
 func newConn(srv *Server, nc net.Conn, log *zap.Logger) *conn {
@@ -94,7 +95,10 @@ func (c *conn) serve(ctx context.Context) error {
 			if err := q.decode(c.r, c.revision); err != nil {
 				return fmt.Errorf("decode query: %w", err)
 			}
-			if err := c.query(ctx, &q); err != nil {
+			c.inQuery.Store(true)
+			err := c.query(ctx, &q)
+			c.inQuery.Store(false)
+			if err != nil {
 				return err
 			}
 		case clientCancel:
@@ -162,13 +166,14 @@ func (c *conn) withSession(ctx context.Context, fn func(*chdb.Session) error) er
 	return c.srv.withSession(ctx, c.database, fn)
 }
 
-// withSession runs fn with the engine's session, switched to database db.
+// withSession runs fn with an engine session, switched to database db. It is for statements
+// other than reads (see acquireWrite) and for the small statements around a read.
 func (s *Server) withSession(ctx context.Context, db string, fn func(*chdb.Session) error) error {
-	sess, err := s.engine.Acquire(ctx)
+	sess, release, err := s.acquireWrite(ctx)
 	if err != nil {
 		return err
 	}
-	defer sess.Release()
+	defer release()
 	if err := useDatabase(sess, db); err != nil {
 		return err
 	}

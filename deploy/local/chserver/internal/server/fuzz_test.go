@@ -32,7 +32,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	engine, err := chdb.Open("", filepath.Join(dir, "data"))
+	engine, err := chdb.Open("", filepath.Join(dir, "data"), 4)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open chdb:", err)
 		return 1

@@ -76,6 +76,13 @@ type httpRequest struct {
 	// protocol revision's block layout (clickhouse-go over HTTP sends it).
 	revision uint64
 	types    typeCache
+	timezone string
+	summary  summary
+	// waitEnd is wait_end_of_query=1: the result is produced whole before the answer starts.
+	waitEnd bool
+	// encoding is the response's Content-Encoding ("" for none), compressionLevel its level.
+	encoding         string
+	compressionLevel int
 }
 
 func (s *Server) handleHTTP(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +100,7 @@ func (s *Server) handleHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "Ok.\n")
 		return
 	}
-	h := &httpRequest{w: w, r: r, id: params.Get("query_id")}
+	h := &httpRequest{w: w, r: r, id: params.Get("query_id"), timezone: s.hello.Timezone}
 	if h.id == "" {
 		h.id = fmt.Sprintf("chserver-http-%d", s.seq.Add(1))
 	}
@@ -135,6 +142,14 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 			return newQueryError(codeSyntaxError, "client_protocol_version %q is not a number", v)
 		}
 		h.revision, h.types = rev, typeCache{}
+	}
+	h.waitEnd = get("wait_end_of_query") == "1"
+	if v := get("enable_http_compression"); v == "1" || strings.EqualFold(v, "true") {
+		h.encoding = responseEncoding(r.Header.Get("Accept-Encoding"))
+		h.compressionLevel = 3
+		if l, err := strconv.Atoi(get("http_zlib_compression_level")); err == nil {
+			h.compressionLevel = l
+		}
 	}
 	h.database = firstOf(get("database"), r.Header.Get("X-ClickHouse-Database"), "default")
 	h.format = firstOf(get("default_format"), r.Header.Get("X-ClickHouse-Format"), "TabSeparated")
@@ -230,6 +245,8 @@ func httpStatus(code int32) int {
 		return http.StatusNotImplemented
 	case codeQueryCancelled:
 		return http.StatusRequestTimeout
+	case codeTooManyQueries:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -5,77 +5,168 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 	"go.uber.org/zap"
 )
 
-// httpSelect streams a query's result in the requested format.
+// httpSelect streams a query's result in the requested format. Native output is chDB's
+// stream cut at block boundaries (a sequence of blocks is one valid Native document); every
+// other format is written by the engine itself in one go (INTO OUTFILE a FIFO this server
+// reads), so that JSON, Parquet, Arrow, the WithNames formats and the rest are one document
+// however many blocks the result has, streamed as the engine writes it.
 func (s *Server) httpSelect(h *httpRequest, sql string) error {
-	sql, format, err := rewriteSelectFormat(sql, h.settings)
+	sql, format, err := rewriteSelectFormat(sql, s.readSettings(sql, h.settings))
 	if err != nil {
 		return newQueryError(codeSyntaxError, "Syntax error: %v", err)
 	}
 	if format != "" {
 		h.format = format
 	}
-	sess, err := s.engine.Acquire(h.r.Context())
+	ctx := h.r.Context()
+	sess, release, err := s.acquireRead(ctx)
 	if err != nil {
 		return err
 	}
 	if err := useDatabase(sess, h.database); err != nil {
-		sess.Release()
-		return err
-	}
-	stream, err := sess.Stream(sql, h.format)
-	if err != nil {
-		sess.Release()
+		release()
 		return err
 	}
 	sp := newSpool(s.cfg.SpoolMemory, s.cfg.TmpDir)
 	defer sp.close()
-	produced := sp.fill(sess, stream)
-	stopCancel := context.AfterFunc(h.r.Context(), sp.cancel)
+	var produced <-chan struct{}
+	native := strings.EqualFold(h.format, chdb.NativeFormat)
+	if native {
+		stream, err := sess.StreamContext(ctx, sql, chdb.NativeFormat, nil)
+		if err != nil {
+			release()
+			return err
+		}
+		produced = sp.fill(stream, release)
+	} else {
+		if produced, err = s.fillFormatted(ctx, sp, sess, release, sql, h.format); err != nil {
+			release()
+			return err
+		}
+	}
+	stopCancel := context.AfterFunc(ctx, sp.cancel)
 	defer stopCancel()
 	defer func() { sp.cancel(); <-produced }()
 
+	if h.waitEnd {
+		// wait_end_of_query=1: the whole result is spooled before the headers, which then
+		// carry the final summary, and an error gets its proper status.
+		<-produced
+	}
 	chunk, err := sp.next()
 	if err != nil {
 		return err
 	}
-	if chunk == nil && strings.EqualFold(h.format, chdb.NativeFormat) {
+	if chunk == nil && native {
 		// chDB writes nothing for an empty result, where ClickHouse sends a block with the
 		// columns' names and types and no rows.
 		var cols []column
-		if err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
+		if err := s.withSession(ctx, h.database, func(sess *chdb.Session) (err error) {
 			cols, err = describe(sess, "DESCRIBE TABLE ("+sql+")")
 			return err
 		}); err == nil {
 			chunk = headerBlock(nil, cols)
 		}
 	}
+	h.summary = sp.summary()
 	h.header(h.format)
-	h.w.WriteHeader(http.StatusOK)
+	body := h.startBody(http.StatusOK)
 	for ; chunk != nil && err == nil; chunk, err = sp.next() {
 		var out []byte
 		if out, err = h.output(chunk); err != nil {
 			break
 		}
-		if _, werr := h.w.Write(out); werr != nil {
+		if _, werr := body.Write(out); werr != nil {
 			return nil // the client has gone
 		}
+		body.flush()
 	}
 	if err != nil {
 		// The status is sent: like ClickHouse, end the body with the exception.
-		_, _ = fmt.Fprintf(h.w, "\nCode: %d. %s\n", errorCode(err), exceptionText(err))
+		_, _ = fmt.Fprintf(body, "\nCode: %d. %s\n", errorCode(err), exceptionText(err))
 		h.log.Info("http query failed after its first bytes", zap.Error(err))
 	}
+	body.close()
 	return nil
+}
+
+// fillFormatted runs sql on sess with its output in format written by the engine into a FIFO,
+// whose bytes go to sp as they come; release is called when the statement has ended. The
+// FIFO is read to its end whatever happens (a cancelled query is killed, not abandoned), so
+// the engine never writes into a pipe without a reader.
+func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Session, release func(), sql, format string) (<-chan struct{}, error) {
+	dir, err := os.MkdirTemp(s.cfg.TmpDir, "chserver-out-")
+	if err != nil {
+		return nil, fmt.Errorf("create output folder: %w", err)
+	}
+	fifo := filepath.Join(dir, "out")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("create output fifo: %w", err)
+	}
+	stmt := sql + " INTO OUTFILE " + quoteString(fifo) + " APPEND FORMAT " + quoteIdent(format)
+	read := make(chan error, 1)
+	go func() { read <- copyFIFO(fifo, sp) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = os.RemoveAll(dir) }()
+		r, err := sess.ExecContext(ctx, stmt, "Null", nil)
+		release()
+		// A statement that failed before opening the FIFO leaves its reader waiting in
+		// open(2): opening and closing the write end lets it see the end.
+		if w, werr := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); werr == nil {
+			_ = w.Close()
+		}
+		rerr := <-read
+		sp.setSummary(r)
+		if err == nil {
+			err = rerr
+		}
+		sp.finish(err)
+	}()
+	return done, nil
+}
+
+// copyFIFO copies the FIFO's bytes into sp until the writer closes it; after a cancel it
+// keeps reading and drops what it reads.
+func copyFIFO(path string, sp *spool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open output fifo: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	buf := make([]byte, 256<<10)
+	keep := true
+	for {
+		n, err := f.Read(buf)
+		if n > 0 && keep {
+			ok, perr := sp.put(buf[:n])
+			if perr != nil {
+				return perr
+			}
+			keep = ok
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read output fifo: %w", err)
+		}
+	}
 }
 
 // output is chunk as the client reads it: chDB's Native blocks are rewritten for the
@@ -104,8 +195,10 @@ func (s *Server) httpOther(h *httpRequest, sql string) error {
 
 func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) error {
 	var out []byte
+	var r chdb.Result
 	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
-		out, err = execWithSettings(sess, sql, h.format, settings)
+		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings)
+		out = r.Data
 		return err
 	})
 	if err != nil {
@@ -114,9 +207,11 @@ func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) err
 	if out, err = h.output(out); err != nil {
 		return err
 	}
+	h.summary = summaryOf(r)
 	h.header(h.format)
-	h.w.WriteHeader(http.StatusOK)
-	_, _ = h.w.Write(out)
+	body := h.startBody(http.StatusOK)
+	_, _ = body.Write(out)
+	body.close()
 	return nil
 }
 
@@ -145,14 +240,16 @@ func (s *Server) httpInsert(h *httpRequest, sql string, data io.Reader) error {
 		return newQueryError(codeNoDataToInsert, "No data to insert")
 	}
 	stmt := insertFromFile(st.quotedTable(), st.Columns, f.Name(), st.Settings, h.settings, st.Format)
-	if err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) error {
-		_, err := sess.Exec(stmt)
+	var r chdb.Result
+	if err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
+		r, err = sess.ExecContext(h.r.Context(), stmt, chdb.NativeFormat, nil)
 		return err
 	}); err != nil {
 		return err
 	}
+	h.summary = summaryOf(r)
 	h.header("")
-	h.w.WriteHeader(http.StatusOK)
+	h.startBody(http.StatusOK).close()
 	return nil
 }
 
@@ -160,6 +257,8 @@ func (h *httpRequest) header(format string) {
 	hd := h.w.Header()
 	hd.Set("X-ClickHouse-Query-Id", h.id)
 	hd.Set("X-ClickHouse-Server-Display-Name", "chserver")
+	hd.Set("X-ClickHouse-Timezone", h.timezone)
+	hd.Set("X-ClickHouse-Summary", h.summary.json())
 	if format != "" {
 		hd.Set("X-ClickHouse-Format", format)
 		hd.Set("Content-Type", contentType(format))

@@ -137,6 +137,20 @@ func execWithSettings(s *chdb.Session, sql, format string, settings []sqlSetting
 	return out, err
 }
 
+// execWithSettingsContext is execWithSettings whose statement is killed when ctx is done,
+// with chDB's counters.
+func execWithSettingsContext(ctx context.Context, s *chdb.Session, sql, format string, settings []sqlSetting) (chdb.Result, error) {
+	restore, err := applySettings(s, settings)
+	if err != nil {
+		return chdb.Result{}, err
+	}
+	r, err := s.ExecContext(ctx, sql, format, nil)
+	if rerr := restore(); err == nil {
+		err = rerr
+	}
+	return r, err
+}
+
 // applySettings sets settings on the session and returns how to put the old values back.
 func applySettings(s *chdb.Session, settings []sqlSetting) (func() error, error) {
 	if len(settings) == 0 {

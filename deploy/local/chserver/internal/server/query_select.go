@@ -15,29 +15,54 @@ import (
 // runSelect streams a query's result: chDB's output goes through a spool so that the engine
 // is free again as soon as the result is produced, however slowly the client reads.
 func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSetting) error {
-	sql, err := rewriteSelect(q.Body, settings)
+	sql, err := rewriteSelect(q.Body, c.srv.readSettings(q.Body, settings))
 	if err != nil {
 		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
 	}
-	sess, err := c.srv.engine.Acquire(ctx)
+	// The socket is watched from before the wait for a slot: a client that cancels or goes
+	// away while queued, or before the first block, stops its query.
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopWatch := c.watchCancel(cancel)
+	watching := true
+	stopWatching := func() bool {
+		if !watching {
+			return false
+		}
+		watching = false
+		return stopWatch()
+	}
+	defer stopWatching()
+	sess, release, err := c.srv.acquireRead(qctx)
 	if err != nil {
+		if stopWatching() {
+			return protocolErrorf("client sent a packet while its query was running")
+		}
+		if qctx.Err() != nil && ctx.Err() == nil {
+			return nil // the client cancelled or left: nothing to answer
+		}
 		return c.sendError(err)
 	}
 	if err := useDatabase(sess, c.database); err != nil {
-		sess.Release()
+		release()
+		stopWatching()
 		return c.sendError(err)
 	}
-	stream, err := sess.Stream(sql, chdb.NativeFormat)
+	stream, err := sess.StreamContext(qctx, sql, chdb.NativeFormat, nil)
 	if err != nil {
-		sess.Release()
+		release()
+		if violation := stopWatching(); violation {
+			return protocolErrorf("client sent a packet while its query was running")
+		}
 		return c.sendError(err)
 	}
 	sp := newSpool(c.srv.cfg.SpoolMemory, c.srv.cfg.TmpDir)
 	defer sp.close()
-	produced := sp.fill(sess, stream)
-	stopWatch := c.watchCancel(sp.cancel)
+	produced := sp.fill(stream, release)
+	stopCancel := context.AfterFunc(qctx, sp.cancel)
+	defer stopCancel()
 	var violation bool
-	err = c.sendResult(ctx, sp, sql, q.Compression, func() { violation = stopWatch() })
+	err = c.sendResult(qctx, sp, sql, q.Compression, func() { violation = stopWatching() })
 	if err != nil {
 		sp.cancel()
 	}

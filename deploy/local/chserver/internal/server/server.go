@@ -28,6 +28,8 @@ type Server struct {
 	hello    serverHello
 	draining atomic.Bool
 
+	readSlots chan struct{}
+
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	wg    sync.WaitGroup
@@ -46,7 +48,11 @@ func New(cfg Config, engine *chdb.Engine, log *zap.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.TmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create tmp dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, engine: engine, conns: map[*conn]struct{}{}}
+	if engine.Size() < cfg.MaxQueries {
+		cfg.MaxQueries = engine.Size()
+	}
+	s := &Server{cfg: cfg, log: log, engine: engine, conns: map[*conn]struct{}{},
+		readSlots: make(chan struct{}, max(1, cfg.MaxQueries-1))}
 	sess, err := engine.Acquire(context.Background())
 	if err != nil {
 		return nil, err

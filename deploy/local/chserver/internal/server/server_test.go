@@ -38,7 +38,7 @@ func TestGracefulShutdown(t *testing.T) {
 		testServer.mu.Lock()
 		defer testServer.mu.Unlock()
 		for c := range testServer.conns {
-			if !c.idle.Load() {
+			if c.inQuery.Load() {
 				return true
 			}
 		}

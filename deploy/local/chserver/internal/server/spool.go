@@ -30,6 +30,8 @@ type spool struct {
 	done      bool  // producer finished
 	err       error // producer's error, reported after the chunks before it
 	cancelled bool  // consumer gave up
+	kill      func()
+	sum       summary
 }
 
 func newSpool(memLimit int, tmpDir string) *spool {
@@ -39,16 +41,25 @@ func newSpool(memLimit int, tmpDir string) *spool {
 }
 
 // fill copies the stream's chunks into the spool in a goroutine that then closes the stream
-// and releases the session; the channel is closed when it has.
-func (s *spool) fill(sess *chdb.Session, stream *chdb.Stream) <-chan struct{} {
+// and calls release (which gives the session back); the channel is closed when it has. A
+// cancel kills the stream's query, even one that has not produced its first block.
+func (s *spool) fill(stream *chdb.Stream, release func()) <-chan struct{} {
+	s.mu.Lock()
+	s.kill = stream.Kill
+	cancelled := s.cancelled
+	s.mu.Unlock()
+	if cancelled {
+		stream.Kill()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer sess.Release()
+		defer release()
 		defer stream.Close()
 		for {
 			chunk, err := stream.Next()
 			if err != nil || chunk == nil {
+				s.setSummary(chdb.Result{RowsRead: stream.RowsRead, BytesRead: stream.BytesRead})
 				s.finish(err)
 				return
 			}
@@ -101,6 +112,20 @@ func (s *spool) put(chunk []byte) (bool, error) {
 	return true, nil
 }
 
+// setSummary records the statement's counters, for X-ClickHouse-Summary.
+func (s *spool) setSummary(r chdb.Result) {
+	s.mu.Lock()
+	s.sum = summaryOf(r)
+	s.mu.Unlock()
+}
+
+// summary is the statement's counters, zero until it has ended.
+func (s *spool) summary() summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sum
+}
+
 // finish marks the end of the output, with the producer's error if any.
 func (s *spool) finish(err error) {
 	s.mu.Lock()
@@ -109,12 +134,18 @@ func (s *spool) finish(err error) {
 	s.mu.Unlock()
 }
 
-// cancel tells the producer to stop.
+// cancel tells the producer to stop, and kills its query if it is still running.
 func (s *spool) cancel() {
 	s.mu.Lock()
+	first := !s.cancelled
 	s.cancelled = true
+	kill := s.kill
+	done := s.done
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	if first && kill != nil && !done {
+		kill()
+	}
 }
 
 func (s *spool) isCancelled() bool {
