@@ -1,0 +1,5 @@
+package validate
+
+import "fmt"
+
+var fmtSprintf = fmt.Sprintf
