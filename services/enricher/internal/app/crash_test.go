@@ -65,7 +65,10 @@ func TestKilledMidStream(t *testing.T) {
 	bin := buildBinary(t)
 	cfg, snap := testConfig(t, reftest.Options{Seed: 15})
 	cfg.Consumer.BatchSize = 300
-	events := reftest.Events(snap, 12000, 4)
+	// Enough events that the kills land mid-stream although the enricher handles the four
+	// partitions concurrently and gets several thousand events further between two polls.
+	const n = 48000
+	events := reftest.Events(snap, n, 4)
 	produceRaw(t, cfg, events)
 
 	const kills = 3
@@ -74,9 +77,10 @@ func TestKilledMidStream(t *testing.T) {
 		cmd.Env = processEnv(cfg)
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // when the test fails first
 		before := enrichedCount(t, cfg)
 		// Kill once it has produced some more, in the middle of its work.
-		require.Eventually(t, func() bool { return enrichedCount(t, cfg) >= before+1500 }, 60*time.Second, 2*time.Millisecond)
+		require.Eventually(t, func() bool { return enrichedCount(t, cfg) >= before+n/12 }, 60*time.Second, 2*time.Millisecond)
 		require.NoError(t, cmd.Process.Kill())
 		_ = cmd.Wait()
 		t.Logf("kill %d at %d enriched messages", i+1, enrichedCount(t, cfg))
