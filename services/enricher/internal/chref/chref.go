@@ -33,17 +33,17 @@ var ErrBadDatabase = errors.New("database name must match [A-Za-z_][A-Za-z0-9_]*
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// maxAttempts and attemptPolicy are how often, and how quickly, Load tries one table again
-// before it returns the error (the Syncer then retries the whole load, more slowly).
+// maxAttempts is how often Load tries one table before it returns the error (the Syncer
+// then retries the whole load, more slowly).
 const maxAttempts = 4
-
-var attemptPolicy = retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // Loader writes reference snapshots to one ClickHouse database.
 type Loader struct {
 	conn     driver.Conn
 	database string
 	logger   *zap.Logger
+	// attempt spaces the attempts at one table.
+	attempt retry.Policy
 }
 
 // NewLoader returns a loader writing to database over conn. The tables must exist (the
@@ -52,7 +52,8 @@ func NewLoader(conn driver.Conn, database string, logger *zap.Logger) (*Loader, 
 	if !identifier.MatchString(database) {
 		return nil, fmt.Errorf("%q: %w", database, ErrBadDatabase)
 	}
-	return &Loader{conn: conn, database: database, logger: logger.Named("chref")}, nil
+	return &Loader{conn: conn, database: database, logger: logger.Named("chref"),
+		attempt: retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}}, nil
 }
 
 // Load makes every reference table hold snap's version. It returns how many tables it
@@ -67,7 +68,7 @@ func (l *Loader) Load(ctx context.Context, snap *reference.Snapshot) (int, error
 		// retries the whole load later.
 		rows := 0
 		attempts := 0
-		err := retry.Do(ctx, attemptPolicy, func(ctx context.Context) error {
+		err := retry.Do(ctx, l.attempt, func(ctx context.Context) error {
 			attempts++
 			current, err := l.version(ctx, table)
 			if err == nil {

@@ -145,8 +145,10 @@ func TestSyncerRetriesUntilTablesExist(t *testing.T) {
 	db := testenv.Name(t, "ref")
 	l, err := NewLoader(conn, db, zaptest.NewLogger(t))
 	require.NoError(t, err)
+	fast := retry.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}
+	l.attempt = fast
 	s := NewSyncer(l, zaptest.NewLogger(t), prometheus.NewRegistry())
-	s.policy = retry.Policy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2}
+	s.policy = fast
 	fsys, err := reftest.FS(reftest.Options{Seed: 3})
 	require.NoError(t, err)
 	snap, err := reference.Load(fsys)
@@ -159,7 +161,8 @@ func TestSyncerRetriesUntilTablesExist(t *testing.T) {
 		require.NoError(t, <-done)
 	}()
 	s.Notify(snap)
-	require.Eventually(t, func() bool { return testutil.ToFloat64(s.loads.WithLabelValues("error")) >= 1 }, 30*time.Second, 20*time.Millisecond)
+	// The local server takes up to a second or more per refused query under load.
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.loads.WithLabelValues("error")) >= 1 }, 90*time.Second, 20*time.Millisecond)
 	require.Empty(t, s.LoadedVersion())
 
 	migrate(t, conn, db)
