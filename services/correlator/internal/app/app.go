@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 
 	"go.uber.org/zap"
 
@@ -51,16 +50,16 @@ func Build(ctx context.Context, s *service.Service, cfg *Config) error {
 	// ClickHouse first: the analysts' record; then alerts.v1.
 	sink := alert.Sinks{chSink, alert.NewKafkaSink(producer)}
 
-	r := &reloader{cfg: cfg, logger: s.Logger.Named("reload")}
+	r := &reloader{cfg: cfg, logger: s.Logger.Named("reload"), streamingRules: streamingDigests(rs)}
 	if cfg.Streaming {
-		r.streamingRules = streamingDigests(rs)
 		r.consumer, err = stream.NewConsumer(cfg.Kafka, cfg.Consumer, cfg.Topics.Enriched, stream.Deps{
-			Rules: rs, Reference: ref, Rebuilder: stream.NewClickHouseRebuilder(conn, cfg.ClickHouse.Database, rs), Sink: sink,
+			Rules: rs, Reference: ref, Rebuilder: stream.NewClickHouseRebuilder(conn, cfg.ClickHouse.Database), Sink: sink,
 			Metrics: s.Registerer(), Registry: s.Registry,
 		}, s.Logger)
 		if err != nil {
 			return err
 		}
+		r.streaming = r.consumer
 		s.AddCheck("kafka", r.consumer.Ready)
 		s.Add("streaming", r.consumer.Run, r.consumer.Stop)
 	} else {
@@ -117,22 +116,24 @@ func streamingDigests(rs []*rules.Rule) map[string]string {
 	return out
 }
 
+// streamingRules is what the reloader needs of the streaming consumer.
+type streamingRules interface{ SetRules(rs []*rules.Rule) }
+
 // reloader is what SIGHUP reloads.
 type reloader struct {
 	cfg       *Config
 	logger    *zap.Logger
 	consumer  *stream.Consumer // nil when streaming is off
+	streaming streamingRules   // the consumer, nil when streaming is off
 	scheduler *sched.Scheduler // nil when scheduling is off
-	// streamingRules are the streaming rules running (id -> digest); nil when streaming
-	// is off.
+	// streamingRules are the streaming rules in force (id -> digest).
 	streamingRules map[string]string
 }
 
 // rules reloads the rule files. A set that does not load is refused whole (the error, which
 // the service logs, names each file and line) and the rules running stay. A good set
-// replaces the scheduled rules from the next tick on. The streaming rules running stay
-// until a restart: an engine's state is built by its rules from the partition's history,
-// and a changed rule's state cannot be derived from the old one's.
+// replaces the scheduled rules from the next tick on and, when the streaming rules changed,
+// the streaming rules from each partition's next batch on (stream.Consumer.SetRules).
 func (r *reloader) rules(context.Context) error {
 	rs, err := loadRules(r.cfg.RulesDir)
 	if err != nil {
@@ -141,9 +142,12 @@ func (r *reloader) rules(context.Context) error {
 	if r.scheduler != nil {
 		r.scheduler.SetRules(rs)
 	}
-	if r.streamingRules != nil && !maps.Equal(streamingDigests(rs), r.streamingRules) {
-		r.logger.Warn("streaming rules changed on disk: they apply at the next restart; the scheduled rules apply now",
-			zap.Strings("running", slices.Sorted(maps.Keys(r.streamingRules))))
+	if r.streaming != nil {
+		if digests := streamingDigests(rs); !maps.Equal(digests, r.streamingRules) {
+			r.streaming.SetRules(rs)
+			r.streamingRules = digests
+			r.logger.Info("streaming rules changed: each partition rebuilds its state with them at its next batch")
+		}
 	}
 	r.logger.Info("rules reloaded", zap.Strings("rules", rules.Names(rs)))
 	return nil

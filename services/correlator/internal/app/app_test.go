@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigie/vigie/pkg/event"
+	schemarules "github.com/vigie/vigie/schemas/rules"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/scenario"
 )
@@ -160,4 +163,60 @@ func TestReplayGivesSameAlerts(t *testing.T) {
 	}
 	require.NotEmpty(t, runs[0])
 	require.Equal(t, runs[0], runs[1])
+}
+
+// TestReloadAppliesNewStreamingRules: a rule added to rules_dir while the correlator runs
+// applies after SIGHUP from each partition's next batch, on a state rebuilt with it from
+// ClickHouse: it fires on a pattern that follows, not on history.
+func TestReloadAppliesNewStreamingRules(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dir := t.TempDir()
+	names, err := schemarules.FS.ReadDir(".")
+	require.NoError(t, err)
+	for _, n := range names {
+		if n.Name() == "impossible_travel.yaml" || filepath.Ext(n.Name()) != ".yaml" {
+			continue
+		}
+		data, err := schemarules.FS.ReadFile(n.Name())
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n.Name()), data, 0o644))
+	}
+	ref, err := scenario.DefaultReference()
+	require.NoError(t, err)
+	g := scenario.New(ref, 8, "rl")
+	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-10 * 24 * time.Hour)
+	first, _ := g.Background(t0, 4, 4, 4, 4)
+	before := g.ImpossibleTravel(t0.Add(50 * time.Hour))
+	first = append(first, before.Events...)
+	scenario.SortByTime(first)
+	e.write(first, e.produce(first))
+
+	cfg := e.config("reload")
+	cfg.RulesDir, cfg.Scheduled = dir, false
+	r := e.run(cfg, "reload")
+	require.Eventually(t, func() bool { return e.committed("reload") }, 3*time.Minute, 100*time.Millisecond)
+	rulesOf := func() map[string]int {
+		out := map[string]int{}
+		for _, a := range e.stored() {
+			out[a.Rule]++
+		}
+		return out
+	}
+	require.Equal(t, map[string]int{"DEVICE_MULTI_SITE": 1}, rulesOf(), "without IMPOSSIBLE_TRAVEL")
+
+	data, err := schemarules.FS.ReadFile("impossible_travel.yaml")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "impossible_travel.yaml"), data, 0o644))
+	require.NoError(t, r.svc.Reload(e.ctx))
+	after := g.ImpossibleTravel(t0.Add(100 * time.Hour))
+	e.write(after.Events, e.produce(after.Events))
+	require.Eventually(t, func() bool { return e.committed("reload") && len(e.stored()) >= 3 }, 3*time.Minute, 100*time.Millisecond)
+	require.NoError(t, r.stop())
+	require.Equal(t, map[string]int{"DEVICE_MULTI_SITE": 2, "IMPOSSIBLE_TRAVEL": 1}, rulesOf())
+	for _, a := range e.stored() {
+		if a.Rule == "IMPOSSIBLE_TRAVEL" {
+			require.Equal(t, after.Expect[0].GroupKey, a.GroupKey, "the pattern after the reload, not the one before")
+		}
+	}
 }

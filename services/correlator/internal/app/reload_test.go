@@ -31,15 +31,16 @@ func rulesDir(t *testing.T) string {
 }
 
 // TestReloadRules: a rule set that does not load is refused with the file and line, the
-// running rules stay; a good set replaces the scheduled rules; a changed streaming rule is
-// reported as needing a restart.
+// running rules stay; a good set replaces the scheduled rules, and the streaming rules when
+// they changed.
 func TestReloadRules(t *testing.T) {
 	dir := rulesDir(t)
 	rs, err := loadRules(dir)
 	require.NoError(t, err)
 	core, logs := observer.New(zap.InfoLevel)
 	s := sched.New(sched.DefaultConfig(), nil, "vigie", rs, &alert.Memory{}, zap.NewNop(), prometheus.NewRegistry())
-	r := &reloader{cfg: &Config{RulesDir: dir}, logger: zap.New(core), scheduler: s, streamingRules: streamingDigests(rs)}
+	consumer := &fakeConsumer{}
+	r := &reloader{cfg: &Config{RulesDir: dir}, logger: zap.New(core), scheduler: s, streaming: consumer, streamingRules: streamingDigests(rs)}
 	before := rules.Names(s.Rules())
 	require.Contains(t, before, "SYNC_BURST")
 
@@ -53,12 +54,19 @@ func TestReloadRules(t *testing.T) {
 	require.NoError(t, r.rules(context.Background()))
 	require.NotContains(t, rules.Names(s.Rules()), "SYNC_BURST")
 	require.Len(t, s.Rules(), len(before)-1)
-	require.Zero(t, logs.FilterMessageSnippet("restart").Len(), "the streaming rules did not change")
+	require.Zero(t, consumer.sets, "the streaming rules did not change")
 
 	path := filepath.Join(dir, "device_multi_site.yaml")
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, append(data, []byte("max_evidence: 5\n")...), 0o644))
 	require.NoError(t, r.rules(context.Background()))
-	require.Equal(t, 1, logs.FilterMessageSnippet("streaming rules changed on disk: they apply at the next restart").Len())
+	require.Equal(t, 1, consumer.sets)
+	require.Equal(t, 1, logs.FilterMessageSnippet("streaming rules changed").Len())
+	require.NoError(t, r.rules(context.Background()))
+	require.Equal(t, 1, consumer.sets, "the same again changes nothing")
 }
+
+type fakeConsumer struct{ sets int }
+
+func (f *fakeConsumer) SetRules([]*rules.Rule) { f.sets++ }

@@ -27,7 +27,7 @@ import (
 // engine is dropped.
 type Consumer struct {
 	kc      *kafka.Consumer
-	rules   []*rules.Rule
+	rules   atomic.Pointer[ruleSet]
 	ref     atomic.Pointer[reference.Snapshot]
 	rebuild Rebuilder
 	sink    alert.Sink
@@ -36,6 +36,18 @@ type Consumer struct {
 
 	mu    sync.Mutex
 	parts map[int]*partition
+
+	// switchRetry is how long a partition waits before it tries again to switch to new
+	// rules while ClickHouse does not hold every event below its batch; after switchWait it
+	// switches anyway (the events ClickHouse lacks then are, as a rule, those the writer
+	// refused, which the engine skips too).
+	switchRetry, switchWait time.Duration
+}
+
+// ruleSet is the rules in force, numbered so that a partition knows when they changed.
+type ruleSet struct {
+	rules   []*rules.Rule
+	version uint64
 }
 
 // Deps is what the streaming consumer evaluates with and writes to.
@@ -98,16 +110,23 @@ type partition struct {
 	triggers  []time.Time // Kafka time of the event that raised each pending alert
 	prevEvals []uint64
 	dec       *event.Decoder
+	// rules is the version of the rules the engine runs. While newer rules wait for
+	// ClickHouse, switchSince is the first try and switchAt the next.
+	rules                 uint64
+	switchSince, switchAt time.Time
 }
 
 // NewConsumer returns a member of group cfg.GroupID evaluating the streaming rules of
 // deps.Rules over topic. It fails only on a bad configuration.
 func NewConsumer(conn kafka.Config, cfg kafka.ConsumerConfig, topic string, deps Deps, logger *zap.Logger) (*Consumer, error) {
 	c := &Consumer{
-		rules: deps.Rules, rebuild: deps.Rebuilder, sink: deps.Sink, parts: map[int]*partition{},
-		logger: logger.Named("streaming").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
-		m:      newMetrics(deps.Metrics),
+		rebuild: deps.Rebuilder, sink: deps.Sink, parts: map[int]*partition{},
+		logger:      logger.Named("streaming").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
+		m:           newMetrics(deps.Metrics),
+		switchRetry: 10 * time.Second,
+		switchWait:  time.Minute,
 	}
+	c.rules.Store(&ruleSet{rules: deps.Rules, version: 1})
 	c.ref.Store(deps.Reference)
 	kc, err := kafka.NewConsumer(conn, cfg, topic, c.handle, kafka.Hooks{OnAssign: c.assign, OnRevoke: c.revoke}, logger.Named("streaming"), deps.Registry)
 	if err != nil {
@@ -117,8 +136,23 @@ func NewConsumer(conn kafka.Config, cfg kafka.ConsumerConfig, topic string, deps
 	return c, nil
 }
 
-// Rules lists the streaming rules the consumer evaluates.
-func (c *Consumer) Rules() []*rules.Rule { return NewEngine(c.rules, nil).Rules() }
+// Rules lists the streaming rules in force.
+func (c *Consumer) Rules() []*rules.Rule { return NewEngine(c.rules.Load().rules, nil).Rules() }
+
+// SetRules puts the streaming rules among rs in force (a reload). Each partition switches at
+// its next batch, as a new owner would start: it rebuilds an engine with the new rules from
+// the events below the batch in ClickHouse and carries on with it, so that the new rules'
+// state (and their open findings) is what it would be had they always run. While
+// ClickHouse does not yet hold every event below the batch (the writer lags), the partition
+// keeps its engine and tries again after switchRetry.
+func (c *Consumer) SetRules(rs []*rules.Rule) {
+	for {
+		cur := c.rules.Load()
+		if c.rules.CompareAndSwap(cur, &ruleSet{rules: rs, version: cur.version + 1}) {
+			return
+		}
+	}
+}
 
 // Run consumes until Stop or ctx's end; transient failures (Kafka, ClickHouse, the sinks)
 // are retried and never end it.
@@ -143,7 +177,8 @@ func (c *Consumer) SetReference(ref *reference.Snapshot) { c.ref.Store(ref) }
 // without emitting).
 func (c *Consumer) assign(ctx context.Context, a kafka.Assignment) (int64, error) {
 	log := c.logger.With(zap.Int("partition", a.Partition))
-	p := &partition{eng: NewEngine(c.rules, c.ref.Load()), label: strconv.Itoa(a.Partition), dec: event.NewDecoder()}
+	rs := c.rules.Load()
+	p := &partition{eng: NewEngine(rs.rules, c.ref.Load()), label: strconv.Itoa(a.Partition), dec: event.NewDecoder(), rules: rs.version}
 	start := a.Committed
 	if a.Committed < 0 {
 		start = kafka.FirstOffset
@@ -160,6 +195,7 @@ func (c *Consumer) assign(ctx context.Context, a kafka.Assignment) (int64, error
 				start = kafka.FirstOffset
 			}
 		}
+		p.skipStats()
 		c.m.rebuilt.Add(float64(n))
 		c.m.rebuildSecs.Observe(time.Since(began).Seconds())
 		log.Info("state rebuilt", zap.Int64("committed", a.Committed), zap.Int64("clickhouse_next", next), zap.Int("events", n),
@@ -199,6 +235,11 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 		return fmt.Errorf("partition %d: batch before its assignment", batch[0].Partition)
 	}
 	began := time.Now()
+	// New rules take over at a batch handed over for the first time (not one whose alerts
+	// are still to be written).
+	if rs := c.rules.Load(); rs.version != p.rules && len(p.pending) == 0 && batch[0].Offset >= p.evaluated && !began.Before(p.switchAt) {
+		c.switchRules(ctx, p, rs, &batch[0])
+	}
 	p.eng.SetReference(c.ref.Load())
 	var e event.Enriched
 	n := 0
@@ -235,6 +276,40 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 	c.m.batchSecs.Observe(time.Since(began).Seconds())
 	return nil
 }
+
+// switchRules rebuilds p's engine with rs from the events below first, in ClickHouse, when
+// ClickHouse holds all of them (or switchWait has passed). Otherwise, or when ClickHouse
+// fails, p keeps its engine (the old rules keep running) and tries again after switchRetry.
+func (c *Consumer) switchRules(ctx context.Context, p *partition, rs *ruleSet, first *kafka.Message) {
+	began := time.Now()
+	eng := NewEngine(rs.rules, c.ref.Load())
+	next, n, err := c.rebuild.Rebuild(ctx, eng, first.Topic, first.Partition, first.Offset)
+	log := c.logger.With(zap.Int("partition", first.Partition), zap.Int64("offset", first.Offset), zap.Int64("clickhouse_next", next))
+	if err != nil {
+		p.switchAt = began.Add(c.switchRetry)
+		log.Warn("new rules wait: rebuilding the partition's state with them failed", zap.Error(err))
+		return
+	}
+	if next < first.Offset {
+		if p.switchSince.IsZero() {
+			p.switchSince = began
+		}
+		if began.Sub(p.switchSince) < c.switchWait {
+			p.switchAt = began.Add(c.switchRetry)
+			log.Info("new rules wait for ClickHouse to hold the events below the batch")
+			return
+		}
+		log.Warn("new rules in force without the events ClickHouse still lacks below the batch", zap.Duration("waited", began.Sub(p.switchSince)))
+	}
+	p.eng, p.rules, p.switchSince, p.switchAt = eng, rs.version, time.Time{}, time.Time{}
+	p.skipStats()
+	c.m.rebuilt.Add(float64(n))
+	c.m.rebuildSecs.Observe(time.Since(began).Seconds())
+	log.Info("new rules in force", zap.Strings("rules", rules.Names(eng.Rules())), zap.Int("events", n), zap.Int("devices", eng.Devices()), zap.Duration("took", time.Since(began)))
+}
+
+// skipStats makes the evaluations of a rebuild uncounted: they were counted when first made.
+func (p *partition) skipStats() { p.prevEvals = append([]uint64(nil), p.eng.Stats().Evaluations...) }
 
 // count updates the metrics after n more events of p were evaluated.
 func (c *Consumer) count(p *partition, n int) {

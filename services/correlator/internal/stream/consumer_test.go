@@ -36,12 +36,20 @@ func (s *flakySink) Write(_ context.Context, as []alert.Alert) error {
 	return nil
 }
 
-// memoryRebuilder replays the events it holds (the partition's, at offsets 0, 1, …) below
-// min(before, len) into the engine, as the ClickHouse rebuilder does from detections.
-type memoryRebuilder struct{ events []event.Enriched }
+// memoryRebuilder replays the first held events of the partition (offsets 0, 1, …) below
+// before into the engine, as the ClickHouse rebuilder does from detections.
+type memoryRebuilder struct {
+	events []event.Enriched
+	held   int
+	fails  int // the next fails rebuilds fail
+}
 
-func (m memoryRebuilder) Rebuild(_ context.Context, eng *Engine, _ string, _ int, before int64) (int64, int, error) {
-	n := min(int(before), len(m.events))
+func (m *memoryRebuilder) Rebuild(_ context.Context, eng *Engine, _ string, _ int, before int64) (int64, int, error) {
+	if m.fails > 0 {
+		m.fails--
+		return 0, 0, errors.New("clickhouse unavailable")
+	}
+	n := min(int(before), m.held)
 	for i := range n {
 		eng.Observe(&m.events[i], false, nil)
 	}
@@ -71,15 +79,23 @@ func partitionEvents(t *testing.T) ([]event.Enriched, []kafka.Message) {
 }
 
 func testConsumer(t *testing.T, rb Rebuilder, sink alert.Sink) *Consumer {
-	rs, err := rules.LoadDefault()
-	require.NoError(t, err)
-	return &Consumer{rules: rs, rebuild: rb, sink: sink, parts: map[int]*partition{}, logger: zap.NewNop(), m: newMetrics(prometheus.NewRegistry())}
+	c := &Consumer{rebuild: rb, sink: sink, parts: map[int]*partition{}, logger: zap.NewNop(), m: newMetrics(prometheus.NewRegistry())}
+	c.rules.Store(&ruleSet{rules: defaultRules(t), version: 1})
+	return c
 }
 
-// direct is what one engine emits over es, from offset emitFrom on.
-func direct(t *testing.T, es []event.Enriched, emitFrom int) []alert.Alert {
+func defaultRules(t *testing.T) []*rules.Rule {
 	rs, err := rules.LoadDefault()
 	require.NoError(t, err)
+	return rs
+}
+
+// direct is what one engine with the default rules emits over es, from offset emitFrom on.
+func direct(t *testing.T, es []event.Enriched, emitFrom int) []alert.Alert {
+	return directWith(t, defaultRules(t), es, emitFrom)
+}
+
+func directWith(t *testing.T, rs []*rules.Rule, es []event.Enriched, emitFrom int) []alert.Alert {
 	eng := NewEngine(rs, nil)
 	var out []alert.Alert
 	for i := range es {
@@ -107,7 +123,7 @@ func TestHandlerRetriesTheWriteNotTheEvaluation(t *testing.T) {
 	want := direct(t, es, 0)
 	require.NotEmpty(t, want)
 	sink := &flakySink{fails: 3}
-	c := testConsumer(t, memoryRebuilder{}, sink)
+	c := testConsumer(t, &memoryRebuilder{}, sink)
 	start, err := c.assign(context.Background(), kafka.Assignment{Topic: "enriched", Partition: 0, Committed: -1})
 	require.NoError(t, err)
 	require.Equal(t, kafka.FirstOffset, start)
@@ -122,20 +138,25 @@ func TestHandlerRetriesTheWriteNotTheEvaluation(t *testing.T) {
 // its state from what ClickHouse holds, reads the rest of what the previous owner handled
 // from Kafka without emitting, and emits exactly what one uninterrupted run emits after the
 // committed offset.
+// cut is the first offset 50 h into es: between the two halves of DEVICE_MULTI_SITE (day
+// 1, then day 4) and after IMPOSSIBLE_TRAVEL (day 2).
+func cut(es []event.Enriched) int {
+	i := 0
+	for i < len(es) && es[i].ObservedAt.Before(es[0].ObservedAt.Add(50*time.Hour)) {
+		i++
+	}
+	return i
+}
+
 func TestAssignRebuildsThenEmitsFromTheCommittedOffset(t *testing.T) {
 	es, msgs := partitionEvents(t)
-	// The cut falls between the two halves of DEVICE_MULTI_SITE (day 1, then day 4) and
-	// after IMPOSSIBLE_TRAVEL (day 2).
-	committed := 0
-	for committed < len(es) && es[committed].ObservedAt.Before(es[0].ObservedAt.Add(50*time.Hour)) {
-		committed++
-	}
+	committed := cut(es)
 	want := direct(t, es, committed)
 	require.NotEmpty(t, want, "alerts after the committed offset")
 	require.Less(t, len(want), len(direct(t, es, 0)), "and alerts before it")
 	for _, held := range []int{committed, committed / 2, 0} {
 		sink := &flakySink{}
-		c := testConsumer(t, memoryRebuilder{events: es[:held]}, sink)
+		c := testConsumer(t, &memoryRebuilder{events: es, held: held}, sink)
 		start, err := c.assign(context.Background(), kafka.Assignment{Topic: "enriched", Partition: 0, Committed: int64(committed)})
 		require.NoError(t, err)
 		switch held {
@@ -148,5 +169,63 @@ func TestAssignRebuildsThenEmitsFromTheCommittedOffset(t *testing.T) {
 		}
 		handleAll(t, c, msgs[held:], 300)
 		require.Equal(t, want, sink.alerts, "ClickHouse holds %d of %d", held, committed)
+	}
+}
+
+// TestNewRulesSwitchAtTheNextBatch: after SetRules, a partition rebuilds its engine with the
+// new rules from ClickHouse at its next batch and emits from there what the new rules would
+// have, had they always run; while ClickHouse lacks events below the batch, it keeps the old
+// rules, up to switchWait.
+func TestNewRulesSwitchAtTheNextBatch(t *testing.T) {
+	es, msgs := partitionEvents(t)
+	old := defaultRules(t)
+	var without []*rules.Rule // the new rules: DEVICE_MULTI_SITE removed
+	for _, r := range old {
+		if r.ID != "DEVICE_MULTI_SITE" {
+			without = append(without, r)
+		}
+	}
+	at := cut(es)
+	require.NotEqual(t, directWith(t, old, es, at), directWith(t, without, es, at), "the change shows after the cut")
+	for _, tc := range []struct {
+		name     string
+		lag      int // events below the batch ClickHouse lacks at the first try
+		fails    int // rebuilds that fail
+		wait     time.Duration
+		switchAt int // where the new rules apply
+	}{
+		{"clickhouse holds the events", 0, 0, time.Hour, at},
+		{"clickhouse catches up", 10, 0, time.Hour, at + 100},
+		{"waited long enough", 10, 0, 0, at},
+		{"clickhouse fails once", 0, 1, 0, at + 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := &memoryRebuilder{events: es, held: at - tc.lag}
+			sink := &flakySink{}
+			c := testConsumer(t, rb, sink)
+			c.switchRetry, c.switchWait = 0, tc.wait
+			_, err := c.assign(context.Background(), kafka.Assignment{Topic: "enriched", Partition: 0, Committed: -1})
+			require.NoError(t, err)
+			handleAll(t, c, msgs[:at], 300)
+			c.SetRules(without)
+			rb.fails = tc.fails
+			require.Equal(t, rules.Names(NewEngine(without, nil).Rules()), rules.Names(c.Rules()))
+			handleAll(t, c, msgs[at:at+100], 100)
+			want := uint64(2)
+			if tc.switchAt > at {
+				want = 1
+			}
+			require.Equal(t, want, c.partition(0).rules, "the version of the rules in force")
+			rb.held = len(es) // the writer caught up
+			handleAll(t, c, msgs[at+100:], 300)
+			require.Equal(t, uint64(2), c.partition(0).rules)
+			alerts := append(directWith(t, old, es[:tc.switchAt], 0), directWith(t, without, es, tc.switchAt)...)
+			if tc.lag > 0 && tc.wait == 0 {
+				// Switched without the events ClickHouse lacked: the new state misses them.
+				lacking := append(append([]event.Enriched(nil), es[:at-tc.lag]...), es[at:]...)
+				alerts = append(directWith(t, old, es[:at], 0), directWith(t, without, lacking, at-tc.lag)...)
+			}
+			require.Equal(t, alerts, sink.alerts)
+		})
 	}
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
-// Rebuilder restores a partition's streaming state when the partition is assigned.
+// Rebuilder restores a partition's streaming state when the partition is assigned (or its
+// rules change).
 type Rebuilder interface {
 	// Rebuild feeds eng, without emitting, the events of topic/partition below offset
-	// before that the rules still need, in offset order, and returns the offset following
+	// before that eng's rules still need, in offset order, and returns the offset following
 	// the last event it had (0 when it had none): the consumer reads Kafka from there.
 	Rebuild(ctx context.Context, eng *Engine, topic string, partition int, before int64) (next int64, events int, err error)
 }
@@ -25,22 +26,15 @@ type Rebuilder interface {
 // engine's state is a function of the partition's events in offset order, replaying them
 // from ClickHouse gives the state the previous owner had, open findings included.
 type ClickHouseRebuilder struct {
-	conn  driver.Conn
-	db    string
-	rules []*rules.Rule
+	conn driver.Conn
+	db   string
 }
 
 var _ Rebuilder = (*ClickHouseRebuilder)(nil)
 
-// NewClickHouseRebuilder reads database's detections for the streaming rules among rs.
-func NewClickHouseRebuilder(conn driver.Conn, database string, rs []*rules.Rule) *ClickHouseRebuilder {
-	var streaming []*rules.Rule
-	for _, r := range rs {
-		if r.Mode == rules.Streaming {
-			streaming = append(streaming, r)
-		}
-	}
-	return &ClickHouseRebuilder{conn: conn, db: database, rules: streaming}
+// NewClickHouseRebuilder reads database's detections.
+func NewClickHouseRebuilder(conn driver.Conn, database string) *ClickHouseRebuilder {
+	return &ClickHouseRebuilder{conn: conn, db: database}
 }
 
 const rebuildColumns = "event_id, sensor_id, kind, observed_at, zone, cell, facility_id, facility_lat, facility_lon, " +
@@ -50,7 +44,8 @@ const rebuildColumns = "event_id, sensor_id, kind, observed_at, zone, cell, faci
 
 // Rebuild implements Rebuilder.
 func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic string, partition int, before int64) (int64, int, error) {
-	if len(b.rules) == 0 {
+	rs := eng.Rules()
+	if len(rs) == 0 {
 		return before, 0, nil
 	}
 	var maxOffset int64
@@ -65,7 +60,7 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	}
 	src := rules.Sources["detections"]
 	var conds []string
-	for _, r := range b.rules {
+	for _, r := range rs {
 		c := fmt.Sprintf("observed_at >= %s AND %s", dt64(latest.Add(-r.Window)), r.Where.SQL(src))
 		if r.Type == rules.Sequence {
 			first, then := r.First.Where.SQL(src), r.Then.Where.SQL(src)
