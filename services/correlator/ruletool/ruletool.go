@@ -53,6 +53,9 @@ func Check(paths []string) []Problem {
 			out = append(out, Problem{File: p, Message: unwrapPath(err)})
 			continue
 		}
+		if len(fs) == 0 {
+			out = append(out, Problem{File: p, Message: "no *.yaml rule file in this directory"})
+		}
 		files = append(files, fs...)
 	}
 	if _, err := rules.LoadFiles(files); err != nil {

@@ -69,6 +69,9 @@ func TestCheckShippedRulesAndDuplicates(t *testing.T) {
 	missing := ruletool.Check([]string{filepath.Join(t.TempDir(), "nope.yaml")})
 	require.Len(t, missing, 1)
 	require.Zero(t, missing[0].Line)
+	empty := ruletool.Check([]string{t.TempDir()})
+	require.Len(t, empty, 1)
+	require.Contains(t, empty[0].String(), ": no *.yaml rule file in this directory")
 }
 
 // ndjson encodes events as the enriched topic carries them, one per line.
