@@ -87,9 +87,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	enricherAdmin := freeAddr(t)
 	procs = append(procs, start(t, dir, "enricher", filepath.Join(dir, "enricher"), enricherAdmin,
-		"VIGIE_ENRICHER_ADMIN_ADDR="+enricherAdmin, "VIGIE_ENRICHER_KAFKA_BROKERS="+kb, "VIGIE_ENRICHER_KAFKA_GROUP_ID="+name+"-enricher",
-		"VIGIE_ENRICHER_KAFKA_RAW_TOPIC="+raw, "VIGIE_ENRICHER_KAFKA_ENRICHED_TOPIC="+enriched, "VIGIE_ENRICHER_KAFKA_DLQ_TOPIC="+dlq,
-		"VIGIE_ENRICHER_CLICKHOUSE_ADDR="+chAddr, "VIGIE_ENRICHER_CLICKHOUSE_DATABASE="+db))
+		"VIGIE_ENRICHER_ADMIN_LISTEN="+enricherAdmin, "VIGIE_ENRICHER_KAFKA_BROKERS="+kb, "VIGIE_ENRICHER_CONSUMER_GROUP_ID="+name+"-enricher",
+		"VIGIE_ENRICHER_TOPICS_RAW="+raw, "VIGIE_ENRICHER_TOPICS_ENRICHED="+enriched, "VIGIE_ENRICHER_TOPICS_DLQ="+dlq,
+		"VIGIE_ENRICHER_CLICKHOUSE_ADDRS="+chAddr, "VIGIE_ENRICHER_CLICKHOUSE_DATABASE="+db))
 	writerAdmin := freeAddr(t)
 	procs = append(procs, start(t, dir, "writer", filepath.Join(dir, "writer"), writerAdmin,
 		"VIGIE_WRITER_ADMIN_LISTEN="+writerAdmin, "VIGIE_WRITER_KAFKA_BROKERS="+kb, "VIGIE_WRITER_CONSUMER_GROUP_ID="+name+"-writer",
