@@ -97,9 +97,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 		"VIGIE_WRITER_CLICKHOUSE_ADDRS="+chAddr, "VIGIE_WRITER_CLICKHOUSE_DATABASE="+db, "VIGIE_WRITER_CONSUMER_BATCH_WAIT=200ms"))
 	correlatorAdmin := freeAddr(t)
 	procs = append(procs, start(t, dir, "correlator", filepath.Join(dir, "correlator"), correlatorAdmin,
-		"VIGIE_CORRELATOR_ADMIN_ADDR="+correlatorAdmin, "VIGIE_CORRELATOR_CONSUMER_BROKERS="+kb, "VIGIE_CORRELATOR_PRODUCER_BROKERS="+kb,
-		"VIGIE_CORRELATOR_CONSUMER_TOPIC="+enriched, "VIGIE_CORRELATOR_CONSUMER_GROUP_ID="+name+"-correlator", "VIGIE_CORRELATOR_ALERTS_TOPIC="+alerts,
-		"VIGIE_CORRELATOR_CLICKHOUSE_ADDR="+chAddr, "VIGIE_CORRELATOR_CLICKHOUSE_DATABASE="+db,
+		"VIGIE_CORRELATOR_ADMIN_LISTEN="+correlatorAdmin, "VIGIE_CORRELATOR_KAFKA_BROKERS="+kb,
+		"VIGIE_CORRELATOR_TOPICS_ENRICHED="+enriched, "VIGIE_CORRELATOR_CONSUMER_GROUP_ID="+name+"-correlator", "VIGIE_CORRELATOR_TOPICS_ALERTS="+alerts,
+		"VIGIE_CORRELATOR_CLICKHOUSE_ADDRS="+chAddr, "VIGIE_CORRELATOR_CLICKHOUSE_DATABASE="+db,
 		"VIGIE_CORRELATOR_SCHEDULER_TICK=1s"))
 
 	// The simulation: two weeks, three planted scenarios whose rules evaluate within the
