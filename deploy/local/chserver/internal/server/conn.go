@@ -158,7 +158,31 @@ func (c *conn) handshake(ctx context.Context) error {
 	if err := c.w.hello(c.srv.hello, c.revision); err != nil {
 		return err
 	}
-	return c.w.flush()
+	if err := c.w.flush(); err != nil {
+		return err
+	}
+	if c.revision >= revisionAddendum {
+		if _, err := c.r.str(); err != nil { // the addendum: a quota key, unused
+			return fmt.Errorf("read hello addendum: %w", err)
+		}
+	}
+	return nil
+}
+
+// sendBlock sends a block of chDB's Native format as a Data packet, with the
+// custom-serialization flags the connection's revision expects.
+func (c *conn) sendBlock(block []byte, compressed bool) error {
+	if c.revision >= minRevisionCustomSerialization {
+		out, n, err := appendBlockFlags(nil, block, c.types)
+		if err != nil {
+			return err
+		}
+		if n != len(block) {
+			return fmt.Errorf("block of %d bytes read as %d", len(block), n)
+		}
+		block = out
+	}
+	return c.w.dataPacket(block, compressed)
 }
 
 // withSession runs fn with the engine's session, switched to this connection's database.

@@ -54,6 +54,7 @@ type clientPackets struct{ b proto.Buffer }
 
 func (p *clientPackets) hello(user, password string) *clientPackets {
 	proto.ClientHello{Name: "fuzz", Major: 1, ProtocolVersion: serverRevision, Database: "default", User: user, Password: password}.Encode(&p.b)
+	p.b.PutString("") // the addendum: quota key
 	return p
 }
 
@@ -83,11 +84,13 @@ func (p *clientPackets) block(rows int) *clientPackets {
 	p.b.PutUVarInt(uint64(rows))
 	p.b.PutString("a")
 	p.b.PutString("UInt32")
+	p.b.PutBool(false) // no custom serialization (revision 54454 and later)
 	for i := range rows {
 		p.b.PutUInt32(uint32(i))
 	}
 	p.b.PutString("s")
 	p.b.PutString("String")
+	p.b.PutBool(false)
 	for i := range rows {
 		p.b.PutString(fmt.Sprint(i))
 	}

@@ -118,19 +118,29 @@ func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Sessio
 		return nil, fmt.Errorf("create output fifo: %w", err)
 	}
 	stmt := sql + " INTO OUTFILE " + quoteString(fifo) + " APPEND FORMAT " + quoteIdent(format)
+	// The read end is opened first (without waiting for a writer), then a write end of our
+	// own, held until the statement has ended: the reader sees the end of the output only
+	// then, whether or not the engine ever opened the FIFO (a statement can fail before).
+	rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("open output fifo: %w", err)
+	}
+	hold, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		_ = rd.Close()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("open output fifo: %w", err)
+	}
 	read := make(chan error, 1)
-	go func() { read <- copyFIFO(fifo, sp) }()
+	go func() { read <- copyFIFO(rd, sp) }()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() { _ = os.RemoveAll(dir) }()
 		r, err := sess.ExecContext(ctx, stmt, "Null", nil)
 		release()
-		// A statement that failed before opening the FIFO leaves its reader waiting in
-		// open(2): opening and closing the write end lets it see the end.
-		if w, werr := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); werr == nil {
-			_ = w.Close()
-		}
+		_ = hold.Close()
 		rerr := <-read
 		sp.setSummary(r)
 		if err == nil {
@@ -141,27 +151,28 @@ func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Sessio
 	return done, nil
 }
 
-// copyFIFO copies the FIFO's bytes into sp until the writer closes it; after a cancel it
-// keeps reading and drops what it reads.
-func copyFIFO(path string, sp *spool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open output fifo: %w", err)
-	}
+// copyFIFO copies the FIFO's bytes into sp until every writer has closed it; after a cancel
+// it keeps reading and drops what it reads, so the engine never writes into a pipe without
+// a reader.
+func copyFIFO(f *os.File, sp *spool) error {
 	defer func() { _ = f.Close() }()
 	buf := make([]byte, 256<<10)
 	keep := true
+	var failed error
 	for {
 		n, err := f.Read(buf)
 		if n > 0 && keep {
 			ok, perr := sp.put(buf[:n])
 			if perr != nil {
-				return perr
+				// The spool cannot take more (no disk space): the query is stopped by its
+				// caller on this error, and the rest of the output dropped.
+				failed, ok = perr, false
+				sp.cancel()
 			}
 			keep = ok
 		}
 		if errors.Is(err, io.EOF) {
-			return nil
+			return failed
 		}
 		if err != nil {
 			return fmt.Errorf("read output fifo: %w", err)
@@ -197,7 +208,7 @@ func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) err
 	var out []byte
 	var r chdb.Result
 	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
-		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings)
+		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings, nil)
 		out = r.Data
 		return err
 	})

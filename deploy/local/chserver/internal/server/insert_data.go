@@ -60,7 +60,9 @@ func (s *streamSource) str() (string, error) {
 // readClientBlock reads the block of a client's Data packet (after its table name) and
 // copies it, without its BlockInfo, to out in Native format; out may be nil to drop it.
 // It returns the block's column and row counts; a block of no columns ends a data stream.
-func readClientBlock(r *wireReader, out *bufio.Writer, types typeCache) (ncols, rows uint64, err error) {
+// From protocol revision 54454, each column carries a custom-serialization flag after its
+// type, which is read and not copied (only the default serialization is supported).
+func readClientBlock(r *wireReader, out *bufio.Writer, types typeCache, revision uint64) (ncols, rows uint64, err error) {
 	if err := skipBlockInfo(r); err != nil {
 		return 0, 0, err
 	}
@@ -98,6 +100,15 @@ func readClientBlock(r *wireReader, out *bufio.Writer, types typeCache) (ncols, 
 		t, err := types.get(typ)
 		if err != nil {
 			return 0, 0, protocolErrorf("column %s: %v", name, err)
+		}
+		if revision >= minRevisionCustomSerialization {
+			custom, err := r.uint8()
+			if err != nil {
+				return 0, 0, err
+			}
+			if custom != 0 {
+				return 0, 0, protocolErrorf("column %s: custom (sparse) serialization is not supported", name)
+			}
 		}
 		if rows == 0 {
 			// clickhouse-go writes LowCardinality state prefixes even for an empty block.

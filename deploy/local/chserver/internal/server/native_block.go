@@ -216,6 +216,29 @@ func appendRevisionBlock(dst, b []byte, types typeCache, rev uint64) ([]byte, in
 	dst = binary.AppendUvarint(dst, 2) // field 2: bucket_num, -1
 	dst = binary.LittleEndian.AppendUint32(dst, 0xFFFFFFFF)
 	dst = binary.AppendUvarint(dst, 0) // end of BlockInfo
+	return appendColumns(dst, b, src, types, ncols, rows, rev >= minRevisionCustomSerialization)
+}
+
+// appendBlockFlags appends the first block of b, in chDB's Native format, with a
+// custom-serialization flag (none) after each column's type, as the native protocol has it
+// from revision 54454 (without BlockInfo, which the Data packet carries). It returns how
+// many bytes of b the block took.
+func appendBlockFlags(dst, b []byte, types typeCache) ([]byte, int, error) {
+	src := &sliceSource{b: b}
+	ncols, err := src.uvarint()
+	if err != nil {
+		return dst, 0, err
+	}
+	rows, err := src.uvarint()
+	if err != nil {
+		return dst, 0, err
+	}
+	return appendColumns(dst, b, src, types, ncols, rows, true)
+}
+
+// appendColumns appends b up to src's offset (the block's counts), then its columns, each
+// with a custom-serialization flag after its type when flags is set.
+func appendColumns(dst, b []byte, src *sliceSource, types typeCache, ncols, rows uint64, flags bool) ([]byte, int, error) {
 	dst = append(dst, b[:src.off]...)
 	for range ncols {
 		start := src.off
@@ -227,7 +250,7 @@ func appendRevisionBlock(dst, b []byte, types typeCache, rev uint64) ([]byte, in
 			return dst, 0, err
 		}
 		dst = append(dst, b[start:src.off]...)
-		if rev >= minRevisionCustomSerialization {
+		if flags {
 			dst = append(dst, 0)
 		}
 		t, err := types.get(typ)

@@ -1,14 +1,18 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/ClickHouse/ch-go/proto"
 )
 
-// Protocol revisions this server speaks. From 54454 on, data blocks carry custom
-// serialization flags that chDB's Native format lacks; below 54429 clients send settings
-// in a binary form this server does not read.
+// Protocol revisions this server speaks: 54459 brings query parameters ({name:Type} values
+// in the Query packet). From 54454 on, every column of a data block carries a
+// custom-serialization flag, which chDB's Native format lacks: the server adds it to the
+// blocks it sends and drops it from the blocks it receives. Below 54429 clients send
+// settings in a binary form this server does not read.
 const (
-	serverRevision      = 54453
+	serverRevision      = 54459
 	minClientRevision   = 54429
 	revisionQueryStart  = 54449
 	revisionQuotaInInfo = 54060
@@ -18,6 +22,7 @@ const (
 	revisionParallel    = 54453
 	revisionSecret      = 54441
 	revisionParameters  = 54459
+	revisionAddendum    = 54458
 )
 
 // Client packet codes.
@@ -74,6 +79,8 @@ type queryPacket struct {
 	Settings    []setting
 	Compression bool
 	Body        string
+	// Parameters are the values of the query's {name:Type} placeholders, in their text form.
+	Parameters map[string]string
 }
 
 func (q *queryPacket) decode(r *wireReader, revision uint64) error {
@@ -121,8 +128,66 @@ func (q *queryPacket) decode(r *wireReader, revision uint64) error {
 		return protocolErrorf("unknown compression flag %d", compression)
 	}
 	q.Compression = compression == 1
-	q.Body, err = r.str()
-	return err
+	if q.Body, err = r.str(); err != nil {
+		return err
+	}
+	if revision < revisionParameters {
+		return nil
+	}
+	for {
+		key, err := r.str()
+		if err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		if _, err := r.uvarint(); err != nil { // flags
+			return err
+		}
+		value, err := r.str()
+		if err != nil {
+			return err
+		}
+		if q.Parameters == nil {
+			q.Parameters = map[string]string{}
+		}
+		q.Parameters[key] = unquoteFieldDump(value)
+	}
+}
+
+// unquoteFieldDump reads a parameter value as clients send it: ClickHouse's Field dump of
+// a string, 'text' with backslash escapes. Anything else is taken as it is.
+func unquoteFieldDump(v string) string {
+	if len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+		return v
+	}
+	v = v[1 : len(v)-1]
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\\' && i+1 < len(v) {
+			i++
+			switch v[i] {
+			case 'n':
+				c = '\n'
+			case 't':
+				c = '\t'
+			case 'r':
+				c = '\r'
+			case '0':
+				c = 0
+			case 'b':
+				c = '\b'
+			case 'f':
+				c = '\f'
+			default:
+				c = v[i]
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // skipClientInfo reads the client information block of a Query packet; this server does not
@@ -241,4 +306,17 @@ func (w *wireWriter) exception(code int32, message string) error {
 		proto.ServerCodeException.Encode(b)
 		(&proto.Exception{Code: proto.Error(code), Name: "DB::Exception", Message: message}).EncodeAware(b, 0)
 	})
+}
+
+// progress sends a Progress packet: rows and bytes read since the last one.
+func (w *wireWriter) progress(p proto.Progress, revision uint64) error {
+	return w.packet(func(b *proto.Buffer) {
+		proto.ServerCodeProgress.Encode(b)
+		p.EncodeAware(b, int(revision))
+	})
+}
+
+// profileInfo sends a ProfileInfo packet: what the result held.
+func (w *wireWriter) profileInfo(p proto.Profile) error {
+	return w.packet(func(b *proto.Buffer) { p.EncodeAware(b, 0) }) // the encoder writes the packet code
 }

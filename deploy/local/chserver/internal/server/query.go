@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func (c *conn) query(ctx context.Context, q *queryPacket) error {
 	case stmtUse:
 		err = c.runUse(ctx, q.Body)
 	default:
-		err = c.runOther(ctx, q.Body, settings, q.Compression)
+		err = c.runOther(ctx, q.Body, settings, q.Compression, q.Parameters)
 	}
 	c.log.Debug("query", zap.String("query_id", q.ID), zap.Duration("elapsed", time.Since(start)), zap.Error(err))
 	return err
@@ -73,7 +74,7 @@ func (c *conn) readDataPacket(out *bufio.Writer, compressed bool) (ncols uint64,
 	}
 	c.r.setCompressed(compressed)
 	defer c.r.setCompressed(false)
-	ncols, _, err = readClientBlock(c.r, out, c.types)
+	ncols, _, err = readClientBlock(c.r, out, c.types, c.revision)
 	return ncols, err
 }
 
@@ -101,19 +102,25 @@ func setSetting(list []sqlSetting, s sqlSetting) []sqlSetting {
 
 // runOther runs a statement that is neither a SELECT nor an INSERT of client data. Its
 // settings are set on the session for this statement only, then put back.
-func (c *conn) runOther(ctx context.Context, sql string, settings []sqlSetting, compressed bool) error {
+func (c *conn) runOther(ctx context.Context, sql string, settings []sqlSetting, compressed bool, params map[string]string) error {
 	sql = stripDropSync(sql)
 	var out []byte
-	err := c.withSession(ctx, func(s *chdb.Session) (err error) {
-		out, err = execWithSettings(s, sql, chdb.NativeFormat, settings)
-		return err
+	err := c.cancellable(ctx, true, func(ctx context.Context) error {
+		return c.withSession(ctx, func(s *chdb.Session) error {
+			r, err := execWithSettingsContext(ctx, s, sql, chdb.NativeFormat, settings, params)
+			out = r.Data
+			return err
+		})
 	})
+	if errors.Is(err, errClientGone) {
+		return err
+	}
 	if err != nil {
 		return c.sendError(err)
 	}
 	if len(out) > 0 {
 		header := false
-		if err := c.sendBlocks(out, &header, compressed); err != nil {
+		if err := c.sendBlocks(out, &header, compressed, nil); err != nil {
 			return err
 		}
 	}
@@ -121,6 +128,24 @@ func (c *conn) runOther(ctx context.Context, sql string, settings []sqlSetting, 
 		return err
 	}
 	return c.w.flush()
+}
+
+// errClientGone ends a connection whose client cancelled or left while its statement ran.
+var errClientGone = errors.New("client cancelled or left while its statement ran")
+
+// cancellable runs fn while watching the socket: a Cancel packet or (onClose) a closed socket ends fn's
+// context (which kills its statement). It returns errClientGone when that happened, or when
+// the client sent anything else meanwhile (a protocol violation).
+func (c *conn) cancellable(ctx context.Context, onClose bool, fn func(context.Context) error) error {
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := c.watch(cancel, onClose)
+	err := fn(qctx)
+	violation := stop()
+	if violation || (qctx.Err() != nil && ctx.Err() == nil) {
+		return errClientGone
+	}
+	return err
 }
 
 // execWithSettings runs sql with settings set on the session around it (statements that take
@@ -139,12 +164,12 @@ func execWithSettings(s *chdb.Session, sql, format string, settings []sqlSetting
 
 // execWithSettingsContext is execWithSettings whose statement is killed when ctx is done,
 // with chDB's counters.
-func execWithSettingsContext(ctx context.Context, s *chdb.Session, sql, format string, settings []sqlSetting) (chdb.Result, error) {
+func execWithSettingsContext(ctx context.Context, s *chdb.Session, sql, format string, settings []sqlSetting, params map[string]string) (chdb.Result, error) {
 	restore, err := applySettings(s, settings)
 	if err != nil {
 		return chdb.Result{}, err
 	}
-	r, err := s.ExecContext(ctx, sql, format, nil)
+	r, err := s.ExecContext(ctx, sql, format, params)
 	if rerr := restore(); err == nil {
 		err = rerr
 	}

@@ -6,6 +6,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -21,7 +22,7 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
 	}
 	if st.Direct {
-		return c.runOther(ctx, q.Body, settings, q.Compression)
+		return c.runOther(ctx, q.Body, settings, q.Compression, q.Parameters)
 	}
 	table := st.quotedTable()
 	tableCols, err := c.describe(ctx, "DESCRIBE TABLE "+table)
@@ -39,7 +40,7 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 			cols = append(cols, column{Name: name, Type: tableCols[i].Type})
 		}
 	}
-	if err := c.w.dataPacket(headerBlock(nil, cols), q.Compression); err != nil {
+	if err := c.sendBlock(headerBlock(nil, cols), q.Compression); err != nil {
 		return err
 	}
 	if err := c.w.flush(); err != nil {
@@ -68,7 +69,7 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 			return err
 		}
 		c.r.setCompressed(q.Compression)
-		ncols, n, err := readClientBlock(c.r, out, c.types)
+		ncols, n, err := readClientBlock(c.r, out, c.types, c.revision)
 		c.r.setCompressed(false)
 		if err != nil {
 			// The stream can no longer be followed: report and close the connection.
@@ -89,10 +90,16 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 			names[i] = col.Name
 		}
 		sql := insertFromFile(table, names, f.Name(), st.Settings, settings, chdb.NativeFormat)
-		if err := c.withSession(ctx, func(s *chdb.Session) error {
-			_, err := s.Exec(sql)
+		err := c.cancellable(ctx, false, func(ctx context.Context) error {
+			return c.withSession(ctx, func(s *chdb.Session) error {
+				_, err := s.ExecContext(ctx, sql, chdb.NativeFormat, nil)
+				return err
+			})
+		})
+		if errors.Is(err, errClientGone) {
 			return err
-		}); err != nil {
+		}
+		if err != nil {
 			return c.sendError(err)
 		}
 	}

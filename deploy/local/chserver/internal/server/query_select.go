@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
+
 	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 )
 
@@ -48,7 +50,7 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 		stopWatching()
 		return c.sendError(err)
 	}
-	stream, err := sess.StreamContext(qctx, sql, chdb.NativeFormat, nil)
+	stream, err := sess.StreamContext(qctx, sql, chdb.NativeFormat, q.Parameters)
 	if err != nil {
 		release()
 		if violation := stopWatching(); violation {
@@ -73,7 +75,8 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 	return err
 }
 
-// sendResult writes the spooled chunks as Data packets, then EndOfStream or the exception.
+// sendResult writes the spooled chunks as Data packets, each followed by a Progress packet,
+// then ProfileInfo and EndOfStream, or the exception.
 func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed bool, beforeEnd func()) error {
 	ended := false
 	defer func() {
@@ -82,6 +85,17 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 		}
 	}()
 	header := false
+	var prof proto.Profile
+	var sentRows, sentBytes uint64
+	progress := func() error {
+		rows, bytes := sp.read()
+		if rows <= sentRows && bytes <= sentBytes {
+			return nil
+		}
+		p := proto.Progress{Rows: rows - min(rows, sentRows), Bytes: bytes - min(bytes, sentBytes)}
+		sentRows, sentBytes = max(rows, sentRows), max(bytes, sentBytes)
+		return c.w.progress(p, c.revision)
+	}
 	for {
 		if sp.isCancelled() {
 			return context.Canceled
@@ -98,7 +112,10 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 		if chunk == nil {
 			break
 		}
-		if err := c.sendBlocks(chunk, &header, compressed); err != nil {
+		if err := c.sendBlocks(chunk, &header, compressed, &prof); err != nil {
+			return err
+		}
+		if err := progress(); err != nil {
 			return err
 		}
 		if err := c.w.flush(); err != nil {
@@ -108,13 +125,19 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 	if !header {
 		cols, err := c.describe(ctx, "DESCRIBE TABLE ("+sql+")")
 		if err == nil {
-			if err := c.w.dataPacket(headerBlock(nil, cols), compressed); err != nil {
+			if err := c.sendBlock(headerBlock(nil, cols), compressed); err != nil {
 				return err
 			}
 		}
 	}
 	ended = true
 	beforeEnd()
+	if err := c.w.profileInfo(prof); err != nil {
+		return err
+	}
+	if err := progress(); err != nil {
+		return err
+	}
 	if err := c.w.endOfStream(); err != nil {
 		return err
 	}
@@ -123,11 +146,16 @@ func (c *conn) sendResult(ctx context.Context, sp *spool, sql string, compressed
 
 // sendBlocks cuts chDB's Native output into blocks and sends one Data packet per block,
 // after a header block (no rows) before the first.
-func (c *conn) sendBlocks(out []byte, header *bool, compressed bool) error {
+func (c *conn) sendBlocks(out []byte, header *bool, compressed bool, prof *proto.Profile) error {
 	for len(out) > 0 {
 		b, err := nextBlock(out, c.types, !*header)
 		if errors.Is(err, errUnsupportedType) {
 			// chDB streams one block per chunk: the rest is sent whole, and serves as header.
+			// From revision 54454 the block needs a flag after each column's type, which
+			// cannot be placed without walking the columns.
+			if c.revision >= minRevisionCustomSerialization {
+				return newQueryError(codeNotImplemented, "chserver cannot send columns of this type over the native protocol (%v): select them with a -Merge combinator, toString(), or over HTTP", err)
+			}
 			*header = true
 			return c.w.dataPacket(out, compressed)
 		}
@@ -135,14 +163,19 @@ func (c *conn) sendBlocks(out []byte, header *bool, compressed bool) error {
 			return fmt.Errorf("split chdb output: %w", err)
 		}
 		if !*header {
-			if err := c.w.dataPacket(headerBlock(nil, b.Columns), compressed); err != nil {
+			if err := c.sendBlock(headerBlock(nil, b.Columns), compressed); err != nil {
 				return err
 			}
 			*header = true
 		}
 		if b.Rows > 0 {
-			if err := c.w.dataPacket(b.Bytes, compressed); err != nil {
+			if err := c.sendBlock(b.Bytes, compressed); err != nil {
 				return err
+			}
+			if prof != nil {
+				prof.Rows += uint64(b.Rows)
+				prof.Blocks++
+				prof.Bytes += uint64(len(b.Bytes))
 			}
 		}
 		out = out[len(b.Bytes):]
@@ -183,7 +216,11 @@ func describe(s *chdb.Session, sql string) ([]column, error) {
 // watchCancel watches the socket while a query runs: a Cancel packet or a closed socket
 // calls cancel. The returned function stops the watch and reports whether the client sent
 // something else than Cancel (a protocol violation).
-func (c *conn) watchCancel(cancel func()) func() bool {
+func (c *conn) watchCancel(cancel func()) func() bool { return c.watch(cancel, true) }
+
+// watch is watchCancel; with onClose false, a closed socket does not cancel (an INSERT whose
+// data has all arrived is finished, as ClickHouse does).
+func (c *conn) watch(cancel func(), onClose bool) func() bool {
 	done := make(chan struct{})
 	var violation bool
 	go func() {
@@ -194,7 +231,9 @@ func (c *conn) watchCancel(cancel func()) func() bool {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return
 			}
-			cancel()
+			if onClose {
+				cancel()
+			}
 			return
 		}
 		if code != clientCancel {

@@ -32,6 +32,8 @@ type spool struct {
 	cancelled bool  // consumer gave up
 	kill      func()
 	sum       summary
+	// rowsRead and bytesRead are what the engine has read so far, for Progress packets.
+	rowsRead, bytesRead uint64
 }
 
 func newSpool(memLimit int, tmpDir string) *spool {
@@ -63,6 +65,9 @@ func (s *spool) fill(stream *chdb.Stream, release func()) <-chan struct{} {
 				s.finish(err)
 				return
 			}
+			s.mu.Lock()
+			s.rowsRead, s.bytesRead = stream.RowsRead, stream.BytesRead
+			s.mu.Unlock()
 			ok, err := s.put(chunk)
 			if err != nil {
 				s.finish(err)
@@ -117,6 +122,16 @@ func (s *spool) setSummary(r chdb.Result) {
 	s.mu.Lock()
 	s.sum = summaryOf(r)
 	s.mu.Unlock()
+}
+
+// read is what the engine has read so far.
+func (s *spool) read() (rows, bytes uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return max(s.rowsRead, s.sum.readRows), max(s.bytesRead, s.sum.readBytes)
+	}
+	return s.rowsRead, s.bytesRead
 }
 
 // summary is the statement's counters, zero until it has ended.
