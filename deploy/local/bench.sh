@@ -29,7 +29,7 @@ VIGIE_TOPIC_SUFFIX=".bench-$(date +%s)"
 export VIGIE_TOPIC_SUFFIX
 "$root/bin/demoreport" -reset -clickhouse "$CLICKHOUSE_ADDR" -database "$VIGIE_DB"
 # Ingest's per-sensor rate limit is for real sensors, not for a benchmark's few hundred.
-VIGIE_INGEST_RATE=1000000 VIGIE_INGEST_BURST=2000000 "$here/services.sh" start
+VIGIE_LOCAL_INGEST_RATE=1000000 VIGIE_LOCAL_INGEST_BURST=2000000 "$here/services.sh" start
 trap '"$here/services.sh" stop' EXIT
 
 out="${BENCH_OUT:-$root/deploy/bench/results-$(date -u +%F).md}"

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,9 @@ func Load(cfg Validator, envPrefix string, args []string) error {
 			return err
 		}
 	}
+	if err := unknownEnv(envPrefix, leaves); err != nil {
+		return err
+	}
 	for _, l := range leaves {
 		key := l.env(envPrefix)
 		if v, ok := os.LookupEnv(key); ok {
@@ -110,6 +114,29 @@ func loadYAML(path string, cfg any) error {
 		return fmt.Errorf("config: %s: %w", path, err)
 	}
 	return nil
+}
+
+// unknownEnv refuses an environment variable of the service's prefix that names no key: a
+// misspelt or renamed setting (VIGIE_WRITER_ADMIN_ADDR for admin.listen) would otherwise be
+// ignored without a word, and the service would run on a default.
+func unknownEnv(prefix string, leaves []leaf) error {
+	known := map[string]bool{prefix + "_CONFIG": true}
+	for _, l := range leaves {
+		known[l.env(prefix)] = true
+	}
+	var unknown []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, prefix+"_") && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return fmt.Errorf("config: environment %s: no such setting (the names follow the YAML keys, e.g. %s)",
+		strings.Join(unknown, ", "), leaves[0].env(prefix))
 }
 
 // errEOF is what yaml.v3 returns for an empty document; an empty file sets nothing.

@@ -101,6 +101,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{name: "unknown yaml key", yaml: "batch_row: 5\n", wantErr: "field batch_row not found"},
 		{name: "bad yaml type", yaml: "batch_rows: many\n", wantErr: "cannot unmarshal"},
 		{name: "bad env value", env: map[string]string{"VIGIE_TEST_FLUSH_EVERY": "soon"}, wantErr: "VIGIE_TEST_FLUSH_EVERY"},
+		{name: "unknown env key", env: map[string]string{"VIGIE_TEST_ADMIN_ADDR": "x", "VIGIE_TEST_BATCHROWS": "1"}, wantErr: "environment VIGIE_TEST_ADMIN_ADDR, VIGIE_TEST_BATCHROWS: no such setting"},
 		{name: "bad flag value", args: []string{"-batch_rows=x"}, wantErr: "-batch_rows"},
 		{name: "bad list item", args: []string{"-rates=10,ten"}, wantErr: `-rates="10,ten": item "ten"`},
 		{name: "validation", args: []string{"-batch_rows=0"}, wantErr: "batch_rows: must be positive"},

@@ -30,7 +30,7 @@ import (
 )
 
 // The benchmarks run ingest as a separate process (this test binary re-executed with
-// VIGIE_INGEST_BENCH_SERVER=1), so that its CPU time and resident memory are measured apart
+// VIGIE_BENCH_INGEST_SERVER=1), so that its CPU time and resident memory are measured apart
 // from the load generator, against the real broker of `make up`:
 //
 //	go test -run XXX -bench Ingest -benchtime 400x ./cmd/ingest
@@ -38,7 +38,7 @@ import (
 // Metrics: events/s (wall), events/s/core (events per second of ingest CPU time), p50 and
 // p99 request latency, peak RSS of the ingest process.
 func TestMain(m *testing.M) {
-	if os.Getenv("VIGIE_INGEST_BENCH_SERVER") == "1" {
+	if os.Getenv("VIGIE_BENCH_INGEST_SERVER") == "1" {
 		os.Exit(serve())
 	}
 	code := m.Run()
@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // serve is main's path (configuration from VIGIE_INGEST_*, then service.Run, which stops on
 // SIGINT) with a CPU profile around it, which service.Main's exit would cut short.
 func serve() int {
-	if path := os.Getenv("VIGIE_INGEST_BENCH_CPUPROFILE"); path != "" {
+	if path := os.Getenv("VIGIE_BENCH_INGEST_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()
@@ -136,7 +136,7 @@ func (s *serverProc) start(b *testing.B) {
 		}
 		s.cmd = exec.Command(os.Args[0])
 		s.cmd.Env = append(os.Environ(),
-			"VIGIE_INGEST_BENCH_SERVER=1",
+			"VIGIE_BENCH_INGEST_SERVER=1",
 			"VIGIE_INGEST_LISTEN="+addr,
 			"VIGIE_INGEST_ADMIN_LISTEN="+admin,
 			"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
