@@ -44,10 +44,8 @@ func readCompose(t *testing.T) []byte {
 }
 
 var (
-	secretName  = regexp.MustCompile(`(?i)(password|secret|token|_key|credentials)$`)
-	vigieImage  = regexp.MustCompile(`^\$?\{?[^}]*\}?/?([a-z]+):`)
-	chImageTag  = regexp.MustCompile(`^clickhouse/clickhouse-(server|keeper):(\d+)\.(\d+)`)
-	vigieTarget = map[string]string{"topics": "vigiectl", "migrate": "vigiectl"}
+	secretName = regexp.MustCompile(`(?i)(password|secret|token|_key|credentials)$`)
+	chImageTag = regexp.MustCompile(`^clickhouse/clickhouse-(server|keeper):(\d+)\.(\d+)`)
 )
 
 // checkCompose returns what is wrong with a loaded project against the stack's rules.

@@ -233,14 +233,26 @@ func TestDockerfile(t *testing.T) {
 
 	// The checker catches what it is for.
 	for name, mutate := range map[string]func(string) string{
-		"root user":        func(s string) string { return strings.Replace(s, "USER 65532:65532", "USER root", 1) },
-		"no cgo off":       func(s string) string { return strings.Replace(s, "ENV CGO_ENABLED=0 ", "ENV ", 1) },
-		"no label":         func(s string) string { return strings.Replace(s, `org.opencontainers.image.revision="${REVISION}"`, `org.opencontainers.image.created="x"`, 1) },
-		"no healthcheck":   func(s string) string { return strings.Replace(s, "HEALTHCHECK --interval", "# HEALTHCHECK --interval", 1) },
-		"distro base":      func(s string) string { return strings.Replace(s, "FROM scratch AS runtime", "FROM debian:12 AS runtime", 1) },
-		"shell entrypoint": func(s string) string { return strings.Replace(s, `ENTRYPOINT ["/usr/local/bin/writer"]`, `ENTRYPOINT /usr/local/bin/writer`, 1) },
-		"wrong port":       func(s string) string { return strings.Replace(s, "VIGIE_WRITER_ADMIN_LISTEN=0.0.0.0:9090", "VIGIE_WRITER_ADMIN_LISTEN=0.0.0.0:9464", 1) },
-		"no ldflags":       func(s string) string { return strings.Replace(s, "-X github.com/vigie/vigie/pkg/service.revision=${REVISION}", "", 1) },
+		"root user":  func(s string) string { return strings.Replace(s, "USER 65532:65532", "USER root", 1) },
+		"no cgo off": func(s string) string { return strings.Replace(s, "ENV CGO_ENABLED=0 ", "ENV ", 1) },
+		"no label": func(s string) string {
+			return strings.Replace(s, `org.opencontainers.image.revision="${REVISION}"`, `org.opencontainers.image.created="x"`, 1)
+		},
+		"no healthcheck": func(s string) string {
+			return strings.Replace(s, "HEALTHCHECK --interval", "# HEALTHCHECK --interval", 1)
+		},
+		"distro base": func(s string) string {
+			return strings.Replace(s, "FROM scratch AS runtime", "FROM debian:12 AS runtime", 1)
+		},
+		"shell entrypoint": func(s string) string {
+			return strings.Replace(s, `ENTRYPOINT ["/usr/local/bin/writer"]`, `ENTRYPOINT /usr/local/bin/writer`, 1)
+		},
+		"wrong port": func(s string) string {
+			return strings.Replace(s, "VIGIE_WRITER_ADMIN_LISTEN=0.0.0.0:9090", "VIGIE_WRITER_ADMIN_LISTEN=0.0.0.0:9464", 1)
+		},
+		"no ldflags": func(s string) string {
+			return strings.Replace(s, "-X github.com/vigie/vigie/pkg/service.revision=${REVISION}", "", 1)
+		},
 	} {
 		m := mutate(string(data))
 		require.NotEqual(t, string(data), m, name)

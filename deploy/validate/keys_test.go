@@ -22,7 +22,7 @@ var (
 	keysMu    sync.Mutex
 	keysCache = map[string]binaryKeys{}
 	envInHelp = regexp.MustCompile(`\(env (VIGIE_[A-Z0-9_]+)\)`)
-	flagHelp  = regexp.MustCompile(`(?m)^  -([a-z0-9_.]+)`)
+	flagHelp  = regexp.MustCompile(`(?m)^  -([a-z0-9_.-]+)`)
 )
 
 // keysOf runs `<binary> [subcommand…] -h` of the binaries the Dockerfile builds.
