@@ -42,8 +42,8 @@ var (
 // defined in the Go code of the services, with the labels the panel groups or filters by, so
 // that the dashboards do not drift from the code. A metric is a prometheus.…Opts{Name: …}
 // literal: a full vigie_<service>_ name, or a name without it in a service that registers
-// through prometheus.WrapRegistererWithPrefix("vigie_<service>_", …), or in a pkg/ library
-// such a service imports (e.g. pkg/kafka's kafka_consumer_* metrics).
+// through pkg/service's Registerer (or prometheus.WrapRegistererWithPrefix("vigie_<service>_", …)),
+// or a full vigie_ name in a pkg/ library (e.g. pkg/kafka's vigie_kafka_consumer_* metrics).
 func TestPrometheusMetricsExist(t *testing.T) {
 	root, err := testenv.RepoRoot()
 	require.NoError(t, err)
@@ -126,9 +126,19 @@ func definedMetrics(t *testing.T, root string) map[string]codeMetric {
 	services := readMetrics(t, filepath.Join(root, "services"))
 	libs := readMetrics(t, filepath.Join(root, "pkg"))
 	defined := map[string]codeMetric{}
+	// A library metric with its full name (pkg/kafka's vigie_kafka_consumer_*, pkg/service's
+	// vigie_build_info) is the same series in every service that imports the library.
+	for _, l := range libs {
+		for _, m := range l.metrics {
+			if strings.HasPrefix(m.Name, "vigie_") {
+				defined[m.Name] = m
+			}
+		}
+	}
 	for svc, s := range services {
 		prefix := "vigie_" + svc + "_"
-		wrapped := s.prefixes[prefix]
+		// pkg/service's Registerer prefixes a service's metrics with vigie_<service>_.
+		wrapped := s.prefixes[prefix] || s.imports["service"]
 		for _, m := range s.metrics {
 			switch {
 			case strings.HasPrefix(m.Name, prefix):
@@ -143,6 +153,9 @@ func definedMetrics(t *testing.T, root string) map[string]codeMetric {
 		}
 		for lib := range s.imports {
 			for _, m := range libs[lib].metrics {
+				if strings.HasPrefix(m.Name, "vigie_") {
+					continue
+				}
 				m.Name = prefix + m.Name
 				defined[m.Name] = m
 			}
@@ -205,11 +218,24 @@ func readMetrics(t *testing.T, dir string) map[string]*goPackageMetrics {
 func fileMetrics(fset *token.FileSet, f *ast.File) []codeMetric {
 	// Label sets assigned to a variable: labels := prometheus.Labels{"topic": …}.
 	labelVars := map[string]map[string]bool{}
+	// Label name lists assigned to a variable: gt := []string{"group", "topic"}.
+	listVars := map[string]*ast.CompositeLit{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
 			for i, rhs := range as.Rhs {
-				if id, ok := as.Lhs[i].(*ast.Ident); ok && isPrometheusType(rhs, "Labels") {
+				id, ok := as.Lhs[i].(*ast.Ident)
+				if !ok {
+					continue
+				}
+				if isPrometheusType(rhs, "Labels") {
 					labelVars[id.Name] = mapKeys(rhs.(*ast.CompositeLit))
+				}
+				if lit, ok := rhs.(*ast.CompositeLit); ok {
+					if at, ok := lit.Type.(*ast.ArrayType); ok {
+						if el, ok := at.Elt.(*ast.Ident); ok && el.Name == "string" {
+							listVars[id.Name] = lit
+						}
+					}
 				}
 			}
 		}
@@ -244,6 +270,9 @@ func fileMetrics(fset *token.FileSet, f *ast.File) []codeMetric {
 					}
 				}
 			}
+		}
+		if id, ok := vec.(*ast.Ident); ok && listVars[id.Name] != nil {
+			vec = listVars[id.Name]
 		}
 		if list, ok := vec.(*ast.CompositeLit); ok {
 			for _, el := range list.Elts {
