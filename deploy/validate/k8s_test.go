@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -896,5 +895,3 @@ func TestKubernetesChecksCatchMistakes(t *testing.T) {
 		require.NotEmpty(t, check(mutate(c.kind, c.obj, c.from, c.to)), "%s passed", name)
 	}
 }
-
-var _ = yaml.Unmarshal
