@@ -332,9 +332,33 @@ func checkWorkloads(t *testing.T, objs []object) []string {
 	for _, j := range find[*batchv1.Job](objs) {
 		ws = append(ws, workload{"Job", j.Name, j.Spec.Template})
 	}
+	configMaps := map[string]bool{}
+	for _, cm := range find[*corev1.ConfigMap](objs) {
+		configMaps[cm.Name] = true
+	}
+	// A Service selects the pods of a workload (a misspelt label selects nothing).
+	for _, svc := range find[*corev1.Service](objs) {
+		if len(svc.Spec.Selector) == 0 || svc.Spec.Selector["clickhouse.altinity.com/chi"] != "" {
+			continue
+		}
+		found := false
+		for _, w := range ws {
+			if labelsMatch(svc.Spec.Selector, w.tmpl.Labels) {
+				found = true
+			}
+		}
+		if !found {
+			bad("Service %s selects no pod template (%v)", svc.Name, svc.Spec.Selector)
+		}
+	}
 	for _, w := range ws {
 		id := w.kind + " " + w.name
 		ps := w.tmpl.Spec
+		for _, v := range ps.Volumes {
+			if v.ConfigMap != nil && !configMaps[v.ConfigMap.Name] {
+				bad("%s: volume %s reads ConfigMap %s, which the build does not make", id, v.Name, v.ConfigMap.Name)
+			}
+		}
 		if ps.SecurityContext == nil || ps.SecurityContext.RunAsNonRoot == nil || !*ps.SecurityContext.RunAsNonRoot ||
 			ps.SecurityContext.SeccompProfile == nil || ps.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			bad("%s: pod securityContext needs runAsNonRoot and the RuntimeDefault seccomp profile", id)
@@ -458,6 +482,16 @@ func checkWorkloads(t *testing.T, objs []object) []string {
 		}
 	}
 	return problems
+}
+
+// labelsMatch says whether every key of sel has its value in labels.
+func labelsMatch(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 type labelSet map[string]string
@@ -890,6 +924,8 @@ func TestKubernetesChecksCatchMistakes(t *testing.T) {
 		"password in the CR":    {"ClickHouseInstallation", "", `"vigie/k8s_secret_password"`, `"vigie/password"`},
 		"writer lag on own lag": {"ScaledObject", "writer", `group=\"vigie-writer\"`, `group=\"vigie-enricher\"`},
 		"secret name clash":     {"Secret", "vigie-ingest-keys", `"name":"vigie-ingest-keys"`, `"name":"vigie-ingest"`},
+		"service selector typo": {"Service", "writer", `"selector":{"app.kubernetes.io/name":"writer"}`, `"selector":{"app.kubernetes.io/name":"wrtier"}`},
+		"missing configmap":     {"Deployment", "grafana", `"name":"grafana-dashboards-`, `"name":"grafana-dashbords-`},
 		"secret from env":       {"Deployment", "writer", `"env":[`, `"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"vigie-clickhouse","key":"vigie"}}},`},
 	} {
 		require.NotEmpty(t, check(mutate(c.kind, c.obj, c.from, c.to)), "%s passed", name)
