@@ -44,7 +44,8 @@ readpw() { # the password in FILE (as root, or as its owner)
 
 printf 'active: k1\ndefault_country_code: "33"\nkeys:\n  k1: %s\n' "$(rand_hex 32)" | put pseudonym_keys.yaml "$vigie_uid"
 for u in vigie admin grafana analyst; do
-  rand_hex 24 | put "clickhouse_${u}_password" "$([ $u = grafana ] && echo $grafana_uid || echo "$vigie_uid")"
+  case $u in grafana) owner=$grafana_uid ;; analyst) owner=0 ;; *) owner=$vigie_uid ;; esac
+  rand_hex 24 | put "clickhouse_${u}_password" "$owner"
 done
 rand_hex 24 | put grafana_admin_password "$grafana_uid"
 
