@@ -634,6 +634,9 @@ func checkScaling(t *testing.T, objs []object) []string {
 			continue
 		}
 		scaled[d.Name] = true
+		if d.Spec.Replicas != nil {
+			bad("Deployment %s sets replicas, which its ScaledObject %s owns (each apply would reset them)", d.Name, o.Name)
+		}
 		var group, topic string
 		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
 			if strings.HasSuffix(e.Name, "_CONSUMER_GROUP_ID") {
@@ -926,6 +929,7 @@ func TestKubernetesChecksCatchMistakes(t *testing.T) {
 		"secret name clash":     {"Secret", "vigie-ingest-keys", `"name":"vigie-ingest-keys"`, `"name":"vigie-ingest"`},
 		"service selector typo": {"Service", "writer", `"selector":{"app.kubernetes.io/name":"writer"}`, `"selector":{"app.kubernetes.io/name":"wrtier"}`},
 		"missing configmap":     {"Deployment", "grafana", `"name":"grafana-dashboards-`, `"name":"grafana-dashbords-`},
+		"replicas beside KEDA":  {"Deployment", "writer", `"spec":{`, `"spec":{"replicas":2,`},
 		"secret from env":       {"Deployment", "writer", `"env":[`, `"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"vigie-clickhouse","key":"vigie"}}},`},
 	} {
 		require.NotEmpty(t, check(mutate(c.kind, c.obj, c.from, c.to)), "%s passed", name)
