@@ -27,11 +27,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The version and revision the test links into the binaries and labels the images with.
-const (
-	testVersion  = "v0.0.0-validate"
-	testRevision = "0123456789abcdef0123456789abcdef01234567"
+// The version and revision the test links into the binaries and labels the images with;
+// VIGIE_OCI_VERSION and VIGIE_OCI_REVISION set them for images meant to be pushed (make oci).
+var (
+	testVersion  = envOr("VIGIE_OCI_VERSION", "v0.0.0-validate")
+	testRevision = envOr("VIGIE_OCI_REVISION", "0123456789abcdef0123456789abcdef01234567")
 )
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
 
 var (
 	binOnce sync.Once
