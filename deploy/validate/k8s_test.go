@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/VictoriaMetrics/metricsql"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -619,6 +620,7 @@ func checkScaling(t *testing.T, objs []object) []string {
 		partitions[st.Name] = st.Partitions
 	}
 	scaled := map[string]bool{}
+	defined := definedMetrics(t)
 	for _, o := range objs {
 		if o.Kind != "ScaledObject" {
 			continue
@@ -645,6 +647,21 @@ func checkScaling(t *testing.T, objs []object) []string {
 		}
 		for _, tr := range so.Spec.Triggers {
 			q := tr.Metadata["query"]
+			if expr, err := metricsql.Parse(q); err != nil {
+				bad("%s: query %q: %v", o.id(), q, err)
+			} else {
+				metricsql.VisitAll(expr, func(e metricsql.Expr) {
+					if me, ok := e.(*metricsql.MetricExpr); ok {
+						for _, lfs := range me.LabelFilterss {
+							for _, lf := range lfs {
+								if _, ok := lookupMetric(defined, lf.Value); lf.Label == "__name__" && !ok {
+									bad("%s: query reads %s, which no Go code defines", o.id(), lf.Value)
+								}
+							}
+						}
+					}
+				})
+			}
 			if tr.Type != "prometheus" || !strings.Contains(q, "vigie_kafka_consumer_lag_messages{") ||
 				!strings.Contains(q, `group="`+group+`"`) {
 				bad("%s: trigger must be the lag of group %q (vigie_kafka_consumer_lag_messages): %s", o.id(), group, q)
@@ -929,6 +946,7 @@ func TestKubernetesChecksCatchMistakes(t *testing.T) {
 		"secret name clash":     {"Secret", "vigie-ingest-keys", `"name":"vigie-ingest-keys"`, `"name":"vigie-ingest"`},
 		"service selector typo": {"Service", "writer", `"selector":{"app.kubernetes.io/name":"writer"}`, `"selector":{"app.kubernetes.io/name":"wrtier"}`},
 		"missing configmap":     {"Deployment", "grafana", `"name":"grafana-dashboards-`, `"name":"grafana-dashbords-`},
+		"lag metric misspelt":   {"ScaledObject", "enricher", `vigie_kafka_consumer_lag_messages{`, `vigie_kafka_consumer_lag{`},
 		"replicas beside KEDA":  {"Deployment", "writer", `"spec":{`, `"spec":{"replicas":2,`},
 		"secret from env":       {"Deployment", "writer", `"env":[`, `"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"vigie-clickhouse","key":"vigie"}}},`},
 	} {
