@@ -126,6 +126,16 @@ demo: ## the whole pipeline on the 2025 case, with a report; runs until `make do
 bench: ## the whole pipeline at rising steady rates; the table goes to deploy/bench/results-<date>.md
 	@$(LOCAL)/bench.sh
 
+.PHONY: images
+images: ## build every service image with Docker (needs a machine with a Docker daemon)
+	@v=$$(git describe --tags --always --dirty 2>/dev/null || echo dev); r=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	  for t in ingest enricher writer correlator vigiectl simulator; do docker build --target $$t --build-arg VERSION=$$v --build-arg REVISION=$$r -t vigie/$$t:$$v . || exit 1; done
+
+.PHONY: oci
+oci: ## assemble every image as an OCI layout in bin/oci without a daemon (push it with crane or skopeo)
+	@v=$$(git describe --tags --always --dirty 2>/dev/null || echo dev); r=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	  cd deploy/validate && VIGIE_OCI_DIR=$(CURDIR)/bin/oci VIGIE_OCI_VERSION=$$v VIGIE_OCI_REVISION=$$r GOWORK=off go test -count=1 -run '^TestImages$$' .
+
 .PHONY: clean
 clean: ## remove build outputs (keeps downloads in .cache and data in .state)
 	rm -rf bin
