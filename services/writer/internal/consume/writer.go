@@ -93,6 +93,7 @@ type Writer struct {
 	m       *metrics
 	permits *semaphore.Weighted
 	ins     *inserter
+	free    freeBlocks
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -111,7 +112,6 @@ type partition struct {
 	// inDoubt is set when an insert failed in a way that may have stored it: the next
 	// batch first reads ClickHouse's offset again.
 	inDoubt bool
-	blocks  []*rows.Block // reused between batches
 	dead    []kafka.Message
 	log     *zap.Logger
 }
@@ -228,6 +228,7 @@ func (w *Writer) Handle(ctx context.Context, msgs []kafka.Message) error {
 	}()
 
 	blocks := w.decode(p, msgs)
+	defer w.free.put(blocks)
 	if err := w.sendDead(ctx, p); err != nil {
 		return err
 	}
@@ -256,7 +257,7 @@ func (w *Writer) Handle(ctx context.Context, msgs []kafka.Message) error {
 // stored, the highest stored offset would pass rows that are not stored.
 func (w *Writer) decode(p *partition, msgs []kafka.Message) []*rows.Block {
 	p.dead = p.dead[:0]
-	used := 0
+	var out []*rows.Block
 	var cur *rows.Block
 	month := 0
 	for i := range msgs {
@@ -267,12 +268,8 @@ func (w *Writer) decode(p *partition, msgs []kafka.Message) []*rows.Block {
 		}
 		mo := p.e.ObservedAt.Year()*12 + int(p.e.ObservedAt.Month())
 		if cur == nil || (cur.Len() > 0 && mo != month) {
-			if used == len(p.blocks) {
-				p.blocks = append(p.blocks, &rows.Block{})
-			}
-			cur = p.blocks[used]
-			cur.Reset()
-			used++
+			cur = w.free.get()
+			out = append(out, cur)
 		}
 		if err := cur.Add(&p.e, m.Topic, m.Partition, m.Offset); err != nil {
 			p.deadLetter(w, m, event.ReasonSchemaInvalid, err, &p.e)
@@ -280,11 +277,45 @@ func (w *Writer) decode(p *partition, msgs []kafka.Message) []*rows.Block {
 		}
 		month = mo
 	}
-	out := p.blocks[:used]
-	if used > 0 && out[used-1].Len() == 0 {
-		out = out[:used-1]
+	if n := len(out); n > 0 && out[n-1].Len() == 0 {
+		w.free.put(out[n-1:])
+		out = out[:n-1]
 	}
 	return out
+}
+
+// freeBlocks keeps emptied blocks for the next batches, whichever partition they come
+// from: only the batches being handled hold blocks (max_pending_rows bounds them), instead
+// of every assigned partition keeping one as large as its largest batch.
+type freeBlocks struct {
+	mu     sync.Mutex
+	blocks []*rows.Block
+}
+
+// maxFreeBlocks bounds the blocks kept; the others are left to the garbage collector.
+const maxFreeBlocks = 8
+
+func (f *freeBlocks) get() *rows.Block {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.blocks); n > 0 {
+		b := f.blocks[n-1]
+		f.blocks = f.blocks[:n-1]
+		return b
+	}
+	return &rows.Block{}
+}
+
+func (f *freeBlocks) put(blocks []*rows.Block) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range blocks {
+		if len(f.blocks) == maxFreeBlocks {
+			return
+		}
+		b.Reset()
+		f.blocks = append(f.blocks, b)
+	}
 }
 
 // write inserts b; when ClickHouse rejects it for its data, it splits it in halves, left
