@@ -138,20 +138,13 @@ type Result struct {
 
 // Apply applies the pending migrations to database, creating it when needed.
 func Apply(ctx context.Context, conn driver.Conn, database string, migrations []Migration, log *zap.Logger) (Result, error) {
+	return apply(ctx, conn, database, migrations, bootstrap(), log)
+}
+
+// apply creates what bootstrap says (the database and schema_migrations), then applies the
+// pending migrations.
+func apply(ctx context.Context, conn driver.Conn, database string, migrations []Migration, bootstrap []string, log *zap.Logger) (Result, error) {
 	var res Result
-	bootstrap := []string{
-		"CREATE DATABASE IF NOT EXISTS {db}",
-		`CREATE TABLE IF NOT EXISTS {db}.schema_migrations
-(
-    version     UInt32,
-    name        String,
-    checksum    String,
-    applied_at  DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
-)
-ENGINE = ReplacingMergeTree
-ORDER BY version
-SETTINGS non_replicated_deduplication_window = 1000`,
-	}
 	for _, s := range bootstrap {
 		if err := exec(ctx, conn, s, database); err != nil {
 			return res, fmt.Errorf("create schema_migrations: %w", err)
