@@ -32,13 +32,13 @@ func Build(ctx context.Context, s *service.Service, cfg *config.Config) error {
 	if cfg.MemoryLimitMB > 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
 	}
-	conn, err := clickhouse.Open(ctx, cfg.ClickHouse, s.Logger)
+	conn, err := clickhouse.Open(ctx, cfg.ClickHouse.Config, s.Logger)
 	if err != nil {
 		return err
 	}
 	s.OnClose(conn.Close)
 	s.AddCheck("clickhouse", clickhouse.Ping(conn))
-	store, err := sink.New(conn, cfg.ClickHouse.Database, cfg.ClickHouse.QueryTimeout)
+	store, err := sink.NewCluster(conn, cfg.ClickHouse.Database, cfg.ClickHouse.Cluster, cfg.ClickHouse.QueryTimeout)
 	if err != nil {
 		return err
 	}

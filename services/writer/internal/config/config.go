@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
@@ -30,7 +31,7 @@ type Config struct {
 	// Producer writes the dead letters (topics.dlq).
 	Producer   kafka.ProducerConfig `yaml:"producer"`
 	Topics     Topics               `yaml:"topics"`
-	ClickHouse clickhouse.Config    `yaml:"clickhouse"`
+	ClickHouse ClickHouse           `yaml:"clickhouse"`
 
 	// MaxPendingRows bounds the messages decoded and held across all partitions: a batch
 	// waits until its rows fit. Memory is about 400 bytes a row, plus the consumer's fetched
@@ -43,6 +44,16 @@ type Config struct {
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit): the
 	// garbage collector works harder as the heap nears it. 0 leaves GOMEMLIMIT in charge.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
+}
+
+// ClickHouse is the shared clickhouse block and the cluster the schema was migrated for.
+type ClickHouse struct {
+	clickhouse.Config `yaml:",inline"`
+	// Cluster is the ClickHouse cluster (`vigiectl migrate -clickhouse.cluster`): the writer
+	// then inserts through the Distributed detections table, synchronously, and reads the
+	// stored offsets from every replica's detections_local (docs/clickhouse-cluster.md).
+	// Empty: one server.
+	Cluster string `yaml:"cluster"`
 }
 
 // Topics are the topics the writer reads and writes; it creates neither (`vigiectl topics
@@ -69,7 +80,7 @@ func Default() *Config {
 		Consumer:             consumer,
 		Producer:             kafka.DefaultProducerConfig(),
 		Topics:               Topics{Enriched: event.TopicEnriched, DLQ: event.TopicDLQ},
-		ClickHouse:           clickhouse.DefaultConfig(),
+		ClickHouse:           ClickHouse{Config: clickhouse.DefaultConfig()},
 		MaxPendingRows:       40000,
 		MaxConcurrentInserts: 2,
 		MemoryLimitMB:        280,
@@ -101,6 +112,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err
+	}
+	if c.ClickHouse.Cluster != "" {
+		if err := chmigrate.ValidateClusterName(c.ClickHouse.Cluster); err != nil {
+			return fmt.Errorf("clickhouse.cluster: %w", err)
+		}
 	}
 	switch {
 	case c.MaxPendingRows < c.Consumer.BatchSize:

@@ -17,11 +17,13 @@ func TestKeysFromEnvironmentAndFlags(t *testing.T) {
 	t.Setenv("VIGIE_WRITER_TOPICS_ENRICHED", "enriched.test")
 	t.Setenv("VIGIE_WRITER_CLICKHOUSE_ADDRS", "10.0.0.1:9000,10.0.0.2:9000")
 	t.Setenv("VIGIE_WRITER_CONSUMER_GROUP_ID", "g")
+	t.Setenv("VIGIE_WRITER_CLICKHOUSE_CLUSTER", "vigie")
 	cfg := config.Default()
 	require.NoError(t, pkgconfig.Load(cfg, "VIGIE_WRITER", []string{"-admin.listen=127.0.0.1:0", "-max_pending_rows=20000"}))
 	require.Equal(t, "enriched.test", cfg.Topics.Enriched)
 	require.Equal(t, []string{"10.0.0.1:9000", "10.0.0.2:9000"}, cfg.ClickHouse.Addrs)
 	require.Equal(t, "g", cfg.Consumer.GroupID)
+	require.Equal(t, "vigie", cfg.ClickHouse.Cluster)
 	require.Equal(t, "127.0.0.1:0", cfg.Admin.Listen)
 	require.Equal(t, 20000, cfg.MaxPendingRows)
 }
@@ -36,6 +38,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"consumer.batch_size", func(c *config.Config) { c.Consumer.BatchSize = 2_000_000; c.MaxPendingRows = 2_000_000 }},
 		{"topics.dlq", func(c *config.Config) { c.Topics.DLQ = "" }},
 		{"clickhouse.addrs", func(c *config.Config) { c.ClickHouse.Addrs = nil }},
+		{"clickhouse.cluster", func(c *config.Config) { c.ClickHouse.Cluster = "a'b" }},
 		{"max_pending_rows", func(c *config.Config) { c.MaxPendingRows = c.Consumer.BatchSize - 1 }},
 		{"max_concurrent_inserts", func(c *config.Config) { c.MaxConcurrentInserts = 0 }},
 		{"memory_limit_mb", func(c *config.Config) { c.MemoryLimitMB = -1 }},
