@@ -191,7 +191,21 @@ func apply(ctx context.Context, conn driver.Conn, database string, migrations []
 // ApplySQL runs free-standing SQL (e.g. the analyst role) on database, statement by
 // statement, without recording it.
 func ApplySQL(ctx context.Context, conn driver.Conn, database, sql string) error {
-	for i, s := range SplitStatements(sql) {
+	return applyStatements(ctx, conn, database, SplitStatements(sql))
+}
+
+// ApplyAccessSQL runs access statements (e.g. the analyst role) on every server of cluster
+// c (Cluster.RewriteAccess), without recording them.
+func ApplyAccessSQL(ctx context.Context, conn driver.Conn, database, sql string, c Cluster) error {
+	stmts, err := c.RewriteAccess(SplitStatements(sql))
+	if err != nil {
+		return err
+	}
+	return applyStatements(ctx, conn, database, stmts)
+}
+
+func applyStatements(ctx context.Context, conn driver.Conn, database string, stmts []string) error {
+	for i, s := range stmts {
 		if err := exec(ctx, conn, s, database); err != nil {
 			return fmt.Errorf("statement %d (%s): %w", i+1, firstLine(s), err)
 		}

@@ -268,3 +268,36 @@ func CheckCluster(ctx context.Context, conn driver.Conn, name string) error {
 	}
 	return nil
 }
+
+var (
+	createAccess = regexp.MustCompile(`(?is)^(CREATE\s+(?:ROLE|SETTINGS\s+PROFILE|USER|QUOTA|ROW\s+POLICY)\s+IF\s+NOT\s+EXISTS\s+[A-Za-z_][A-Za-z0-9_]*)(\s.*)?$`)
+	grantSelect  = regexp.MustCompile(`(?is)^GRANT\s+(SELECT\s+ON\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)\s+TO\s+.*)$`)
+)
+
+// RewriteAccess returns the cluster form of access statements (roles/analyst.sql): ON
+// CLUSTER on each, and every SELECT grant on a sharded table also on its local table — a
+// query on a Distributed table runs on each shard as the initial user (the cluster's
+// secret), who needs SELECT on the local table there.
+func (c Cluster) RewriteAccess(statements []string) ([]string, error) {
+	var out []string
+	for _, s := range statements {
+		s = strings.TrimSpace(s)
+		if m := createAccess.FindStringSubmatch(s); m != nil {
+			out = append(out, m[1]+c.onCluster()+m[2])
+			continue
+		}
+		m := grantSelect.FindStringSubmatch(s)
+		if m == nil {
+			return nil, fmt.Errorf("%q: access statement: %w", firstLine(s), ErrNoClusterRewrite)
+		}
+		out = append(out, "GRANT"+c.onCluster()+" "+m[1])
+		p, ok := c.Tables[m[2]]
+		if !ok {
+			return nil, fmt.Errorf("%q: table %s has no cluster placement: %w", firstLine(s), m[2], ErrNoClusterRewrite)
+		}
+		if p != Everywhere {
+			out = append(out, "GRANT"+c.onCluster()+" "+strings.Replace(m[1], "{db}."+m[2], "{db}."+m[2]+LocalSuffix, 1))
+		}
+	}
+	return out, nil
+}

@@ -98,3 +98,19 @@ func TestClusterStatementsFormat(t *testing.T) {
 	}
 	t.Logf("%d cluster statements formatted by the engine", n)
 }
+
+func TestRewriteAccessForCluster(t *testing.T) {
+	c := chmigrate.Cluster{Name: "vigie", Tables: chschema.ClusterTables}
+	got, err := c.RewriteAccess(chmigrate.SplitStatements(chschema.AnalystRole))
+	require.NoError(t, err)
+	require.Contains(t, got, "CREATE ROLE IF NOT EXISTS vigie_analyst ON CLUSTER '{cluster}'")
+	require.Contains(t, got, "GRANT ON CLUSTER '{cluster}' SELECT ON {db}.detections TO vigie_analyst")
+	require.Contains(t, got, "GRANT ON CLUSTER '{cluster}' SELECT ON {db}.detections_local TO vigie_analyst")
+	require.Contains(t, got, "GRANT ON CLUSTER '{cluster}' SELECT ON {db}.facilities TO vigie_analyst")
+	require.NotContains(t, got, "GRANT ON CLUSTER '{cluster}' SELECT ON {db}.facilities_local TO vigie_analyst")
+	for _, s := range got {
+		require.Contains(t, s, "ON CLUSTER '{cluster}'")
+	}
+	_, err = c.RewriteAccess([]string{"GRANT SELECT ON {db}.unknown TO r"})
+	require.ErrorIs(t, err, chmigrate.ErrNoClusterRewrite)
+}
