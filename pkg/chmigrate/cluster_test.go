@@ -96,6 +96,16 @@ func TestClusterStatementsFormat(t *testing.T) {
 			n++
 		}
 	}
+	access, err := chmigrate.Cluster{Name: "vigie", Tables: chschema.ClusterTables}.RewriteAccess(chmigrate.SplitStatements(chschema.AnalystRole))
+	require.NoError(t, err)
+	for _, s := range access {
+		q, err := chmigrate.Bind(s, "vigie")
+		require.NoError(t, err)
+		var formatted string
+		require.NoError(t, conn.QueryRow(context.Background(), "SELECT formatQuery(?)", q).Scan(&formatted), q)
+		require.Regexp(t, "ON CLUSTER [`']\\{cluster\\}[`']", formatted, q)
+		n++
+	}
 	t.Logf("%d cluster statements formatted by the engine", n)
 }
 

@@ -53,7 +53,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"migrate", "migrate [-analyst_role] [-clickhouse.addrs …] [-clickhouse.database …]",
+		{"migrate", "migrate [-analyst_role] [-clickhouse.addrs …] [-clickhouse.database …] [-clickhouse.cluster NAME]",
 			"apply the ClickHouse migrations of schemas/clickhouse (idempotent)", runMigrate},
 		{"topics apply", "topics apply [-dry-run] [-strict] [-spec FILE] [-topics.suffix S] [-kafka.brokers …]",
 			"create and align the Kafka topics of schemas/kafka/topics.yaml; report drift", runTopicsApply},

@@ -58,6 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{"topics", "apply", "positional"},
 		{"migrate", "-clickhouse.database=bad-name"},
 		{"migrate", "-clickhouse.addrs="},
+		{"migrate", "-clickhouse.cluster=a b"},
 		{"rules", "check"},
 		{"rules", "test", "rule.yaml"},
 		{"rules", "check", "-kafka.brokers=x:1", "rule.yaml"},
@@ -100,6 +101,23 @@ func TestMigrateTwice(t *testing.T) {
 	code, _, errOut = run(t, "migrate", "-clickhouse.addrs=127.0.0.1:1", "-clickhouse.dial_timeout=300ms", "-clickhouse.database="+db)
 	require.Equal(t, cli.ExitError, code, errOut)
 	require.Contains(t, errOut, "vigiectl migrate:")
+}
+
+// TestMigrateCluster: -clickhouse.cluster selects the cluster variant, which first checks
+// that the server is a member of that cluster (the local server is not: it has no
+// remote_servers and no macros). pkg/chmigrate tests the variant itself.
+func TestMigrateCluster(t *testing.T) {
+	addr := testenv.ClickHouseAddr(t)
+	db := testenv.Name(t, "ctl")
+	code, out, errOut := run(t, "migrate", "-clickhouse.addrs", addr, "-clickhouse.database="+db, "-clickhouse.cluster", "vigie")
+	require.Equal(t, cli.ExitError, code, errOut)
+	require.Empty(t, out)
+	require.Contains(t, errOut, `cluster "vigie" is not in the server's remote_servers`)
+
+	t.Setenv("VIGIE_CTL_CLICKHOUSE_CLUSTER", "vigie")
+	code, _, errOut = run(t, "migrate", "-clickhouse.addrs", addr, "-clickhouse.database="+db)
+	require.Equal(t, cli.ExitError, code, errOut)
+	require.Contains(t, errOut, `cluster "vigie"`)
 }
 
 func TestTopicsApply(t *testing.T) {
