@@ -222,10 +222,12 @@ func (s *Session) killStatement(st *statement) {
 	})
 }
 
-// Result is the output of a statement run whole, with chDB's counters.
+// Result is the output of a statement run whole, with chDB's counters: rows and bytes read
+// from storage (ClickHouse's read_rows), rows of the result, rows and bytes written.
 type Result struct {
 	Data         []byte
 	RowsRead     uint64
+	ResultRows   uint64
 	BytesRead    uint64
 	RowsWritten  uint64
 	BytesWritten uint64
@@ -271,8 +273,9 @@ func (s *Session) ExecContext(ctx context.Context, query, format string, params 
 	}
 	return Result{
 		Data:         copyBuffer(l, res),
-		RowsRead:     l.resultRowsRead(res),
-		BytesRead:    l.resultBytesRead(res),
+		RowsRead:     l.resultStorageRowsRead(res),
+		BytesRead:    l.resultStorageBytesRead(res),
+		ResultRows:   l.resultRowsRead(res),
 		RowsWritten:  l.resultRowsWritten(res),
 		BytesWritten: l.resultBytesWritten(res),
 		Elapsed:      time.Duration(l.resultElapsed(res) * float64(time.Second)),
@@ -403,8 +406,8 @@ func (st *Stream) Next() ([]byte, error) {
 		}
 		return nil, newError(msg)
 	}
-	st.RowsRead += l.resultRowsRead(c)
-	st.BytesRead += l.resultBytesRead(c)
+	st.RowsRead += l.resultStorageRowsRead(c)
+	st.BytesRead += l.resultStorageBytesRead(c)
 	n := int(l.resultLength(c))
 	p := l.resultBuffer(c)
 	if n == 0 || p == nil {

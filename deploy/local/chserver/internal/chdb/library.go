@@ -14,25 +14,26 @@ import (
 
 // library holds the entry points of libchdb.so this package uses.
 type library struct {
-	connect               func(argc int32, argv **byte) unsafe.Pointer
-	closeConn             func(conn unsafe.Pointer)
-	setSignalHandlers     func(enabled int32)
-	queryN                func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr) unsafe.Pointer
-	streamQueryN          func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr) unsafe.Pointer
-	streamFetch           func(conn unsafe.Pointer, result unsafe.Pointer) unsafe.Pointer
-	streamCancel          func(conn unsafe.Pointer, result unsafe.Pointer)
-	destroyResult         func(result unsafe.Pointer)
-	resultBuffer          func(result unsafe.Pointer) unsafe.Pointer
-	resultLength          func(result unsafe.Pointer) uintptr
-	resultError           func(result unsafe.Pointer) unsafe.Pointer
-	resultRowsRead        func(result unsafe.Pointer) uint64
-	resultBytesRead       func(result unsafe.Pointer) uint64
-	resultStorageRowsRead func(result unsafe.Pointer) uint64
-	resultRowsWritten     func(result unsafe.Pointer) uint64
-	resultBytesWritten    func(result unsafe.Pointer) uint64
-	resultElapsed         func(result unsafe.Pointer) float64
-	queryParamsN          func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
-	streamQueryParamsN    func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
+	connect                func(argc int32, argv **byte) unsafe.Pointer
+	closeConn              func(conn unsafe.Pointer)
+	setSignalHandlers      func(enabled int32)
+	queryN                 func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr) unsafe.Pointer
+	streamQueryN           func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr) unsafe.Pointer
+	streamFetch            func(conn unsafe.Pointer, result unsafe.Pointer) unsafe.Pointer
+	streamCancel           func(conn unsafe.Pointer, result unsafe.Pointer)
+	destroyResult          func(result unsafe.Pointer)
+	resultBuffer           func(result unsafe.Pointer) unsafe.Pointer
+	resultLength           func(result unsafe.Pointer) uintptr
+	resultError            func(result unsafe.Pointer) unsafe.Pointer
+	resultRowsRead         func(result unsafe.Pointer) uint64
+	resultBytesRead        func(result unsafe.Pointer) uint64
+	resultStorageRowsRead  func(result unsafe.Pointer) uint64
+	resultStorageBytesRead func(result unsafe.Pointer) uint64
+	resultRowsWritten      func(result unsafe.Pointer) uint64
+	resultBytesWritten     func(result unsafe.Pointer) uint64
+	resultElapsed          func(result unsafe.Pointer) float64
+	queryParamsN           func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
+	streamQueryParamsN     func(conn unsafe.Pointer, query *byte, queryLen uintptr, format *byte, formatLen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, count uintptr) unsafe.Pointer
 }
 
 var (
@@ -80,6 +81,7 @@ func loadLibrary(path string) (*library, error) {
 			"chdb_result_rows_read":            &l.resultRowsRead,
 			"chdb_result_bytes_read":           &l.resultBytesRead,
 			"chdb_result_storage_rows_read":    &l.resultStorageRowsRead,
+			"chdb_result_storage_bytes_read":   &l.resultStorageBytesRead,
 			"chdb_result_rows_written":         &l.resultRowsWritten,
 			"chdb_result_bytes_written":        &l.resultBytesWritten,
 			"chdb_result_elapsed":              &l.resultElapsed,

@@ -113,17 +113,18 @@ func (b *httpBody) close() {
 
 // summary is what X-ClickHouse-Summary reports.
 type summary struct {
-	readRows, readBytes, writtenRows, writtenBytes uint64
-	elapsed                                        time.Duration
+	readRows, readBytes, writtenRows, writtenBytes, resultRows uint64
+	elapsed                                                    time.Duration
 }
 
 func summaryOf(r chdb.Result) summary {
-	return summary{readRows: r.RowsRead, readBytes: r.BytesRead, writtenRows: r.RowsWritten, writtenBytes: r.BytesWritten, elapsed: r.Elapsed}
+	return summary{readRows: r.RowsRead, readBytes: r.BytesRead, writtenRows: r.RowsWritten, writtenBytes: r.BytesWritten,
+		resultRows: r.ResultRows, elapsed: r.Elapsed}
 }
 
 // json renders the summary as ClickHouse does: every number a string.
 func (s summary) json() string {
 	q := func(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
-	return fmt.Sprintf(`{"read_rows":%s,"read_bytes":%s,"written_rows":%s,"written_bytes":%s,"total_rows_to_read":"0","result_rows":"0","result_bytes":"0","elapsed_ns":%s}`,
-		q(s.readRows), q(s.readBytes), q(s.writtenRows), q(s.writtenBytes), q(uint64(s.elapsed.Nanoseconds())))
+	return fmt.Sprintf(`{"read_rows":%s,"read_bytes":%s,"written_rows":%s,"written_bytes":%s,"total_rows_to_read":"0","result_rows":%s,"result_bytes":"0","elapsed_ns":%s}`,
+		q(s.readRows), q(s.readBytes), q(s.writtenRows), q(s.writtenBytes), q(s.resultRows), q(uint64(s.elapsed.Nanoseconds())))
 }

@@ -9,6 +9,10 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 )
 
+// pingRevision is the protocol revision Ping speaks: below the hello addendum (54458), so that
+// it answers the same against a server of any revision, this one or an older build.
+const pingRevision = 54453
+
 // Ping does a native-protocol handshake and ping against addr: the readiness check of
 // scripts (`chserver -ping addr`). It needs no chDB library.
 func Ping(ctx context.Context, addr, user, password string) error {
@@ -25,7 +29,7 @@ func Ping(ctx context.Context, addr, user, password string) error {
 	_ = nc.SetDeadline(deadline)
 	w := newWireWriter(nc)
 	if err := w.packet(func(b *proto.Buffer) {
-		proto.ClientHello{Name: "chserver-ping", Major: 1, Minor: 0, ProtocolVersion: serverRevision, User: user, Password: password}.Encode(b)
+		proto.ClientHello{Name: "chserver-ping", Major: 1, Minor: 0, ProtocolVersion: pingRevision, User: user, Password: password}.Encode(b)
 	}); err != nil {
 		return err
 	}
@@ -44,14 +48,14 @@ func Ping(ctx context.Context, addr, user, password string) error {
 		switch proto.ServerCode(code) {
 		case proto.ServerCodeHello:
 			var h proto.ServerHello
-			if err := h.DecodeAware(r, serverRevision); err != nil {
+			if err := h.DecodeAware(r, pingRevision); err != nil {
 				return fmt.Errorf("%w: decode hello: %w", ErrNotReady, err)
 			}
 		case proto.ServerCodePong:
 			return nil
 		case proto.ServerCodeException:
 			var e proto.Exception
-			if err := e.DecodeAware(r, serverRevision); err != nil {
+			if err := e.DecodeAware(r, pingRevision); err != nil {
 				return fmt.Errorf("%w: decode exception: %w", ErrNotReady, err)
 			}
 			return fmt.Errorf("%w: code %d: %s", ErrNotReady, e.Code, e.Message)
