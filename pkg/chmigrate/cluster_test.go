@@ -2,6 +2,7 @@ package chmigrate_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,25 @@ func TestRewriteAccessForCluster(t *testing.T) {
 	}
 	_, err = c.RewriteAccess([]string{"GRANT SELECT ON {db}.unknown TO r"})
 	require.ErrorIs(t, err, chmigrate.ErrNoClusterRewrite)
+}
+
+// TestEveryTableIsPlaced: schemas/clickhouse/cluster.go names exactly the tables the
+// migrations create (ForCluster refuses a table without a placement; a stale one is caught here).
+func TestEveryTableIsPlaced(t *testing.T) {
+	single, _ := clusterMigrations(t, false)
+	created := map[string]bool{}
+	re := regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)`)
+	for _, m := range single {
+		for _, s := range m.Statements {
+			if g := re.FindStringSubmatch(s); g != nil {
+				created[g[1]] = true
+			}
+		}
+	}
+	placed := map[string]bool{}
+	for name := range chschema.ClusterTables {
+		placed[name] = true
+	}
+	require.Equal(t, created, placed)
+	require.Equal(t, chmigrate.Everywhere, chschema.Everywhere)
 }
