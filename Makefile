@@ -21,6 +21,7 @@ deps: ## install what a fresh machine needs: Go modules, Kafka jars, the chDB en
 	@$(LOCAL)/kafka.sh fetch
 	@$(LOCAL)/chdb-fetch.sh
 	@$(LOCAL)/clickhouse18.sh install
+	@$(LOCAL)/chserver/pyclients.sh
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: up

@@ -83,6 +83,8 @@ type httpRequest struct {
 	// encoding is the response's Content-Encoding ("" for none), compressionLevel its level.
 	encoding         string
 	compressionLevel int
+	// params are the param_name values of {name:Type} placeholders.
+	params map[string]string
 }
 
 func (s *Server) handleHTTP(w http.ResponseWriter, r *http.Request) {
@@ -175,17 +177,20 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 	if err != nil {
 		return err
 	}
-	if sql, err = bindParams(sql, values); err != nil {
-		return err
-	}
 	toks, err := lex(sql)
 	if err != nil {
 		return newQueryError(codeSyntaxError, "Syntax error: %v", err)
 	}
+	// {name:Type} values are bound by the engine, as ClickHouse binds them, except in an
+	// INSERT of data, whose statement is rewritten (INSERT ... FROM INFILE) first.
+	h.params = values
 	switch classify(sql, toks) {
 	case stmtSelect:
 		return s.httpSelect(h, sql)
 	case stmtInsert:
+		if sql, err = bindParams(sql, values); err != nil {
+			return err
+		}
 		return s.httpInsert(h, sql, data)
 	case stmtSet, stmtUse:
 		return newQueryError(codeNotImplemented, "SET and USE need a session, which chserver's HTTP interface does not keep: pass settings as URL parameters (?max_threads=2) and the database as ?database=name")

@@ -54,14 +54,14 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 	var produced <-chan struct{}
 	native := strings.EqualFold(h.format, chdb.NativeFormat)
 	if native {
-		stream, err := sess.StreamContext(ctx, sql, chdb.NativeFormat, nil)
+		stream, err := sess.StreamContext(ctx, sql, chdb.NativeFormat, h.params)
 		if err != nil {
 			release()
 			return err
 		}
 		produced = sp.fill(stream, release)
 	} else {
-		if produced, err = s.fillFormatted(ctx, sp, sess, release, sql, h.format); err != nil {
+		if produced, err = s.fillFormatted(ctx, sp, sess, release, sql, h.format, h.params); err != nil {
 			release()
 			return err
 		}
@@ -116,7 +116,7 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 // whose bytes go to sp as they come; release is called when the statement has ended. The
 // FIFO is read to its end whatever happens (a cancelled query is killed, not abandoned), so
 // the engine never writes into a pipe without a reader.
-func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Session, release func(), sql, format string) (<-chan struct{}, error) {
+func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Session, release func(), sql, format string, params map[string]string) (<-chan struct{}, error) {
 	dir, err := os.MkdirTemp(s.cfg.TmpDir, "chserver-out-")
 	if err != nil {
 		return nil, fmt.Errorf("create output folder: %w", err)
@@ -147,7 +147,7 @@ func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Sessio
 	go func() {
 		defer close(done)
 		defer func() { _ = os.RemoveAll(dir) }()
-		r, err := sess.ExecContext(ctx, stmt, "Null", nil)
+		r, err := sess.ExecContext(ctx, stmt, "Null", params)
 		release()
 		_ = hold.Close()
 		rerr := <-read
@@ -217,7 +217,7 @@ func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) err
 	var out []byte
 	var r chdb.Result
 	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
-		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings, nil)
+		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings, h.params)
 		out = r.Data
 		return err
 	})

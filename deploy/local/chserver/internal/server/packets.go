@@ -23,6 +23,8 @@ const (
 	revisionSecret      = 54441
 	revisionParameters  = 54459
 	revisionAddendum    = 54458
+	// revisionProfileEventsInInsert: the server answers each inserted block with ProfileEvents.
+	revisionProfileEventsInInsert = 54456
 )
 
 // Client packet codes.
@@ -313,6 +315,18 @@ func (w *wireWriter) progress(p proto.Progress, revision uint64) error {
 	return w.packet(func(b *proto.Buffer) {
 		proto.ServerCodeProgress.Encode(b)
 		p.EncodeAware(b, int(revision))
+	})
+}
+
+// profileEvents sends a ProfileEvents packet with an empty block (this server keeps no
+// profile events), never compressed, as ClickHouse sends them.
+func (w *wireWriter) profileEvents() error {
+	return w.packet(func(b *proto.Buffer) {
+		proto.ServerProfileEvents.Encode(b)
+		b.PutString("")
+		proto.BlockInfo{BucketNum: -1}.Encode(b)
+		b.PutUVarInt(0) // columns
+		b.PutUVarInt(0) // rows
 	})
 }
 

@@ -76,6 +76,16 @@ func (c *conn) runInsert(ctx context.Context, q *queryPacket, settings []sqlSett
 			_ = c.sendError(newQueryError(codeNotImplemented, "read insert block: %v", err))
 			return fmt.Errorf("read insert block: %w", err)
 		}
+		if c.revision >= revisionProfileEventsInInsert {
+			// From this revision clients (clickhouse-driver) wait for a ProfileEvents packet
+			// in answer to each block they insert, the last, empty one included.
+			if err := c.w.profileEvents(); err != nil {
+				return err
+			}
+			if err := c.w.flush(); err != nil {
+				return err
+			}
+		}
 		if ncols == 0 {
 			break
 		}
