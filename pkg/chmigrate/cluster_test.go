@@ -42,9 +42,9 @@ func TestRewriteForCluster(t *testing.T) {
 func TestRewriteRefusesWhatItCannotPlace(t *testing.T) {
 	c := chmigrate.Cluster{Name: "vigie", Tables: map[string]string{"t": "k"}}
 	for _, stmt := range []string{
-		"CREATE TABLE IF NOT EXISTS {db}.other (k UInt8) ENGINE = MergeTree ORDER BY k",      // no placement
-		"CREATE TABLE IF NOT EXISTS {db}.t (k UInt8) ENGINE = Memory",                        // not a MergeTree
-		"ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x UInt8",                                // no rewrite yet
+		"CREATE TABLE IF NOT EXISTS {db}.other (k UInt8) ENGINE = MergeTree ORDER BY k",       // no placement
+		"CREATE TABLE IF NOT EXISTS {db}.t (k UInt8) ENGINE = Memory",                         // not a MergeTree
+		"ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x UInt8",                                 // no rewrite yet
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.v TO {db}.other AS SELECT k FROM {db}.t", // target without placement
 	} {
 		_, err := c.Rewrite([]string{stmt})
