@@ -44,6 +44,9 @@ var (
 	ErrChecksumMismatch = errors.New("migration changed after it was applied")
 	// ErrBadDatabaseName means the database name is not a plain identifier.
 	ErrBadDatabaseName = errors.New("database name must match [A-Za-z_][A-Za-z0-9_]*")
+	// ErrLayout means a database migrated for one server is migrated for a cluster, or the
+	// reverse; converting one into the other is not automated.
+	ErrLayout = errors.New("the database has the other layout")
 	// ErrNotIdempotent means a migration statement cannot be run twice safely.
 	ErrNotIdempotent = errors.New("statement is not idempotent (needs IF NOT EXISTS / IF EXISTS)")
 )
@@ -138,17 +141,29 @@ type Result struct {
 
 // Apply applies the pending migrations to database, creating it when needed.
 func Apply(ctx context.Context, conn driver.Conn, database string, migrations []Migration, log *zap.Logger) (Result, error) {
-	return apply(ctx, conn, database, migrations, bootstrap(), log)
+	return apply(ctx, conn, database, migrations, bootstrap(), false, log)
 }
 
 // apply creates what bootstrap says (the database and schema_migrations), then applies the
 // pending migrations.
-func apply(ctx context.Context, conn driver.Conn, database string, migrations []Migration, bootstrap []string, log *zap.Logger) (Result, error) {
+func apply(ctx context.Context, conn driver.Conn, database string, migrations []Migration, bootstrap []string, cluster bool, log *zap.Logger) (Result, error) {
 	var res Result
 	for _, s := range bootstrap {
 		if err := exec(ctx, conn, s, database); err != nil {
 			return res, fmt.Errorf("create schema_migrations: %w", err)
 		}
+	}
+	// A database is migrated for one server or for a cluster, for good: CREATE … IF NOT
+	// EXISTS would otherwise leave the other layout's tables in place and report success.
+	var engine string
+	if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'schema_migrations'", database).Scan(&engine); err != nil {
+		return res, fmt.Errorf("read schema_migrations' engine: %w", err)
+	}
+	switch replicated := strings.HasPrefix(engine, "Replicated"); {
+	case cluster && !replicated:
+		return res, fmt.Errorf("database %s was migrated for one server (schema_migrations is %s): %w", database, engine, ErrLayout)
+	case !cluster && replicated:
+		return res, fmt.Errorf("database %s was migrated for a cluster (schema_migrations is %s; migrate with its cluster): %w", database, engine, ErrLayout)
 	}
 	applied, err := appliedVersions(ctx, conn, database)
 	if err != nil {

@@ -229,7 +229,7 @@ func ApplyCluster(ctx context.Context, conn driver.Conn, database string, migrat
 	if err != nil {
 		return Result{}, err
 	}
-	return apply(ctx, conn, database, cm, boot, log.With(zap.String("cluster", c.Name)))
+	return apply(ctx, conn, database, cm, boot, true, log.With(zap.String("cluster", c.Name)))
 }
 
 // CheckCluster returns nil when the server conn is connected to knows cluster name in

@@ -198,6 +198,15 @@ func TestClusterSchemaExecuted(t *testing.T) {
 	sort.Strings(names)
 	t.Logf("tables and views compared: %s", strings.Join(names, ", "))
 
+	// A database keeps its layout: the single-server migrate refuses the cluster database,
+	// the cluster migrate the single-server one.
+	_, err = Apply(ctx, conn, "clu", single, zap.NewNop())
+	require.ErrorIs(t, err, ErrLayout)
+	require.ErrorContains(t, err, "migrated for a cluster")
+	_, err = ApplyCluster(ctx, conn, "single", single, c, zap.NewNop())
+	require.ErrorIs(t, err, ErrLayout)
+	require.ErrorContains(t, err, "migrated for one server")
+
 	// What this engine cannot do with them: the replicas stay read-only.
 	var readonly uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT countIf(is_readonly) FROM system.replicas WHERE database = 'clu'").Scan(&readonly))
