@@ -9,7 +9,8 @@
 #
 # Addresses: CHSERVER_LISTEN (native protocol, default 127.0.0.1:19000) and CHSERVER_HTTP_LISTEN
 # (HTTP interface, default 127.0.0.1:18123). Data in .state/clickhouse, log in
-# .state/logs/chserver.log, PID in .state/pids/chserver.pid; writes CLICKHOUSE_ADDR and
+# .state/logs/chserver.log, PID in .state/pids/chserver.pid (CHSERVER_DATA moves the data; the
+# server reads CHSERVER_MAX_QUERIES too); writes CLICKHOUSE_ADDR and
 # CLICKHOUSE_HTTP_ADDR to .state/env.
 # Needs libchdb.so: deploy/local/chdb-fetch.sh (run by `make deps`).
 set -euo pipefail
@@ -20,7 +21,7 @@ bin="$root/.cache/bin/chserver"
 lib="${CHDB_LIB_PATH:-$root/.cache/chdb/libchdb.so}"
 addr="${CHSERVER_LISTEN:-127.0.0.1:19000}"
 http_addr="${CHSERVER_HTTP_LISTEN:-127.0.0.1:18123}"
-data="$state/clickhouse"
+data="${CHSERVER_DATA:-$state/clickhouse}"
 logfile="$state/logs/chserver.log"
 pidfile="$state/pids/chserver.pid"
 envfile="$state/env"
