@@ -148,22 +148,9 @@ func (c *conn) cancellable(ctx context.Context, onClose bool, fn func(context.Co
 	return err
 }
 
-// execWithSettings runs sql with settings set on the session around it (statements that take
-// no SETTINGS clause of their own: DDL, OPTIMIZE, INSERT ... SELECT), output in format.
-func execWithSettings(s *chdb.Session, sql, format string, settings []sqlSetting) ([]byte, error) {
-	restore, err := applySettings(s, settings)
-	if err != nil {
-		return nil, err
-	}
-	out, err := s.ExecFormat(sql, format)
-	if rerr := restore(); err == nil {
-		err = rerr
-	}
-	return out, err
-}
-
-// execWithSettingsContext is execWithSettings whose statement is killed when ctx is done,
-// with chDB's counters.
+// execWithSettingsContext runs sql with settings set on the session around it (statements that
+// take no SETTINGS clause of their own: DDL, OPTIMIZE, INSERT ... SELECT), output in format,
+// with chDB's counters; the statement is killed when ctx is done.
 func execWithSettingsContext(ctx context.Context, s *chdb.Session, sql, format string, settings []sqlSetting, params map[string]string) (chdb.Result, error) {
 	restore, err := applySettings(s, settings)
 	if err != nil {
