@@ -64,9 +64,6 @@ const (
 	failingAfter           = 30 * time.Second
 	withoutGenerationAfter = 30 * time.Second
 	lagInterval            = 10 * time.Second
-	// rebalanceTimeoutMin is the least time the group waits for members to finish their
-	// batches in hand and rejoin after a rebalance starts.
-	rebalanceTimeoutMin = 60 * time.Second
 )
 
 // Consumer is one member of a consumer group reading one topic, at least once, partition by

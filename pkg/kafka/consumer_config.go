@@ -28,6 +28,11 @@ type ConsumerConfig struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// SessionTimeout is how long the group waits for a silent member before rebalancing.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout is how long a rebalance waits for every member to finish its batches
+	// in hand and rejoin; a member that takes longer is dropped from the group. It must
+	// outlast the slowest handling of one batch (the writer: an insert's query timeout and
+	// its retries), else a batch in hand can be handed to another member while it is stored.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 	// Retry is the policy for handler, OnAssign, fetch and commit failures. It is not
 	// configurable by keys (every retry in Vigie uses one policy); the zero value is
 	// retry.Default().
@@ -44,6 +49,7 @@ func DefaultConsumerConfig(group string) ConsumerConfig {
 		QueueCapacity:     10000,
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  90 * time.Second,
 		Retry:             retry.Default(),
 	}
 }
@@ -66,6 +72,8 @@ func (c ConsumerConfig) Validate(prefix string) error {
 		return fmt.Errorf("%s.heartbeat_interval: must be positive", prefix)
 	case c.SessionTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("%s.session_timeout: must be longer than heartbeat_interval (%s)", prefix, c.HeartbeatInterval)
+	case c.RebalanceTimeout < c.SessionTimeout:
+		return fmt.Errorf("%s.rebalance_timeout: must be at least session_timeout (%s)", prefix, c.SessionTimeout)
 	}
 	return c.Retry.Validate(prefix + ".retry")
 }

@@ -43,7 +43,7 @@ func (c *Consumer) run(ctx context.Context) error {
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
 		SessionTimeout:    c.cfg.SessionTimeout,
 		// A rebalance waits for every member to finish its batches in hand.
-		RebalanceTimeout: max(c.cfg.SessionTimeout, rebalanceTimeoutMin),
+		RebalanceTimeout: c.cfg.RebalanceTimeout,
 		JoinGroupBackoff: 500 * time.Millisecond,
 		StartOffset:      kafkago.FirstOffset,
 		// A topic that gains partitions is rebalanced onto them.

@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"runtime/debug"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -21,11 +20,6 @@ import (
 
 // Name is the service's name: metrics vigie_writer_*, environment VIGIE_WRITER_*.
 const Name = "writer"
-
-// insertRetryBudget bounds the retries of one insert with its own token; past it the batch
-// goes back to the consumer, whose retry ends when the partition is revoked, so that a
-// rebalance is not held up by a ClickHouse outage (see README).
-const insertRetryBudget = 10 * time.Second
 
 // Build wires the writer into s.
 func Build(ctx context.Context, s *service.Service, cfg *config.Config) error {
@@ -52,7 +46,7 @@ func Build(ctx context.Context, s *service.Service, cfg *config.Config) error {
 	if insertRetry == (retry.Policy{}) {
 		insertRetry = retry.Default()
 	}
-	insertRetry.MaxElapsed = insertRetryBudget
+	insertRetry.MaxElapsed = config.InsertRetryBudget
 	w, err := consume.New(consume.Config{
 		Topic:                cfg.Topics.Enriched,
 		MaxPendingRows:       cfg.MaxPendingRows,

@@ -20,6 +20,11 @@ import (
 // server cuts an insert into several parts, which are not stored atomically together.
 const maxBatch = 1_000_000
 
+// InsertRetryBudget bounds the retries of one insert with its own token; past it the batch
+// goes back to the consumer, whose retry ends when the partition is revoked, so that a
+// rebalance is not held up by a ClickHouse outage (see README).
+const InsertRetryBudget = 10 * time.Second
+
 // Config is the writer's whole configuration.
 type Config struct {
 	service.Base `yaml:",inline"`
@@ -109,6 +114,10 @@ func (c *Config) Validate() error {
 		return errors.New("topics.enriched: must not be empty")
 	case c.Topics.DLQ == "":
 		return errors.New("topics.dlq: must not be empty")
+	}
+	if need := c.ClickHouse.QueryTimeout + InsertRetryBudget; c.Consumer.RebalanceTimeout <= need {
+		return fmt.Errorf("consumer.rebalance_timeout: %s must exceed clickhouse.query_timeout + the %s insert retry budget (%s), or a rebalance can hand a batch to another member while its insert runs",
+			c.Consumer.RebalanceTimeout, InsertRetryBudget, need)
 	}
 	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err

@@ -36,6 +36,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"admin.listen", func(c *config.Config) { c.Admin.Listen = "" }},
 		{"kafka.brokers", func(c *config.Config) { c.Kafka.Brokers = nil }},
 		{"consumer.batch_size", func(c *config.Config) { c.Consumer.BatchSize = 2_000_000; c.MaxPendingRows = 2_000_000 }},
+		{"consumer.rebalance_timeout", func(c *config.Config) { c.Consumer.RebalanceTimeout = c.ClickHouse.QueryTimeout }},
 		{"topics.dlq", func(c *config.Config) { c.Topics.DLQ = "" }},
 		{"clickhouse.addrs", func(c *config.Config) { c.ClickHouse.Addrs = nil }},
 		{"clickhouse.cluster", func(c *config.Config) { c.ClickHouse.Cluster = "a'b" }},
