@@ -51,6 +51,7 @@ test: deps ## run every module's tests with -race against real Kafka and ClickHo
 
 .PHONY: test-only
 test-only: ## run the tests against infrastructure that is already up
+	@.ci/depskew
 	@set -a; . .state/env; set +a; \
 	failed=""; \
 	for m in $(MODULES); do \
