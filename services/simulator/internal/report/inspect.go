@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 )
@@ -27,18 +27,17 @@ type Pipeline struct {
 	DLQTopic string
 }
 
-// Open connects to ClickHouse.
+// Open connects to ClickHouse through the one opener of pkg/clickhouse, and pings it: a
+// report or a test has nothing to wait for, so a server that does not answer is an error
+// here. database is where the pipeline's tables are (statements name it themselves).
 func Open(ctx context.Context, addr, database string) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{addr},
-		Auth:        clickhouse.Auth{Database: database, Username: "default"},
-		DialTimeout: 5 * time.Second,
-		ReadTimeout: 60 * time.Second,
-	})
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addrs, cfg.Database = []string{addr}, database
+	conn, err := clickhouse.Open(ctx, cfg, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open clickhouse %s: %w", addr, err)
+		return nil, err
 	}
-	if err := conn.Ping(ctx); err != nil {
+	if err := clickhouse.Ping(conn)(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %s: %w", addr, err)
 	}
