@@ -47,13 +47,18 @@ func build(ctx context.Context, s *service.Service, cfg *Config) (*enricher, err
 		zap.Int("tacs", st.TACs), zap.Int("operators", st.Operators))
 
 	if cfg.ClickHouseEnabled() {
-		conn, err := clickhouse.Open(ctx, cfg.ClickHouse, logger)
+		conn, err := clickhouse.Open(ctx, cfg.ClickHouse.Config, logger)
 		if err != nil {
 			return nil, err
 		}
 		s.OnClose(conn.Close)
 		s.AddCheck("clickhouse", clickhouse.Ping(conn))
-		loader, err := chref.NewLoader(conn, cfg.ClickHouse.Database, logger)
+		var loader *chref.Loader
+		if cfg.ClickHouse.Cluster != "" {
+			loader, err = chref.NewClusterLoader(conn, cfg.ClickHouse.Database, cfg.ClickHouse.Cluster, logger)
+		} else {
+			loader, err = chref.NewLoader(conn, cfg.ClickHouse.Database, logger)
+		}
 		if err != nil {
 			return nil, err
 		}

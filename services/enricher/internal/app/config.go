@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
@@ -41,8 +42,17 @@ type Config struct {
 	Topics   Topics               `yaml:"topics"`
 	// ClickHouse receives the reference data as tables for analysts. Empty addrs (the
 	// default): not loaded.
-	ClickHouse clickhouse.Config `yaml:"clickhouse"`
-	Reference  ReferenceConfig   `yaml:"reference"`
+	ClickHouse ClickHouse      `yaml:"clickhouse"`
+	Reference  ReferenceConfig `yaml:"reference"`
+}
+
+// ClickHouse is the shared clickhouse block and the cluster the schema was migrated for.
+type ClickHouse struct {
+	clickhouse.Config `yaml:",inline"`
+	// Cluster is the ClickHouse cluster (`vigiectl migrate -clickhouse.cluster`), as the
+	// writer's clickhouse.cluster: the reference tables are then replaced ON CLUSTER
+	// (internal/chref). Empty: one server.
+	Cluster string `yaml:"cluster"`
 }
 
 // Topics are the topics the enricher reads and writes. It creates none of them (`vigiectl
@@ -77,7 +87,7 @@ func DefaultConfig() *Config {
 		Consumer:   consumer,
 		Producer:   producer,
 		Topics:     Topics{Raw: event.TopicRaw, Enriched: event.TopicEnriched, DLQ: event.TopicDLQ},
-		ClickHouse: ch,
+		ClickHouse: ClickHouse{Config: ch},
 		Reference:  ReferenceConfig{Debounce: 300 * time.Millisecond},
 	}
 }
@@ -117,6 +127,11 @@ func (c *Config) Validate() error {
 		if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 			return err
 		}
+		if c.ClickHouse.Cluster != "" {
+			if err := chmigrate.ValidateClusterName(c.ClickHouse.Cluster); err != nil {
+				return fmt.Errorf("clickhouse.cluster: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -126,6 +141,9 @@ func (c *Config) String() string {
 	ch := "off"
 	if c.ClickHouseEnabled() {
 		ch = fmt.Sprintf("%v/%s", c.ClickHouse.Addrs, c.ClickHouse.Database)
+		if c.ClickHouse.Cluster != "" {
+			ch += " cluster=" + c.ClickHouse.Cluster
+		}
 	}
 	return fmt.Sprintf("raw=%s enriched=%s dlq=%s group=%s reference=%q clickhouse=%s",
 		c.Topics.Raw, c.Topics.Enriched, c.Topics.DLQ, c.Consumer.GroupID, c.Reference.Dir, ch)

@@ -39,6 +39,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"topics same", func(c *Config) { c.Topics.Enriched = c.Topics.Raw }, "must differ"},
 		{"debounce", func(c *Config) { c.Reference.Debounce = 0 }, "reference.debounce"},
 		{"clickhouse", func(c *Config) { c.ClickHouse.Addrs = []string{"127.0.0.1:19000"}; c.ClickHouse.Database = "" }, "clickhouse.database"},
+		{"clickhouse cluster", func(c *Config) { c.ClickHouse.Addrs = []string{"127.0.0.1:19000"}; c.ClickHouse.Cluster = "a'b" }, "clickhouse.cluster"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -54,6 +55,7 @@ func TestConfigKeys(t *testing.T) {
 	t.Setenv(EnvPrefix+"_TOPICS_RAW", "raw.test")
 	t.Setenv(EnvPrefix+"_CONSUMER_GROUP_ID", "g")
 	t.Setenv(EnvPrefix+"_CLICKHOUSE_ADDRS", "127.0.0.1:19000")
+	t.Setenv(EnvPrefix+"_CLICKHOUSE_CLUSTER", "vigie")
 	t.Setenv(EnvPrefix+"_ADMIN_LISTEN", "127.0.0.1:0")
 	path := filepath.Join(t.TempDir(), "enricher.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("reference: {dir: /ref, debounce: 1s}\nproducer: {compression: none}\n"), 0o600))
@@ -63,6 +65,7 @@ func TestConfigKeys(t *testing.T) {
 	require.Equal(t, "g", cfg.Consumer.GroupID)
 	require.Equal(t, 100, cfg.Consumer.BatchSize)
 	require.True(t, cfg.ClickHouseEnabled())
+	require.Equal(t, "vigie", cfg.ClickHouse.Cluster)
 	require.Equal(t, "/ref", cfg.Reference.Dir)
 	require.Equal(t, time.Second, cfg.Reference.Debounce)
 	require.Equal(t, "none", cfg.Producer.Compression)

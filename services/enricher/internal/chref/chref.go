@@ -7,6 +7,13 @@
 // version is dropped. A query sees the old version or the new one, never a mix and never an
 // empty table. A table already holding the version is left alone, so restarts and several
 // enricher replicas do not rewrite it.
+//
+// On a cluster (NewClusterLoader, docs/clickhouse-cluster.md) the reference tables are
+// ReplicatedMergeTree on every server, each with its Keeper path fixed when it was created,
+// so a copy made AS the live table would claim the live table's path: the staging table is
+// created ON CLUSTER with its engine spelled out and a Keeper path of its own (the path
+// follows the staging table's name, which is new for every load), filled on one server,
+// synced to every replica, then swapped ON CLUSTER; the old version is dropped ON CLUSTER.
 package chref
 
 import (
@@ -21,6 +28,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/retry"
 )
@@ -44,6 +52,12 @@ type Loader struct {
 	logger   *zap.Logger
 	// attempt spaces the attempts at one table.
 	attempt retry.Policy
+	// cluster is the ClickHouse cluster the schema was migrated for; "" is one server.
+	cluster string
+	// checkCluster says whether the connected server is a member of cluster (a test
+	// replaces it); checked once, before the first cluster load.
+	checkCluster func(context.Context) error
+	clusterOK    bool
 }
 
 // NewLoader returns a loader writing to database over conn. The tables must exist (the
@@ -54,6 +68,22 @@ func NewLoader(conn driver.Conn, database string, logger *zap.Logger) (*Loader, 
 	}
 	return &Loader{conn: conn, database: database, logger: logger.Named("chref"),
 		attempt: retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}}, nil
+}
+
+// NewClusterLoader returns a loader writing to database on the cluster the schema was
+// migrated for (`vigiectl migrate -clickhouse.cluster NAME`): the reference tables are
+// Replicated on every server, and every statement that changes them runs ON CLUSTER.
+func NewClusterLoader(conn driver.Conn, database, cluster string, logger *zap.Logger) (*Loader, error) {
+	if err := chmigrate.ValidateClusterName(cluster); err != nil {
+		return nil, err
+	}
+	l, err := NewLoader(conn, database, logger)
+	if err != nil {
+		return nil, err
+	}
+	l.cluster = cluster
+	l.checkCluster = func(ctx context.Context) error { return chmigrate.CheckCluster(ctx, conn, cluster) }
+	return l, nil
 }
 
 // Load makes every reference table hold snap's version. It returns how many tables it
@@ -129,18 +159,38 @@ func (l *Loader) replace(ctx context.Context, table string, fill func(driver.Bat
 	}
 	live := fmt.Sprintf("`%s`.`%s`", l.database, table)
 	staging := fmt.Sprintf("`%s`.`%s_load_%s`", l.database, table, hex.EncodeToString(suffix[:]))
-	if err := l.conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", staging, live)); err != nil {
-		return 0, fmt.Errorf("create staging table: %w", err)
+	st := statements{create: fmt.Sprintf("CREATE TABLE %s AS %s", staging, live),
+		// Plain DROP on one server: DROP … SYNC can hang on chDB.
+		drop:     "DROP TABLE IF EXISTS " + staging,
+		exchange: fmt.Sprintf("EXCHANGE TABLES %s AND %s", live, staging)}
+	dropTimeout := 30 * time.Second
+	if l.cluster != "" {
+		if !l.clusterOK {
+			if err := l.checkCluster(ctx); err != nil {
+				return 0, err
+			}
+			l.clusterOK = true
+		}
+		if st, err = l.clusterStatements(ctx, table, live, staging); err != nil {
+			return 0, err
+		}
+		// ON CLUSTER waits for every server up to distributed_ddl_task_timeout (180 s by
+		// default); the DROP is queued for every server even if the wait is cut short.
+		dropTimeout = 200 * time.Second
 	}
 	defer func() {
 		// After the exchange the staging name holds the old version; before it, the
-		// unfinished new one. Either way it goes. Plain DROP: DROP … SYNC can hang on chDB.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		// unfinished new one (or, after a failed CREATE … ON CLUSTER, the copies some
+		// servers made). Either way it goes.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
 		defer cancel()
-		if derr := l.conn.Exec(dctx, "DROP TABLE IF EXISTS "+staging); derr != nil {
+		if derr := l.conn.Exec(dctx, st.drop); derr != nil {
 			l.logger.Warn("drop staging table", zap.String("table", staging), zap.Error(derr))
 		}
 	}()
+	if err := l.conn.Exec(ctx, st.create); err != nil {
+		return 0, fmt.Errorf("create staging table: %w", err)
+	}
 	batch, err := l.conn.PrepareBatch(ctx, "INSERT INTO "+staging+" ("+columns[table]+")")
 	if err != nil {
 		return 0, fmt.Errorf("prepare insert: %w", err)
@@ -152,10 +202,80 @@ func (l *Loader) replace(ctx context.Context, table string, fill func(driver.Bat
 	if err := batch.Send(); err != nil {
 		return 0, fmt.Errorf("insert %d rows: %w", rows, err)
 	}
-	if err := l.conn.Exec(ctx, fmt.Sprintf("EXCHANGE TABLES %s AND %s", live, staging)); err != nil {
+	if st.sync != "" {
+		if err := l.conn.Exec(ctx, st.sync); err != nil {
+			return 0, fmt.Errorf("sync staging table's replicas: %w", err)
+		}
+	}
+	if err := l.conn.Exec(ctx, st.exchange); err != nil {
 		return 0, fmt.Errorf("exchange tables: %w", err)
 	}
 	return rows, nil
+}
+
+// statements are those replace sends around the insert, in this order: create, (insert),
+// sync (cluster only), exchange, drop.
+type statements struct {
+	create, sync, exchange, drop string
+}
+
+// clusterStatements are replace's statements on a cluster. The staging table copies the
+// live table's columns (AS live) and its sorting and partition keys, read from the connected
+// server, with the engine spelled out: ReplicatedMergeTree on its own Keeper path under
+// /clickhouse/tables/all/ (one replica group spanning every server, as the migrations place
+// reference tables), {table} being the staging name, new for every load. SYSTEM SYNC
+// REPLICA ON CLUSTER returns once every server's replica has fetched the inserted part, so
+// no server swaps in a table it has not received yet; EXCHANGE then swaps the two on every
+// server, and the DROP … SYNC removes the old version and its replica from Keeper at once.
+func (l *Loader) clusterStatements(ctx context.Context, table, live, staging string) (statements, error) {
+	engine, sortingKey, partitionKey, err := l.layout(ctx, table)
+	if err != nil {
+		return statements{}, err
+	}
+	if engine != "ReplicatedMergeTree" {
+		return statements{}, fmt.Errorf("%s.%s has engine %s, not ReplicatedMergeTree: was the database migrated for cluster %s (vigiectl migrate -clickhouse.cluster)?", l.database, table, engine, l.cluster)
+	}
+	return clusterStatements(live, staging, sortingKey, partitionKey), nil
+}
+
+func clusterStatements(live, staging, sortingKey, partitionKey string) statements {
+	on := " ON CLUSTER '" + chmigrate.MacroCluster + "'"
+	create := "CREATE TABLE " + staging + on + " AS " + live +
+		" ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')"
+	if partitionKey != "" {
+		create += " PARTITION BY (" + partitionKey + ")"
+	}
+	create += " ORDER BY (" + sortingKey + ")"
+	return statements{
+		create:   create,
+		sync:     "SYSTEM SYNC REPLICA" + on + " " + staging,
+		exchange: "EXCHANGE TABLES " + live + " AND " + staging + on,
+		drop:     "DROP TABLE IF EXISTS " + staging + on + " SYNC",
+	}
+}
+
+// layout reads the live table's engine, sorting key and partition key on the connected
+// server.
+func (l *Loader) layout(ctx context.Context, table string) (engine, sortingKey, partitionKey string, err error) {
+	rows, err := l.conn.Query(ctx, "SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = ? AND name = ?", l.database, table)
+	if err != nil {
+		return "", "", "", fmt.Errorf("read layout of %s.%s: %w", l.database, table, err)
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		if err := rows.Scan(&engine, &sortingKey, &partitionKey); err != nil {
+			return "", "", "", fmt.Errorf("read layout of %s.%s: %w", l.database, table, err)
+		}
+		found = true
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", "", fmt.Errorf("read layout of %s.%s: %w", l.database, table, err)
+	}
+	if !found || sortingKey == "" {
+		return "", "", "", fmt.Errorf("%s.%s: no such MergeTree table (has the migrate step run?)", l.database, table)
+	}
+	return engine, sortingKey, partitionKey, nil
 }
 
 var columns = map[string]string{
