@@ -22,6 +22,7 @@ deps: ## install what a fresh machine needs: Go modules, Kafka jars, the chDB en
 	@$(LOCAL)/chdb-fetch.sh
 	@$(LOCAL)/clickhouse18.sh install
 	@$(LOCAL)/chserver/pyclients.sh
+	@test -f .cache/zookeeper/libs/commons-cli-1.5.0.jar || mvn -q -B -f pkg/chmigrate/testdata/zookeeper/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.cache/zookeeper/libs
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: up
