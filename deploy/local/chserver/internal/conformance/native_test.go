@@ -43,7 +43,7 @@ func TestNativeQueryParameters(t *testing.T) {
 	require.Equal(t, int32(456), exceptionCode(t, err))
 }
 
-// Progress packets follow the blocks, and ProfileInfo counts the result.
+// Progress packets follow the engine's chunks, and ProfileInfo counts the result.
 func TestNativeProgressAndProfile(t *testing.T) {
 	ctx := context.Background()
 	conn := open(t, chserverAddr)
@@ -70,7 +70,9 @@ func TestNativeProgressAndProfile(t *testing.T) {
 	require.Equal(t, 10000, got)
 	require.Equal(t, uint64(10000), profileRows.Load())
 	require.GreaterOrEqual(t, profileBlocks.Load(), uint64(2))
-	require.GreaterOrEqual(t, progressPackets.Load(), uint64(2), "a Progress packet per block")
+	// Progress follows each chunk of chDB's output whose read counts moved; a chunk may hold
+	// every block of a small result, so one packet is all a client can count on.
+	require.GreaterOrEqual(t, progressPackets.Load(), uint64(1), "a Progress packet")
 	// Rows read from storage, as chDB counts them chunk by chunk (its last chunk's count can
 	// come after the stream has ended, and is then not reported).
 	require.Greater(t, progressRows.Load(), uint64(0), "rows read, in Progress packets")
