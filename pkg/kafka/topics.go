@@ -174,17 +174,33 @@ func ApplyTopics(ctx context.Context, conn Config, specs []TopicSpec, logger *za
 		}
 	}
 
+	created := create[:0]
 	for _, e := range create {
 		ch := TopicChange{Topic: e.Name, What: ChangeCreate,
 			To: fmt.Sprintf("partitions=%d replication_factor=%d %s", e.Partitions, e.ReplicationFactor, formatConfig(e.config))}
 		if !o.dryRun {
-			if err := createTopic(ctx, cl.Client, e); err != nil {
+			err := createTopic(ctx, cl.Client, e)
+			if errors.Is(err, kafkago.TopicAlreadyExists) {
+				// It was there after all: compare it with the spec like any other.
+				showCtx, cancel := context.WithTimeout(ctx, o.readyWithin)
+				t, err := existingTopic(showCtx, conn, e.Name)
+				cancel()
+				if err != nil {
+					return changes, fmt.Errorf("apply topics: %w", err)
+				}
+				existing[e.Name] = t
+				present = append(present, e)
+				continue
+			}
+			if err != nil {
 				return changes, err
 			}
 			ch.Applied = true
 		}
+		created = append(created, e)
 		changes = append(changes, ch)
 	}
+	create = created
 
 	for _, e := range present {
 		t := existing[e.Name]

@@ -37,6 +37,10 @@ func waitSettings(ctx context.Context, cl *kafkago.Client, topics []effective) e
 	return nil
 }
 
+// createTopic creates e; it returns kafkago.TopicAlreadyExists, unwrapped, when the topic
+// exists after all: another apply made it in between, or the broker the metadata came from
+// had not yet heard of a topic the controller knows (a cluster's brokers learn of a new topic
+// one after the other).
 func createTopic(ctx context.Context, cl *kafkago.Client, e effective) error {
 	tc := kafkago.TopicConfig{Topic: e.Name, NumPartitions: e.Partitions, ReplicationFactor: e.ReplicationFactor}
 	for _, k := range sortedKeys(e.config) {
@@ -46,11 +50,36 @@ func createTopic(ctx context.Context, cl *kafkago.Client, e effective) error {
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", e.Name, err)
 	}
-	// Another apply may have created it in between: that one used the same spec.
-	if err := resp.Errors[e.Name]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+	switch err := resp.Errors[e.Name]; {
+	case err == nil:
+		return nil
+	case errors.Is(err, kafkago.TopicAlreadyExists):
+		return kafkago.TopicAlreadyExists
+	default:
 		return fmt.Errorf("create topic %s: %w", e.Name, err)
 	}
-	return nil
+}
+
+// existingTopic polls the metadata of a topic the controller says exists until a broker
+// shows it.
+func existingTopic(ctx context.Context, conn Config, name string) (kafkago.Topic, error) {
+	p := settle
+	p.MaxElapsed = 0 // the caller's ctx bounds it
+	var topic kafkago.Topic
+	err := retry.Do(ctx, p, func(ctx context.Context) error {
+		meta, err := metadata(ctx, conn, []string{name})
+		if err != nil {
+			return err
+		}
+		for _, t := range meta.Topics {
+			if t.Name == name && t.Error == nil && len(t.Partitions) > 0 {
+				topic = t
+				return nil
+			}
+		}
+		return fmt.Errorf("topic %s exists but no broker shows it yet", name)
+	}, nil)
+	return topic, err
 }
 
 func addPartitions(ctx context.Context, cl *kafkago.Client, topic string, count int) error {
