@@ -279,6 +279,7 @@ func body(seq int64, sensor string) []byte {
 		t = strings.Replace(t, `"ID"`, `"`+id+`"`, 1)
 		t = strings.Replace(t, benchSensors[0], sensor, 1)
 		t = strings.ReplaceAll(t, "N", strconv.Itoa(int(n%10)))
+		t = strings.Replace(t, "2026-11-25", yesterday, 1) // within ingest's time bounds
 		buf.WriteString(t)
 		buf.WriteByte('\n')
 	}
@@ -286,6 +287,10 @@ func body(seq int64, sensor string) []byte {
 }
 
 var seq atomic.Int64
+
+// yesterday dates the events: every template's time of day is then in the past, and within
+// the retention window.
+var yesterday = time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02")
 
 type result struct {
 	latencies []time.Duration

@@ -67,7 +67,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	if err != nil {
 		return err
 	}
-	pipe, err := pipeline.New(keys.Active())
+	pipe, err := pipeline.New(keys.Active(), pipeline.Bounds{ClockSkew: cfg.ClockSkew, Retention: cfg.Retention})
 	if err != nil {
 		return err
 	}

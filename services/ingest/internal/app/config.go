@@ -35,8 +35,15 @@ type Config struct {
 	Pseudonym       PseudonymConfig `yaml:"pseudonym"`
 	Limits          LimitsConfig    `yaml:"limits"`
 	Rate            RateConfig      `yaml:"rate"`
-	// DedupWindow is how long a (sensor_id, event_id) is remembered: at least 10 minutes.
+	// DedupWindow is how long a (sensor_id, event_id) is remembered, with its content: at
+	// least 10 minutes. The window is rebuilt from the raw topic at start.
 	DedupWindow time.Duration `yaml:"dedup_window"`
+	// ClockSkew is how far ahead of ingest's clock an observed_at may be: later ones are
+	// refused (observed_at_in_future). 0 to 1h.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// Retention is how long detections are kept (the detections table's TTL, 90 days):
+	// events observed longer ago are refused (observed_at_beyond_retention). 1h to 3650 days.
+	Retention time.Duration `yaml:"retention"`
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement of one request.
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
 	// RetryAfter is the Retry-After of a 503 answer.
@@ -94,6 +101,8 @@ func DefaultConfig() *Config {
 		Limits:         LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10},
 		Rate:           RateConfig{EventsPerSecond: 2000, Burst: 5000},
 		DedupWindow:    10 * time.Minute,
+		ClockSkew:      5 * time.Minute,
+		Retention:      90 * 24 * time.Hour,
 		ProduceTimeout: 10 * time.Second,
 		RetryAfter:     5 * time.Second,
 	}
@@ -134,6 +143,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("rate.burst: must be at least limits.max_events (%d), or a full request could never pass", c.Limits.MaxEvents)
 	case c.DedupWindow < 10*time.Minute:
 		return errors.New("dedup_window: must be at least 10m")
+	case c.ClockSkew < 0 || c.ClockSkew > time.Hour:
+		return fmt.Errorf("clock_skew: %s is not between 0 and 1h", c.ClockSkew)
+	case c.Retention < time.Hour || c.Retention > 3650*24*time.Hour:
+		return fmt.Errorf("retention: %s is not between 1h and 3650 days (87600h); set it to the detections TTL (90 days: 2160h)", c.Retention)
 	case c.ProduceTimeout <= 0:
 		return errors.New("produce_timeout: must be positive")
 	case c.RetryAfter < time.Second:

@@ -35,11 +35,13 @@ type Pipeline struct {
 	schema  *jsonschema.Schema
 	rules   map[int]string
 	keys    *pseudonym.Pseudonymizer
+	bounds  Bounds
 	printer *message.Printer
 }
 
-// New compiles the detector event schema; keys is the active pseudonymisation key.
-func New(keys *pseudonym.Pseudonymizer) (*Pipeline, error) {
+// New compiles the detector event schema; keys is the active pseudonymisation key, bounds
+// the times accepted.
+func New(keys *pseudonym.Pseudonymizer, bounds Bounds) (*Pipeline, error) {
 	s, err := events.Compile(events.DetectorSchemaFile)
 	if err != nil {
 		return nil, err
@@ -48,7 +50,7 @@ func New(keys *pseudonym.Pseudonymizer) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{schema: s, rules: rules, keys: keys, printer: message.NewPrinter(language.English)}, nil
+	return &Pipeline{schema: s, rules: rules, keys: keys, bounds: bounds, printer: message.NewPrinter(language.English)}, nil
 }
 
 // ruleDescriptions maps the index of each cross-field rule (allOf) of the detector schema to
@@ -89,7 +91,9 @@ type Outcome struct {
 	DLQ    []byte
 }
 
-// Process handles one event of sensorID, received at now.
+// Process handles one event of sensorID, received at now. An event valid for the schema
+// whose observed_at is out of the bounds at now is refused (CodeObservedAtInFuture,
+// CodeObservedAtBeyondRetention).
 func (p *Pipeline) Process(it batch.Item, sensorID string, now event.Time) Outcome {
 	o := Outcome{Pos: it.Pos, Line: it.Line}
 	if it.Err != nil {
@@ -180,6 +184,9 @@ func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome 
 		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil, nil)
 	}
 	o.Accepted = true
+	if code, fe := p.bounds.check(d.ObservedAt, now); code != "" {
+		return p.Refuse(o, d.SensorID, now, code, fe)
+	}
 	return o
 }
 

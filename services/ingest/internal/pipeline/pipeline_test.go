@@ -20,7 +20,7 @@ func newPipeline(t testing.TB) *pipeline.Pipeline {
 	t.Helper()
 	k, err := pseudonym.NewKeyring("k1", map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, "33")
 	require.NoError(t, err)
-	p, err := pipeline.New(k.Active())
+	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
 	require.NoError(t, err)
 	return p
 }

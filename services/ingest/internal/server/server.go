@@ -60,6 +60,10 @@ type Options struct {
 	RetryAfter time.Duration
 	// RawTopic and DLQTopic label the produce metrics.
 	RawTopic, DLQTopic string
+	// Rebuilt, when set, says whether the dedup window holds what detections.raw.v1 held at
+	// start; until then requests are answered 503, so that nothing already stored before a
+	// restart is stored again.
+	Rebuilt func() bool
 }
 
 // Server handles the events API. Create it with New.
@@ -80,6 +84,7 @@ type metrics struct {
 	requestTime   prometheus.Histogram
 	accepted      prometheus.Counter
 	duplicates    prometheus.Counter
+	conflicts     prometheus.Counter
 	rejected      *prometheus.CounterVec
 	produceTime   *prometheus.HistogramVec
 	produceErrors *prometheus.CounterVec
@@ -97,6 +102,7 @@ func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 		accepted:   f.NewCounter(prometheus.CounterOpts{Name: "events_accepted_total", Help: "Events produced to detections.raw.v1 and acknowledged by Kafka."}),
 		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "events_duplicate_total", Help: "Events acknowledged without producing, already produced (same sensor_id and event_id)."}),
+		conflicts:  f.NewCounter(prometheus.CounterOpts{Name: "conflicts_total", Help: "Events refused with event_id_conflict: their (sensor_id, event_id) was stored with other content (also in events_rejected_total)."}),
 		rejected:   f.NewCounterVec(prometheus.CounterOpts{Name: "events_rejected_total", Help: "Events rejected, by reason."}, []string{"reason"}),
 		produceTime: f.NewHistogramVec(prometheus.HistogramOpts{Name: "produce_duration_seconds", Help: "Time for Kafka to acknowledge one request's messages, by topic.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"topic"}),
@@ -116,8 +122,13 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Response is the body of a 200 answer.
+// Response is the body of a 200 answer, and of the 409 and 422 answers to a request of
+// which every event was refused at the door.
 type Response struct {
+	// Code and Error, on 409 and 422 only: the code of the refusals (event_id_conflict when
+	// every one is a conflict) and what the first one says.
+	Code  string `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
 	// Accepted events were produced and acknowledged by Kafka.
 	Accepted int `json:"accepted"`
 	// Duplicates were acknowledged without producing: already produced before.
@@ -174,6 +185,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		return fail(w, http.StatusBadRequest, "no events in the request body")
 	}
 
+	if s.opts.Rebuilt != nil && !s.opts.Rebuilt() {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+		return fail(w, http.StatusServiceUnavailable, "starting: the deduplication window is being rebuilt from Kafka; retry later")
+	}
 	if wait, ok := s.admit(sensorID, len(body.Items), start); !ok {
 		s.m.rateLimited.Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
@@ -185,35 +200,51 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		resp     Response
 		rawMsgs  = make([]kafka.Message, 0, len(body.Items))
 		dlqMsgs  []kafka.Message
-		reserved = make([]uint64, 0, len(body.Items))
-		inBatch  = make(map[uint64]struct{}, len(body.Items))
-		conflict bool
+		reserved = make([]dedup.Entry, 0, len(body.Items))
+		inBatch  = make(map[uint64]uint32, len(body.Items))
+		inFlight bool
+		refusals int // events refused at the door: times out of bounds, conflicts
 		key      = []byte(sensorID)
 	)
+	reject := func(o pipeline.Outcome) {
+		resp.Rejected++
+		resp.Errors = append(resp.Errors, RejectedEvent{Position: o.Pos, Line: o.Line, EventID: o.EventID, Code: o.Code, Errors: o.Errors})
+		dlqMsgs = append(dlqMsgs, kafka.Message{Key: key, Value: o.DLQ})
+		s.m.rejected.WithLabelValues(o.Code).Inc()
+		if refused(o.Code) {
+			refusals++
+		}
+	}
 	for _, it := range body.Items {
 		o := s.pipe.Process(it, sensorID, receivedAt)
 		if !o.Accepted {
-			resp.Rejected++
-			resp.Errors = append(resp.Errors, RejectedEvent{Position: o.Pos, Line: o.Line, EventID: o.EventID, Code: o.Code, Errors: o.Errors})
-			dlqMsgs = append(dlqMsgs, kafka.Message{Key: key, Value: o.DLQ})
-			s.m.rejected.WithLabelValues(o.Code).Inc()
+			reject(o)
 			continue
 		}
-		k := s.seen.Key(sensorID, o.EventID)
-		if _, dup := inBatch[k]; dup {
-			resp.Duplicates++
-			continue
+		e := dedup.Entry{Key: s.seen.Key(sensorID, o.EventID), Content: s.seen.Content(o.Raw)}
+		state := dedup.Fresh
+		if c, again := inBatch[e.Key]; again {
+			state = dedup.Done
+			if c != e.Content {
+				state = dedup.Conflict
+			}
+		} else {
+			inBatch[e.Key] = e.Content
+			state = s.seen.Reserve(e)
 		}
-		inBatch[k] = struct{}{}
-		switch s.seen.Reserve(k) {
+		switch state {
 		case dedup.Done:
 			resp.Duplicates++
+		case dedup.Conflict:
+			s.m.conflicts.Inc()
+			reject(s.pipe.Refuse(o, sensorID, receivedAt, pipeline.CodeEventIDConflict, event.FieldError{Pointer: "/event_id",
+				Reason: "event_id " + o.EventID + " of sensor " + sensorID + " was already stored with other content; the first version stays: give a new event its own event_id"}))
 		case dedup.Pending:
 			// Another request is producing this event now; if it fails, this one must not
 			// have said 200.
-			conflict = true
+			inFlight = true
 		case dedup.Fresh:
-			reserved = append(reserved, k)
+			reserved = append(reserved, e)
 			rawMsgs = append(rawMsgs, kafka.Message{Key: key, Value: o.Raw})
 		}
 	}
@@ -238,7 +269,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		// does not store them again; the others are released for it.
 		var werrs kafkago.WriteErrors
 		if errors.As(rawErr, &werrs) && len(werrs) == len(reserved) {
-			var ok, failed []uint64
+			var ok, failed []dedup.Entry
 			for i, e := range werrs {
 				if e == nil {
 					ok = append(ok, reserved[i])
@@ -262,14 +293,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	if dlqErr != nil {
 		s.logger.Warn("produce to dead-letter topic", zap.String("sensor_id", sensorID), zap.Int("events", len(dlqMsgs)), zap.Error(dlqErr))
 	}
-	if conflict {
+	if inFlight {
 		w.Header().Set("Retry-After", "1")
 		return fail(w, http.StatusServiceUnavailable, "some events of this request are being stored by a concurrent request: retry the request")
 	}
+	status := http.StatusOK
+	if resp.Accepted+resp.Duplicates == 0 && refusals > 0 && refusals == resp.Rejected {
+		// Nothing of the request was stored and every event was refused at the door: the
+		// status says why; otherwise 200 says that what was accepted is stored.
+		status = http.StatusConflict
+		first := resp.Errors[0]
+		for _, e := range resp.Errors {
+			if e.Code != pipeline.CodeEventIDConflict {
+				status, first = http.StatusUnprocessableEntity, e // a time out of bounds
+				break
+			}
+		}
+		resp.Code, resp.Error = first.Code, first.Errors[0].Reason
+		if resp.Rejected > 1 {
+			resp.Error = strconv.Itoa(resp.Rejected) + " events refused; the first: " + resp.Error
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(&resp)
-	return http.StatusOK
+	return status
+}
+
+// refused reports whether code is a refusal at the door of an event valid for the schema:
+// its time out of bounds, or its identity stored with other content.
+func refused(code string) bool {
+	switch code {
+	case pipeline.CodeEventIDConflict, pipeline.CodeObservedAtInFuture, pipeline.CodeObservedAtBeyondRetention:
+		return true
+	}
+	return false
 }
 
 func (s *Server) produce(ctx context.Context, p Producer, topic string, msgs []kafka.Message) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	pkgevent "github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
@@ -57,13 +58,15 @@ type oneSensor struct{}
 func (oneSensor) Authenticate(tok string) (string, bool) { return "s1", tok == "t" }
 
 func event(id string) string {
-	return fmt.Sprintf(`{"event_id":%q,"sensor_id":"s1","observed_at":"2026-11-25T09:14:07.125Z","kind":"mas_attach","rat":"4G","imsi":"208150123456789"}`, id)
+	// Observed a minute before now: within the time bounds whenever the test runs.
+	at := pkgevent.NewTime(time.Now().Add(-time.Minute))
+	return fmt.Sprintf(`{"event_id":%q,"sensor_id":"s1","observed_at":%q,"kind":"mas_attach","rat":"4G","imsi":"208150123456789"}`, id, at)
 }
 
 func newServer(t *testing.T, raw server.Producer) http.Handler {
 	k, err := pseudonym.NewKeyring("k", map[string][]byte{"k": []byte("0123456789abcdef0123456789abcdef")}, "33")
 	require.NoError(t, err)
-	p, err := pipeline.New(k.Active())
+	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
 	require.NoError(t, err)
 	s := server.New(server.Options{
 		Limits:       batch.Limits{MaxBodyBytes: 1 << 20, MaxEvents: 100, MaxEventBytes: 4096},

@@ -1,0 +1,144 @@
+package app_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/services/ingest/internal/pipeline"
+)
+
+// otherContent is ev with another observed_at: the same identity, other content.
+func otherContent(t *testing.T, ev []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(ev, &m))
+	at, err := time.Parse(time.RFC3339Nano, m["observed_at"].(string))
+	require.NoError(t, err)
+	m["observed_at"] = event.NewTime(at.Add(time.Millisecond)).String()
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return b
+}
+
+// rawByID reads the raw topic: the messages of each event_id.
+func rawByID(t *testing.T, e *env) map[string][]event.Raw {
+	out := map[string][]event.Raw{}
+	for _, m := range readAll(t, e.brokers, e.cfg.Topics.Raw) {
+		var r event.Raw
+		require.NoError(t, json.Unmarshal(m.Value, &r))
+		out[r.EventID] = append(out[r.EventID], r)
+	}
+	return out
+}
+
+func TestConflictRefusedFirstVersionStays(t *testing.T) {
+	e := start(t, nil)
+	evs, ids := makeEvents(t, sensorA, "conflict", 4)
+	first := e.post(sensorA, ndjson(evs[:1]), nil)
+	require.Equal(t, http.StatusOK, first.code, first.raw)
+
+	// Alone, the conflicting version is answered 409, naming the event and the sensor.
+	second := otherContent(t, evs[0])
+	r := e.post(sensorA, ndjson([][]byte{second}), nil)
+	require.Equal(t, http.StatusConflict, r.code, r.raw)
+	require.Equal(t, pipeline.CodeEventIDConflict, r.body.Code)
+	require.Contains(t, r.body.Error, ids[0])
+	require.Contains(t, r.body.Error, sensorA)
+	require.Equal(t, 1, r.body.Rejected)
+	require.Equal(t, pipeline.CodeEventIDConflict, r.body.Errors[0].Code)
+	require.Equal(t, "/event_id", r.body.Errors[0].Errors[0].Pointer)
+
+	// The true resend is a duplicate, not an error.
+	r = e.post(sensorA, ndjson(evs[:1]), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, counts(0, 1, 0), [3]int{r.body.Accepted, r.body.Duplicates, r.body.Rejected})
+
+	// In a batch with new events: 200, the conflict listed, the others stored; a conflict
+	// inside one request too (the first of the two stays).
+	inBatch := otherContent(t, evs[2])
+	r = e.post(sensorA, ndjson([][]byte{evs[1], second, evs[2], inBatch, evs[3]}), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, counts(3, 0, 2), [3]int{r.body.Accepted, r.body.Duplicates, r.body.Rejected})
+	require.Equal(t, []int{1, 3}, []int{r.body.Errors[0].Position, r.body.Errors[1].Position})
+	for _, er := range r.body.Errors {
+		require.Equal(t, pipeline.CodeEventIDConflict, er.Code)
+	}
+
+	raw := rawByID(t, e)
+	require.Len(t, raw, 4)
+	for _, id := range ids {
+		require.Len(t, raw[id], 1, id)
+	}
+	var want map[string]any
+	require.NoError(t, json.Unmarshal(evs[0], &want))
+	require.Equal(t, want["observed_at"], raw[ids[0]][0].ObservedAt.String(), "the first version stays")
+
+	dlq := readAll(t, e.brokers, e.cfg.Topics.DLQ)
+	require.Len(t, dlq, 3)
+	for _, m := range dlq {
+		var rec event.DLQ
+		require.NoError(t, json.Unmarshal(m.Value, &rec))
+		require.Equal(t, pipeline.CodeEventIDConflict, rec.Reason)
+		require.NotContains(t, string(m.Value), `"imei":`, "no clear IMEI in the dead letter")
+		require.NotContains(t, string(m.Value), "358288020000000")
+	}
+	require.Contains(t, metrics(t, e), "vigie_ingest_conflicts_total 3")
+}
+
+// counts is what a batch result says: accepted, duplicates, rejected.
+func counts(accepted, duplicates, rejected int) [3]int { return [3]int{accepted, duplicates, rejected} }
+
+func TestHostileTimesRefusedNormalAccepted(t *testing.T) {
+	e := start(t, nil)
+	normal, ids := makeEvents(t, sensorA, "normal", 6)
+	hostile := map[string]string{
+		"2099-06-01T00:00:00.000Z":                                   pipeline.CodeObservedAtInFuture,
+		"9999-12-31T23:59:59.999Z":                                   pipeline.CodeObservedAtInFuture,
+		"1900-01-01T00:00:00.000Z":                                   pipeline.CodeObservedAtBeyondRetention,
+		"0001-01-01T00:00:00.000Z":                                   pipeline.CodeObservedAtBeyondRetention,
+		event.NewTime(time.Now().Add(10 * time.Minute)).String():     pipeline.CodeObservedAtInFuture,
+		event.NewTime(time.Now().Add(-91 * 24 * time.Hour)).String(): pipeline.CodeObservedAtBeyondRetention,
+	}
+	bad, _ := makeEvents(t, sensorA, "hostile", len(hostile))
+	var lines [][]byte
+	want := map[string]string{} // event_id -> code
+	i := 0
+	for at, code := range hostile {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(bad[i], &m))
+		m["observed_at"] = at
+		b, _ := json.Marshal(m)
+		lines = append(lines, normal[i], b)
+		want[m["event_id"].(string)] = code
+		i++
+	}
+	r := e.post(sensorA, ndjson(lines), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, counts(6, 0, 6), [3]int{r.body.Accepted, r.body.Duplicates, r.body.Rejected})
+	for _, er := range r.body.Errors {
+		require.Equal(t, want[er.EventID], er.Code, er.EventID)
+		require.Equal(t, "/observed_at", er.Errors[0].Pointer)
+		bound := "clock_skew (5m0s)"
+		if er.Code == pipeline.CodeObservedAtBeyondRetention {
+			bound = "retention (90 days"
+		}
+		require.Contains(t, er.Errors[0].Reason, bound)
+	}
+
+	// Alone, a refused time is answered 422 with its code and bound.
+	r = e.post(sensorA, ndjson(lines[1:2]), nil)
+	require.Equal(t, http.StatusUnprocessableEntity, r.code, r.raw)
+	require.Contains(t, []string{pipeline.CodeObservedAtInFuture, pipeline.CodeObservedAtBeyondRetention}, r.body.Code)
+	require.Regexp(t, `than \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z, the time of receipt`, r.body.Error)
+
+	raw := rawByID(t, e)
+	require.Len(t, raw, 6, "only the normal events are stored")
+	for _, id := range ids {
+		require.Len(t, raw[id], 1)
+	}
+}
