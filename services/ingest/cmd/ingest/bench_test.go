@@ -155,13 +155,16 @@ func (s *serverProc) start(b *testing.B) {
 		s.url = "http://" + addr + "/v1/events"
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				_ = c.Close()
-				return
+			// Ready: listening, and its dedup window rebuilt from the raw topic.
+			if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
 			}
-			time.Sleep(50 * time.Millisecond) // waiting for another process to listen
+			time.Sleep(50 * time.Millisecond) // waiting for another process to be ready
 		}
-		s.err = fmt.Errorf("ingest did not listen on %s within 60s", addr)
+		s.err = fmt.Errorf("ingest was not ready on %s within 60s", admin)
 	})
 	if s.err != nil {
 		b.Fatal(s.err)

@@ -21,6 +21,7 @@ import (
 	"github.com/vigie/vigie/services/ingest/internal/auth"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
+	"github.com/vigie/vigie/services/ingest/internal/follow"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
@@ -60,8 +61,8 @@ func Builder(opts ...Option) func(context.Context, *service.Service, *Config) er
 }
 
 // build loads keys and credentials (failing closed on either), creates the producers and
-// listens. The parts stop in this order: the events API answers the requests in flight,
-// then the producers close.
+// the follower of the raw topic, and listens. The parts stop in this order: the events API
+// answers the requests in flight, the follower stops, then the producers close.
 func build(_ context.Context, s *service.Service, cfg *Config, o options) error {
 	keys, err := loadKeys(cfg.Pseudonym)
 	if err != nil {
@@ -94,6 +95,15 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	conn := cfg.Kafka
 	s.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, conn) })
 
+	// The dedup window lives in the raw topic: rebuilt from its last window at start, then
+	// following it (internal/follow).
+	seen := dedup.New(cfg.DedupWindow, time.Now)
+	follower, err := follow.New(cfg.Kafka, cfg.Topics.Raw, cfg.DedupWindow, seen, s.Logger, s.Registerer(), s.Registry)
+	if err != nil {
+		return err
+	}
+	s.AddCheck("dedup_window", follower.Ready)
+
 	srv := server.New(server.Options{
 		Limits:         batch.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxEvents: cfg.Limits.MaxEvents, MaxEventBytes: cfg.Limits.MaxEventBytes},
 		MaxWireBytes:   cfg.Limits.MaxWireBytes,
@@ -103,7 +113,8 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 		RetryAfter:     cfg.RetryAfter,
 		RawTopic:       cfg.Topics.Raw,
 		DLQTopic:       cfg.Topics.DLQ,
-	}, store, pipe, dedup.New(cfg.DedupWindow, time.Now), raw, dlq, s.Logger, s.Registerer())
+		Rebuilt:        follower.Rebuilt,
+	}, store, pipe, seen, raw, dlq, s.Logger, s.Registerer())
 
 	api := &eventsAPI{
 		logger: s.Logger,
@@ -132,6 +143,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	}
 	api.ln = &startedListener{Listener: ln, started: api.serving}
 	s.Add("events_api", api.run, api.stop)
+	s.Add("dedup_follow", follower.Run, follower.Stop)
 	return nil
 }
 

@@ -3,12 +3,14 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/services/ingest/internal/app"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 )
 
@@ -92,6 +94,59 @@ func TestConflictRefusedFirstVersionStays(t *testing.T) {
 
 // counts is what a batch result says: accepted, duplicates, rejected.
 func counts(accepted, duplicates, rejected int) [3]int { return [3]int{accepted, duplicates, rejected} }
+
+// TestRestartRebuildsWindow: a new instance on the same topic (as after a SIGKILL: nothing
+// of the first one's memory survives) answers the resend of what was stored before as
+// duplicates, and a conflicting version 409.
+func TestRestartRebuildsWindow(t *testing.T) {
+	e1 := start(t, nil)
+	evs, ids := makeEvents(t, sensorA, "restart", 40)
+	r := e1.post(sensorA, ndjson(evs), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 40, r.body.Accepted)
+	e1.stop()
+
+	topics := e1.cfg.Topics
+	e2 := start(t, func(c *app.Config) { c.Topics = topics }) // start waits for /readyz: rebuilt
+	require.Contains(t, metrics(t, e2), `vigie_ingest_dedup_learned_total{result="new"} 40`)
+	r = e2.post(sensorA, ndjson(evs), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, counts(0, 40, 0), [3]int{r.body.Accepted, r.body.Duplicates, r.body.Rejected})
+	r = e2.post(sensorA, ndjson([][]byte{otherContent(t, evs[7])}), nil)
+	require.Equal(t, http.StatusConflict, r.code, r.raw)
+	require.Contains(t, r.body.Error, ids[7])
+	more, _ := makeEvents(t, sensorA, "after-restart", 5)
+	r = e2.post(sensorA, ndjson(more), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 5, r.body.Accepted)
+
+	raw := rawByID(t, e2)
+	require.Len(t, raw, 45)
+	for id, rs := range raw {
+		require.Len(t, rs, 1, id)
+	}
+}
+
+// TestReplicasLearnEachOther: two instances on one topic; what one stores, the other
+// answers as a duplicate once it has read it back.
+func TestReplicasLearnEachOther(t *testing.T) {
+	a := start(t, nil)
+	topics := a.cfg.Topics
+	b := start(t, func(c *app.Config) { c.Topics = topics })
+	evs, _ := makeEvents(t, sensorA, "replica", 10)
+	r := a.post(sensorA, ndjson(evs), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 10, r.body.Accepted)
+	require.Eventually(t, func() bool {
+		return strings.Contains(metrics(t, b), `vigie_ingest_dedup_learned_total{result="new"} 10`)
+	}, 20*time.Second, 20*time.Millisecond, "b read a's events back")
+	r = b.post(sensorA, ndjson(evs), nil)
+	require.Equal(t, http.StatusOK, r.code, r.raw)
+	require.Equal(t, 10, r.body.Duplicates)
+	r = b.post(sensorA, ndjson([][]byte{otherContent(t, evs[3])}), nil)
+	require.Equal(t, http.StatusConflict, r.code, r.raw)
+	require.Len(t, rawByID(t, a), 10)
+}
 
 func TestHostileTimesRefusedNormalAccepted(t *testing.T) {
 	e := start(t, nil)
