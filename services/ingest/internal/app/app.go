@@ -98,7 +98,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	// The dedup window lives in the raw topic: rebuilt from its last window at start, then
 	// following it (internal/follow).
 	seen := dedup.New(cfg.DedupWindow, time.Now)
-	follower, err := follow.New(cfg.Kafka, cfg.Topics.Raw, cfg.DedupWindow, seen, s.Logger, s.Registerer(), s.Registry)
+	follower, err := follow.New(cfg.Kafka, cfg.Topics.Raw, cfg.DedupWindow, cfg.DedupFollow, seen, s.Logger, s.Registerer(), s.Registry)
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,18 @@
 package app_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/schemas/events"
 	"github.com/vigie/vigie/services/ingest/internal/app"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 )
@@ -54,6 +57,7 @@ func TestConflictRefusedFirstVersionStays(t *testing.T) {
 	require.Equal(t, 1, r.body.Rejected)
 	require.Equal(t, pipeline.CodeEventIDConflict, r.body.Errors[0].Code)
 	require.Equal(t, "/event_id", r.body.Errors[0].Errors[0].Pointer)
+	requireMatchesOpenAPI(t, openAPISchema(t, "BatchResult"), r.raw)
 
 	// The true resend is a duplicate, not an error.
 	r = e.post(sensorA, ndjson(evs[:1]), nil)
@@ -82,7 +86,12 @@ func TestConflictRefusedFirstVersionStays(t *testing.T) {
 
 	dlq := readAll(t, e.brokers, e.cfg.Topics.DLQ)
 	require.Len(t, dlq, 3)
+	dlqSchema, err := events.Compile(events.DLQSchemaFile)
+	require.NoError(t, err)
 	for _, m := range dlq {
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.Value))
+		require.NoError(t, err)
+		require.NoError(t, dlqSchema.Validate(v), "a dead-letter record of the contract")
 		var rec event.DLQ
 		require.NoError(t, json.Unmarshal(m.Value, &rec))
 		require.Equal(t, pipeline.CodeEventIDConflict, rec.Reason)
@@ -107,7 +116,8 @@ func TestRestartRebuildsWindow(t *testing.T) {
 	e1.stop()
 
 	topics := e1.cfg.Topics
-	e2 := start(t, func(c *app.Config) { c.Topics = topics }) // start waits for /readyz: rebuilt
+	// Rebuilding is the same with or without following afterwards: this one only rebuilds.
+	e2 := start(t, func(c *app.Config) { c.Topics = topics; c.DedupFollow = false }) // start waits for /readyz: rebuilt
 	require.Contains(t, metrics(t, e2), `vigie_ingest_dedup_learned_total{result="new"} 40`)
 	r = e2.post(sensorA, ndjson(evs), nil)
 	require.Equal(t, http.StatusOK, r.code, r.raw)
@@ -190,6 +200,7 @@ func TestHostileTimesRefusedNormalAccepted(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, r.code, r.raw)
 	require.Contains(t, []string{pipeline.CodeObservedAtInFuture, pipeline.CodeObservedAtBeyondRetention}, r.body.Code)
 	require.Regexp(t, `than \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z, the time of receipt`, r.body.Error)
+	requireMatchesOpenAPI(t, openAPISchema(t, "BatchResult"), r.raw)
 
 	raw := rawByID(t, e)
 	require.Len(t, raw, 6, "only the normal events are stored")

@@ -38,6 +38,7 @@ type Follower struct {
 	conn     kafka.Config
 	topic    string
 	window   time.Duration
+	follow   bool
 	seen     *dedup.Window
 	logger   *zap.Logger
 	now      func() time.Time
@@ -60,11 +61,12 @@ type Follower struct {
 	rebuildCount prometheus.Gauge
 }
 
-// New builds a follower of topic feeding seen, which remembers window. reg takes ingest's
-// own metrics (prefixed), root the consumer's vigie_kafka_consumer_* ones.
-func New(conn kafka.Config, topic string, window time.Duration, seen *dedup.Window, logger *zap.Logger, reg, root prometheus.Registerer) (*Follower, error) {
+// New builds a follower of topic feeding seen, which remembers window: it rebuilds the
+// window, then, if follow, keeps reading. reg takes ingest's own metrics (prefixed), root
+// the consumer's vigie_kafka_consumer_* ones.
+func New(conn kafka.Config, topic string, window time.Duration, follow bool, seen *dedup.Window, logger *zap.Logger, reg, root prometheus.Registerer) (*Follower, error) {
 	f := &Follower{
-		conn: conn, topic: topic, window: window, seen: seen,
+		conn: conn, topic: topic, window: window, follow: follow, seen: seen,
 		logger: logger.Named("dedup_follow").With(zap.String("topic", topic)),
 		now:    time.Now,
 		done:   make(chan struct{}),
@@ -134,7 +136,29 @@ func (f *Follower) Run(ctx context.Context) error {
 	f.mu.Lock()
 	f.checkRebuilt()
 	f.mu.Unlock()
-	return f.consumer.Run(ctx)
+	if f.follow {
+		return f.consumer.Run(ctx)
+	}
+	// Rebuild only: consume until rebuilt, then stop consuming but keep running (a part
+	// whose Run returns ends the service) until Stop.
+	if !f.Rebuilt() {
+		go func() {
+			select {
+			case <-f.done:
+				_ = f.consumer.Stop(ctx)
+			case <-f.stopCtx.Done():
+			}
+		}()
+		if err := f.consumer.Run(ctx); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-f.stopCtx.Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stop stops Run, whether it is still looking for the window's start or consuming.
@@ -162,6 +186,9 @@ func (f *Follower) Ready(ctx context.Context) error {
 			left += end - max(f.next[p], f.starts[p])
 		}
 		return fmt.Errorf("rebuilding the dedup window from %s: %d messages read, %d to go in %d partitions", f.topic, f.read, left, len(f.pending))
+	}
+	if !f.follow {
+		return nil
 	}
 	return f.consumer.Ready(ctx)
 }

@@ -48,7 +48,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func newFollower(t testing.TB, seen *dedup.Window) *Follower {
-	f, err := New(kafka.Config{Brokers: []string{"127.0.0.1:1"}}, "raw", 10*time.Minute, seen, zap.NewNop(), prometheus.NewRegistry(), prometheus.NewRegistry())
+	f, err := New(kafka.Config{Brokers: []string{"127.0.0.1:1"}}, "raw", 10*time.Minute, true, seen, zap.NewNop(), prometheus.NewRegistry(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	return f
 }
