@@ -241,8 +241,9 @@ func makeEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string)
 		}
 		m["sensor_id"] = sensor
 		m["event_id"] = fmt.Sprintf("%s-%d", prefix, i)
-		// Observed just before now, within ingest's time bounds whenever the test runs.
-		m["observed_at"] = event.NewTime(time.Now().Add(-time.Minute - time.Duration(i)*time.Millisecond)).String()
+		// Observed just before the tests started, within ingest's time bounds whenever they
+		// run; the same for the same i, so that events made again have the same content.
+		m["observed_at"] = event.NewTime(eventsObservedAt.Add(-time.Duration(i) * time.Millisecond)).String()
 		if _, ok := m["imei"]; ok {
 			m["imei"] = fmt.Sprintf("35828802%06d%d", i, i%10)
 		}
@@ -259,6 +260,9 @@ func makeEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string)
 	}
 	return out, ids
 }
+
+// eventsObservedAt dates the events of makeEvents.
+var eventsObservedAt = time.Now().Add(-time.Minute)
 
 func ndjson(lines [][]byte) []byte { return append(bytes.Join(lines, []byte("\n")), '\n') }
 

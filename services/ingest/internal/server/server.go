@@ -201,7 +201,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		rawMsgs  = make([]kafka.Message, 0, len(body.Items))
 		dlqMsgs  []kafka.Message
 		reserved = make([]dedup.Entry, 0, len(body.Items))
-		inBatch  = make(map[uint64]uint32, len(body.Items))
+		inBatch  = make(map[uint64]seenInBatch, len(body.Items))
 		inFlight bool
 		refusals int // events refused at the door: times out of bounds, conflicts
 		key      = []byte(sensorID)
@@ -222,15 +222,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 			continue
 		}
 		e := dedup.Entry{Key: s.seen.Key(sensorID, o.EventID), Content: s.seen.Content(o.Raw)}
-		state := dedup.Fresh
-		if c, again := inBatch[e.Key]; again {
+		var state dedup.State
+		if first, again := inBatch[e.Key]; again {
+			// Repeated within the request: as its first occurrence if the same, else a
+			// conflict with it.
 			state = dedup.Done
-			if c != e.Content {
+			if first.content != e.Content || first.state == dedup.Conflict {
 				state = dedup.Conflict
 			}
 		} else {
-			inBatch[e.Key] = e.Content
 			state = s.seen.Reserve(e)
+			inBatch[e.Key] = seenInBatch{content: e.Content, state: state}
 		}
 		switch state {
 		case dedup.Done:
@@ -318,6 +320,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(&resp)
 	return status
+}
+
+// seenInBatch is the first occurrence of an identity in a request.
+type seenInBatch struct {
+	content uint32
+	state   dedup.State
 }
 
 // refused reports whether code is a refusal at the door of an event valid for the schema:

@@ -57,10 +57,14 @@ type oneSensor struct{}
 
 func (oneSensor) Authenticate(tok string) (string, bool) { return "s1", tok == "t" }
 
-func event(id string) string {
-	// Observed a minute before now: within the time bounds whenever the test runs.
-	at := pkgevent.NewTime(time.Now().Add(-time.Minute))
-	return fmt.Sprintf(`{"event_id":%q,"sensor_id":"s1","observed_at":%q,"kind":"mas_attach","rat":"4G","imsi":"208150123456789"}`, id, at)
+// observedAt is a minute before the tests start: within the time bounds whenever they run,
+// and the same for every event, so that an event made twice has the same content.
+var observedAt = pkgevent.NewTime(time.Now().Add(-time.Minute))
+
+func event(id string) string { return eventRAT(id, "4G") }
+
+func eventRAT(id, rat string) string {
+	return fmt.Sprintf(`{"event_id":%q,"sensor_id":"s1","observed_at":%q,"kind":"mas_attach","rat":%q,"imsi":"208150123456789"}`, id, observedAt, rat)
 }
 
 func newServer(t *testing.T, raw server.Producer) http.Handler {
@@ -82,7 +86,7 @@ func post(t *testing.T, h http.Handler, body string) (int, server.Response) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	var r server.Response
-	if w.Code == http.StatusOK {
+	if w.Code == http.StatusOK || w.Code == http.StatusConflict {
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &r))
 	}
 	return w.Code, r
@@ -112,4 +116,22 @@ func TestDuplicateWithinRequest(t *testing.T) {
 	require.Equal(t, 1, r.Accepted)
 	require.Equal(t, 1, r.Duplicates)
 	require.Len(t, raw.msgs, 1)
+}
+
+func TestConflictWithinRequest(t *testing.T) {
+	raw := &memProducer{}
+	h := newServer(t, raw)
+	code, _ := post(t, h, event("a")+"\n")
+	require.Equal(t, http.StatusOK, code)
+	// Twice the other version: both refused, not one refused and one "duplicate" of it.
+	code, r := post(t, h, eventRAT("a", "2G")+"\n"+eventRAT("a", "2G")+"\n")
+	require.Equal(t, http.StatusConflict, code)
+	require.Equal(t, 0, r.Duplicates)
+	require.Equal(t, 2, r.Rejected)
+	require.Equal(t, pipeline.CodeEventIDConflict, r.Code)
+	// A new event and its other version in one request: the first stays, the second is refused.
+	code, r = post(t, h, event("b")+"\n"+eventRAT("b", "2G")+"\n"+event("b")+"\n")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, [3]int{1, 1, 1}, [3]int{r.Accepted, r.Duplicates, r.Rejected})
+	require.Len(t, raw.msgs, 2)
 }
