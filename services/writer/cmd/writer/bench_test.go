@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/writer/internal/chtest"
@@ -45,12 +46,33 @@ func cpu(ru *syscall.Rusage) float64 {
 // -benchtime=1x; reports rows/s, rows per CPU-second of the writer, its peak RSS, and the
 // CPU seconds the broker and the ClickHouse server spent meanwhile.
 func BenchmarkThroughput(b *testing.B) {
+	gen := sample.New(1, 50_000, time.Now().Add(-24*time.Hour))
+	throughput(b, gen.JSON)
+}
+
+// BenchmarkThroughputMonthsAlternating is BenchmarkThroughput with every other event five
+// weeks older than its neighbours: two months alternate in every batch.
+func BenchmarkThroughputMonthsAlternating(b *testing.B) {
+	gen := sample.New(1, 50_000, time.Now().Add(-24*time.Hour))
+	i := 0
+	throughput(b, func() ([]byte, []byte) {
+		i++
+		e := gen.Next()
+		if i%2 == 0 {
+			e.ObservedAt = event.NewTime(e.ObservedAt.AddDate(0, 0, -35))
+		}
+		v, err := event.EncodeEnriched(nil, &e)
+		require.NoError(b, err)
+		return []byte(e.Enrichment.DeviceKey), v
+	})
+}
+
+func throughput(b *testing.B, next func() (key, value []byte)) {
 	n := benchEvents(b, 500_000)
 	bin := buildWriter(b)
 	conn, db := chtest.Database(b)
 	topic, dlq := kafkatest.Topics(b, 6)
-	gen := sample.New(1, 50_000, time.Now().Add(-24*time.Hour))
-	kafkatest.Produce(b, kafkatest.Producer(b, topic), n, gen.JSON)
+	kafkatest.Produce(b, kafkatest.Producer(b, topic), n, next)
 	brokerPID, chPID := listenerPID(testenv.KafkaBrokers(b)[0]), listenerPID(testenv.ClickHouseAddr(b))
 
 	b.ResetTimer()

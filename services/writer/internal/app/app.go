@@ -52,9 +52,6 @@ func Build(ctx context.Context, s *service.Service, cfg *config.Config) error {
 		MaxPendingRows:       cfg.MaxPendingRows,
 		MaxConcurrentInserts: cfg.MaxConcurrentInserts,
 		InsertRetry:          insertRetry,
-		PartitionEnds: func(ctx context.Context) (map[int]int64, error) {
-			return kafka.PartitionOffsets(ctx, cfg.Kafka, cfg.Topics.Enriched)
-		},
 	}, store, dlq, s.Logger, s.Registerer())
 	if err != nil {
 		return err

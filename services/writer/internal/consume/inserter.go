@@ -22,8 +22,7 @@ import (
 // others wait for their answer. At most slots inserts run at once.
 //
 // A merged insert's token is the sorted list of its blocks' tokens, so that its retries are
-// deduplicated like a single block's; each partition's rows in it are that partition's next
-// offsets, so the highest stored offset of every partition still bounds a stored prefix.
+// deduplicated like a single block's.
 type inserter struct {
 	store Store
 	retry retry.Policy
@@ -87,7 +86,7 @@ func (in *inserter) insert(ctx context.Context, b *rows.Block, token string, mon
 }
 
 // take removes from the queue the oldest request and the others of its month (one insert
-// stays one part), up to coalesceLimit, in queue order.
+// stays one month), up to coalesceLimit, in queue order.
 func (in *inserter) take() []*request {
 	in.mu.Lock()
 	defer in.mu.Unlock()

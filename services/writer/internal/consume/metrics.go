@@ -15,14 +15,15 @@ type metrics struct {
 	retries       prometheus.Counter
 	dlq           *prometheus.CounterVec
 	pending       prometheus.Gauge
-	resumed       prometheus.Counter
+	duplicates    *prometheus.CounterVec
+	checkSeconds  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		rows: f.NewCounter(prometheus.CounterOpts{Name: "rows_written_total",
-			Help: "Rows inserted into detections (each Kafka message once, retries not counted twice)."}),
+			Help: "Rows inserted into detections (each event once: duplicates and retries not counted)."}),
 		batches: f.NewCounterVec(prometheus.CounterOpts{Name: "batches_total",
 			Help: "Blocks inserted into detections by result: ok, split (rejected, then split), failed (left to the consumer's retry)."}, []string{"result"}),
 		insertSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "insert_seconds",
@@ -36,7 +37,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Messages sent to the dead-letter topic, by reason."}, []string{"reason"}),
 		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_rows",
 			Help: "Messages of batches being decoded or inserted (max_pending_rows bounds it)."}),
-		resumed: f.NewCounter(prometheus.CounterOpts{Name: "resumed_from_clickhouse_total",
-			Help: "Partition assignments, or batches retried after an insert of unknown outcome, that resumed after ClickHouse's offset."}),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{Name: "duplicates_total",
+			Help: "Events not inserted because their identity (sensor_id, event_id) was already in the batch (where=batch) or in detections (where=stored)."}, []string{"where"}),
+		checkSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "identity_check_seconds",
+			Help: "Latency of one batch's identity check against detections.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
 }

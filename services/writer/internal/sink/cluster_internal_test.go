@@ -9,22 +9,21 @@ import (
 )
 
 // TestClusterTargets: on a cluster the sink inserts through the Distributed detections
-// synchronously, and reads the stored offsets from every replica's detections_local (the
+// synchronously, and checks identities on every replica's detections_local (the
 // local server cannot run a Distributed insert or clusterAllReplicas: see
 // docs/clickhouse-cluster.md; pkg/chmigrate's tests run the cluster schema's DDL).
 func TestClusterTargets(t *testing.T) {
 	single, err := New(nil, "vigie", 0)
 	require.NoError(t, err)
 	require.Contains(t, single.insert, "INSERT INTO `vigie`.detections (")
-	require.Equal(t, "SELECT kafka_partition, max(kafka_offset) FROM `vigie`.detections WHERE kafka_topic = ? GROUP BY kafka_partition", single.offsets)
+	require.Equal(t, "`vigie`.detections", single.existingFrom)
 	require.NotContains(t, single.settings, "distributed_foreground_insert")
 	require.Nil(t, single.read)
 
 	c, err := NewCluster(nil, "vigie", "vigie", 0)
 	require.NoError(t, err)
 	require.Equal(t, single.insert, c.insert, "the Distributed table has the data table's name")
-	require.Equal(t, "SELECT kafka_partition, max(kafka_offset) FROM clusterAllReplicas('vigie', `vigie`.detections_local) WHERE kafka_topic = ? GROUP BY kafka_partition", c.offsets)
-	require.Equal(t, "SELECT max(kafka_offset) FROM clusterAllReplicas('vigie', `vigie`.detections_local) WHERE kafka_topic = ? AND kafka_partition = ? GROUP BY kafka_partition", c.partition)
+	require.Equal(t, "clusterAllReplicas('vigie', `vigie`.detections_local)", c.existingFrom)
 	require.Equal(t, 1, c.settings["distributed_foreground_insert"])
 	require.Equal(t, 1, c.settings["deduplicate_blocks_in_dependent_materialized_views"])
 	require.Equal(t, 0, c.read["skip_unavailable_shards"])

@@ -46,7 +46,7 @@ func TestSchema(t *testing.T) {
 		table string
 		want  []string
 	}{
-		{"detections", []string{"TTL toDateTime(observed_at) + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000", "PARTITION BY toYYYYMM(observed_at)", "DateTime64(3, 'UTC')", "PROJECTION kafka_offsets"}},
+		{"detections", []string{"TTL toDateTime(observed_at) + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000", "PARTITION BY toYYYYMM(observed_at)", "DateTime64(3, 'UTC')"}},
 		{"device_presence_per_day", []string{"TTL day + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000"}},
 		{"detections_per_minute", []string{"non_replicated_deduplication_window = 10000"}},
 		{"tac_per_day", []string{"non_replicated_deduplication_window = 10000"}},
@@ -95,18 +95,49 @@ func TestInsertRetriedWithItsTokenIsNotDuplicated(t *testing.T) {
 	tot := chtest.Count(t, conn, db)
 	chtest.RequireConsistent(t, tot, 9000)
 
-	offsets, err := s.Offsets(ctx, "detections.enriched.v1")
+}
+
+// TestExisting: the identity check finds exactly the identities detections holds, whatever
+// their months, characters or number, and nothing else (a new event sharing a sensor, an
+// event_id or an observed_at with a stored one is new).
+func TestExisting(t *testing.T) {
+	ctx := context.Background()
+	conn, db := chtest.Database(t)
+	s, err := sink.New(conn, db, time.Minute)
 	require.NoError(t, err)
-	require.Equal(t, map[int]int64{3: 7999, 4: 699, 5: 399}, offsets)
-	for p, want := range offsets {
-		got, ok, err := s.Stored(ctx, "detections.enriched.v1", p)
-		require.NoError(t, err)
-		require.True(t, ok)
-		require.Equal(t, want, got, "partition %d", p)
+	gen := sample.New(7, 500, time.Now().AddDate(0, 0, -45)) // within the 90 days of the TTL
+
+	stored := block(t, gen, 0, 0, 3000)
+	// Late events weeks apart (other months), and identities with the characters a literal
+	// must escape.
+	stored.ObservedAt[10] = stored.ObservedAt[10].AddDate(0, 0, -40)
+	stored.ObservedAt[20] = stored.ObservedAt[20].AddDate(0, 0, 40)
+	stored.EventID[30], stored.EventID[31] = `it's`, `back\slash`
+	stored.SensorID[31] = `s'\`
+	require.NoError(t, s.Insert(ctx, []*rows.Block{stored}, "existing-test"))
+
+	found, err := s.Existing(ctx, stored)
+	require.NoError(t, err)
+	require.Len(t, found, stored.Len(), "every stored identity is found")
+	for _, i := range []int{10, 20, 30, 31} {
+		require.Contains(t, found, sink.Identity{SensorID: stored.SensorID[i], EventID: stored.EventID[i]})
 	}
-	_, ok, err := s.Stored(ctx, "detections.enriched.v1", 6)
+
+	fresh := block(t, gen, 0, 3000, 1000)
+	fresh.SensorID[0], fresh.ObservedAt[0] = stored.SensorID[5], stored.ObservedAt[5]                                      // same sensor and time
+	fresh.EventID[1], fresh.ObservedAt[1] = stored.EventID[6], stored.ObservedAt[6]                                        // same event_id and time, other sensor
+	fresh.SensorID[2], fresh.EventID[2], fresh.ObservedAt[2] = stored.SensorID[7], stored.EventID[7], stored.ObservedAt[7] // a duplicate
+	found, err = s.Existing(ctx, fresh)
 	require.NoError(t, err)
-	require.False(t, ok, "no row of partition 6")
+	require.Equal(t, map[sink.Identity]struct{}{{SensorID: stored.SensorID[7], EventID: stored.EventID[7]}: {}}, found)
+
+	one := stored.Slice(31, 32)
+	found, err = s.Existing(ctx, one)
+	require.NoError(t, err)
+	require.Len(t, found, 1, "a one-row block")
+	found, err = s.Existing(ctx, &rows.Block{})
+	require.NoError(t, err)
+	require.Empty(t, found)
 }
 
 func TestClassify(t *testing.T) {
