@@ -16,6 +16,7 @@ type consumerMetrics struct {
 	retries     *prometheus.CounterVec
 	commit      *prometheus.HistogramVec
 	generations *prometheus.CounterVec
+	restarts    *prometheus.CounterVec
 }
 
 // groupMetrics are one consumer's series.
@@ -26,6 +27,7 @@ type groupMetrics struct {
 	retries     prometheus.Counter
 	commit      prometheus.Observer
 	generations prometheus.Counter
+	restarts    prometheus.Counter
 }
 
 // newConsumerMetrics registers the consumer metrics on reg, or reuses those a consumer
@@ -59,6 +61,10 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "vigie_kafka_consumer_generations_total",
 			Help: "Consumer group generations this member joined (one per rebalance).",
 		}, gt),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigie_kafka_consumer_offset_beyond_end_total",
+			Help: "Partitions read from their first offset because the start offset lay beyond their end (the topic was recreated).",
+		}, gt),
 	}
 	var err error
 	if m.lag, err = register(reg, m.lag); err != nil {
@@ -77,6 +83,9 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		return nil, err
 	}
 	if m.generations, err = register(reg, m.generations); err != nil {
+		return nil, err
+	}
+	if m.restarts, err = register(reg, m.restarts); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -111,5 +120,6 @@ func (m *consumerMetrics) curry(group, topic string) *groupMetrics {
 		retries:     m.retries.With(l),
 		commit:      m.commit.With(l),
 		generations: m.generations.With(l),
+		restarts:    m.restarts.With(l),
 	}
 }

@@ -104,7 +104,7 @@ func (p *partition) run(runCtx, genCtx, handleCtx context.Context) {
 func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
 	onAssign := p.c.hooks.OnAssign
 	if onAssign == nil {
-		return startOffset(p.a.Committed), true
+		onAssign = func(_ context.Context, a Assignment) (int64, error) { return a.Committed, nil }
 	}
 	if ctx.Err() != nil {
 		return 0, false
@@ -112,7 +112,10 @@ func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
 	var start int64
 	err := retry.Do(ctx, p.c.cfg.Retry, func(ctx context.Context) error {
 		var err error
-		start, err = onAssign(ctx, p.a)
+		if start, err = onAssign(ctx, p.a); err != nil {
+			return transient(err)
+		}
+		start, err = p.withinPartition(ctx, start)
 		return transient(err)
 	}, p.c.notifier(p.log, "assign", st))
 	if err != nil {
@@ -121,6 +124,28 @@ func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
 	}
 	p.c.setFailing(st, "assign", nil)
 	return startOffset(start), true
+}
+
+// withinPartition returns start, or the partition's first offset when start lies beyond
+// its end: the topic was deleted and recreated, and the group's committed offset belongs to
+// the old one. kafka-go would wait at such an offset until the new topic reaches it,
+// skipping everything before it; reading the new topic from its start is what is meant
+// (consumers remove what they have seen twice by identity, not by position).
+func (p *partition) withinPartition(ctx context.Context, start int64) (int64, error) {
+	if start <= 0 {
+		return start, nil
+	}
+	ends, err := PartitionOffsets(ctx, p.c.conn, p.c.topic)
+	if err != nil {
+		return 0, err
+	}
+	if end, ok := ends[p.a.Partition]; ok && start > end {
+		p.log.Warn("start offset beyond the partition's end (topic recreated?); reading from its first offset",
+			zap.Int64("offset", start), zap.Int64("end", end))
+		p.c.m.restarts.Inc()
+		return FirstOffset, nil
+	}
+	return start, nil
 }
 
 // startOffset maps OnAssign's answer to a reader offset: negative means the first offset.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -39,6 +40,7 @@ func TestConsumer(t *testing.T) {
 	t.Run("WaitsForATopicCreatedAfterRun", testWaitsForTopic)
 	t.Run("WaitsForABrokerDownAtStart", testBrokerDownAtStart)
 	t.Run("LagPerPartitionAndGroupsShareARegistry", testLag)
+	t.Run("RecreatedTopicIsReadFromItsStart", testRecreatedTopic)
 }
 
 func testConsumerConfigValidate(t *testing.T) {
@@ -760,4 +762,49 @@ func testLag(t *testing.T) {
 	for _, mf := range mfs {
 		require.True(t, strings.HasPrefix(mf.GetName(), "vigie_kafka_consumer_"), mf.GetName())
 	}
+}
+
+// testRecreatedTopic: a topic deleted and made again. Kafka drops the group's offsets with
+// the old topic, but a member still running through the deletion commits its old position
+// into the new one (simulated here by a commit outside any generation): the consumer reads
+// the new topic from its start instead of waiting until it grows past that offset.
+func testRecreatedTopic(t *testing.T) {
+	t.Parallel()
+	conn := connConfig(t)
+	topic := newTopic(t, conn, 2)
+	group := topic + "_group"
+	const old, fresh = 400, 100
+	produce(t, conn, topic, 0, old)
+	s := newSeen()
+	first := start(t, conn, consumerConfig(group), topic, s.handler("old"), kafka.Hooks{}, nil)
+	require.Eventually(t, func() bool { return s.distinct() == old }, 60*time.Second, 10*time.Millisecond)
+	require.NoError(t, first.stop())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tr := &kafkago.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...), Transport: tr}
+	resp, err := cl.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Errors[topic])
+	require.Eventually(t, func() bool {
+		_, err := kafka.ApplyTopics(ctx, conn, []kafka.TopicSpec{{Name: topic, Partitions: 2, ReplicationFactor: 1}}, zaptest.NewLogger(t))
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "recreate the topic")
+	produce(t, conn, topic, old, old+fresh)
+	stale := map[string][]kafkago.OffsetCommit{topic: {{Partition: 0, Offset: old}, {Partition: 1, Offset: old}}}
+	commit, err := cl.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: stale})
+	require.NoError(t, err)
+	for _, p := range commit.Topics[topic] {
+		require.NoError(t, p.Error)
+	}
+
+	reg := prometheus.NewRegistry()
+	second := start(t, conn, consumerConfig(group), topic, s.handler("new"), kafka.Hooks{}, reg)
+	require.Eventually(t, func() bool { return s.distinct() == old+fresh }, 60*time.Second, 10*time.Millisecond)
+	require.NoError(t, second.stop())
+	require.Equal(t, fresh, s.handledBy("new"), "the new topic read from its start, once")
+	v, _ := value(t, reg, "vigie_kafka_consumer_offset_beyond_end_total", map[string]string{"group": group})
+	require.Positive(t, v)
 }
