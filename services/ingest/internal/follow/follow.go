@@ -80,6 +80,10 @@ func New(conn kafka.Config, topic string, window time.Duration, follow bool, see
 	f.rebuildCount = m.NewGauge(prometheus.GaugeOpts{Name: "dedup_rebuild_messages", Help: "Messages read to rebuild the dedup window at start."})
 	f.stopCtx, f.stop = context.WithCancel(context.Background())
 	cfg := kafka.DefaultConsumerConfig(groupID())
+	// Smaller fetches and queue than a pipeline consumer's: the follower only needs to keep
+	// up, and with the defaults (8 MiB per partition fetch, 10,000 messages queued) its
+	// buffers were most of ingest's memory (peak RSS 130 MB instead of 80 in the benchmark).
+	cfg.MaxBytes, cfg.QueueCapacity = 1<<20, 2000
 	c, err := kafka.NewConsumer(conn, cfg, topic, f.handle, kafka.Hooks{OnAssign: f.assign}, logger.Named("dedup_follow"), root)
 	if err != nil {
 		return nil, err
@@ -147,6 +151,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			case <-f.done:
 				_ = f.consumer.Stop(ctx)
 			case <-f.stopCtx.Done():
+			case <-ctx.Done():
 			}
 		}()
 		if err := f.consumer.Run(ctx); err != nil {
