@@ -116,8 +116,7 @@ func TestRestartRebuildsWindow(t *testing.T) {
 	e1.stop()
 
 	topics := e1.cfg.Topics
-	// Rebuilding is the same with or without following afterwards: this one only rebuilds.
-	e2 := start(t, func(c *app.Config) { c.Topics = topics; c.DedupFollow = false }) // start waits for /readyz: rebuilt
+	e2 := start(t, func(c *app.Config) { c.Topics = topics }) // start waits for /readyz: rebuilt
 	require.Contains(t, metrics(t, e2), `vigie_ingest_dedup_learned_total{result="new"} 40`)
 	r = e2.post(sensorA, ndjson(evs), nil)
 	require.Equal(t, http.StatusOK, r.code, r.raw)
@@ -137,12 +136,13 @@ func TestRestartRebuildsWindow(t *testing.T) {
 	}
 }
 
-// TestReplicasLearnEachOther: two instances on one topic; what one stores, the other
-// answers as a duplicate once it has read it back.
+// TestReplicasLearnEachOther: two instances on one topic, the second following it
+// (dedup_follow); what the first stores, the second answers as a duplicate once it has
+// read it back.
 func TestReplicasLearnEachOther(t *testing.T) {
 	a := start(t, nil)
 	topics := a.cfg.Topics
-	b := start(t, func(c *app.Config) { c.Topics = topics })
+	b := start(t, func(c *app.Config) { c.Topics = topics; c.DedupFollow = true })
 	evs, _ := makeEvents(t, sensorA, "replica", 10)
 	r := a.post(sensorA, ndjson(evs), nil)
 	require.Equal(t, http.StatusOK, r.code, r.raw)

@@ -24,7 +24,8 @@
 //
 // The window is not in one process's memory only: Learn records what is read back from
 // detections.raw.v1, the durable log (internal/follow rebuilds the window from the topic's
-// last window at start and keeps following it, so that replicas learn each other's events).
+// last window at start and, with dedup_follow, keeps following it, so that replicas learn
+// each other's events).
 // Its limits: a resend later than the window is produced again (the writer removes that
 // copy: it checks identities against the detections table); a resend after a change of
 // pseudonymisation key, or of the raw record's encoding, within the window has other

@@ -1,9 +1,11 @@
 // Package follow keeps ingest's deduplication window (internal/dedup) in the durable log
 // rather than in one process's memory: at start it rebuilds the window from what
 // detections.raw.v1 holds of the last window (each partition read from the offset of
-// now − window, kafka.OffsetsForTime), and then keeps following the topic, so that the
-// window also learns what other replicas produce, and what this one produced while its
-// request failed (a produce that timed out but was written).
+// now − window, kafka.OffsetsForTime), and then, with dedup_follow, keeps following
+// the topic, so that the window also learns what other replicas produce, and what this one
+// produced while its request failed (a produce that timed out but was written). Following
+// costs every replica the reading of every message (about 2 µs of CPU each); without it the
+// consumer stops once the window is rebuilt.
 //
 // It reads with the one consumer of pkg/kafka, in a consumer group of its own per process
 // (every replica must read every partition; the group is never shared, and its commits are
