@@ -11,10 +11,13 @@ const Everywhere = "*"
 // creates a table must add the table here. docs/clickhouse-cluster.md explains the choices:
 //
 //   - detections is sharded by kafka_partition: every row of a Kafka partition lands on one
-//     shard, so the writer's resume offset of a partition (its highest stored offset) is read
-//     from the one shard that holds the partition, and a batch is stored per partition whole
-//     or not at all. detections.enriched.v1 is keyed by device, so a device's rows are on
-//     one shard too, as long as the topic keeps its partition count.
+//     shard, so each partition's rows of one insert are one sub-block, stored whole or not
+//     at all. detections.enriched.v1 is keyed by device, so the copies of an event and a
+//     device's rows are on one shard too, as long as the topic keeps its partition count
+//     and the cluster its shards. The writer's correctness does not rest on the key: its
+//     identity check reads every replica of every shard (clusterAllReplicas), wherever a
+//     row went; the key dates from when the writer resumed a partition after its highest
+//     stored offset, which needed a partition on one shard.
 //   - rollups and writer_offsets are fed by views on each shard's detections_local: their
 //     Distributed tables are for reading (rows of one key on two shards merge at query time,
 //     which the rollups' readers do anyway with GROUP BY).
