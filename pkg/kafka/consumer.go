@@ -72,8 +72,8 @@ const (
 //
 // Each partition the group assigns the member is read by its own goroutine, for one
 // generation. OnAssign chooses where the partition starts (the group's committed offset, or
-// a service's own record such as the highest offset ClickHouse holds); then the goroutine
-// fills a batch of that partition's messages (BatchSize, or what came within BatchWait of
+// a service's own record; an offset beyond the partition's end reads it from its first);
+// then the goroutine fills a batch of that partition's messages (BatchSize, or what came within BatchWait of
 // the first), hands it to the Handler, and once the handler returned nil — the batch is
 // durably handled — commits the offset after its last message, synchronously, through the
 // generation. Nothing is committed past what a handler finished: at least once.
