@@ -19,23 +19,97 @@ import (
 // checkTimeout bounds each readiness check: a dependency that hangs is not ready.
 const checkTimeout = 2 * time.Second
 
+// readinessInterval is how often the checks run by themselves, so that vigie_ready and
+// vigie_check_ok follow the dependencies without anything polling /readyz (tests shorten it).
+var readinessInterval = 5 * time.Second
+
 // namedCheck is one readiness check.
 type namedCheck struct {
 	name  string
 	check func(ctx context.Context) error
 }
 
-// readiness is what /readyz answers.
+// readiness is what /readyz answers, and what vigie_ready and vigie_check_ok export.
 type readiness struct {
 	state  atomic.Value // string: "starting", "ready", "stopping"
 	mu     sync.Mutex
 	checks []namedCheck
+
+	// The gauges, set by each evaluation; seq orders evaluations so that one that started
+	// earlier and finished later does not overwrite a newer result.
+	gaugeMu    sync.Mutex
+	seq, shown uint64
+	ready      prometheus.Gauge
+	checkOK    *prometheus.GaugeVec
+	kick       chan struct{} // an evaluation wanted now (the service became ready)
 }
 
 func newReadiness() *readiness {
-	r := &readiness{}
+	r := &readiness{
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigie_ready",
+			Help: "1 while /readyz would answer 200 (started, not stopping, every check passing), else 0; evaluated on each /readyz and every 5 s.",
+		}),
+		checkOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigie_check_ok",
+			Help: "1 while the named readiness check passes, else 0; evaluated on each /readyz and every 5 s.",
+		}, []string{"check"}),
+		kick: make(chan struct{}, 1),
+	}
 	r.state.Store(stateStarting)
 	return r
+}
+
+// register puts the gauges on reg, or takes over the ones already there (a registry reused
+// by tests).
+func (r *readiness) register(reg prometheus.Registerer) error {
+	if err := reg.Register(r.ready); err != nil {
+		are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+		if !ok {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		r.ready = are.ExistingCollector.(prometheus.Gauge)
+	}
+	if err := reg.Register(r.checkOK); err != nil {
+		are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+		if !ok {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		r.checkOK = are.ExistingCollector.(*prometheus.GaugeVec)
+	}
+	return nil
+}
+
+// setState moves to state: anything but ready shows as vigie_ready 0 at once; ready asks
+// every for an evaluation without waiting for the next tick.
+func (r *readiness) setState(state string) {
+	r.state.Store(state)
+	if state == stateReady {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	r.gaugeMu.Lock()
+	r.ready.Set(0)
+	r.gaugeMu.Unlock()
+}
+
+// every evaluates the checks every interval, and when kicked, until ctx ends.
+func (r *readiness) every(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.run(ctx)
+		case <-r.kick:
+			r.run(ctx)
+		}
+	}
 }
 
 const (
@@ -52,28 +126,53 @@ func (r *readiness) add(name string, c func(ctx context.Context) error) {
 
 // run runs every check concurrently, each within checkTimeout, and returns one line per
 // check in the order they were added, and whether the service is ready.
+// Each run sets vigie_check_ok per check and vigie_ready.
 func (r *readiness) run(ctx context.Context) ([]string, bool) {
 	r.mu.Lock()
 	checks := append([]namedCheck(nil), r.checks...)
 	r.mu.Unlock()
+	r.gaugeMu.Lock()
+	r.seq++
+	seq := r.seq
+	r.gaugeMu.Unlock()
 	lines := make([]string, len(checks))
+	passed := make([]bool, len(checks))
 	ok := r.state.Load() == stateReady
 	var wg sync.WaitGroup
-	var failed atomic.Bool
 	for i, c := range checks {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 			defer cancel()
 			if err := c.check(cctx); err != nil {
-				failed.Store(true)
 				lines[i] = c.name + ": error: " + oneLine(err.Error())
 				return
 			}
+			passed[i] = true
 			lines[i] = c.name + ": ok"
 		})
 	}
 	wg.Wait()
-	return lines, ok && !failed.Load()
+	for _, p := range passed {
+		ok = ok && p
+	}
+	r.gaugeMu.Lock()
+	defer r.gaugeMu.Unlock()
+	if seq > r.shown {
+		r.shown = seq
+		for i, c := range checks {
+			r.checkOK.WithLabelValues(c.name).Set(b2f(passed[i]))
+		}
+		// The state is read again: a shutdown that began during the checks shows at once.
+		r.ready.Set(b2f(ok && r.state.Load() == stateReady))
+	}
+	return lines, ok
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // err is run as an error: nil when ready, else the state and the failing checks.

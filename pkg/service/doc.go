@@ -67,10 +67,15 @@
 //	/readyz         200 "ready" once build returned and every part started, until shutdown
 //	                begins, and while every named check passes; else 503. The body lists
 //	                each check as "name: ok" or "name: error: ..."; each check has 2 s.
+//	                The same evaluation also runs every 5 s by itself and sets the gauges
+//	                vigie_ready (1 or 0) and vigie_check_ok{check="<name>"} (1 or 0), so
+//	                Prometheus sees readiness without anything polling /readyz; a shutdown
+//	                sets vigie_ready 0 at once.
 //	/debug/pprof/   the runtime profiles
 //
-// The registry (Service.Registry) holds the Go and process collectors and
-// vigie_build_info{version,revision,go_version} 1; Service.Registerer prefixes the service's
+// The registry (Service.Registry) holds the Go and process collectors,
+// vigie_build_info{version,revision,go_version} 1, vigie_ready and vigie_check_ok{check};
+// Service.Registerer prefixes the service's
 // own metrics with vigie_<name>_. Shared packages (the Kafka consumer) register unprefixed
 // vigie_kafka_* metrics on Service.Registry.
 //

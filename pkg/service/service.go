@@ -63,8 +63,9 @@ func (s *Service) Registerer() prometheus.Registerer {
 	return prometheus.WrapRegistererWithPrefix(metricPrefix(s.Name), s.Registry)
 }
 
-// AddCheck adds a named readiness check, run on each /readyz request within 2 s. The
-// service is ready only while every check returns nil; /readyz lists each by name.
+// AddCheck adds a named readiness check, run on each /readyz request and every 5 s, within
+// 2 s each time. The service is ready only while every check returns nil; /readyz lists
+// each by name, and vigie_check_ok{check="<name>"} is 1 while it passes.
 func (s *Service) AddCheck(name string, c func(ctx context.Context) error) {
 	s.ready.add(name, c)
 }
@@ -235,12 +236,21 @@ func Run[C Config](ctx context.Context, name string, cfg C, build func(ctx conte
 	if err := registerOnce(reg, s.reloadsMetric); err != nil {
 		return err
 	}
+	if err := s.ready.register(reg); err != nil {
+		return err
+	}
 
 	if s.admin, err = newAdminServer(b.Admin.Listen, reg, s.ready); err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.admin.serve() }()
+	// The checks run by themselves from now until Run returns (vigie_ready, vigie_check_ok).
+	tickCtx, stopTicks := context.WithCancel(context.WithoutCancel(ctx))
+	var ticking sync.WaitGroup
+	ticking.Go(func() { s.ready.every(tickCtx, readinessInterval) })
+	defer ticking.Wait()
+	defer stopTicks()
 	logger.Info("starting", zap.String("version", ver), zap.String("revision", rev),
 		zap.String("go_version", runtime.Version()), zap.String("admin", s.AdminAddr()))
 
@@ -264,14 +274,14 @@ func Run[C Config](ctx context.Context, name string, cfg C, build func(ctx conte
 	reloadCtx, stopReloads := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReloads()
 	g.OnStart(func() {
-		s.ready.state.Store(stateReady)
+		s.ready.setState(stateReady)
 		logger.Info("started", zap.Int("parts", len(parts)))
 		if o.started != nil {
 			o.started(s)
 		}
 	})
 	g.OnShutdown(func() {
-		s.ready.state.Store(stateStopping)
+		s.ready.setState(stateStopping)
 		stopReloads()
 	})
 	var reloading sync.WaitGroup

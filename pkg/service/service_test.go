@@ -294,3 +294,94 @@ func TestVersion(t *testing.T) {
 	require.Equal(t, "VIGIE_INGEST_CREDENTIALS", service.EnvPrefix("ingest-credentials"))
 	require.True(t, regexp.MustCompile(`^[a-z]`).MatchString(strings.ToLower(v)))
 }
+
+// TestReadinessMetrics: vigie_ready and vigie_check_ok follow the checks on their own tick,
+// with nothing polling /readyz, and on each /readyz; a shutdown shows as vigie_ready 0.
+func TestReadinessMetrics(t *testing.T) {
+	defer service.SetReadinessInterval(50 * time.Millisecond)()
+	var depDown atomic.Bool
+	var duringStop string
+	var s *service.Service
+	build := func(_ context.Context, svc *service.Service, _ *testConfig) error {
+		s = svc
+		svc.AddCheck("kafka", func(context.Context) error { return nil })
+		svc.AddCheck("clickhouse", func(context.Context) error {
+			if depDown.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		})
+		var r recorder
+		run, stop := worker(&r, "source")
+		svc.Add("source", run, func(ctx context.Context) error {
+			_, duringStop = get(t, "http://"+s.AdminAddr()+"/metrics")
+			return stop(ctx)
+		})
+		return nil
+	}
+	_, stop := start(t, "ready-svc", newConfig(), build)
+	metrics := func() string {
+		_, body := get(t, "http://"+s.AdminAddr()+"/metrics")
+		return body
+	}
+	const (
+		ready       = "\nvigie_ready 1\n"
+		notReady    = "\nvigie_ready 0\n"
+		kafkaOK     = "\nvigie_check_ok{check=\"kafka\"} 1\n"
+		clickhouse1 = "\nvigie_check_ok{check=\"clickhouse\"} 1\n"
+		clickhouse0 = "\nvigie_check_ok{check=\"clickhouse\"} 0\n"
+	)
+	has := func(want ...string) func() bool {
+		return func() bool {
+			body := metrics()
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	require.Eventually(t, has(ready, kafkaOK, clickhouse1), 5*time.Second, 20*time.Millisecond, "ready once started")
+
+	// The dependency goes down: the tick sees it, nobody asked /readyz.
+	depDown.Store(true)
+	require.Eventually(t, has(notReady, kafkaOK, clickhouse0), 5*time.Second, 20*time.Millisecond, "not ready by the tick")
+	depDown.Store(false)
+	require.Eventually(t, has(ready, clickhouse1), 5*time.Second, 20*time.Millisecond, "ready again by the tick")
+
+	require.NoError(t, stop())
+	require.Contains(t, duringStop, notReady, "vigie_ready 0 as soon as shutdown begins")
+}
+
+// TestReadyzSetsReadinessMetrics: each /readyz evaluation updates the gauges at once.
+func TestReadyzSetsReadinessMetrics(t *testing.T) {
+	defer service.SetReadinessInterval(time.Hour)()
+	var depDown atomic.Bool
+	build := func(_ context.Context, s *service.Service, _ *testConfig) error {
+		s.AddCheck("clickhouse", func(context.Context) error {
+			if depDown.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		})
+		run, stop := worker(&recorder{}, "source")
+		s.Add("source", run, stop)
+		return nil
+	}
+	s, stop := start(t, "readyz-svc", newConfig(), build)
+	base := "http://" + s.AdminAddr()
+	depDown.Store(true)
+	code, _ := get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	_, body := get(t, base+"/metrics")
+	require.Contains(t, body, "\nvigie_ready 0\n")
+	require.Contains(t, body, "\nvigie_check_ok{check=\"clickhouse\"} 0\n")
+	depDown.Store(false)
+	code, _ = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+	_, body = get(t, base+"/metrics")
+	require.Contains(t, body, "\nvigie_ready 1\n")
+	require.Contains(t, body, "\nvigie_check_ok{check=\"clickhouse\"} 1\n")
+	require.NoError(t, stop())
+}
