@@ -6,12 +6,18 @@
 #   kafka.sh start [single|cluster] start and wait until ready (idempotent)
 #   kafka.sh stop  [single|cluster] stop by PID (waits, then kills after a timeout)
 #   kafka.sh stop-node N | start-node N   stop/start one broker of the cluster (fault tests)
+#   kafka.sh kill-node N           SIGKILL one broker of the cluster (a crash; start-node N after)
 #   kafka.sh status
 #
 # single:  one broker+controller, 127.0.0.1:19092; writes KAFKA_BROKERS to .state/env.
 # cluster: three broker+controllers, 127.0.0.1:19192,19292,19392, replication factor 3,
 #          min.insync.replicas=2; writes KAFKA_CLUSTER_BROKERS to .state/env.
 # Data, logs and PIDs live in .state/kafka-<shape>/ (git-ignored).
+#
+# KAFKA_INSTANCE=<name> runs a shape apart from the shared one, for tests that restart their
+# broker while other tests use the shared one: its own state in .state/kafka-<shape>-<name>/
+# and its own lock, nothing written to .state/env; move its ports with KAFKA_PORT or
+# KAFKA_CLUSTER_PORT, and stop it with the same variables.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +26,10 @@ state="$root/.state"
 envfile="$state/env"
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
+
+instance=${KAFKA_INSTANCE:-}
+case "$instance" in *[!a-z0-9_-]*) log "KAFKA_INSTANCE: $instance is not [a-z0-9_-]"; exit 2 ;; esac
+sdir() { echo "$state/kafka-$1${instance:+-$instance}"; } # shape -> its state directory
 
 fetch() {
   if [ -f "$libs/.complete" ]; then return; fi
@@ -98,13 +108,13 @@ pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start_node() { # shape node
   local shape=$1 n=$2 dir pidfile heap
-  dir="$state/kafka-$shape/node-$n"
+  dir="$(sdir "$shape")/node-$n"
   pidfile="$dir/pid"
   if pid_alive "$pidfile"; then return; fi
   mkdir -p "$dir"
   write_config "$shape" "$n" "$dir"
   if [ ! -f "$dir/data/meta.properties" ]; then
-    local cid_file="$state/kafka-$shape/cluster-id"
+    local cid_file; cid_file="$(sdir "$shape")/cluster-id"
     [ -f "$cid_file" ] || java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$cid_file"
     java -cp "$libs/*" -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool format \
       -t "$(cat "$cid_file")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
@@ -121,7 +131,7 @@ start_node() { # shape node
 
 wait_ready() { # shape node
   local shape=$1 n=$2 dir deadline
-  dir="$state/kafka-$shape/node-$n"
+  dir="$(sdir "$shape")/node-$n"
   deadline=$((SECONDS + 90))
   until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; do
     if ! pid_alive "$dir/pid"; then log "node $n exited, see $dir/server.log and $dir/stdout.log"; exit 1; fi
@@ -136,7 +146,7 @@ stop_nodes() {
   local shape=$1 n dir pid i pids=() alive
   shift
   for n in "$@"; do
-    dir="$state/kafka-$shape/node-$n"
+    dir="$(sdir "$shape")/node-$n"
     if pid_alive "$dir/pid"; then
       pid=$(cat "$dir/pid")
       kill "$pid" 2>/dev/null || true
@@ -157,27 +167,41 @@ stop_nodes() {
   return 0
 }
 
-set_env() { # key value: replace the key's line in the env file
+# kill_node shape node: SIGKILL, as a crash would, and wait until it is gone.
+kill_node() {
+  local dir pid i
+  dir="$(sdir "$1")/node-$2"
+  if pid_alive "$dir/pid"; then
+    pid=$(cat "$dir/pid")
+    kill -9 "$pid" 2>/dev/null || true
+    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -f "$dir/pid"
+  if [ -f "$dir/server.log" ]; then mv "$dir/server.log" "$dir/server.log.1"; fi
+}
+
+set_env() { # key value: replace the key's line in the env file (not for an instance)
+  [ -z "$instance" ] || return 0
   mkdir -p "$state"
   touch "$envfile"
   grep -v "^$1=" "$envfile" >"$envfile.tmp" || true
   echo "$1=$2" >>"$envfile.tmp"
   mv "$envfile.tmp" "$envfile"
 }
-unset_env() { [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
 
 env_key() { if [ "$1" = cluster ]; then echo KAFKA_CLUSTER_BROKERS; else echo KAFKA_BROKERS; fi; }
 
 cmd=${1:-status}
 shape=${2:-single}
-case "$shape" in single|cluster) ;; *) [ "$cmd" = stop-node ] || [ "$cmd" = start-node ] || { log "unknown shape $shape (single|cluster)"; exit 2; } ;; esac
+case "$shape" in single|cluster) ;; *) [ "$cmd" = stop-node ] || [ "$cmd" = start-node ] || [ "$cmd" = kill-node ] || { log "unknown shape $shape (single|cluster)"; exit 2; } ;; esac
 
 case "$cmd" in
   fetch) fetch ;;
   start)
     # One starter at a time, so that racing starters never spawn two brokers.
     mkdir -p "$state"
-    exec 9>"$state/kafka-$shape.lock"
+    exec 9>"$(sdir "$shape").lock"
     flock 9
     fetch
     t0=$(date +%s%N)
@@ -192,6 +216,7 @@ case "$cmd" in
     unset_env "$(env_key "$shape")"
     ;;
   stop-node) stop_nodes cluster "$2" ;;
+  kill-node) kill_node cluster "$2" ;;
   start-node) start_node cluster "$2"; wait_ready cluster "$2" ;;
   status)
     for s in single cluster; do
@@ -200,5 +225,5 @@ case "$cmd" in
       done
     done
     ;;
-  *) log "usage: kafka.sh fetch|start|stop|stop-node N|start-node N|status [single|cluster]"; exit 2 ;;
+  *) log "usage: kafka.sh fetch|start|stop|stop-node N|start-node N|kill-node N|status [single|cluster]"; exit 2 ;;
 esac
