@@ -1,0 +1,84 @@
+package e2e
+
+// A broker a fault test may restart: a single broker of the test's own (kafka.sh with
+// KAFKA_INSTANCE), never the shared one other tests use.
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/testenv"
+)
+
+// kafkaSh runs deploy/local/kafka.sh with args and extra environment.
+func kafkaSh(env []string, args ...string) error {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(root, "deploy/local/kafka.sh"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kafka.sh %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// ownBroker is a single broker of one test, on free ports, in a state directory of its own.
+type ownBroker struct {
+	env     []string
+	brokers []string
+	dir     string
+}
+
+// startOwnBroker starts a broker for this test alone; cleanup stops it and removes its data.
+func startOwnBroker(t *testing.T) *ownBroker {
+	t.Helper()
+	port := freePortPair(t)
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	instance := fmt.Sprintf("e2e-%d-%x", os.Getpid(), rnd)
+	root, err := testenv.RepoRoot()
+	require.NoError(t, err)
+	b := &ownBroker{
+		env:     []string{"KAFKA_INSTANCE=" + instance, "KAFKA_PORT=" + strconv.Itoa(port)},
+		brokers: []string{"127.0.0.1:" + strconv.Itoa(port)},
+		dir:     filepath.Join(root, ".state", "kafka-single-"+instance),
+	}
+	t.Cleanup(func() {
+		if err := kafkaSh(b.env, "stop", "single"); err != nil {
+			t.Errorf("stop the test's broker: %v", err)
+		}
+		_ = os.RemoveAll(b.dir)
+		_ = os.Remove(b.dir + ".lock")
+	})
+	require.NoError(t, kafkaSh(b.env, "start", "single"))
+	return b
+}
+
+// freePortPair returns a port p such that p and p+1 (the controller's) are free now.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		p := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no two free consecutive ports")
+	return 0
+}

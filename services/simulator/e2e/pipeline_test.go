@@ -1,0 +1,229 @@
+package e2e
+
+// The fault tests' pipeline: the service binaries built once per package run, one pipeline
+// per test (its own topics, consumer groups and database), and each service started, killed
+// and restarted as a process of its own.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/testenv"
+	refdata "github.com/vigie/vigie/schemas/reference"
+	"github.com/vigie/vigie/services/simulator/internal/creds"
+	"github.com/vigie/vigie/services/simulator/internal/report"
+)
+
+// built holds the binaries of one package run, shared by the fault tests (TestMain removes
+// them).
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// sharedBinaries builds the services once for every fault test and returns their directory.
+func sharedBinaries(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			built.err = err
+			return
+		}
+		if built.dir, built.err = os.MkdirTemp("", "vigie-e2e-bin-"); built.err != nil {
+			return
+		}
+		built.err = buildAll(root, built.dir)
+	})
+	require.NoError(t, built.err)
+	return built.dir
+}
+
+// buildAll is buildServices without a test to fail: its error is every test's.
+func buildAll(root, dir string) error {
+	for _, b := range []struct{ module, pkg string }{
+		{"services/ingest", "./cmd/ingest"},
+		{"services/enricher", "./cmd/enricher"},
+		{"services/writer", "./cmd/writer"},
+		{"services/vigiectl", "./cmd/vigiectl"},
+		{"services/correlator", "./cmd/correlator"},
+	} {
+		cmd := execCommand("go", "build", "-o", dir+"/", b.pkg)
+		cmd.Dir = filepath.Join(root, b.module)
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s %s: %w: %s", b.module, b.pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// pipeline is one test's ingest, enricher, writer (and correlator) on its own topics,
+// consumer groups and database.
+type pipeline struct {
+	t                          *testing.T
+	name, dir, bins            string
+	brokers                    []string
+	chAddr, db                 string
+	raw, enriched, dlq, alerts string
+	ingestAPI                  string
+	credPath, keyPath          string
+	tokens                     creds.Tokens
+	ids                        *clearIDs
+	admins                     map[string]string
+	mu                         sync.Mutex
+	procs                      map[string]*proc
+	logs                       []string // every log of every process this pipeline started
+	starts                     map[string]int
+	correlator                 bool
+	began                      time.Time
+	extraEnv                   map[string][]string
+}
+
+// newPipeline makes the test's database and topics on brokers and the secrets the services
+// read. Nothing runs yet: start starts the services.
+func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
+	t.Helper()
+	p := &pipeline{
+		t: t, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers,
+		chAddr: testenv.ClickHouseAddr(t), ids: newClearIDs(), admins: map[string]string{},
+		procs: map[string]*proc{}, starts: map[string]int{}, extraEnv: map[string][]string{}, began: time.Now(),
+	}
+	p.db = p.name
+	p.raw, p.enriched, p.dlq, p.alerts = event.TopicRaw+"."+p.name, event.TopicEnriched+"."+p.name, event.TopicDLQ+"."+p.name, "alerts.v1."+p.name
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("database %s kept for inspection", p.db)
+			return
+		}
+		if conn, err := report.Open(context.Background(), p.chAddr, "default"); err == nil {
+			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+p.db+"`")
+			conn.Close()
+		}
+	})
+
+	ref, err := reference.Load(refdata.FS)
+	require.NoError(t, err)
+	var sensorIDs []string
+	for _, s := range ref.Sensors() {
+		sensorIDs = append(sensorIDs, s.ID)
+	}
+	toks, credFile, err := creds.Generate(sensorIDs)
+	require.NoError(t, err)
+	p.tokens = toks
+	p.credPath, p.keyPath = filepath.Join(p.dir, "credentials.yaml"), filepath.Join(p.dir, "keys.yaml")
+	require.NoError(t, creds.Write(p.credPath, filepath.Join(p.dir, "tokens.yaml"), toks, credFile))
+	require.NoError(t, os.WriteFile(p.keyPath, []byte("active: e2e\ndefault_country_code: \"33\"\nkeys:\n  e2e: "+strings.Repeat("5a", 32)+"\n"), 0o600))
+
+	require.NoError(t, runCmd(t, p.vigiectl(), "migrate", "-clickhouse.addrs="+p.chAddr, "-clickhouse.database="+p.db, "-log.level=warn"))
+	p.applyTopics()
+	p.ingestAPI = freeAddr(t)
+	for _, s := range []string{"ingest", "enricher", "writer", "correlator"} {
+		p.admins[s] = freeAddr(t)
+	}
+	return p
+}
+
+func (p *pipeline) vigiectl() string { return filepath.Join(p.bins, "vigiectl") }
+
+// applyTopics creates (or aligns) the pipeline's topics with vigiectl.
+func (p *pipeline) applyTopics() {
+	p.t.Helper()
+	require.NoError(p.t, runCmd(p.t, p.vigiectl(), "topics", "apply", "-kafka.brokers="+strings.Join(p.brokers, ","), "-topics.suffix=."+p.name, "-log.level=warn"))
+}
+
+// env is the configuration of one service, as TestPipelineEndToEnd gives it.
+func (p *pipeline) env(service string) []string {
+	kb := strings.Join(p.brokers, ",")
+	admin := p.admins[service]
+	var env []string
+	switch service {
+	case "ingest":
+		env = []string{"VIGIE_INGEST_LISTEN=" + p.ingestAPI, "VIGIE_INGEST_ADMIN_LISTEN=" + admin, "VIGIE_INGEST_KAFKA_BROKERS=" + kb,
+			"VIGIE_INGEST_CREDENTIALS_FILE=" + p.credPath, "VIGIE_INGEST_PSEUDONYM_KEY_FILE=" + p.keyPath,
+			"VIGIE_INGEST_TOPICS_RAW=" + p.raw, "VIGIE_INGEST_TOPICS_DLQ=" + p.dlq, "VIGIE_INGEST_RATE_EVENTS_PER_SECOND=50000", "VIGIE_INGEST_RATE_BURST=100000"}
+	case "enricher":
+		env = []string{"VIGIE_ENRICHER_ADMIN_LISTEN=" + admin, "VIGIE_ENRICHER_KAFKA_BROKERS=" + kb, "VIGIE_ENRICHER_CONSUMER_GROUP_ID=" + p.group("enricher"),
+			"VIGIE_ENRICHER_TOPICS_RAW=" + p.raw, "VIGIE_ENRICHER_TOPICS_ENRICHED=" + p.enriched, "VIGIE_ENRICHER_TOPICS_DLQ=" + p.dlq,
+			"VIGIE_ENRICHER_CLICKHOUSE_ADDRS=" + p.chAddr, "VIGIE_ENRICHER_CLICKHOUSE_DATABASE=" + p.db}
+	case "writer":
+		env = []string{"VIGIE_WRITER_ADMIN_LISTEN=" + admin, "VIGIE_WRITER_KAFKA_BROKERS=" + kb, "VIGIE_WRITER_CONSUMER_GROUP_ID=" + p.group("writer"),
+			"VIGIE_WRITER_TOPICS_ENRICHED=" + p.enriched, "VIGIE_WRITER_TOPICS_DLQ=" + p.dlq,
+			"VIGIE_WRITER_CLICKHOUSE_ADDRS=" + p.chAddr, "VIGIE_WRITER_CLICKHOUSE_DATABASE=" + p.db, "VIGIE_WRITER_CONSUMER_BATCH_WAIT=200ms"}
+	case "correlator":
+		env = []string{"VIGIE_CORRELATOR_ADMIN_LISTEN=" + admin, "VIGIE_CORRELATOR_KAFKA_BROKERS=" + kb,
+			"VIGIE_CORRELATOR_TOPICS_ENRICHED=" + p.enriched, "VIGIE_CORRELATOR_CONSUMER_GROUP_ID=" + p.group("correlator"), "VIGIE_CORRELATOR_TOPICS_ALERTS=" + p.alerts,
+			"VIGIE_CORRELATOR_CLICKHOUSE_ADDRS=" + p.chAddr, "VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=" + p.db,
+			"VIGIE_CORRELATOR_SCHEDULER_TICK=1s"}
+	default:
+		p.t.Fatalf("unknown service %s", service)
+	}
+	return append(env, p.extraEnv[service]...)
+}
+
+func (p *pipeline) group(service string) string { return p.name + "-" + service }
+
+// startServices starts the services named (in order) and waits until each is ready.
+func (p *pipeline) startServices(services ...string) {
+	p.t.Helper()
+	for _, s := range services {
+		p.mu.Lock()
+		p.starts[s]++
+		n := p.starts[s]
+		if s == "correlator" {
+			p.correlator = true
+		}
+		p.mu.Unlock()
+		// Each start logs to a file of its own: the leak check reads them all.
+		name := fmt.Sprintf("%s-%d", s, n)
+		pr := start(p.t, p.dir, name, filepath.Join(p.bins, s), p.admins[s], p.env(s)...)
+		p.mu.Lock()
+		p.procs[s] = pr
+		p.logs = append(p.logs, pr.logPath)
+		p.mu.Unlock()
+	}
+}
+
+// start is startServices for the three services every test runs.
+func (p *pipeline) start() { p.startServices("ingest", "enricher", "writer") }
+
+// stopAll stops every running service gracefully, at once (SIGTERM).
+func (p *pipeline) stopAll() {
+	p.mu.Lock()
+	procs := make([]*proc, 0, len(p.procs))
+	for _, pr := range p.procs {
+		procs = append(procs, pr)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pr := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); pr.stop(p.t) }()
+	}
+	wg.Wait()
+}
+
+// logf logs with the time since the pipeline was made (where a slow test spends its time).
+func (p *pipeline) logf(format string, args ...any) {
+	p.t.Helper()
+	p.t.Logf("[%5.1fs] %s", time.Since(p.began).Seconds(), fmt.Sprintf(format, args...))
+}
