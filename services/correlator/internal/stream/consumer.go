@@ -30,6 +30,7 @@ type Consumer struct {
 	rules   atomic.Pointer[ruleSet]
 	ref     atomic.Pointer[reference.Snapshot]
 	rebuild Rebuilder
+	engine  EngineConfig
 	sink    alert.Sink
 	logger  *zap.Logger
 	m       metrics
@@ -56,6 +57,9 @@ type Deps struct {
 	Reference *reference.Snapshot
 	Rebuilder Rebuilder
 	Sink      alert.Sink
+	// Engine bounds each partition's event clock and remembered identities (zero:
+	// DefaultEngineConfig).
+	Engine EngineConfig
 	// Metrics takes the correlator's own metrics (names without the vigie_correlator_
 	// prefix: pass the service's prefixing Registerer); Registry takes the Kafka
 	// consumer's shared vigie_kafka_consumer_* metrics (the unprefixed registry).
@@ -74,6 +78,11 @@ type metrics struct {
 	rebuildSecs  prometheus.Histogram
 	batchSecs    prometheus.Histogram
 	eventTime    *prometheus.GaugeVec
+	watermark    *prometheus.GaugeVec
+	identities   *prometheus.GaugeVec
+	refused      *prometheus.CounterVec
+	duplicates   prometheus.Counter
+	idDropped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -90,7 +99,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		rebuilt:     f.NewCounter(prometheus.CounterOpts{Name: "rebuild_events_total", Help: "Events replayed from ClickHouse to rebuild partition state."}),
 		rebuildSecs: f.NewHistogram(prometheus.HistogramOpts{Name: "rebuild_seconds", Help: "Time to rebuild one partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		batchSecs:   f.NewHistogram(prometheus.HistogramOpts{Name: "batch_seconds", Help: "Time to evaluate a batch and write its alerts.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		eventTime:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "event_time_seconds", Help: "Highest event time seen per partition (Unix time)."}, []string{"partition"}),
+		eventTime:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "event_time_seconds", Help: "Highest event time applied per partition (Unix time)."}, []string{"partition"}),
+		watermark:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "streaming_watermark_seconds", Help: "Event-time watermark per partition, from its sensors' clocks (Unix time)."}, []string{"partition"}),
+		identities:  f.NewGaugeVec(prometheus.GaugeOpts{Name: "dedup_identities", Help: "Identities (sensor_id, event_id) remembered per partition to ignore second deliveries."}, []string{"partition"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "events_refused_total",
+			Help: "Events not applied for their time: future (beyond receipt or wall time plus max_skew), beyond_retention, late (older than every matching rule's horizon behind the watermark)."}, []string{"reason"}),
+		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "duplicates_total", Help: "Second deliveries of an identity already applied (ignored)."}),
+		idDropped:  f.NewCounter(prometheus.CounterOpts{Name: "dedup_dropped_total", Help: "Identities forgotten before their horizon because dedup.max_identities was reached."}),
 	}
 }
 
@@ -108,7 +123,7 @@ type partition struct {
 	evaluated int64
 	pending   []alert.Alert
 	triggers  []time.Time // Kafka time of the event that raised each pending alert
-	prevEvals []uint64
+	prev      Stats       // counted so far
 	dec       *event.Decoder
 	// rules is the version of the rules the engine runs. While newer rules wait for
 	// ClickHouse, switchSince is the first try and switchAt the next.
@@ -120,7 +135,7 @@ type partition struct {
 // deps.Rules over topic. It fails only on a bad configuration.
 func NewConsumer(conn kafka.Config, cfg kafka.ConsumerConfig, topic string, deps Deps, logger *zap.Logger) (*Consumer, error) {
 	c := &Consumer{
-		rebuild: deps.Rebuilder, sink: deps.Sink, parts: map[int]*partition{},
+		rebuild: deps.Rebuilder, engine: deps.Engine, sink: deps.Sink, parts: map[int]*partition{},
 		logger:      logger.Named("streaming").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
 		m:           newMetrics(deps.Metrics),
 		switchRetry: 10 * time.Second,
@@ -178,7 +193,7 @@ func (c *Consumer) SetReference(ref *reference.Snapshot) { c.ref.Store(ref) }
 func (c *Consumer) assign(ctx context.Context, a kafka.Assignment) (int64, error) {
 	log := c.logger.With(zap.Int("partition", a.Partition))
 	rs := c.rules.Load()
-	p := &partition{eng: NewEngine(rs.rules, c.ref.Load()), label: strconv.Itoa(a.Partition), dec: event.NewDecoder(), rules: rs.version}
+	p := &partition{eng: c.newEngine(rs.rules), label: strconv.Itoa(a.Partition), dec: event.NewDecoder(), rules: rs.version}
 	start := a.Committed
 	if a.Committed < 0 {
 		start = kafka.FirstOffset
@@ -215,6 +230,8 @@ func (c *Consumer) revoke(a kafka.Assignment) {
 	label := strconv.Itoa(a.Partition)
 	c.m.devices.DeleteLabelValues(label)
 	c.m.eventTime.DeleteLabelValues(label)
+	c.m.watermark.DeleteLabelValues(label)
+	c.m.identities.DeleteLabelValues(label)
 	c.logger.Info("partition released", zap.Int("partition", a.Partition))
 }
 
@@ -282,7 +299,7 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 // fails, p keeps its engine (the old rules keep running) and tries again after switchRetry.
 func (c *Consumer) switchRules(ctx context.Context, p *partition, rs *ruleSet, first *kafka.Message) {
 	began := time.Now()
-	eng := NewEngine(rs.rules, c.ref.Load())
+	eng := c.newEngine(rs.rules)
 	next, n, err := c.rebuild.Rebuild(ctx, eng, first.Topic, first.Partition, first.Offset)
 	log := c.logger.With(zap.Int("partition", first.Partition), zap.Int64("offset", first.Offset), zap.Int64("clickhouse_next", next))
 	if err != nil {
@@ -308,20 +325,41 @@ func (c *Consumer) switchRules(ctx context.Context, p *partition, rs *ruleSet, f
 	log.Info("new rules in force", zap.Strings("rules", rules.Names(eng.Rules())), zap.Int("events", n), zap.Int("devices", eng.Devices()), zap.Duration("took", time.Since(began)))
 }
 
-// skipStats makes the evaluations of a rebuild uncounted: they were counted when first made.
-func (p *partition) skipStats() { p.prevEvals = append([]uint64(nil), p.eng.Stats().Evaluations...) }
+// newEngine is a partition's engine for rs.
+func (c *Consumer) newEngine(rs []*rules.Rule) *Engine {
+	cfg := c.engine
+	if cfg == (EngineConfig{}) {
+		cfg = DefaultEngineConfig()
+	}
+	return NewEngineConfig(rs, c.ref.Load(), cfg)
+}
+
+// skipStats makes the counts of a rebuild uncounted: they were counted when first made.
+func (p *partition) skipStats() {
+	p.prev = p.eng.Stats()
+	p.prev.Evaluations = append([]uint64(nil), p.prev.Evaluations...)
+}
 
 // count updates the metrics after n more events of p were evaluated.
 func (c *Consumer) count(p *partition, n int) {
 	st := p.eng.Stats()
-	if p.prevEvals == nil {
-		p.prevEvals = make([]uint64, len(st.Evaluations))
+	if p.prev.Evaluations == nil {
+		p.prev.Evaluations = make([]uint64, len(st.Evaluations))
 	}
 	for i, r := range p.eng.Rules() {
-		c.m.evaluations.WithLabelValues(r.ID).Add(float64(st.Evaluations[i] - p.prevEvals[i]))
-		p.prevEvals[i] = st.Evaluations[i]
+		c.m.evaluations.WithLabelValues(r.ID).Add(float64(st.Evaluations[i] - p.prev.Evaluations[i]))
+		p.prev.Evaluations[i] = st.Evaluations[i]
 	}
+	c.m.refused.WithLabelValues("future").Add(float64(st.Future - p.prev.Future))
+	c.m.refused.WithLabelValues("beyond_retention").Add(float64(st.BeyondRetention - p.prev.BeyondRetention))
+	c.m.refused.WithLabelValues("late").Add(float64(st.Late - p.prev.Late))
+	c.m.duplicates.Add(float64(st.Duplicates - p.prev.Duplicates))
+	c.m.idDropped.Add(float64(st.IdentitiesDropped - p.prev.IdentitiesDropped))
+	p.prev.Future, p.prev.BeyondRetention, p.prev.Late = st.Future, st.BeyondRetention, st.Late
+	p.prev.Duplicates, p.prev.IdentitiesDropped = st.Duplicates, st.IdentitiesDropped
 	c.m.events.Add(float64(n))
 	c.m.devices.WithLabelValues(p.label).Set(float64(p.eng.Devices()))
+	c.m.identities.WithLabelValues(p.label).Set(float64(p.eng.Identities()))
 	c.m.eventTime.WithLabelValues(p.label).Set(float64(p.eng.MaxEventTime().Unix()))
+	c.m.watermark.WithLabelValues(p.label).Set(float64(p.eng.Watermark().Unix()))
 }

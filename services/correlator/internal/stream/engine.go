@@ -1,9 +1,14 @@
 // Package stream evaluates the streaming rules: per event, in memory, with state per device
 // (the key of detections.enriched.v1), so that one correlator instance owning a partition
 // sees each of its devices' whole history. Event time drives every window; state older than
-// a rule's window is evicted, so memory is bounded by the devices active within the longest
-// window. The state is a pure function of the partition's events in offset order, which is
-// what lets it be rebuilt from ClickHouse after a restart or a rebalance (see Rebuilder).
+// a rule's window behind the partition's watermark is evicted, so memory is bounded by the
+// devices active within the longest window. The watermark comes from per-sensor clocks
+// (internal/clock): no single sensor can move it forward or hold it back for long. Each
+// identity (sensor_id, event_id) is applied once: the engine remembers those it applied
+// within its rules' horizon (window + lateness) and ignores a second delivery. The state,
+// remembered identities included, is a pure function of the partition's events in offset
+// order, which is what lets it be rebuilt from ClickHouse after a restart or a rebalance
+// (see Rebuilder).
 package stream
 
 import (
@@ -15,31 +20,73 @@ import (
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/clock"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
 // evictEvery is how far event time advances between two eviction sweeps.
 const evictEvery = time.Minute
 
+// EngineConfig bounds an engine's clock and its memory of identities.
+type EngineConfig struct {
+	Clock clock.Config
+	// MaxIdentities bounds the identities remembered (0: bounded by the horizon only).
+	MaxIdentities int
+}
+
+// DefaultEngineConfig is the default clock and at most 10 million identities (about
+// 400 MB) per partition.
+func DefaultEngineConfig() EngineConfig {
+	return EngineConfig{Clock: clock.DefaultConfig(), MaxIdentities: 10_000_000}
+}
+
 // Engine holds one partition's streaming state. It is not safe for concurrent use: each
 // partition has its own engine, driven by one goroutine.
 type Engine struct {
+	cfg     EngineConfig
 	evals   []evaluator
+	horizon []int64 // per rule: window + lateness, ms
 	devices map[string]*device
 	ref     *reference.Snapshot
 	intern  map[string]string
 
-	maxSeen    int64 // highest event time seen, ms
+	maxSeen    int64 // highest event time applied, ms
 	lastSweep  int64
 	sinceSweep int
 	stats      Stats
+
+	// The event clock: per-sensor clocks, the watermark computed from them every
+	// clockEvery events at least, and the wall time last read.
+	sources    map[string]*sourceClock
+	wm         int64
+	sinceClock int
+	now        int64
+	readings   []clock.Reading
+	scratch    []int64
+
+	seen identities
+	// wallClock reads wall time (time.Now).
+	wallClock func() time.Time
 }
+
+// sourceClock is one sensor's latest event time and latest receipt, ms.
+type sourceClock struct{ clock, arrival int64 }
+
+// clockEvery is the fewest events between two computations of the watermark.
+const clockEvery = 256
 
 // Stats counts what an engine did, for metrics.
 type Stats struct {
 	Events      uint64
 	Evaluations []uint64 // per rule, in Rules order
 	Evicted     uint64
+	// Refused counts events not applied for their time: from the future, beyond
+	// retention, or late for every rule whose filter they matched.
+	Future, BeyondRetention, Late uint64
+	// Duplicates counts second deliveries of an identity already applied (ignored).
+	Duplicates uint64
+	// IdentitiesDropped counts identities forgotten before their horizon (MaxIdentities).
+	IdentitiesDropped uint64
 }
 
 // device is the state of one device: one slot per streaming rule, nil when the rule holds
@@ -52,6 +99,8 @@ type device struct {
 // majority of devices, which keeps the per-device state small.
 type state interface {
 	episode() **episode
+	// holds reports whether the state keeps anything (values, events, an open finding).
+	holds() bool
 }
 
 // evaluator is the Go code of one rule type, bound to one rule instance.
@@ -84,7 +133,13 @@ type finding struct {
 // NewEngine returns an engine for the streaming rules among rs. ref gives facility
 // coordinates when an event lacks them (may be nil).
 func NewEngine(rs []*rules.Rule, ref *reference.Snapshot) *Engine {
-	e := &Engine{devices: map[string]*device{}, ref: ref, intern: map[string]string{}}
+	return NewEngineConfig(rs, ref, DefaultEngineConfig())
+}
+
+// NewEngineConfig is NewEngine with cfg's clock and bound on identities.
+func NewEngineConfig(rs []*rules.Rule, ref *reference.Snapshot, cfg EngineConfig) *Engine {
+	e := &Engine{cfg: cfg, devices: map[string]*device{}, ref: ref, intern: map[string]string{},
+		sources: map[string]*sourceClock{}, seen: newIdentities(cfg.MaxIdentities), wallClock: time.Now}
 	for _, r := range rs {
 		if r.Mode != rules.Streaming {
 			continue
@@ -99,8 +154,14 @@ func NewEngine(rs []*rules.Rule, ref *reference.Snapshot) *Engine {
 		}
 	}
 	e.stats.Evaluations = make([]uint64, len(e.evals))
+	for _, ev := range e.evals {
+		e.horizon = append(e.horizon, ev.rule().Horizon().Milliseconds()+cfg.Clock.Lateness.Milliseconds())
+	}
 	return e
 }
+
+// Config is the engine's configuration.
+func (e *Engine) Config() EngineConfig { return e.cfg }
 
 // Rules lists the engine's rules in evaluation order.
 func (e *Engine) Rules() []*rules.Rule {
@@ -112,7 +173,17 @@ func (e *Engine) Rules() []*rules.Rule {
 }
 
 // Stats returns the counters so far.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	st.IdentitiesDropped = e.seen.dropped
+	return st
+}
+
+// Identities is the number of identities remembered.
+func (e *Engine) Identities() int { return e.seen.len() }
+
+// Watermark is the partition's event-time watermark (see internal/clock).
+func (e *Engine) Watermark() time.Time { return time.UnixMilli(e.wm).UTC() }
 
 // SetReference replaces the reference data that gives facility coordinates when an event
 // lacks them (may be nil). Like Observe, it is called from the engine's goroutine.
@@ -121,26 +192,54 @@ func (e *Engine) SetReference(ref *reference.Snapshot) { e.ref = ref }
 // Devices is the number of devices holding state.
 func (e *Engine) Devices() int { return len(e.devices) }
 
-// MaxEventTime is the highest event time seen.
+// MaxEventTime is the highest event time applied.
 func (e *Engine) MaxEventTime() time.Time { return time.UnixMilli(e.maxSeen).UTC() }
 
 // Observe evaluates every streaming rule on ev and appends the alerts it raises or extends
 // to out. With emit false (rebuilding state from history already handled) the state,
-// including open findings, evolves exactly the same but no alert is returned.
+// including open findings, evolves exactly the same but no alert is returned. An event
+// whose identity was already applied, or whose time is out of bounds (see internal/clock),
+// changes nothing; a rule does not see an event older than its horizon (window + lateness)
+// behind the watermark.
 func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []alert.Alert {
 	e.stats.Events++
+	t, r := ev.ObservedAt.UnixMilli(), ev.ReceivedAt.UnixMilli()
+	if r <= 0 || r > e.now {
+		e.now = e.wallClock().UnixMilli()
+	}
+	if r <= 0 || r > e.now { // receipt unknown, or later than wall time: wall time
+		r = e.now
+	}
+	switch e.cfg.Clock.Check(t, r, e.now) {
+	case clock.Future:
+		e.stats.Future++
+		return out
+	case clock.BeyondRetention:
+		e.stats.BeyondRetention++
+		return out
+	}
+	id := e.seen.identity(ev.SensorID, ev.EventID)
+	if !e.seen.claim(id) {
+		e.stats.Duplicates++
+		return out
+	}
+	e.tick(ev.SensorID, t, r)
 	key := ev.Enrichment.DeviceKey
 	if key == "" {
 		key = ev.Raw.DeviceKey()
 	}
-	o := observed{Enriched: ev, t: ev.ObservedAt.UnixMilli(), facility: e.internString(ev.FacilityID)}
-	if o.t > e.maxSeen {
-		e.maxSeen = o.t
-	}
+	o := observed{Enriched: ev, t: t, facility: e.internString(ev.FacilityID)}
 	d := e.devices[key]
+	var horizon int64 = -1 // the longest horizon of the rules holding state from ev
+	matched, late := false, false
 	for i, ev := range e.evals {
 		r := ev.rule()
 		if !r.Where.Match(o.Enriched) {
+			continue
+		}
+		matched = true
+		if t < e.wm-e.horizon[i] {
+			late = true
 			continue
 		}
 		e.stats.Evaluations[i]++
@@ -157,6 +256,9 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 		if d != nil {
 			d.slots[i] = s
 		}
+		if s != nil && s.holds() {
+			horizon = max(horizon, e.horizon[i])
+		}
 		if f == nil || s == nil {
 			continue
 		}
@@ -164,19 +266,65 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 			out = append(out, a)
 		}
 	}
-	// Sweep once event time has moved on by evictEvery and, so that the sweep's cost stays
-	// amortised below one device visit per event, once as many events as devices were seen.
+	if horizon >= 0 {
+		e.seen.keep(id, t, horizon)
+	} else {
+		// Only identities that left state are remembered: a second delivery of one that
+		// left none is evaluated again and, as a rule, leaves none again (README).
+		e.seen.release(id)
+		if matched && late {
+			e.stats.Late++
+		}
+	}
+	if t > e.maxSeen {
+		e.maxSeen = t
+	}
+	// Sweep once the watermark has moved on by evictEvery and, so that the sweep's cost
+	// stays amortised below one device visit per event, once as many events as devices were
+	// seen.
 	e.sinceSweep++
-	if e.maxSeen-e.lastSweep >= evictEvery.Milliseconds() && e.sinceSweep >= len(e.devices) {
+	if e.wm-e.lastSweep >= evictEvery.Milliseconds() && e.sinceSweep >= len(e.devices) {
 		e.sweep()
 	}
 	return out
 }
 
-// sweep evicts state older than each rule's window behind the highest event time seen.
+// tick folds a reading of sensor (event time t, received at r) into its clock and, every
+// clockEvery events or as many as there are sensors, recomputes the watermark (amortised:
+// below one sensor visit per event). Idle sensors are forgotten then.
+func (e *Engine) tick(sensor string, t, r int64) {
+	src := e.sources[sensor]
+	if src == nil {
+		src = &sourceClock{clock: t, arrival: r}
+		e.sources[strings.Clone(sensor)] = src
+	}
+	src.clock, src.arrival = max(src.clock, t), max(src.arrival, r)
+	e.sinceClock++
+	if e.sinceClock < max(clockEvery, len(e.sources)) {
+		return
+	}
+	e.sinceClock = 0
+	e.readings = e.readings[:0]
+	var arrival int64
+	for _, s := range e.sources {
+		arrival = max(arrival, s.arrival)
+	}
+	for id, s := range e.sources {
+		if s.arrival < arrival-e.cfg.Clock.IdleTimeout.Milliseconds() {
+			delete(e.sources, id) // silent: no longer holds the watermark back
+			continue
+		}
+		e.readings = append(e.readings, clock.Reading{Clock: s.clock, Arrival: s.arrival})
+	}
+	e.wm, _, e.scratch = e.cfg.Clock.Watermark(e.readings, e.wm, e.scratch)
+}
+
+// sweep evicts state older than each rule's window behind the watermark, and the
+// identities older than their horizon.
 func (e *Engine) sweep() {
-	e.lastSweep = e.maxSeen
+	e.lastSweep = e.wm
 	e.sinceSweep = 0
+	e.seen.evict(e.wm)
 	for key, d := range e.devices {
 		live := false
 		for i, ev := range e.evals {
@@ -184,7 +332,7 @@ func (e *Engine) sweep() {
 			if s == nil {
 				continue
 			}
-			before := e.maxSeen - ev.rule().Window.Milliseconds()
+			before := e.wm - ev.rule().Window.Milliseconds()
 			if ep := s.episode(); *ep != nil && (*ep).alert.LastEvidenceAt.UnixMilli() < before {
 				*ep = nil
 			}

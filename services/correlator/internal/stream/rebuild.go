@@ -40,7 +40,7 @@ func NewClickHouseRebuilder(conn driver.Conn, database string) *ClickHouseRebuil
 const rebuildColumns = "event_id, sensor_id, kind, observed_at, zone, cell, facility_id, facility_lat, facility_lon, " +
 	"facility_type, disp, region_code, department_code, building, zone_type, sensor_type, vendor, rat, band, outcome, " +
 	"imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, imei_serial_prefix, mcc, mnc, manufacturer, model, operator, country, " +
-	"search_id, seized_phones, seized_mini_phones, seized_sims, kafka_offset"
+	"search_id, seized_phones, seized_mini_phones, seized_sims, received_at, kafka_offset"
 
 // Rebuild implements Rebuilder.
 func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic string, partition int, before int64) (int64, int, error) {
@@ -51,7 +51,12 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	var maxOffset int64
 	var rows uint64
 	var latest time.Time
-	q := fmt.Sprintf("SELECT max(kafka_offset), count(), max(observed_at) FROM `%s`.detections WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset < ?", b.db)
+	// The latest event time among the events the engine would read (in bounds: a time
+	// from the future stored by an older pipeline must not hide the partition's history).
+	ck := eng.Config().Clock
+	inBounds := fmt.Sprintf("observed_at <= least(received_at, %[1]s) + toIntervalMillisecond(%[2]d) AND observed_at >= least(received_at, %[1]s) - toIntervalMillisecond(%[3]d)",
+		dt64(time.Now()), ck.MaxSkew.Milliseconds(), ck.Retention.Milliseconds())
+	q := fmt.Sprintf("SELECT max(kafka_offset), count(), maxIf(observed_at, %s) FROM `%s`.detections WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset < ?", inBounds, b.db)
 	if err := b.conn.QueryRow(ctx, q, topic, uint16(partition), before).Scan(&maxOffset, &rows, &latest); err != nil {
 		return 0, 0, fmt.Errorf("rebuild %s/%d: read extent: %w", topic, partition, err)
 	}
@@ -61,7 +66,8 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	src := rules.Sources["detections"]
 	var conds []string
 	for _, r := range rs {
-		c := fmt.Sprintf("observed_at >= %s AND %s", dt64(latest.Add(-r.Window)), r.Where.SQL(src))
+		from := latest.Add(-r.Horizon() - ck.Lateness)
+		c := fmt.Sprintf("observed_at >= %s AND %s", dt64(from), r.Where.SQL(src))
 		if r.Type == rules.Sequence {
 			first, then := r.First.Where.SQL(src), r.Then.Where.SQL(src)
 			if first == then {
@@ -71,7 +77,7 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 				// window (SEIZED_RESURRECTION: the few seized phones, not 90 days of traffic).
 				c += fmt.Sprintf(" AND ((%[1]s) OR (%[2]s) AND device_key IN (SELECT device_key FROM `%[3]s`.detections "+
 					"WHERE kafka_topic = %[4]s AND kafka_partition = %[5]d AND kafka_offset < %[6]d AND observed_at >= %[7]s AND %[1]s))",
-					first, then, b.db, rules.Quote(topic), partition, before, dt64(latest.Add(-r.Window)))
+					first, then, b.db, rules.Quote(topic), partition, before, dt64(from))
 			}
 		}
 		conds = append(conds, "("+c+")")
@@ -87,18 +93,18 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	for res.Next() {
 		var e event.Enriched
 		var kind, rat, outcome string
-		var observed time.Time
+		var observed, received time.Time
 		var searchID string
 		var phones, minis, sims uint32
 		var offset int64
 		if err := res.Scan(&e.EventID, &e.SensorID, &kind, &observed, &e.Zone, &e.Cell, &e.FacilityID, &e.FacilityLat, &e.FacilityLon,
 			&e.FacilityType, &e.DISP, &e.RegionCode, &e.DepartmentCode, &e.Building, &e.ZoneType, &e.SensorType, &e.Vendor, &rat, &e.Band, &outcome,
 			&e.IMEIPseudo, &e.IMSIPseudo, &e.MSISDNPseudo, &e.TAC, &e.IMEISerialPrefix, &e.MCC, &e.MNC, &e.Manufacturer, &e.Model, &e.Operator, &e.Country,
-			&searchID, &phones, &minis, &sims, &offset); err != nil {
+			&searchID, &phones, &minis, &sims, &received, &offset); err != nil {
 			return 0, n, fmt.Errorf("rebuild %s/%d: scan: %w", topic, partition, err)
 		}
 		e.Kind, e.RAT, e.Outcome = event.Kind(kind), event.RAT(rat), event.Outcome(outcome)
-		e.ObservedAt = event.NewTime(observed)
+		e.ObservedAt, e.ReceivedAt = event.NewTime(observed), event.NewTime(received)
 		if e.Kind == event.KindItemSeized {
 			e.Seizure = &event.Seizure{Phones: int64(phones), MiniPhones: int64(minis), SIMs: int64(sims), SearchID: searchID}
 		}

@@ -29,6 +29,8 @@ type valueState struct {
 
 func (s *valueState) episode() **episode { return &s.ep }
 
+func (s *valueState) holds() bool { return s.ep != nil || !allEmpty(s.values) }
+
 func (v *valueCount) rule() *rules.Rule { return v.r }
 
 func (v *valueCount) observe(st state, e *observed) (state, *finding) {
@@ -149,6 +151,8 @@ type countState struct {
 
 func (s *countState) episode() **episode { return &s.ep }
 
+func (s *countState) holds() bool { return s.ep != nil || len(s.events) > 0 }
+
 func (c *eventCount) rule() *rules.Rule { return c.r }
 
 func (c *eventCount) observe(st state, e *observed) (state, *finding) {
@@ -221,6 +225,8 @@ type seqState struct {
 }
 
 func (s *seqState) episode() **episode { return &s.ep }
+
+func (s *seqState) holds() bool { return s.ep != nil || len(s.firsts) > 0 }
 
 func (q *sequence) rule() *rules.Rule { return q.r }
 
