@@ -95,7 +95,7 @@ func (s *Scheduler) plan(ctx context.Context, r *rules.Rule, clock time.Time) (*
 	var wm time.Time
 	err := s.retry(ctx, r.ID, func(ctx context.Context) error {
 		var err error
-		wm, err = s.Watermark(ctx, r.ID)
+		wm, err = s.loadWatermark(ctx, r.ID)
 		return err
 	})
 	if err != nil {

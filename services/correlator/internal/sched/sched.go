@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/clock"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
@@ -40,11 +41,13 @@ type Config struct {
 	// alerts), one pre-check and one watermark write; clickhouse.query_timeout bounds each
 	// wait for the server within them.
 	EvaluationTimeout time.Duration `yaml:"evaluation_timeout"`
+	// EventClock bounds the event-time clock (the service's event_clock block).
+	EventClock clock.Config `yaml:"-"`
 }
 
 // DefaultConfig evaluates every 10 s, without backfill.
 func DefaultConfig() Config {
-	return Config{Tick: 10 * time.Second, MaxStepsPerTick: 50, EvaluationTimeout: 60 * time.Second}
+	return Config{Tick: 10 * time.Second, MaxStepsPerTick: 50, EvaluationTimeout: 60 * time.Second, EventClock: clock.DefaultConfig()}
 }
 
 // Validate names the bad field.
@@ -59,7 +62,7 @@ func (c Config) Validate(prefix string) error {
 	case c.EvaluationTimeout <= 0:
 		return fmt.Errorf("%s.evaluation_timeout: must be positive", prefix)
 	}
-	return nil
+	return c.EventClock.Validate("event_clock")
 }
 
 // Scheduler runs the scheduled rules against one ClickHouse database.
@@ -82,6 +85,10 @@ type Scheduler struct {
 	onEvaluate func(rule string, end time.Time)
 
 	evidenceGroups, evidenceTuples int
+
+	// clock is the event clock last read (ms; it never moves back); now reads wall time.
+	clock atomic.Int64
+	now   func() time.Time
 }
 
 type metrics struct {
@@ -92,6 +99,8 @@ type metrics struct {
 	seconds     *prometheus.HistogramVec
 	watermark   *prometheus.GaugeVec
 	clock       prometheus.Gauge
+	sources     prometheus.Gauge
+	discarded   *prometheus.CounterVec
 }
 
 // New returns a scheduler for the scheduled rules among rs. Its metrics are named without
@@ -99,7 +108,7 @@ type metrics struct {
 func New(cfg Config, conn driver.Conn, database string, rs []*rules.Rule, sink alert.Sink, logger *zap.Logger, reg prometheus.Registerer) *Scheduler {
 	f := promauto.With(reg)
 	s := &Scheduler{
-		cfg: cfg, conn: conn, db: database, sink: sink, logger: logger.Named("scheduler"), skip: true,
+		cfg: cfg, conn: conn, db: database, sink: sink, logger: logger.Named("scheduler"), skip: true, now: time.Now,
 		evidenceGroups: evidenceGroups, evidenceTuples: evidenceTuples,
 		m: metrics{
 			evaluations: f.NewCounterVec(prometheus.CounterOpts{Name: "scheduled_evaluations_total", Help: "Windows evaluated per scheduled rule."}, []string{"rule"}),
@@ -108,7 +117,9 @@ func New(cfg Config, conn driver.Conn, database string, rs []*rules.Rule, sink a
 			retries:     f.NewCounterVec(prometheus.CounterOpts{Name: "scheduled_retries_total", Help: "Evaluation attempts retried per scheduled rule."}, []string{"rule"}),
 			seconds:     f.NewHistogramVec(prometheus.HistogramOpts{Name: "scheduled_evaluation_seconds", Help: "Time to evaluate one window of a scheduled rule.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"rule"}),
 			watermark:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "scheduled_watermark_seconds", Help: "End (Unix time) of the last window evaluated per rule."}, []string{"rule"}),
-			clock:       f.NewGauge(prometheus.GaugeOpts{Name: "event_clock_seconds", Help: "Latest observed_at in ClickHouse (Unix time): the scheduler's event-time clock."}),
+			clock:       f.NewGauge(prometheus.GaugeOpts{Name: "event_clock_seconds", Help: "The scheduler's event-time clock: the watermark of the sensors' clocks in ClickHouse (Unix time)."}),
+			sources:     f.NewGauge(prometheus.GaugeOpts{Name: "event_clock_sources", Help: "Sensors whose clocks made the scheduler's event clock at its last reading (active and on time)."}),
+			discarded:   f.NewCounterVec(prometheus.CounterOpts{Name: "scheduled_watermarks_discarded_total", Help: "Persisted watermarks found beyond now + max_skew and discarded."}, []string{"rule"}),
 		},
 	}
 	s.stopped, s.stop = context.WithCancel(context.Background())

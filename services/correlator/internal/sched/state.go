@@ -5,20 +5,59 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
+	"github.com/vigie/vigie/services/correlator/internal/clock"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
 )
 
-// Clock is the event-time clock: the latest observed_at in detections (zero when empty).
+// Clock is the event-time clock: the watermark of the sensors' clocks in detections (see
+// internal/clock; zero when empty), never moving back within a process. One query reads
+// each sensor's latest event time and latest receipt among its events in bounds; after the
+// first tick only from the previous clock minus what a source holding the clock can lag
+// behind it (max_skew + idle_timeout + source_lateness), so a tick reads the last minutes.
 func (s *Scheduler) Clock(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	if err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT max(observed_at) FROM `%s`.detections", s.db)).Scan(&t); err != nil {
+	ck := s.cfg.EventClock
+	now := s.now().UTC()
+	from := now.Add(-ck.Retention)
+	if prev := s.clock.Load(); prev != 0 {
+		if t := time.UnixMilli(prev).Add(-ck.MaxSkew - ck.IdleTimeout - ck.SourceLateness); t.After(from) {
+			from = t
+		}
+	}
+	q := fmt.Sprintf("SELECT toString(sensor_id), max(observed_at), max(received_at) FROM `%[1]s`.detections "+
+		"WHERE observed_at >= %[2]s AND observed_at <= %[3]s AND received_at <= %[3]s "+
+		"AND observed_at <= received_at + toIntervalMillisecond(%[4]d) AND observed_at >= received_at - toIntervalMillisecond(%[5]d) "+
+		"GROUP BY sensor_id",
+		s.db, dt64(from), dt64(now.Add(ck.MaxSkew)), ck.MaxSkew.Milliseconds(), ck.Retention.Milliseconds())
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
 		return time.Time{}, fmt.Errorf("read event clock: %w", err)
 	}
-	if t.Unix() <= 0 {
+	defer rows.Close()
+	var readings []clock.Reading
+	for rows.Next() {
+		var r clock.Reading
+		var t, arrival time.Time
+		if err := rows.Scan(&r.Source, &t, &arrival); err != nil {
+			return time.Time{}, fmt.Errorf("read event clock: %w", err)
+		}
+		r.Clock, r.Arrival = t.UnixMilli(), arrival.UnixMilli()
+		readings = append(readings, r)
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("read event clock: %w", err)
+	}
+	prev := s.clock.Load()
+	wm, holding, _ := ck.Watermark(readings, prev, nil)
+	s.m.sources.Set(float64(holding))
+	if wm <= 0 {
 		return time.Time{}, nil
 	}
-	return t.UTC(), nil
+	s.clock.Store(wm)
+	return time.UnixMilli(wm).UTC(), nil
 }
 
 // Watermark returns the end of the last window evaluated for rule (zero when none).
@@ -35,6 +74,11 @@ func (s *Scheduler) Watermark(ctx context.Context, rule string) (time.Time, erro
 }
 
 func (s *Scheduler) setWatermark(ctx context.Context, rule string, end time.Time, alerts int) error {
+	if bound := s.now().Add(s.cfg.EventClock.MaxSkew); end.After(bound) {
+		// Unreachable while steps end at or before the clock, which is bounded: kept so
+		// that no code path can persist a watermark from the future.
+		return fmt.Errorf("watermark of %s at %s is beyond now + max_skew (%s): not written", rule, end.Format(event.TimeLayout), bound.Format(event.TimeLayout))
+	}
 	q := fmt.Sprintf("INSERT INTO `%s`.correlator_watermarks (rule, window_end, alerts)", s.db)
 	b, err := s.conn.PrepareBatch(ctx, q)
 	if err != nil {
@@ -48,6 +92,27 @@ func (s *Scheduler) setWatermark(ctx context.Context, rule string, end time.Time
 		return fmt.Errorf("write watermark of %s: %w", rule, err)
 	}
 	return nil
+}
+
+// loadWatermark is Watermark, except that a watermark beyond now + max_skew (written by a
+// version without bounded clocks after an event from the future) is discarded: logged,
+// counted, deleted, and the rule starts as one without a watermark.
+func (s *Scheduler) loadWatermark(ctx context.Context, rule string) (time.Time, error) {
+	wm, err := s.Watermark(ctx, rule)
+	if err != nil {
+		return wm, err
+	}
+	bound := s.now().Add(s.cfg.EventClock.MaxSkew)
+	if !wm.After(bound) {
+		return wm, nil
+	}
+	q := fmt.Sprintf("ALTER TABLE `%s`.correlator_watermarks DELETE WHERE rule = ? AND window_end > ? SETTINGS mutations_sync = 1", s.db)
+	if err := s.conn.Exec(ctx, q, rule, bound); err != nil {
+		return time.Time{}, fmt.Errorf("discard the future watermark of %s: %w", rule, err)
+	}
+	s.m.discarded.WithLabelValues(rule).Inc()
+	s.logger.Warn("watermark from the future discarded", zap.String("rule", rule), zap.Time("watermark", wm), zap.Time("bound", bound))
+	return s.Watermark(ctx, rule)
 }
 
 // saveWatermark records how far c is done, when it moved.
