@@ -53,7 +53,7 @@ func Build(ctx context.Context, s *service.Service, cfg *Config) error {
 	r := &reloader{cfg: cfg, logger: s.Logger.Named("reload"), streamingRules: streamingDigests(rs)}
 	if cfg.Streaming {
 		r.consumer, err = stream.NewConsumer(cfg.Kafka, cfg.Consumer, cfg.Topics.Enriched, stream.Deps{
-			Rules: rs, Reference: ref, Rebuilder: stream.NewClickHouseRebuilder(conn, cfg.ClickHouse.Database), Sink: sink,
+			Rules: rs, Reference: ref, Rebuilder: stream.NewClickHouseRebuilder(conn, cfg.ClickHouse.Database), Sink: sink, Engine: cfg.engine(),
 			Metrics: s.Registerer(), Registry: s.Registry,
 		}, s.Logger)
 		if err != nil {
@@ -66,7 +66,7 @@ func Build(ctx context.Context, s *service.Service, cfg *Config) error {
 		s.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, cfg.Kafka) })
 	}
 	if cfg.Scheduled {
-		r.scheduler = sched.New(cfg.Scheduler, conn, cfg.ClickHouse.Database, rs, sink, s.Logger, s.Registerer())
+		r.scheduler = sched.New(cfg.scheduler(), conn, cfg.ClickHouse.Database, rs, sink, s.Logger, s.Registerer())
 		s.Add("scheduler", r.scheduler.Run, r.scheduler.Stop)
 	}
 	s.OnReload("rules", r.rules)

@@ -11,7 +11,9 @@ import (
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/service"
+	"github.com/vigie/vigie/services/correlator/internal/clock"
 	"github.com/vigie/vigie/services/correlator/internal/sched"
+	"github.com/vigie/vigie/services/correlator/internal/stream"
 )
 
 // Config is the correlator's configuration. The shared blocks (admin, log, kafka, consumer,
@@ -35,6 +37,17 @@ type Config struct {
 	Scheduled bool `yaml:"scheduled"`
 
 	Scheduler sched.Config `yaml:"scheduler"`
+	// EventClock bounds the event-time clocks of both modes (internal/clock).
+	EventClock clock.Config `yaml:"event_clock"`
+	// Dedup bounds the identities each partition remembers to ignore second deliveries.
+	Dedup Dedup `yaml:"dedup"`
+}
+
+// Dedup configures the streaming engines' memory of identities.
+type Dedup struct {
+	// MaxIdentities bounds the identities one partition remembers (within its rules'
+	// horizon); beyond, the oldest are forgotten early and counted.
+	MaxIdentities int `yaml:"max_identities"`
 }
 
 // Topics names the topics the correlator reads and writes (it creates none: vigiectl
@@ -63,7 +76,9 @@ func DefaultConfig() *Config {
 		Topics:     Topics{Enriched: event.TopicEnriched, Alerts: event.TopicAlerts},
 		ClickHouse: clickhouse.DefaultConfig(),
 		Streaming:  true, Scheduled: true,
-		Scheduler: sched.DefaultConfig(),
+		Scheduler:  sched.DefaultConfig(),
+		EventClock: clock.DefaultConfig(),
+		Dedup:      Dedup{MaxIdentities: stream.DefaultEngineConfig().MaxIdentities},
 	}
 }
 
@@ -95,5 +110,23 @@ func (c *Config) Validate() error {
 	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err
 	}
+	if err := c.EventClock.Validate("event_clock"); err != nil {
+		return err
+	}
+	if c.Dedup.MaxIdentities < 0 {
+		return errors.New("dedup.max_identities: must not be negative")
+	}
 	return c.Scheduler.Validate("scheduler")
+}
+
+// engine is the streaming engines' configuration.
+func (c *Config) engine() stream.EngineConfig {
+	return stream.EngineConfig{Clock: c.EventClock, MaxIdentities: c.Dedup.MaxIdentities}
+}
+
+// scheduler is the scheduler's configuration, with the event clock.
+func (c *Config) scheduler() sched.Config {
+	s := c.Scheduler
+	s.EventClock = c.EventClock
+	return s
 }
