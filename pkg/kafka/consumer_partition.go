@@ -112,12 +112,20 @@ func (p *partition) assign(ctx context.Context, st *partState) (int64, bool) {
 	var start int64
 	err := retry.Do(ctx, p.c.cfg.Retry, func(ctx context.Context) error {
 		var err error
-		if start, err = onAssign(ctx, p.a); err != nil {
-			return transient(err)
-		}
-		start, err = p.withinPartition(ctx, start)
+		start, err = onAssign(ctx, p.a)
 		return transient(err)
 	}, p.c.notifier(p.log, "assign", st))
+	if err == nil {
+		// OnAssign succeeded once and is not called again: only this check is retried.
+		err = retry.Do(ctx, p.c.cfg.Retry, func(ctx context.Context) error {
+			var err error
+			start, err = p.withinPartition(ctx, start)
+			return transient(err)
+		}, p.c.notifier(p.log, "assign", st))
+		if err != nil && p.c.hooks.OnRevoke != nil {
+			p.c.hooks.OnRevoke(p.a)
+		}
+	}
 	if err != nil {
 		p.log.Info("partition revoked before it was assigned", zap.Error(err))
 		return 0, false
