@@ -1,11 +1,12 @@
 // Package sched evaluates the scheduled rules: ClickHouse queries over the rollups (or the
 // raw detections) at each step of event time. A rule's steps end at multiples of its
-// schedule.every; step E is evaluated once the event-time clock (the latest observed_at in
-// ClickHouse) passes E + lateness, then E is recorded as the rule's watermark, so every
-// window is evaluated exactly once, in order, across restarts. Data arriving later than the
-// lateness allowance is not re-evaluated for windows already closed: it still counts in
-// every later window that covers it (sliding windows longer than their step overlap), and
-// is otherwise missed — a deliberate trade for alerts that never flap.
+// schedule.every; step E is evaluated once the event-time clock (the watermark of the
+// sensors' clocks in ClickHouse, internal/clock) passes E + lateness, then E is recorded as
+// the rule's watermark, so every window is evaluated exactly once, in order, across
+// restarts. Data arriving later than the lateness allowance is not re-evaluated for windows
+// already closed: it still counts in every later window that covers it (sliding windows
+// longer than their step overlap), and is otherwise missed — a deliberate trade for alerts
+// that never flap.
 package sched
 
 import (
