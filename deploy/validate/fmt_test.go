@@ -1,5 +1,0 @@
-package validate
-
-import "fmt"
-
-var fmtSprintf = fmt.Sprintf
