@@ -188,7 +188,7 @@ func (p *pipeline) checkCounted(ctx context.Context, tr *tracker, absent []ident
 	t.Helper()
 	rp := p.open(ctx)
 	acked := tr.ackedSet()
-	tl := p.waitDrained(ctx, rp, acked, 4*time.Minute)
+	tl := p.waitDrained(ctx, rp, acked, 6*time.Minute)
 	p.logf("drained")
 	p.logf("%s: %d rows, %d identities, %d downstream dead letters, %d ingest dead letters", tr, tl.total, len(tl.rows), len(tl.downstream), tl.ingestDLQ)
 

@@ -81,7 +81,7 @@ func buildAll(root, dir string) error {
 // consumer groups and database.
 type pipeline struct {
 	t                          *testing.T
-	name, dir, bins            string
+	prefix, name, dir, bins    string
 	brokers                    []string
 	chAddr, db                 string
 	raw, enriched, dlq, alerts string
@@ -104,7 +104,7 @@ type pipeline struct {
 func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 	t.Helper()
 	p := &pipeline{
-		t: t, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers,
+		t: t, prefix: prefix, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers,
 		chAddr: testenv.ClickHouseAddr(t), ids: newClearIDs(), admins: map[string]string{},
 		procs: map[string]*proc{}, starts: map[string]int{}, extraEnv: map[string][]string{}, began: time.Now(),
 	}
@@ -193,8 +193,9 @@ func (p *pipeline) startServices(services ...string) {
 			p.correlator = true
 		}
 		p.mu.Unlock()
-		// Each start logs to a file of its own: the leak check reads them all.
-		name := fmt.Sprintf("%s-%d", s, n)
+		// Each start logs to a file of its own (the leak check reads them all), named by
+		// the test's prefix too: a failed test's logs are kept under their names.
+		name := fmt.Sprintf("%s-%s-%d", p.prefix, s, n)
 		pr := start(p.t, p.dir, name, filepath.Join(p.bins, s), p.admins[s], p.env(s)...)
 		p.mu.Lock()
 		p.procs[s] = pr
