@@ -267,6 +267,10 @@ func check(e *event.Enriched, partition int) error {
 		return errors.New("observed_at is missing")
 	case partition < 0 || partition > math.MaxUint16:
 		return fmt.Errorf("partition %d does not fit kafka_partition UInt16", partition)
+	case hasControl(e.SensorID):
+		return errors.New("sensor_id holds a control character")
+	case hasControl(e.EventID):
+		return errors.New("event_id holds a control character")
 	}
 	if err := checkTime("observed_at", e.ObservedAt.Time); err != nil {
 		return err
@@ -297,6 +301,18 @@ func check(e *event.Enriched, partition int) error {
 }
 
 // checkTime accepts the zero time (stored as the epoch) and DateTime64(3)'s range.
+// hasControl reports whether s holds a byte below 0x20: the contract's identifiers never do
+// (their patterns allow letters, digits and . _ : -), and the writer's identity check
+// separates identities with such bytes.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
 func checkTime(name string, t time.Time) error {
 	if !t.IsZero() && (t.Year() < 1900 || t.Year() > 2261) {
 		return fmt.Errorf("%s %s is outside DateTime64's range", name, t.Format(time.RFC3339))

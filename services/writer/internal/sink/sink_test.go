@@ -107,7 +107,7 @@ func TestExisting(t *testing.T) {
 	require.NoError(t, err)
 	gen := sample.New(7, 500, time.Now().AddDate(0, 0, -45)) // within the 90 days of the TTL
 
-	stored := block(t, gen, 0, 0, 3000)
+	stored := block(t, gen, 0, 0, 8000) // more than one check query, and more than max_query_size in one
 	// Late events weeks apart (other months), and identities with the characters a literal
 	// must escape.
 	stored.ObservedAt[10] = stored.ObservedAt[10].AddDate(0, 0, -40)
@@ -123,7 +123,7 @@ func TestExisting(t *testing.T) {
 		require.Contains(t, found, sink.Identity{SensorID: stored.SensorID[i], EventID: stored.EventID[i]})
 	}
 
-	fresh := block(t, gen, 0, 3000, 1000)
+	fresh := block(t, gen, 0, 8000, 1000)
 	fresh.SensorID[0], fresh.ObservedAt[0] = stored.SensorID[5], stored.ObservedAt[5]                                      // same sensor and time
 	fresh.EventID[1], fresh.ObservedAt[1] = stored.EventID[6], stored.ObservedAt[6]                                        // same event_id and time, other sensor
 	fresh.SensorID[2], fresh.EventID[2], fresh.ObservedAt[2] = stored.SensorID[7], stored.EventID[7], stored.ObservedAt[7] // a duplicate
