@@ -3,6 +3,7 @@ package sink
 // The writer's identity check: which events of a block detections already holds.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -22,6 +23,34 @@ type Identity struct{ SensorID, EventID string }
 // the check's time condition covers: a live block is one range of a few seconds, a block
 // with late events a few ranges, never the months in between.
 const timeGap = time.Minute
+
+// maxRanges bounds the ranges of one check, whatever the spread of a block's times (a
+// replay of sparse traffic would make one per event): beyond it, the narrowest gaps are
+// covered, the widest still cut.
+const maxRanges = 32
+
+// timeRanges cuts sorted times (Unix milliseconds) into at most maxRanges [first, last]
+// ranges, at the gaps wider than timeGap, the widest first.
+func timeRanges(ms []int64) [][2]int64 {
+	var cuts []int // i: a range ends at ms[i]
+	for i := 0; i+1 < len(ms); i++ {
+		if ms[i+1]-ms[i] > timeGap.Milliseconds() {
+			cuts = append(cuts, i)
+		}
+	}
+	if len(cuts) > maxRanges-1 {
+		slices.SortFunc(cuts, func(a, b int) int { return cmp.Compare(ms[b+1]-ms[b], ms[a+1]-ms[a]) })
+		cuts = cuts[:maxRanges-1]
+		slices.Sort(cuts)
+	}
+	out := make([][2]int64, 0, len(cuts)+1)
+	from := 0
+	for _, c := range cuts {
+		out = append(out, [2]int64{ms[from], ms[c]})
+		from = c + 1
+	}
+	return append(out, [2]int64{ms[from], ms[len(ms)-1]})
+}
 
 // Existing returns the identities among b's rows that detections already holds. It reads
 // only the parts and granules whose observed_at can match — the table is ordered by
@@ -46,8 +75,9 @@ func (s *Sink) Existing(ctx context.Context, b *rows.Block) (map[Identity]struct
 }
 
 // maxCheckBytes bounds the identities of one check query, which then stays well under
-// ClickHouse's max_query_size (256 KiB by default) whatever the batch size.
-const maxCheckBytes = 128 << 10
+// ClickHouse's max_query_size (256 KiB by default) whatever the batch size, even with
+// every byte escaped, beside at most maxRanges time ranges.
+const maxCheckBytes = 96 << 10
 
 func (s *Sink) existing(ctx context.Context, b *rows.Block, found *map[Identity]struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -93,21 +123,15 @@ func (s *Sink) existingQuery(b *rows.Block) string {
 	q.WriteString("SELECT sensor_id, event_id FROM ")
 	q.WriteString(s.existingFrom)
 	q.WriteString(" WHERE (")
-	gap := timeGap.Milliseconds()
-	for i := 0; i < len(ms); {
-		j := i
-		for j+1 < len(ms) && ms[j+1]-ms[j] <= gap {
-			j++
-		}
+	for i, r := range timeRanges(ms) {
 		if i > 0 {
 			q.WriteString(" OR ")
 		}
 		q.WriteString("observed_at BETWEEN fromUnixTimestamp64Milli(")
-		q.WriteString(strconv.FormatInt(ms[i], 10))
+		q.WriteString(strconv.FormatInt(r[0], 10))
 		q.WriteString(", 'UTC') AND fromUnixTimestamp64Milli(")
-		q.WriteString(strconv.FormatInt(ms[j], 10))
+		q.WriteString(strconv.FormatInt(r[1], 10))
 		q.WriteString(", 'UTC')")
-		i = j + 1
 	}
 	q.WriteString(") AND concat(sensor_id, '\x1f', event_id) IN (SELECT arrayJoin(splitByChar('\x1e', '")
 	for i := range b.Len() {

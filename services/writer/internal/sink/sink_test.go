@@ -167,3 +167,21 @@ func TestClassify(t *testing.T) {
 	require.Equal(t, sink.Rejected, sink.Classify(sink.ErrRejected))
 	require.True(t, strings.Contains(sink.ErrRejected.Error(), "rejected"))
 }
+
+// TestExistingSparse: a block whose times are spread over weeks (a replay of sparse
+// traffic: one time range per event) is checked within ClickHouse's query size.
+func TestExistingSparse(t *testing.T) {
+	ctx := context.Background()
+	conn, db := chtest.Database(t)
+	s, err := sink.New(conn, db, time.Minute)
+	require.NoError(t, err)
+	gen := sample.New(8, 500, time.Now().AddDate(0, 0, -80))
+	b := block(t, gen, 0, 0, 5000)
+	for i := range b.ObservedAt {
+		b.ObservedAt[i] = b.ObservedAt[i].Add(time.Duration(i) * 23 * time.Minute) // 80 days
+	}
+	require.NoError(t, s.Insert(ctx, []*rows.Block{b}, "sparse-test"))
+	found, err := s.Existing(ctx, b)
+	require.NoError(t, err)
+	require.Len(t, found, b.Len())
+}
