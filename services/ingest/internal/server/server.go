@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -293,7 +294,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	s.m.accepted.Add(float64(resp.Accepted))
 	s.m.duplicates.Add(float64(resp.Duplicates))
 	if dlqErr != nil {
-		s.logger.Warn("produce to dead-letter topic", zap.String("sensor_id", sensorID), zap.Int("events", len(dlqMsgs)), zap.Error(dlqErr))
+		// The refused events' dead letters are not durable: not a 200. The accepted events
+		// are stored and remembered, so the retry the 503 asks for answers them as
+		// duplicates and produces the dead letters again.
+		s.logger.Warn("produce to dead-letter topic, answering 503", zap.String("sensor_id", sensorID), zap.Int("events", len(dlqMsgs)), zap.Error(dlqErr))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+		return fail(w, http.StatusServiceUnavailable, fmt.Sprintf("dead letters of %d refused events not stored (Kafka unavailable): retry the request (its %d accepted events are stored and will be answered as duplicates)", len(dlqMsgs), resp.Accepted))
 	}
 	if inFlight {
 		w.Header().Set("Retry-After", "1")

@@ -68,6 +68,10 @@ func eventRAT(id, rat string) string {
 }
 
 func newServer(t *testing.T, raw server.Producer) http.Handler {
+	return newServerDLQ(t, raw, &memProducer{})
+}
+
+func newServerDLQ(t *testing.T, raw, dlq server.Producer) http.Handler {
 	k, err := pseudonym.NewKeyring("k", map[string][]byte{"k": []byte("0123456789abcdef0123456789abcdef")}, "33")
 	require.NoError(t, err)
 	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
@@ -76,7 +80,7 @@ func newServer(t *testing.T, raw server.Producer) http.Handler {
 		Limits:       batch.Limits{MaxBodyBytes: 1 << 20, MaxEvents: 100, MaxEventBytes: 4096},
 		MaxWireBytes: 1 << 20, RatePerSensor: 1e6, Burst: 1e6,
 		ProduceTimeout: time.Second, RetryAfter: time.Second, RawTopic: "raw", DLQTopic: "dlq",
-	}, oneSensor{}, p, dedup.New(10*time.Minute, time.Now), raw, &memProducer{}, zap.NewNop(), prometheus.NewRegistry())
+	}, oneSensor{}, p, dedup.New(10*time.Minute, time.Now), raw, dlq, zap.NewNop(), prometheus.NewRegistry())
 	return s.Handler()
 }
 
@@ -106,6 +110,32 @@ func TestPartialProduceFailure(t *testing.T) {
 	require.Equal(t, 1, r.Accepted)
 	require.Equal(t, 2, r.Duplicates)
 	require.Len(t, raw.msgs, 3)
+}
+
+// TestDeadLetterProduceFailure: a request whose refused events' dead letters Kafka did not
+// take is answered 503 with Retry-After, never 200; its retry stores the dead letters and
+// answers the accepted events as duplicates.
+func TestDeadLetterProduceFailure(t *testing.T) {
+	raw, dlq := &memProducer{}, &memProducer{failNext: map[int]bool{0: true}}
+	h := newServerDLQ(t, raw, dlq)
+	body := event("a") + "\n" + `{"event_id":"bad","sensor_id":"s1"}` + "\n"
+	req := httptest.NewRequest(http.MethodPost, server.Path, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer t")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Equal(t, "1", w.Header().Get("Retry-After"))
+	require.Contains(t, w.Body.String(), "dead letters of 1 refused events not stored")
+	require.Len(t, raw.msgs, 1, "the accepted event is stored")
+	require.Empty(t, dlq.msgs)
+
+	code, r := post(t, h, body)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 0, r.Accepted)
+	require.Equal(t, 1, r.Duplicates)
+	require.Equal(t, 1, r.Rejected)
+	require.Len(t, raw.msgs, 1)
+	require.Len(t, dlq.msgs, 1, "the dead letter is stored by the retry")
 }
 
 func TestDuplicateWithinRequest(t *testing.T) {
