@@ -89,6 +89,16 @@ const (
 // TimeLayout is the contract's timestamp format: RFC 3339, UTC, exactly milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
 
+// The event clock's bounds, the same for every service: Retention is how long detections are
+// kept (the TTL of the detections table, schemas/clickhouse 0001, outside a judicial hold),
+// so an older event would only be deleted; ClockSkew is how far ahead of the receiving clock
+// a sensor's clock may be by default. Ingest refuses events beyond them (its clock_skew and
+// retention keys); the correlator's event clocks ignore such times (event_clock.*).
+const (
+	Retention = 90 * 24 * time.Hour
+	ClockSkew = 5 * time.Minute
+)
+
 // Time is a timestamp that marshals in TimeLayout (UTC, milliseconds) and unmarshals any
 // RFC 3339 timestamp.
 type Time struct{ time.Time }

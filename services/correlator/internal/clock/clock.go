@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/vigie/vigie/pkg/event"
 )
 
 // Config bounds the event clock (config block event_clock).
@@ -59,7 +61,7 @@ type Config struct {
 // than an hour.
 func DefaultConfig() Config {
 	return Config{
-		MaxSkew: 5 * time.Minute, Retention: 90 * 24 * time.Hour, IdleTimeout: 5 * time.Minute,
+		MaxSkew: event.ClockSkew, Retention: event.Retention, IdleTimeout: 5 * time.Minute,
 		SourceLateness: time.Hour, Quantile: 0.1, Lateness: time.Hour,
 	}
 }

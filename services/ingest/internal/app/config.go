@@ -106,8 +106,8 @@ func DefaultConfig() *Config {
 		Rate:           RateConfig{EventsPerSecond: 2000, Burst: 5000},
 		DedupWindow:    10 * time.Minute,
 		DedupFollow:    false,
-		ClockSkew:      5 * time.Minute,
-		Retention:      90 * 24 * time.Hour,
+		ClockSkew:      event.ClockSkew,
+		Retention:      event.Retention,
 		ProduceTimeout: 10 * time.Second,
 		RetryAfter:     5 * time.Second,
 	}

@@ -36,7 +36,7 @@ type Bounds struct {
 
 // DefaultBounds are 5 minutes of skew and the 90 days of the detections TTL.
 func DefaultBounds() Bounds {
-	return Bounds{ClockSkew: 5 * time.Minute, Retention: 90 * 24 * time.Hour}
+	return Bounds{ClockSkew: event.ClockSkew, Retention: event.Retention}
 }
 
 // check returns the code and field error of an observed_at out of bounds at now, or "".
