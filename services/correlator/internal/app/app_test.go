@@ -80,22 +80,18 @@ func TestEndToEndStreamingAndScheduled(t *testing.T) {
 	}
 }
 
-// TestRestartMidPatternNeitherLosesNorDuplicates stops the correlator when each streaming
-// pattern is half way, then starts another one in the same group: the second rebuilds
-// state (from ClickHouse, and from Kafka for what ClickHouse does not hold yet) and raises
-// each alert exactly once.
-func TestRestartMidPatternNeitherLosesNorDuplicates(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// halfwayPatterns is 18 days of background traffic from seed with four streaming patterns
+// planted across day 16, 12:15, split there: the events before, those after, and the
+// alerts the patterns must raise.
+func halfwayPatterns(t *testing.T, seed uint64, prefix string) (before, after []event.Enriched, want []scenario.Expect) {
+	t.Helper()
 	ref, err := scenario.DefaultReference()
 	require.NoError(t, err)
-	g := scenario.New(ref, 3, "rs")
+	g := scenario.New(ref, seed, prefix)
 	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-20 * 24 * time.Hour)
 	all, _ := g.Background(t0, 18, 6, 6, 4)
 	at := func(d, h int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
-	// The correlator stops at cut (event time): every pattern has events on both sides.
 	cut := at(16, 12).Add(15 * time.Minute)
-	var want []scenario.Expect
 	for _, p := range []scenario.Planted{
 		g.MultiSite(g.Facility(1), g.Facility(2), at(13, 13)),
 		g.SimChurn(g.Facility(3), at(14, 22)),
@@ -106,14 +102,25 @@ func TestRestartMidPatternNeitherLosesNorDuplicates(t *testing.T) {
 		want = append(want, p.Expect...)
 	}
 	scenario.SortByTime(all)
-	var es, second []event.Enriched
 	for _, ev := range all {
 		if ev.ObservedAt.Before(cut) {
-			es = append(es, ev)
+			before = append(before, ev)
 		} else {
-			second = append(second, ev)
+			after = append(after, ev)
 		}
 	}
+	return before, after, want
+}
+
+// TestRestartMidPatternNeitherLosesNorDuplicates stops the correlator when each streaming
+// pattern is half way, then starts another one in the same group: the second rebuilds
+// state (from ClickHouse, and from Kafka for what ClickHouse does not hold yet) and raises
+// each alert exactly once.
+func TestRestartMidPatternNeitherLosesNorDuplicates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// The correlator stops at cut (event time): every pattern has events on both sides.
+	es, second, want := halfwayPatterns(t, 3, "rs")
 	pos := e.produce(es)
 	// The writer is behind: ClickHouse holds only the first two thirds of what the first
 	// correlator handled; the rest must be replayed from Kafka.

@@ -3,6 +3,7 @@ package app_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -96,32 +97,8 @@ func rulesDir(t *testing.T) string {
 func TestEveryEventTwiceAndARestartGiveTheAlertsOfOneDelivery(t *testing.T) {
 	t.Parallel()
 	dir := rulesDir(t)
-	ref, err := scenario.DefaultReference()
-	require.NoError(t, err)
-	g := scenario.New(ref, 4, "dd")
-	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-20 * 24 * time.Hour)
-	all, _ := g.Background(t0, 18, 6, 6, 4)
-	at := func(d, h int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
-	cut := at(16, 12).Add(15 * time.Minute)
-	var want []scenario.Expect
-	for _, p := range []scenario.Planted{
-		g.MultiSite(g.Facility(1), g.Facility(2), at(13, 13)),
-		g.SimChurn(g.Facility(3), at(14, 22)),
-		g.SeizedResurrection(g.Facility(4), at(16, 10)),
-		g.ImpossibleTravel(at(16, 12)),
-	} {
-		all = append(all, p.Events...)
-		want = append(want, p.Expect...)
-	}
-	scenario.SortByTime(all)
-	var before, after []event.Enriched
-	for _, ev := range all {
-		if ev.ObservedAt.Before(cut) {
-			before = append(before, ev)
-		} else {
-			after = append(after, ev)
-		}
-	}
+	before, after, want := halfwayPatterns(t, 4, "dd")
+	all := append(slices.Clone(before), after...) // in time order: the split is at one time
 
 	// The fault-free run: each event once, ClickHouse holding everything.
 	clean := newEnv(t)
