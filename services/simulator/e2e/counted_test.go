@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -273,7 +272,7 @@ func (p *pipeline) checkLeaks(ctx context.Context, rp *report.Pipeline) {
 			}
 		}))
 	}
-	p.scanTables(ctx, rp)
+	scanTables(ctx, p.t, rp, p.ids, referenceTables)
 	p.stopAll()
 	p.mu.Lock()
 	logs := slices.Clone(p.logs)
@@ -297,49 +296,3 @@ func first(xs []string, n int) []string {
 // referenceTables are loaded by vigiectl migrate from schemas/reference, never written by
 // the pipeline: the leak scan skips them (TestPipelineEndToEnd scans them once).
 var referenceTables = map[string]bool{"facilities": true, "operators": true, "sensors": true, "tac_models": true, "schema_migrations": true}
-
-// scanTables is TestPipelineEndToEnd's scanTables over the tables the pipeline writes.
-func (p *pipeline) scanTables(ctx context.Context, rp *report.Pipeline) {
-	t := p.t
-	t.Helper()
-	rows, err := rp.Conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT LIKE '%View%'", p.db)
-	require.NoError(t, err)
-	var tables []string
-	for rows.Next() {
-		var n string
-		require.NoError(t, rows.Scan(&n))
-		if !referenceTables[n] {
-			tables = append(tables, n)
-		}
-	}
-	require.NoError(t, rows.Err())
-	rows.Close()
-	require.Contains(t, tables, "detections")
-	for _, tb := range tables {
-		cols, err := rp.Conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ? ORDER BY position", p.db, tb)
-		require.NoError(t, err, tb)
-		var exprs []string
-		for cols.Next() {
-			var name, typ string
-			require.NoError(t, cols.Scan(&name, &typ))
-			if strings.HasPrefix(typ, "AggregateFunction") {
-				exprs = append(exprs, "finalizeAggregation(`"+name+"`)")
-			} else {
-				exprs = append(exprs, "`"+name+"`")
-			}
-		}
-		require.NoError(t, cols.Err())
-		cols.Close()
-		r, err := rp.Conn.Query(ctx, fmt.Sprintf("SELECT toString(tuple(%s)) FROM `%s`.`%s`", strings.Join(exprs, ", "), p.db, tb))
-		require.NoError(t, err, tb)
-		for r.Next() {
-			var row string
-			require.NoError(t, r.Scan(&row), tb)
-			if leak := p.ids.find(row); leak != "" {
-				t.Errorf("table %s holds a clear %s", tb, leak)
-			}
-		}
-		require.NoError(t, r.Err(), tb)
-		r.Close()
-	}
-}

@@ -17,9 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
-	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/testenv"
-	refdata "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/simulator/internal/creds"
 	"github.com/vigie/vigie/services/simulator/internal/report"
 )
@@ -121,18 +119,7 @@ func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 		}
 	})
 
-	ref, err := reference.Load(refdata.FS)
-	require.NoError(t, err)
-	var sensorIDs []string
-	for _, s := range ref.Sensors() {
-		sensorIDs = append(sensorIDs, s.ID)
-	}
-	toks, credFile, err := creds.Generate(sensorIDs)
-	require.NoError(t, err)
-	p.tokens = toks
-	p.credPath, p.keyPath = filepath.Join(p.dir, "credentials.yaml"), filepath.Join(p.dir, "keys.yaml")
-	require.NoError(t, creds.Write(p.credPath, filepath.Join(p.dir, "tokens.yaml"), toks, credFile))
-	require.NoError(t, os.WriteFile(p.keyPath, []byte("active: e2e\ndefault_country_code: \"33\"\nkeys:\n  e2e: "+strings.Repeat("5a", 32)+"\n"), 0o600))
+	p.tokens, p.credPath, p.keyPath = writeSecrets(t, p.dir)
 
 	require.NoError(t, runCmd(t, p.vigiectl(), "migrate", "-clickhouse.addrs="+p.chAddr, "-clickhouse.database="+p.db, "-log.level=warn"))
 	p.applyTopics()
