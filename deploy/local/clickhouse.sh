@@ -13,6 +13,12 @@
 # server reads CHSERVER_MAX_QUERIES too); writes CLICKHOUSE_ADDR and
 # CLICKHOUSE_HTTP_ADDR to .state/env.
 # Needs libchdb.so: deploy/local/chdb-fetch.sh (run by `make deps`).
+#
+# CHSERVER_INSTANCE=<name> runs a server apart from the shared one, for tests that stop and
+# start their ClickHouse while other tests use the shared one: data in
+# .state/clickhouse-<name>, log .state/logs/chserver-<name>.log, PID
+# .state/pids/chserver-<name>.pid, its own lock, nothing written to .state/env; give it its
+# own CHSERVER_LISTEN and CHSERVER_HTTP_LISTEN, and stop it with the same variables.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,12 +27,15 @@ bin="$root/.cache/bin/chserver"
 lib="${CHDB_LIB_PATH:-$root/.cache/chdb/libchdb.so}"
 addr="${CHSERVER_LISTEN:-127.0.0.1:19000}"
 http_addr="${CHSERVER_HTTP_LISTEN:-127.0.0.1:18123}"
-data="${CHSERVER_DATA:-$state/clickhouse}"
-logfile="$state/logs/chserver.log"
-pidfile="$state/pids/chserver.pid"
+instance=${CHSERVER_INSTANCE:-}
+case "$instance" in *[!a-z0-9_-]*) printf 'clickhouse: CHSERVER_INSTANCE: %s is not [a-z0-9_-]\n' "$instance" >&2; exit 2 ;; esac
+suffix=${instance:+-$instance}
+data="${CHSERVER_DATA:-$state/clickhouse$suffix}"
+logfile="$state/logs/chserver$suffix.log"
+pidfile="$state/pids/chserver$suffix.pid"
 envfile="$state/env"
 
-log() { printf 'clickhouse: %s\n' "$*" >&2; }
+log() { printf 'clickhouse%s: %s\n' "${instance:+ $instance}" "$*" >&2; }
 
 build() {
   mkdir -p "$(dirname "$bin")"
@@ -36,14 +45,15 @@ build() {
 
 pid_alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-set_env() { # key value: replace the key's line in the env file
+set_env() { # key value: replace the key's line in the env file (not for an instance)
+  [ -z "$instance" ] || return 0
   mkdir -p "$state"
   touch "$envfile"
   grep -v "^$1=" "$envfile" >"$envfile.tmp" || true
   echo "$1=$2" >>"$envfile.tmp"
   mv "$envfile.tmp" "$envfile"
 }
-unset_env() { [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
 
 start() {
   # One starter at a time: two racing starters would both spawn a server, and the loser's
