@@ -101,9 +101,16 @@ type pipeline struct {
 // read. Nothing runs yet: start starts the services.
 func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 	t.Helper()
+	return newPipelineOn(t, brokers, testenv.ClickHouseAddr(t), prefix)
+}
+
+// newPipelineOn is newPipeline on the ClickHouse server at chAddr (a server of the test's
+// own, which it may stop).
+func newPipelineOn(t *testing.T, brokers []string, chAddr, prefix string) *pipeline {
+	t.Helper()
 	p := &pipeline{
 		t: t, prefix: prefix, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers,
-		chAddr: testenv.ClickHouseAddr(t), ids: newClearIDs(), admins: map[string]string{},
+		chAddr: chAddr, ids: newClearIDs(), admins: map[string]string{},
 		procs: map[string]*proc{}, starts: map[string]int{}, extraEnv: map[string][]string{}, began: time.Now(),
 	}
 	p.db = p.name
