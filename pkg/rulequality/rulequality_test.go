@@ -1,0 +1,144 @@
+package rulequality
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/event"
+)
+
+var t0 = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+
+func finding(rule, key string, facs []string, first, last, created time.Time) event.Alert {
+	return event.Alert{Rule: rule, GroupKey: key, Facilities: facs, FirstEvidenceAt: first, LastEvidenceAt: last, CreatedAt: created}
+}
+
+func TestMatches(t *testing.T) {
+	transfer := Planted{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-a", "cd-b"}, TACs: []string{"35000001"},
+		At: t0, PromisedDelay: Duration(time.Hour)}
+	shipment := Planted{Scenario: "prison-break-2025", Rule: "BATCH_RANGE", Facilities: []string{"ma-a", "cd-b", "cp-c"},
+		TACs: []string{"35828802", "86741801"}, SerialPrefixes: []string{"417", "230"}, At: t0, PromisedDelay: Duration(25 * time.Hour)}
+	drone := Planted{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, PromisedDelay: Duration(20 * time.Minute)}
+	hour := time.Hour
+	for _, c := range []struct {
+		name string
+		f    event.Alert
+		p    Planted
+		want bool
+	}{
+		{"device at both facilities", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0, t0), transfer, true},
+		{"another rule", finding("SIM_CHURN", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0, t0), transfer, false},
+		{"one facility in common", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cp-c"}, t0.Add(-24*hour), t0, t0), transfer, false},
+		{"evidence ends before", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0.Add(-2*hour), t0.Add(-2*hour)), transfer, false},
+		{"evidence begins after the promise", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(2*hour), t0.Add(3*hour), t0.Add(3*hour)), transfer, false},
+		{"the shipment's TAC and block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=417", []string{"ma-z"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
+		{"the shipment's TAC, another block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=999", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
+		{"another TAC at the same facilities", finding("BATCH_RANGE", "tac=35999999,imei_serial_prefix=417", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
+		{"a TAC key", finding("BATCH_RANGE", "86741801", nil, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
+		{"a model finding for a plant without model", finding("DRONE_THEN_NEW_DEVICE", "86741801", []string{"cp-c"}, t0, t0, t0), drone, false},
+		{"a facility key", finding("DRONE_THEN_NEW_DEVICE", "cp-c", nil, t0.Add(-10*time.Minute), t0.Add(time.Hour), t0.Add(10*time.Minute)), drone, true},
+		{"another facility", finding("DRONE_THEN_NEW_DEVICE", "cp-d", []string{"cp-d"}, t0, t0.Add(time.Hour), t0.Add(10*time.Minute)), drone, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, Matches(c.f, c.p))
+		})
+	}
+}
+
+func TestScore(t *testing.T) {
+	hour := time.Hour
+	truth := Truth{Start: t0.AddDate(0, 0, -40), End: t0.AddDate(0, 0, 5),
+		Plants: []Planted{
+			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-a", "cd-b"}, At: t0, PromisedDelay: Duration(hour)},
+			{Scenario: "cloned-imei", Rule: "IMPOSSIBLE_TRAVEL", Facilities: []string{"ma-a", "cp-z"}, At: t0, PromisedDelay: Duration(hour)},
+			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, PromisedDelay: Duration(20 * time.Minute)},
+		},
+		Decoys: []Planted{
+			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-e", "cd-f"}, At: t0.Add(48 * hour), PromisedDelay: Duration(hour)},
+			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-g"}, At: t0.Add(48 * hour), PromisedDelay: Duration(hour)},
+		},
+	}
+	findings := []event.Alert{
+		// The transfer, found at once.
+		finding("DEVICE_MULTI_SITE", "aa", []string{"ma-a", "cd-b"}, t0.Add(-24*hour), t0, t0),
+		// The drone drop, found 40 minutes late.
+		finding("DRONE_THEN_NEW_DEVICE", "cp-c", []string{"cp-c"}, t0, t0.Add(hour), t0.Add(40*time.Minute)),
+		// The drone decoy, not quiet.
+		finding("DRONE_THEN_NEW_DEVICE", "cp-g", []string{"cp-g"}, t0.Add(48*hour), t0.Add(49*hour), t0.Add(49*hour)),
+		// A background finding of a rule nothing planted for.
+		finding("SIM_CHURN", "bb", []string{"ma-a"}, t0, t0, t0),
+	}
+	rep := Score([]string{"DEVICE_MULTI_SITE", "IMPOSSIBLE_TRAVEL", "DRONE_THEN_NEW_DEVICE", "TAC_SPREAD"}, truth, findings)
+	require.Equal(t, []string{"DEVICE_MULTI_SITE", "IMPOSSIBLE_TRAVEL", "DRONE_THEN_NEW_DEVICE", "TAC_SPREAD", "SIM_CHURN"}, rules(rep))
+	require.Equal(t, Row{Rule: "DEVICE_MULTI_SITE", Findings: 1, Plants: 1, Found: 1, InTime: 1, Promised: hour, Decoys: 1, Quiet: 1}, rep.Row("DEVICE_MULTI_SITE"))
+	it := rep.Row("IMPOSSIBLE_TRAVEL")
+	require.Equal(t, 1, it.Plants)
+	require.Zero(t, it.Found)
+	require.Len(t, it.Misses, 1)
+	require.Contains(t, it.Misses[0], "not found: cloned-imei IMPOSSIBLE_TRAVEL")
+	dr := rep.Row("DRONE_THEN_NEW_DEVICE")
+	require.Equal(t, 2, dr.Findings)
+	require.Equal(t, 1, dr.Unmatched, "the finding about the decoy is about no plant")
+	require.Equal(t, [3]int{1, 1, 0}, [3]int{dr.Plants, dr.Found, dr.InTime})
+	require.Equal(t, 40*time.Minute, dr.MaxDelay)
+	require.Equal(t, [2]int{1, 0}, [2]int{dr.Decoys, dr.Quiet})
+	require.Len(t, dr.Misses, 2)
+	require.Equal(t, Row{Rule: "TAC_SPREAD"}, rep.Row("TAC_SPREAD"))
+	require.Equal(t, 1, rep.Row("SIM_CHURN").Unmatched)
+	require.Equal(t, 4, rep.Findings)
+	require.Equal(t, 2, rep.Matched)
+	require.InDelta(t, 0.5, rep.Precision, 1e-9)
+
+	var b strings.Builder
+	require.NoError(t, rep.WriteTable(&b, Column{Header: "background", Value: func(rule string) string { return map[string]string{"SIM_CHURN": "3"}[rule] + "-" }}))
+	require.Equal(t, `| rule                  | background | findings | unmatched | plants found | in time | max delay / promised | decoys quiet |
+| --------------------- | ---------- | -------- | --------- | ------------ | ------- | -------------------- | ------------ |
+| DEVICE_MULTI_SITE     | -          | 1        | 0         | 1 / 1        | 1 / 1   | 0 / 1h               | 1 / 1        |
+| IMPOSSIBLE_TRAVEL     | -          | 0        | 0         | 0 / 1        | 0 / 1   | – / 1h               | –            |
+| DRONE_THEN_NEW_DEVICE | -          | 2        | 1         | 1 / 1        | 0 / 1   | 40m / 20m            | 0 / 1        |
+| TAC_SPREAD            | -          | 0        | 0         | –            | –       | –                    | –            |
+| SIM_CHURN             | 3-         | 1        | 1         | –            | –       | –                    | –            |
+
+precision of all findings: 0.50 (2 of 4 about a plant)
+- IMPOSSIBLE_TRAVEL: not found: cloned-imei IMPOSSIBLE_TRAVEL at 2026-10-01T00:00:00Z, ma-a, cp-z
+- DRONE_THEN_NEW_DEVICE: found 40m after it became true, promised 20m: drone-drop DRONE_THEN_NEW_DEVICE at 2026-10-01T00:00:00Z, cp-c
+- DRONE_THEN_NEW_DEVICE: decoy not quiet: drone-drop DRONE_THEN_NEW_DEVICE at 2026-10-03T00:00:00Z, cp-g
+`, b.String())
+
+	empty := Score([]string{"TAC_SPREAD"}, Truth{}, nil)
+	require.Equal(t, 1.0, empty.Precision)
+	require.Equal(t, "n/a", empty.PrecisionText())
+}
+
+func rules(r Report) []string {
+	var out []string
+	for _, row := range r.Rows {
+		out = append(out, row.Rule)
+	}
+	return out
+}
+
+func TestParseTruth(t *testing.T) {
+	good := `{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","stats":{"sent":5},
+		"plants":[{"scenario":"inmate-transfer","rule":"DEVICE_MULTI_SITE","facilities":["ma-a","cd-b"],"at":"2026-10-01T00:00:00Z","promised_delay":"1h0m0s"}],
+		"decoys":[{"scenario":"drone-drop","rule":"DRONE_THEN_NEW_DEVICE","facilities":["cp-g"],"at":"2026-10-03T00:00:00Z","promised_delay":3600000000000}]}`
+	tr, err := ParseTruth([]byte(good))
+	require.NoError(t, err)
+	require.Len(t, tr.Plants, 1)
+	require.Equal(t, Duration(time.Hour), tr.Plants[0].PromisedDelay)
+	require.Equal(t, Duration(time.Hour), tr.Decoys[0].PromisedDelay, "nanoseconds")
+
+	for _, c := range []struct{ doc, err string }{
+		{`{`, "planted summary: unexpected end of JSON input"},
+		{`{"end":"2026-10-10T00:00:00Z"}`, "start and end must be set"},
+		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","plants":[{"scenario":"x","facilities":["a"],"at":"2026-10-01T00:00:00Z"}]}`, "entry 0 (x): rule is empty"},
+		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","decoys":[{"scenario":"x","rule":"R","at":"2026-10-01T00:00:00Z"}]}`, "entry 0 (x, R): neither facilities nor tacs"},
+		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","plants":[{"scenario":"x","rule":"R","tacs":["1"],"at":"2026-10-01T00:00:00Z","promised_delay":"1 day"}]}`, `duration "1 day"`},
+	} {
+		_, err := ParseTruth([]byte(c.doc))
+		require.ErrorContains(t, err, c.err, c.doc)
+	}
+}
