@@ -17,10 +17,11 @@ func EncodeRaw(b []byte, r *Raw) ([]byte, error) { return r.AppendJSON(b) }
 // EncodeEnriched appends the JSON of e (detections.enriched.v1) to b.
 func EncodeEnriched(b []byte, e *Enriched) ([]byte, error) { return e.AppendJSON(b) }
 
-// EncodeDLQ returns the JSON of a dead-letter record (detections.dlq.v1). Its payload, when
-// set, must be valid JSON.
+// EncodeDLQ returns the JSON of a dead-letter record (detections.dlq.v1): its allow-listed
+// fields only (deadletter.go), whatever the caller filled in.
 func EncodeDLQ(rec *DLQ) ([]byte, error) {
-	b, err := json.Marshal(rec)
+	out := rec.allowList()
+	b, err := json.Marshal(&out)
 	if err != nil {
 		return nil, fmt.Errorf("encode dead letter: %w", err)
 	}

@@ -24,7 +24,6 @@
 package event
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -275,34 +274,48 @@ type Enriched struct {
 	Enrichment
 }
 
-// DLQ reasons.
+// DLQ reasons. The first are ingest's (refused at the door), then the downstream services'.
 const (
-	ReasonMalformedJSON      = "malformed_json"
-	ReasonSchemaInvalid      = "schema_invalid"
-	ReasonSensorMismatch     = "sensor_mismatch"
-	ReasonPseudonymiseFailed = "pseudonymise_failed"
-	ReasonDecodeFailed       = "decode_failed"
-	ReasonUnknownSensor      = "unknown_sensor"
-	ReasonEnrichFailed       = "enrich_failed"
-	ReasonWriteFailed        = "write_failed"
-	ReasonRuleFailed         = "rule_failed"
-	ReasonOther              = "other"
+	ReasonMalformedJSON             = "malformed_json"
+	ReasonSchemaInvalid             = "schema_invalid"
+	ReasonSensorMismatch            = "sensor_mismatch"
+	ReasonPseudonymiseFailed        = "pseudonymise_failed"
+	ReasonObservedAtInFuture        = "observed_at_in_future"
+	ReasonObservedAtBeyondRetention = "observed_at_beyond_retention"
+	ReasonEventIDConflict           = "event_id_conflict"
+	ReasonDecodeFailed              = "decode_failed"
+	ReasonUnknownSensor             = "unknown_sensor"
+	ReasonEnrichFailed              = "enrich_failed"
+	ReasonWriteFailed               = "write_failed"
+	ReasonRuleFailed                = "rule_failed"
+	ReasonOther                     = "other"
 )
 
-// DLQ is a dead-letter record on detections.dlq.v1. It never holds a clear identifier:
-// Payload has its identifiers pseudonymised or removed, PayloadText is redacted.
+// DLQ is a dead-letter record on detections.dlq.v1: why a message was not accepted, as an
+// allow-list of validated fields (deadletter.go). It never holds the message, nor a redacted
+// copy of it: the body is known by its size and a keyed hash (ingest), or by its Kafka
+// position (downstream services, whose input topics hold pseudonyms only).
 type DLQ struct {
-	Reason      string          `json:"reason"`
-	Service     string          `json:"service"`
-	Error       string          `json:"error"`
-	Errors      []FieldError    `json:"errors,omitempty"`
-	FailedAt    Time            `json:"failed_at"`
-	SensorID    string          `json:"sensor_id,omitempty"`
-	EventID     string          `json:"event_id,omitempty"`
-	Source      *Source         `json:"source,omitempty"`
-	KeyVersion  string          `json:"key_version,omitempty"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	PayloadText string          `json:"payload_text,omitempty"`
+	Reason   string       `json:"reason"`
+	Service  string       `json:"service"`
+	Error    string       `json:"error"`
+	Errors   []FieldError `json:"errors,omitempty"`
+	FailedAt Time         `json:"failed_at"`
+	SensorID string       `json:"sensor_id,omitempty"`
+	EventID  string       `json:"event_id,omitempty"`
+	Source   *Source      `json:"source,omitempty"`
+	Body     *Body        `json:"body,omitempty"`
+	// KeyVersion is the version of the key of Body.HMAC.
+	KeyVersion string `json:"key_version,omitempty"`
+}
+
+// Body describes the message a dead-letter record is about, without its content.
+type Body struct {
+	// Bytes is the message's size.
+	Bytes int `json:"bytes"`
+	// HMAC is a keyed hash of the message (hex): two records with the same HMAC are about
+	// the same bytes, and nobody without the key can test a guess of them.
+	HMAC string `json:"hmac,omitempty"`
 }
 
 // FieldError is one validation error: the JSON pointer of the bad field and why.

@@ -47,6 +47,7 @@ const (
 	labelIMEI   = "imei:"
 	labelIMSI   = "imsi:"
 	labelMSISDN = "msisdn:"
+	labelBody   = "body:"
 )
 
 // Pseudonymizer makes pseudonyms with one key version. It is safe for concurrent use.
@@ -86,6 +87,19 @@ func (p *Pseudonymizer) pseudo(label, digits string) string {
 	hex.Encode(out[:], sum[:Size])
 	p.pool.Put(h)
 	return string(out[:])
+}
+
+// Body returns a keyed hash of a message (hex, like a pseudonym): what a dead-letter record
+// keeps of a body it may not hold, so that repeats of one body can be matched.
+func (p *Pseudonymizer) Body(b []byte) string {
+	h := p.pool.Get().(*hasher)
+	h.mac.Reset()
+	h.mac.Write([]byte(labelBody))
+	h.mac.Write(b)
+	sum := h.mac.Sum(h.sum[:0])
+	out := hex.EncodeToString(sum[:Size])
+	p.pool.Put(h)
+	return out
 }
 
 // IMEI is the result of pseudonymising an IMEI.

@@ -5,11 +5,8 @@
 package enrich
 
 import (
-	"encoding/json"
 	"fmt"
-	"regexp"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
@@ -158,61 +155,20 @@ func boolPtr(b bool) *bool {
 	return &no
 }
 
-// digitRuns matches runs of 6 or more digits, separators allowed: what could be an IMEI,
-// IMSI or phone number in a message that is not the raw event it should be.
-var digitRuns = regexp.MustCompile(`[0-9](?:[ .()/-]?[0-9]){5,}`)
-
-const maxPayloadText = 2048
-
+// deadLetter is the dead-letter record of msg: allow-listed fields (event.EncodeDLQ) and
+// the message's Kafka position, never its content. An unknown sensor's raw event stays at
+// src on the raw topic, from where it can be replayed once the sensor is registered.
 func deadLetter(o Outcome, reason string, cause error, raw *event.Raw, msg []byte, src event.Source, now event.Time) Result {
 	rec := event.DLQ{
-		Reason:     reason,
-		Service:    Service,
-		Error:      cause.Error(),
-		FailedAt:   now,
-		SensorID:   truncate(raw.SensorID, 64),
-		EventID:    truncate(raw.EventID, 64),
-		Source:     &src,
-		KeyVersion: raw.KeyVersion,
+		Reason:   reason,
+		Service:  Service,
+		Error:    cause.Error(),
+		FailedAt: now,
+		SensorID: raw.SensorID,
+		EventID:  raw.EventID,
+		Source:   &src,
+		Body:     &event.Body{Bytes: len(msg)},
 	}
-	if o == UnknownSensor {
-		// A raw event holds pseudonyms only (ingest guarantees it): kept whole so that it
-		// can be replayed once the sensor is registered.
-		rec.Payload = json.RawMessage(msg)
-	} else {
-		// Not a raw event: nothing says what it holds, so keep a redacted excerpt only.
-		text := msg
-		if len(text) > maxPayloadText {
-			text = text[:maxPayloadText]
-		}
-		rec.PayloadText = digitRuns.ReplaceAllString(string([]rune(string(text))), "[redacted]")
-		rec.Error = digitRuns.ReplaceAllString(rec.Error, "[redacted]")
-		if rec.KeyVersion != "" && !keyVersion.MatchString(rec.KeyVersion) {
-			rec.KeyVersion = ""
-		}
-		rec.SensorID = digitRuns.ReplaceAllString(rec.SensorID, "[redacted]")
-		rec.EventID = digitRuns.ReplaceAllString(rec.EventID, "[redacted]")
-	}
-	value, err := event.EncodeDLQ(&rec)
-	if err != nil {
-		// RawMessage that is not valid JSON cannot happen for UnknownSensor (it decoded);
-		// fall back to the text form anyway.
-		rec.Payload = nil
-		rec.PayloadText = digitRuns.ReplaceAllString(string(msg[:min(len(msg), maxPayloadText)]), "[redacted]")
-		value, _ = event.EncodeDLQ(&rec)
-	}
-	return Result{Outcome: o, Key: []byte(rec.SensorID), Value: value}
-}
-
-var keyVersion = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	value, _ := event.EncodeDLQ(&rec) // strings and numbers only: it cannot fail
+	return Result{Outcome: o, Key: rec.Key(), Value: value}
 }

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"strconv"
 	"time"
 
@@ -14,13 +13,13 @@ import (
 const (
 	// CodeObservedAtInFuture: observed_at is later than the time of receipt plus the
 	// allowed clock skew (HTTP 422).
-	CodeObservedAtInFuture = "observed_at_in_future"
+	CodeObservedAtInFuture = event.ReasonObservedAtInFuture
 	// CodeObservedAtBeyondRetention: observed_at is earlier than the time of receipt minus
 	// the retention window; the event would be deleted on arrival (HTTP 422).
-	CodeObservedAtBeyondRetention = "observed_at_beyond_retention"
+	CodeObservedAtBeyondRetention = event.ReasonObservedAtBeyondRetention
 	// CodeEventIDConflict: the (sensor_id, event_id) was stored with other content; the
 	// first version stays (HTTP 409).
-	CodeEventIDConflict = "event_id_conflict"
+	CodeEventIDConflict = event.ReasonEventIDConflict
 )
 
 // Bounds are the times ingest accepts: observed_at within [receipt − Retention,
@@ -64,24 +63,11 @@ func duration(d time.Duration) string {
 }
 
 // Refuse turns an accepted outcome into a refusal with code and field error: the answer's
-// entry, and a dead-letter record holding the pseudonymised record that was not produced.
+// entry, and its dead-letter record (allow-listed fields, no payload). fe may quote what the
+// sensor sent (the answer's); the record has the pointer and the code.
 func (p *Pipeline) Refuse(o Outcome, sensorID string, now event.Time, code string, fe event.FieldError) Outcome {
-	raw := o.Raw
 	o.Accepted, o.Raw = false, nil
 	o.Code, o.Errors = code, []event.FieldError{fe}
-	rec := event.DLQ{
-		Reason:   code,
-		Service:  Service,
-		Error:    RedactText(fe.Reason),
-		Errors:   []event.FieldError{{Pointer: fe.Pointer, Reason: RedactText(fe.Reason)}},
-		FailedAt: now,
-		SensorID: sensorID,
-		EventID:  RedactText(o.EventID),
-		Payload:  raw,
-	}
-	if bytes.Contains(raw, []byte(`"key_version":`)) {
-		rec.KeyVersion = p.keys.KeyVersion()
-	}
-	o.DLQ, _ = event.EncodeDLQ(&rec)
+	o.DLQ = p.deadLetter(o, sensorID, now, code, event.ReasonText(code), []event.FieldError{{Pointer: fe.Pointer, Reason: code}})
 	return o
 }

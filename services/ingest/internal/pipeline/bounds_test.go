@@ -55,7 +55,10 @@ func TestTimeBounds(t *testing.T) {
 			var rec event.DLQ
 			require.NoError(t, json.Unmarshal(o.DLQ, &rec))
 			require.Equal(t, tc.code, rec.Reason)
-			require.Contains(t, string(rec.Payload), tc.observedAt, "the pseudonymised event")
+			require.Equal(t, []event.FieldError{{Pointer: "/observed_at", Reason: tc.code}}, rec.Errors)
+			require.Equal(t, len(data), rec.Body.Bytes, "the body is known by its size")
+			require.Len(t, rec.Body.HMAC, 32, "and its keyed hash")
+			require.NotContains(t, string(o.DLQ), tc.observedAt, "no value of the event")
 			require.NotContains(t, string(o.DLQ), "358288021042170")
 		}
 	}

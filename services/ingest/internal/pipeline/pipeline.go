@@ -89,15 +89,19 @@ type Outcome struct {
 	Code   string
 	Errors []event.FieldError
 	DLQ    []byte
+
+	// body is the event's line in the request (for the dead-letter record's size and
+	// keyed hash), valid while the request is handled.
+	body []byte
 }
 
 // Process handles one event of sensorID, received at now. An event valid for the schema
 // whose observed_at is out of the bounds at now is refused (CodeObservedAtInFuture,
 // CodeObservedAtBeyondRetention).
 func (p *Pipeline) Process(it batch.Item, sensorID string, now event.Time) Outcome {
-	o := Outcome{Pos: it.Pos, Line: it.Line}
+	o := Outcome{Pos: it.Pos, Line: it.Line, body: it.Data}
 	if it.Err != nil {
-		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, it.Err.Error(), nil, nil, it.Data)
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, it.Err.Error(), nil, nil)
 	}
 	if d, ok := fastDecode(it.Data); ok && d.SensorID == sensorID {
 		o.EventID = d.EventID
@@ -105,36 +109,36 @@ func (p *Pipeline) Process(it batch.Item, sensorID string, now event.Time) Outco
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(it.Data))
 	if err != nil {
-		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, "not valid JSON: "+err.Error(), nil, nil, it.Data)
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, "not valid JSON: "+err.Error(), nil, nil)
 	}
 	m, ok := doc.(map[string]any)
 	if !ok {
-		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, batch.ErrNotObject.Error(), nil, nil, it.Data)
+		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, batch.ErrNotObject.Error(), nil, nil)
 	}
 	if id, ok := m["event_id"].(string); ok {
 		o.EventID = truncate(id, 64)
 	}
 	if ptr, ok := numbersInRange(doc, ""); !ok {
 		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, "number out of range",
-			[]event.FieldError{{Pointer: ptr, Reason: "number out of the range of a 64-bit float"}}, m, nil)
+			[]event.FieldError{{Pointer: ptr, Reason: "number out of the range of a 64-bit float"}}, nil)
 	}
 	if err := p.validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
-			return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, err.Error(), nil, m, nil)
+			return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, err.Error(), nil, nil)
 		}
-		fe := p.fieldErrors(ve)
-		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, fmt.Sprintf("%d field(s) do not match detector-event.v1", len(fe)), fe, m, nil)
+		fe, codes := p.fieldErrors(ve)
+		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, fmt.Sprintf("%d field(s) do not match detector-event.v1", len(fe)), fe, codes)
 	}
 	if sid, _ := m["sensor_id"].(string); sid != sensorID {
 		return p.reject(o, sensorID, now, event.ReasonSensorMismatch, "sensor_id is not the authenticated sensor",
-			[]event.FieldError{{Pointer: "/sensor_id", Reason: "must be the sensor the bearer token belongs to"}}, m, nil)
+			[]event.FieldError{{Pointer: "/sensor_id", Reason: "must be the sensor the bearer token belongs to"}}, nil)
 	}
 	var d event.Detector
 	if err := json.Unmarshal(it.Data, &d); err != nil {
 		// Valid for the schema but not for Go's types: an integer written with a fraction
 		// or an exponent (1.0, 1e3).
-		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, "write integers without fraction or exponent: "+err.Error(), nil, m, nil)
+		return p.reject(o, sensorID, now, event.ReasonSchemaInvalid, "write integers without fraction or exponent: "+err.Error(), nil, nil)
 	}
 	return p.accept(o, &d, now)
 }
@@ -177,11 +181,11 @@ func numbersInRange(v any, ptr string) (string, bool) {
 func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome {
 	r, err := d.ToRaw(p.keys, now)
 	if err != nil {
-		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil, nil)
+		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil)
 	}
 	o.Raw, err = event.EncodeRaw(make([]byte, 0, 640), &r)
 	if err != nil {
-		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil, nil)
+		return p.reject(o, d.SensorID, now, event.ReasonOther, "encode: "+err.Error(), nil, nil)
 	}
 	o.Accepted = true
 	if code, fe := p.bounds.check(d.ObservedAt, now); code != "" {
@@ -190,51 +194,54 @@ func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome 
 	return o
 }
 
-// reject fills a rejection and its dead-letter record. doc is the decoded event when it
-// could be decoded, text the bytes when not.
-func (p *Pipeline) reject(o Outcome, sensorID string, now event.Time, code, msg string, fe []event.FieldError, doc map[string]any, text []byte) Outcome {
+// reject fills a rejection and its dead-letter record. fe are the errors answered to the
+// sensor, which may quote what it sent; codes, when given, are the same errors as the
+// schema keywords that failed, for the dead-letter record (whose codec keeps only texts that
+// cannot hold an identifier, pkg/event/deadletter.go).
+func (p *Pipeline) reject(o Outcome, sensorID string, now event.Time, code, msg string, fe, codes []event.FieldError) Outcome {
 	o.Code, o.Errors = code, fe
 	if len(fe) == 0 {
 		o.Errors = []event.FieldError{{Pointer: "", Reason: msg}}
 	}
-	rec := event.DLQ{
-		Reason:   code,
-		Service:  Service,
-		Error:    RedactText(msg),
-		FailedAt: now,
-		SensorID: sensorID,
-		EventID:  RedactText(o.EventID),
+	if codes == nil {
+		codes = o.Errors
 	}
-	for _, e := range fe {
-		rec.Errors = append(rec.Errors, event.FieldError{Pointer: RedactText(e.Pointer), Reason: RedactText(e.Reason)})
-	}
-	if doc != nil {
-		if RedactDocument(doc, p.keys) {
-			rec.KeyVersion = p.keys.KeyVersion()
-		}
-		if b, err := json.Marshal(doc); err == nil {
-			rec.Payload = b
-		}
-	} else if len(text) > 0 {
-		rec.PayloadText = RedactText(strings.ToValidUTF8(string(text[:min(len(text), 2048)]), "\uFFFD"))
-	}
-	o.DLQ, _ = event.EncodeDLQ(&rec)
+	o.DLQ = p.deadLetter(o, sensorID, now, code, msg, codes)
 	return o
+}
+
+// deadLetter is the JSON of the dead-letter record of o: allow-listed fields, and the body
+// known only by its size and keyed hash.
+func (p *Pipeline) deadLetter(o Outcome, sensorID string, now event.Time, code, msg string, fe []event.FieldError) []byte {
+	rec := event.DLQ{
+		Reason:     code,
+		Service:    Service,
+		Error:      msg,
+		Errors:     fe,
+		FailedAt:   now,
+		SensorID:   sensorID,
+		EventID:    o.EventID,
+		Body:       &event.Body{Bytes: len(o.body), HMAC: p.keys.Body(o.body)},
+		KeyVersion: p.keys.KeyVersion(),
+	}
+	b, _ := event.EncodeDLQ(&rec)
+	return b
 }
 
 var allOfRE = regexp.MustCompile(`#/allOf/(\d+)`)
 
 // fieldErrors flattens a validation error tree into its leaves: one error per bad field,
 // with the JSON pointer of the field (for a missing or unknown property, the property
-// itself) and a reason naming the rule.
-func (p *Pipeline) fieldErrors(ve *jsonschema.ValidationError) []event.FieldError {
-	var out []event.FieldError
+// itself) and a reason naming the rule, which may quote the value (for the sensor's answer);
+// and the same errors with the failed keyword as reason (for the dead-letter record).
+func (p *Pipeline) fieldErrors(ve *jsonschema.ValidationError) (out, codes []event.FieldError) {
 	seen := map[event.FieldError]bool{}
-	add := func(ptr, reason string) {
+	add := func(ptr, reason, code string) {
 		fe := event.FieldError{Pointer: ptr, Reason: reason}
 		if !seen[fe] && len(out) < maxFieldErrors {
 			seen[fe] = true
 			out = append(out, fe)
+			codes = append(codes, event.FieldError{Pointer: ptr, Reason: code})
 		}
 	}
 	var walk func(e *jsonschema.ValidationError)
@@ -247,11 +254,13 @@ func (p *Pipeline) fieldErrors(ve *jsonschema.ValidationError) []event.FieldErro
 		}
 		ptr := pointer(e.InstanceLocation)
 		reason := e.ErrorKind.LocalizedString(p.printer)
+		code := strings.Join(e.ErrorKind.KeywordPath(), "/")
 		rule := ""
 		if m := allOfRE.FindStringSubmatch(e.SchemaURL); m != nil {
 			if i, err := strconv.Atoi(m[1]); err == nil && p.rules[i] != "" {
 				rule = p.rules[i]
 				reason = rule + " (" + reason + ")"
+				code = rule + " (" + code + ")"
 			}
 		}
 		switch k := e.ErrorKind.(type) {
@@ -261,18 +270,18 @@ func (p *Pipeline) fieldErrors(ve *jsonschema.ValidationError) []event.FieldErro
 				if rule != "" {
 					r += ": " + rule
 				}
-				add(ptr+"/"+escape(name), r)
+				add(ptr+"/"+escape(name), r, r)
 			}
 		case *kind.AdditionalProperties:
 			for _, name := range k.Properties {
-				add(ptr+"/"+escape(name), "unknown field (not in detector-event.v1)")
+				add(ptr+"/"+escape(name), "unknown field (not in detector-event.v1)", "unknown field (not in detector-event.v1)")
 			}
 		default:
-			add(ptr, reason)
+			add(ptr, reason, code)
 		}
 	}
 	walk(ve)
-	return out
+	return out, codes
 }
 
 func pointer(tokens []string) string {

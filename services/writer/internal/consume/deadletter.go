@@ -5,7 +5,6 @@ package consume
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -36,13 +35,8 @@ func (p *partition) deadLetter(w *Writer, m *kafka.Message, reason string, cause
 		Error:    cause.Error(),
 		FailedAt: event.NewTime(time.Now()),
 		Source:   &event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset},
-	}
-	// The enriched topic holds pseudonyms only, so the payload can travel as it is.
-	if json.Valid(m.Value) {
-		rec.Payload = m.Value
-	} else {
-		const limit = 64 << 10
-		rec.PayloadText = string(m.Value[:min(len(m.Value), limit)])
+		// The message itself stays where it is, at Source: the record never copies it.
+		Body: &event.Body{Bytes: len(m.Value)},
 	}
 	if e == nil {
 		var d event.Enriched
@@ -51,13 +45,8 @@ func (p *partition) deadLetter(w *Writer, m *kafka.Message, reason string, cause
 		}
 	}
 	if e != nil {
-		rec.SensorID, rec.EventID, rec.KeyVersion = e.SensorID, e.EventID, e.KeyVersion
+		rec.SensorID, rec.EventID = e.SensorID, e.EventID
 	}
-	value, err := event.EncodeDLQ(&rec)
-	if err != nil {
-		// Only a bug can get here: the record holds strings and valid JSON.
-		rec.Payload, rec.PayloadText = nil, ""
-		value, _ = event.EncodeDLQ(&rec)
-	}
+	value, _ := event.EncodeDLQ(&rec) // strings and numbers only: it cannot fail
 	p.dead = append(p.dead, kafka.Message{Key: m.Key, Value: value})
 }
