@@ -33,6 +33,7 @@ var ClusterTables = map[string]string{
 	"writer_offsets":             "",
 	"tac_block_per_day":          "",
 	"tac_block_national_per_day": "",
+	"facility_coverage":          "",
 	"alerts":                     "cityHash64(alert_id)",
 	"correlator_watermarks":      "cityHash64(rule)",
 	"facilities":                 Everywhere,

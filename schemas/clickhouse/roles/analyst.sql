@@ -26,6 +26,7 @@ GRANT SELECT ON {db}.tac_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.device_presence_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.tac_block_per_day TO vigie_analyst;
 GRANT SELECT ON {db}.tac_block_national_per_day TO vigie_analyst;
+GRANT SELECT ON {db}.facility_coverage TO vigie_analyst;
 GRANT SELECT ON {db}.alerts TO vigie_analyst;
 GRANT SELECT ON {db}.facilities TO vigie_analyst;
 GRANT SELECT ON {db}.sensors TO vigie_analyst;
