@@ -1,0 +1,8 @@
+package inflight
+
+// Waiting returns how many reservations wait in line.
+func (l *Limiter) Waiting() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
+}
