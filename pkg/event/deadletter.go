@@ -18,6 +18,7 @@ var reasonTexts = map[string]string{
 	ReasonSchemaInvalid:             "the event does not match detector-event.v1",
 	ReasonSensorMismatch:            "sensor_id is not the authenticated sensor",
 	ReasonPseudonymiseFailed:        "an identifier could not be pseudonymised",
+	ReasonInvalidText:               "a string breaks the text rules: invalid UTF-8, a control character, or a long digit run in a label",
 	ReasonObservedAtInFuture:        "observed_at is later than the time of receipt plus the allowed clock skew",
 	ReasonObservedAtBeyondRetention: "observed_at is earlier than the time of receipt minus the retention",
 	ReasonEventIDConflict:           "the (sensor_id, event_id) was stored with other content; the first version stays",

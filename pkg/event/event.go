@@ -280,6 +280,7 @@ const (
 	ReasonSchemaInvalid             = "schema_invalid"
 	ReasonSensorMismatch            = "sensor_mismatch"
 	ReasonPseudonymiseFailed        = "pseudonymise_failed"
+	ReasonInvalidText               = "invalid_text"
 	ReasonObservedAtInFuture        = "observed_at_in_future"
 	ReasonObservedAtBeyondRetention = "observed_at_beyond_retention"
 	ReasonEventIDConflict           = "event_id_conflict"

@@ -50,6 +50,13 @@ const (
 	labelBody   = "body:"
 )
 
+// Labels of the identifiers that are not numbers (Text).
+const (
+	LabelUASID      = "uas:"      // a drone's Remote ID
+	LabelOperatorID = "operator:" // a drone operator's registration
+	LabelEventID    = "event_id:" // an event id holding what could be a number of a person
+)
+
 // Pseudonymizer makes pseudonyms with one key version. It is safe for concurrent use.
 type Pseudonymizer struct {
 	version   string
@@ -89,12 +96,19 @@ func (p *Pseudonymizer) pseudo(label, digits string) string {
 	return string(out[:])
 }
 
+// Text returns the pseudonym of an identifier that is not a number, in the domain of label
+// (LabelUASID, LabelOperatorID, LabelEventID): the same text gives the same pseudonym.
+func (p *Pseudonymizer) Text(label, s string) string { return p.tag(label, []byte(s)) }
+
 // Body returns a keyed hash of a message (hex, like a pseudonym): what a dead-letter record
 // keeps of a body it may not hold, so that repeats of one body can be matched.
-func (p *Pseudonymizer) Body(b []byte) string {
+func (p *Pseudonymizer) Body(b []byte) string { return p.tag(labelBody, b) }
+
+// tag is hex(HMAC(label + b)[:Size]).
+func (p *Pseudonymizer) tag(label string, b []byte) string {
 	h := p.pool.Get().(*hasher)
 	h.mac.Reset()
-	h.mac.Write([]byte(labelBody))
+	h.mac.Write([]byte(label))
 	h.mac.Write(b)
 	sum := h.mac.Sum(h.sum[:0])
 	out := hex.EncodeToString(sum[:Size])

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -103,6 +104,11 @@ func (p *Pipeline) Process(it batch.Item, sensorID string, now event.Time) Outco
 	if it.Err != nil {
 		return p.reject(o, sensorID, now, event.ReasonMalformedJSON, it.Err.Error(), nil, nil)
 	}
+	if !utf8.Valid(it.Data) {
+		// Decoders would replace the bad bytes silently.
+		return p.reject(o, sensorID, now, event.ReasonInvalidText, "the line is not valid UTF-8",
+			[]event.FieldError{{Pointer: "", Reason: event.TextInvalid}}, nil)
+	}
 	if d, ok := fastDecode(it.Data); ok && d.SensorID == sensorID {
 		o.EventID = d.EventID
 		return p.accept(o, &d, now)
@@ -179,6 +185,9 @@ func numbersInRange(v any, ptr string) (string, bool) {
 }
 
 func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome {
+	if fe := d.CheckText(); len(fe) > 0 {
+		return p.reject(o, d.SensorID, now, event.ReasonInvalidText, fmt.Sprintf("%d string(s) break the text rules", len(fe)), fe, nil)
+	}
 	r, err := d.ToRaw(p.keys, now)
 	if err != nil {
 		return p.reject(o, d.SensorID, now, event.ReasonPseudonymiseFailed, err.Error(), nil, nil)

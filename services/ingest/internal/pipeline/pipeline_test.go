@@ -80,7 +80,7 @@ func TestValidationErrors(t *testing.T) {
 		{"other sensor", with(map[string]any{"sensor_id": "ma-nice-mas-01"}), event.ReasonSensorMismatch, "/sensor_id", "bearer token"},
 		{"not json", []byte(`{"event_id": "e-1",`), event.ReasonMalformedJSON, "", "not valid JSON"},
 		{"trailing garbage", []byte(`{"event_id": "e-1"} x`), event.ReasonMalformedJSON, "", "not valid JSON"},
-		{"invalid utf-8", []byte("{\"event_id\": \"\xff\xfe\"}"), event.ReasonSchemaInvalid, "/event_id", "does not match pattern"},
+		{"invalid utf-8", []byte("{\"event_id\": \"\xff\xfe\"}"), event.ReasonInvalidText, "", event.TextInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := p.Process(batch.Item{Pos: 3, Line: 4, Data: tc.data}, sensor, now)

@@ -130,7 +130,7 @@ func (g *Generator) Next() event.Enriched {
 	case kind == event.KindDroneSeen:
 		alt := 80.5
 		e.Drone = &event.Drone{DetectionSource: "remote_id", Lat: lat + 0.001, Lon: lon, AltM: &alt,
-			RemoteID: &event.RemoteID{UASID: "1581F5FHC21A8003D8X9", UASIDType: "serial_number", OperatorID: "FRA87astrdge12k8"}}
+			RemoteID: &event.RemoteID{UASID: "22e165cffd2fd8792576410e0bc2cafc", UASIDType: "serial_number", OperatorID: "e84797a8f93994ee5236887c8561132a"}}
 	case kind == event.KindJammerAlarm:
 		e.Jammer = &event.Jammer{Alarm: "tamper", Severity: "critical", Bands: []string{"GSM900", "B20"}}
 	case kind == event.KindItemSeized:
