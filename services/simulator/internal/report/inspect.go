@@ -84,7 +84,16 @@ func (p *Pipeline) DLQ(ctx context.Context, runID string) (DeadLetters, error) {
 // ReadTopic calls fn for every message of every partition of topic, from the first to the
 // end offset at the time of the call.
 func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(kafkago.Message)) error {
-	ends, err := kafka.PartitionOffsets(ctx, kafka.Config{Brokers: brokers}, topic)
+	return ReadTopicWith(ctx, kafka.Config{Brokers: brokers}, topic, fn)
+}
+
+// ReadTopicWith is ReadTopic through conn's security (TLS, SASL).
+func ReadTopicWith(ctx context.Context, conn kafka.Config, topic string, fn func(kafkago.Message)) error {
+	dialer, err := conn.Dialer()
+	if err != nil {
+		return err
+	}
+	ends, err := kafka.PartitionOffsets(ctx, conn, topic)
 	if err != nil {
 		return err
 	}
@@ -92,7 +101,7 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(kafk
 		if end == 0 {
 			continue
 		}
-		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: brokers, Topic: topic, Partition: part, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 500 * time.Millisecond})
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: conn.Brokers, Dialer: dialer, Topic: topic, Partition: part, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 500 * time.Millisecond})
 		if err := r.SetOffset(kafkago.FirstOffset); err != nil {
 			r.Close()
 			return fmt.Errorf("seek %s/%d: %w", topic, part, err)
