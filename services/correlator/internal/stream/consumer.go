@@ -83,6 +83,8 @@ type metrics struct {
 	refused      *prometheus.CounterVec
 	duplicates   prometheus.Counter
 	idDropped    prometheus.Counter
+	overflow     *prometheus.CounterVec
+	entries      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -106,6 +108,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help: "Events not applied for their time: future (beyond receipt or wall time plus max_skew), beyond_retention, late (older than every matching rule's horizon behind the watermark)."}, []string{"reason"}),
 		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "duplicates_total", Help: "Second deliveries of an identity already applied (ignored)."}),
 		idDropped:  f.NewCounter(prometheus.CounterOpts{Name: "dedup_dropped_total", Help: "Identities forgotten before their horizon because dedup.max_identities was reached."}),
+		overflow: f.NewCounterVec(prometheus.CounterOpts{Name: "state_overflow_total",
+			Help: "What the streaming state caps kept out, per rule: kind values (sightings of a value not tracked, state.max_values reached for a device), budget (entries forgotten early, state.max_entries reached for a partition)."}, []string{"rule", "kind"}),
+		entries: f.NewGaugeVec(prometheus.GaugeOpts{Name: "state_entries", Help: "Streaming state entries (devices, values, events, first-step events, open findings) per partition, bounded by state.max_entries."}, []string{"partition"}),
 	}
 }
 
@@ -113,6 +118,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 // and handler only (which pkg/kafka runs one after the other).
 type partition struct {
 	eng   *Engine
+	id    int
 	label string
 	// emitFrom: events below the committed offset were fully handled by the previous owner
 	// (their alerts written): reading them again rebuilds state without emitting.
@@ -129,11 +135,21 @@ type partition struct {
 	// ClickHouse, switchSince is the first try and switchAt the next.
 	rules                 uint64
 	switchSince, switchAt time.Time
+	// overflowLogged is when the state caps' overflow was last logged (at most once a
+	// minute per partition; the metric counts all of it).
+	overflowLogged time.Time
 }
 
 // NewConsumer returns a member of group cfg.GroupID evaluating the streaming rules of
-// deps.Rules over topic. It fails only on a bad configuration.
+// deps.Rules over topic. It fails only on a bad configuration (a rule needing more state
+// than deps.Engine.State allows included).
 func NewConsumer(conn kafka.Config, cfg kafka.ConsumerConfig, topic string, deps Deps, logger *zap.Logger) (*Consumer, error) {
+	if deps.Engine == (EngineConfig{}) {
+		deps.Engine = DefaultEngineConfig()
+	}
+	if err := deps.Engine.State.Check("state", deps.Rules); err != nil {
+		return nil, err
+	}
 	c := &Consumer{
 		rebuild: deps.Rebuilder, engine: deps.Engine, sink: deps.Sink, parts: map[int]*partition{},
 		logger:      logger.Named("streaming").With(zap.String("topic", topic), zap.String("group", cfg.GroupID)),
@@ -193,7 +209,7 @@ func (c *Consumer) SetReference(ref *reference.Snapshot) { c.ref.Store(ref) }
 func (c *Consumer) assign(ctx context.Context, a kafka.Assignment) (int64, error) {
 	log := c.logger.With(zap.Int("partition", a.Partition))
 	rs := c.rules.Load()
-	p := &partition{eng: c.newEngine(rs.rules), label: strconv.Itoa(a.Partition), dec: event.NewDecoder(), rules: rs.version}
+	p := &partition{eng: c.newEngine(rs.rules), id: a.Partition, label: strconv.Itoa(a.Partition), dec: event.NewDecoder(), rules: rs.version}
 	start := a.Committed
 	if a.Committed < 0 {
 		start = kafka.FirstOffset
@@ -232,6 +248,7 @@ func (c *Consumer) revoke(a kafka.Assignment) {
 	c.m.eventTime.DeleteLabelValues(label)
 	c.m.watermark.DeleteLabelValues(label)
 	c.m.identities.DeleteLabelValues(label)
+	c.m.entries.DeleteLabelValues(label)
 	c.logger.Info("partition released", zap.Int("partition", a.Partition))
 }
 
@@ -338,6 +355,7 @@ func (c *Consumer) newEngine(rs []*rules.Rule) *Engine {
 func (p *partition) skipStats() {
 	p.prev = p.eng.Stats()
 	p.prev.Evaluations = append([]uint64(nil), p.prev.Evaluations...)
+	p.prev.Overflow = append([]Overflow(nil), p.prev.Overflow...)
 }
 
 // count updates the metrics after n more events of p were evaluated.
@@ -345,10 +363,24 @@ func (c *Consumer) count(p *partition, n int) {
 	st := p.eng.Stats()
 	if p.prev.Evaluations == nil {
 		p.prev.Evaluations = make([]uint64, len(st.Evaluations))
+		p.prev.Overflow = make([]Overflow, len(st.Overflow))
 	}
+	var over []zap.Field
 	for i, r := range p.eng.Rules() {
 		c.m.evaluations.WithLabelValues(r.ID).Add(float64(st.Evaluations[i] - p.prev.Evaluations[i]))
 		p.prev.Evaluations[i] = st.Evaluations[i]
+		o, prev := st.Overflow[i], p.prev.Overflow[i]
+		if o != prev {
+			c.m.overflow.WithLabelValues(r.ID, "values").Add(float64(o.Values - prev.Values))
+			c.m.overflow.WithLabelValues(r.ID, "budget").Add(float64(o.Budget - prev.Budget))
+			over = append(over, zap.Dict(r.ID, zap.Uint64("values", o.Values), zap.Uint64("budget", o.Budget)))
+			p.prev.Overflow[i] = o
+		}
+	}
+	if len(over) > 0 && time.Since(p.overflowLogged) >= time.Minute {
+		p.overflowLogged = time.Now()
+		c.logger.Warn("streaming state at its caps: what they keep out is not counted by the rules (state.max_values, state.max_entries)",
+			append(over, zap.Int("partition", p.id), zap.Int("entries", p.eng.Entries()), zap.Uint64("sheds", st.Sheds))...)
 	}
 	c.m.refused.WithLabelValues("future").Add(float64(st.Future - p.prev.Future))
 	c.m.refused.WithLabelValues("beyond_retention").Add(float64(st.BeyondRetention - p.prev.BeyondRetention))
@@ -360,6 +392,7 @@ func (c *Consumer) count(p *partition, n int) {
 	c.m.events.Add(float64(n))
 	c.m.devices.WithLabelValues(p.label).Set(float64(p.eng.Devices()))
 	c.m.identities.WithLabelValues(p.label).Set(float64(p.eng.Identities()))
+	c.m.entries.WithLabelValues(p.label).Set(float64(p.eng.Entries()))
 	c.m.eventTime.WithLabelValues(p.label).Set(float64(p.eng.MaxEventTime().Unix()))
 	c.m.watermark.WithLabelValues(p.label).Set(float64(p.eng.Watermark().Unix()))
 }

@@ -2,7 +2,11 @@
 // (the key of detections.enriched.v1), so that one correlator instance owning a partition
 // sees each of its devices' whole history. Event time drives every window; state older than
 // a rule's window behind the partition's watermark is evicted, so memory is bounded by the
-// devices active within the longest window. The watermark comes from per-sensor clocks
+// devices active within the longest window, and by configuration whatever the events
+// (StateConfig: distinct values and events per device, entries per partition). An open
+// finding emits a new version when it gains a facility, doubles its count or reaches a cap,
+// and otherwise at most once per update_every, however many events extend it. The
+// watermark comes from per-sensor clocks
 // (internal/clock): no single sensor can move it forward or hold it back for long. Each
 // identity (sensor_id, event_id) is applied once: the engine remembers those it applied
 // within its rules' horizon (window + lateness) and ignores a second delivery. The state,
@@ -12,6 +16,7 @@
 package stream
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,17 +32,21 @@ import (
 // evictEvery is how far event time advances between two eviction sweeps.
 const evictEvery = time.Minute
 
-// EngineConfig bounds an engine's clock and its memory of identities.
+// EngineConfig bounds an engine's clock, its memory of identities and its state.
 type EngineConfig struct {
 	Clock clock.Config
 	// MaxIdentities bounds the identities remembered (0: bounded by the horizon only).
 	MaxIdentities int
+	// State bounds the rules' state (a zero field: that bound off). A rule needing more
+	// per device than State allows gets what it needs (StateConfig.Check refuses such
+	// rules at start and reload).
+	State StateConfig
 }
 
-// DefaultEngineConfig is the default clock and at most 10 million identities (about
-// 400 MB) per partition.
+// DefaultEngineConfig is the default clock, at most 10 million identities (about 400 MB)
+// and the default state caps per partition.
 func DefaultEngineConfig() EngineConfig {
-	return EngineConfig{Clock: clock.DefaultConfig(), MaxIdentities: 10_000_000}
+	return EngineConfig{Clock: clock.DefaultConfig(), MaxIdentities: 10_000_000, State: DefaultStateConfig()}
 }
 
 // Engine holds one partition's streaming state. It is not safe for concurrent use: each
@@ -50,6 +59,7 @@ type Engine struct {
 	ref     *reference.Snapshot
 	intern  map[string]string
 
+	entries    int   // state entries held (StateConfig.MaxEntries)
 	maxSeen    int64 // highest event time applied, ms
 	lastSweep  int64
 	sinceSweep int
@@ -87,6 +97,10 @@ type Stats struct {
 	Duplicates uint64
 	// IdentitiesDropped counts identities forgotten before their horizon (MaxIdentities).
 	IdentitiesDropped uint64
+	// Overflow counts, per rule in Rules order, what the state caps kept out.
+	Overflow []Overflow
+	// Sheds counts the times the partition held more than State.MaxEntries.
+	Sheds uint64
 }
 
 // device is the state of one device: one slot per streaming rule, nil when the rule holds
@@ -101,6 +115,11 @@ type state interface {
 	episode() **episode
 	// holds reports whether the state keeps anything (values, events, an open finding).
 	holds() bool
+	// size is the entries the state holds (values, events or first-step events, and the
+	// open finding), for StateConfig.MaxEntries.
+	size() int
+	// latest is the latest event time the state holds, ms.
+	latest() int64
 }
 
 // evaluator is the Go code of one rule type, bound to one rule instance.
@@ -128,6 +147,11 @@ type finding struct {
 	evidence    []string
 	count       int
 	values      map[string]string
+	// capped names the fields at their StateConfig.MaxValues cap (their count is a lower
+	// bound); refused is the sightings of untracked values at this event.
+	capped  []string
+	refused uint64
+	cap     int
 }
 
 // NewEngine returns an engine for the streaming rules among rs. ref gives facility
@@ -148,12 +172,25 @@ func NewEngineConfig(rs []*rules.Rule, ref *reference.Snapshot, cfg EngineConfig
 		case rules.ValueCount:
 			e.evals = append(e.evals, &valueCount{r: r})
 		case rules.EventCount:
+			// It keeps its last threshold events, within State.MaxEvents (Check).
 			e.evals = append(e.evals, &eventCount{r: r})
 		case rules.Sequence:
 			e.evals = append(e.evals, &sequence{r: r, eng: e})
 		}
 	}
 	e.stats.Evaluations = make([]uint64, len(e.evals))
+	e.stats.Overflow = make([]Overflow, len(e.evals))
+	for i, ev := range e.evals {
+		if vc, ok := ev.(*valueCount); ok {
+			vc.refused = &e.stats.Overflow[i].Values
+			if cfg.State.MaxValues > 0 {
+				vc.max = cfg.State.MaxValues
+				for _, d := range vc.r.Distinct {
+					vc.max = max(vc.max, d.Min)
+				}
+			}
+		}
+	}
 	for _, ev := range e.evals {
 		e.horizon = append(e.horizon, ev.rule().Horizon().Milliseconds()+cfg.Clock.Lateness.Milliseconds())
 	}
@@ -172,12 +209,15 @@ func (e *Engine) Rules() []*rules.Rule {
 	return out
 }
 
-// Stats returns the counters so far.
+// Stats returns the counters so far (its slices are the engine's: copy to keep them).
 func (e *Engine) Stats() Stats {
 	st := e.stats
 	st.IdentitiesDropped = e.seen.dropped
 	return st
 }
+
+// Entries is the number of state entries held (StateConfig.MaxEntries).
+func (e *Engine) Entries() int { return e.entries }
 
 // Identities is the number of identities remembered.
 func (e *Engine) Identities() int { return e.seen.len() }
@@ -244,26 +284,34 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 		}
 		e.stats.Evaluations[i]++
 		var s state
+		n := 0
 		if d != nil {
-			s = d.slots[i]
+			if s = d.slots[i]; s != nil {
+				n = s.size()
+			}
 		}
 		s, f := ev.observe(s, &o)
 		if s != nil && d == nil {
 			d = &device{slots: make([]state, len(e.evals))}
 			key = strings.Clone(key) // the event's strings may be views of its message
 			e.devices[key] = d
+			e.entries++
 		}
 		if d != nil {
 			d.slots[i] = s
 		}
-		if s != nil && s.holds() {
-			horizon = max(horizon, e.horizon[i])
-		}
-		if f == nil || s == nil {
+		if s == nil {
+			e.entries -= n
 			continue
 		}
-		if a, ok := track(s.episode(), r, key, f); ok && emit {
-			out = append(out, a)
+		if f != nil {
+			if a, ok := track(s.episode(), r, key, f); ok && emit {
+				out = append(out, a)
+			}
+		}
+		e.entries += s.size() - n
+		if s.holds() {
+			horizon = max(horizon, e.horizon[i])
 		}
 	}
 	if horizon >= 0 {
@@ -283,7 +331,10 @@ func (e *Engine) Observe(ev *event.Enriched, emit bool, out []alert.Alert) []ale
 	// stays amortised below one device visit per event, once as many events as devices were
 	// seen.
 	e.sinceSweep++
-	if e.wm-e.lastSweep >= evictEvery.Milliseconds() && e.sinceSweep >= len(e.devices) {
+	switch {
+	case e.cfg.State.MaxEntries > 0 && e.entries > e.cfg.State.MaxEntries:
+		e.shed()
+	case e.wm-e.lastSweep >= evictEvery.Milliseconds() && e.sinceSweep >= len(e.devices):
 		e.sweep()
 	}
 	return out
@@ -332,16 +383,22 @@ func (e *Engine) sweep() {
 			if s == nil {
 				continue
 			}
+			n := s.size()
 			before := e.wm - ev.rule().Window.Milliseconds()
 			if ep := s.episode(); *ep != nil && (*ep).alert.LastEvidenceAt.UnixMilli() < before {
 				*ep = nil
 			}
 			s = ev.evict(s, before)
 			d.slots[i] = s
-			live = live || s != nil
+			e.entries -= n
+			if s != nil {
+				e.entries += s.size()
+				live = true
+			}
 		}
 		if !live {
 			delete(e.devices, key)
+			e.entries--
 			e.stats.Evicted++
 		}
 	}
@@ -361,33 +418,61 @@ func (e *Engine) internString(s string) string {
 	return s
 }
 
-// episode is the open finding of one rule for one device: the alert as last built and the
-// event time of its last emitted version.
+// episode is the open finding of one rule for one device: the alert as last built, the
+// event time and count of its last emitted version, whether a version said a cap was
+// reached, and the sightings of values the caps kept out since it opened.
 type episode struct {
 	alert    alert.Alert
 	lastEmit int64
+	emitted  uint32
+	capped   bool
+	refused  uint64
 }
 
 // track folds a finding into the device's episode: a finding within the rule's window of
 // the open one extends it (same id), otherwise it opens a new one. It returns the alert
-// version to emit, if any: the first version, a version that grew (more facilities or
-// evidence count), or one at most every rule.UpdateEvery of event time otherwise.
+// version to emit, if any: the first version; a version that gained a facility, whose
+// count is at least twice the last emitted one, or that first reached a state cap; and
+// otherwise one at most every rule.UpdateEvery of event time. A finding thus has at most
+// 1 + (facilities - 1) + log2(count / first count) + 1 versions, plus one per update_every
+// of event time it stays open, however many events extend it (one device with 5,000 SIMs
+// used to give 4,998 versions of one SIM_CHURN finding).
 func track(epp **episode, r *rules.Rule, key string, f *finding) (alert.Alert, bool) {
 	next := buildAlert(r, key, f)
+	capped := len(f.capped) > 0
 	if ep := *epp; ep != nil && f.at-ep.alert.LastEvidenceAt.UnixMilli() <= r.Window.Milliseconds() {
-		grew := ep.alert.Extend(&next, r.MaxEvidence)
+		facilities := len(ep.alert.Facilities)
+		ep.alert.Extend(&next, r.MaxEvidence)
+		ep.refused += f.refused
+		if capped {
+			ep.alert.Explanation += capNote(f, ep.refused)
+		}
+		grew := len(ep.alert.Facilities) > facilities || uint64(ep.alert.EvidenceCount) >= 2*uint64(ep.emitted) || capped && !ep.capped
 		if !grew && f.at-ep.lastEmit < r.UpdateEvery.Milliseconds() {
 			return alert.Alert{}, false
 		}
 		ep.alert.Version++
-		ep.lastEmit = f.at
+		ep.lastEmit, ep.emitted, ep.capped = f.at, ep.alert.EvidenceCount, ep.capped || capped
 		return clone(ep.alert), true
 	}
 	next.ID = alert.ID(r.ID, key, next.UpdatedAt)
 	next.CreatedAt = next.UpdatedAt
 	next.Version = 1
-	*epp = &episode{alert: next, lastEmit: f.at}
+	if capped {
+		next.Explanation += capNote(f, f.refused)
+	}
+	*epp = &episode{alert: next, lastEmit: f.at, emitted: next.EvidenceCount, capped: capped, refused: f.refused}
 	return clone(next), true
+}
+
+// capNote tells, in an alert's explanation, that the count of fields at their cap is a
+// lower bound.
+func capNote(f *finding, refused uint64) string {
+	note := fmt.Sprintf(" (state cap reached: at most %d distinct %s kept per device within the window, state.max_values", f.cap, strings.Join(f.capped, ", "))
+	if refused > 0 {
+		note += fmt.Sprintf("; %d sightings of further values not counted", refused)
+	}
+	return note + ")"
 }
 
 func clone(a alert.Alert) alert.Alert {

@@ -12,8 +12,14 @@ import (
 // valueCount is the value_count rule type: each distinct field has at least its minimum
 // of distinct values within the window. Per value it remembers when it was first and last
 // seen, its first event (evidence) and its last facility, so its memory is bounded by the
-// number of distinct values within the window, not by the number of events.
-type valueCount struct{ r *rules.Rule }
+// number of distinct values within the window, not by the number of events, and by max per
+// field: a new value beyond it is not tracked (refused counts it). max is at least each
+// field's min, so a field at its cap holds its condition: the cap never hides a finding.
+type valueCount struct {
+	r       *rules.Rule
+	max     int     // distinct values kept per field (0: no cap)
+	refused *uint64 // sightings of values not tracked
+}
 
 type seenValue struct {
 	value       string
@@ -31,6 +37,39 @@ func (s *valueState) episode() **episode { return &s.ep }
 
 func (s *valueState) holds() bool { return s.ep != nil || !allEmpty(s.values) }
 
+func (s *valueState) size() int {
+	n := b2i(s.ep != nil)
+	for _, l := range s.values {
+		n += len(l)
+	}
+	return n
+}
+
+func (s *valueState) latest() int64 {
+	t := episodeTime(s.ep)
+	for _, l := range s.values {
+		for _, sv := range l {
+			t = max(t, sv.last)
+		}
+	}
+	return t
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// episodeTime is the last evidence time of an open finding, ms (the earliest time if none).
+func episodeTime(ep *episode) int64 {
+	if ep == nil {
+		return -1 << 63
+	}
+	return ep.alert.LastEvidenceAt.UnixMilli()
+}
+
 func (v *valueCount) rule() *rules.Rule { return v.r }
 
 func (v *valueCount) observe(st state, e *observed) (state, *finding) {
@@ -40,6 +79,8 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 	}
 	before := e.t - v.r.Window.Milliseconds()
 	holds := true
+	var capped []string
+	var refused uint64
 	for i, d := range v.r.Distinct {
 		val := d.Field.Get(e.Enriched)
 		list := s.values[i]
@@ -61,7 +102,14 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 					break
 				}
 			}
-			if !found {
+			if !found && v.max > 0 && len(list) >= v.max {
+				list = pruneValues(list, before) // room made by values out of the window
+			}
+			switch {
+			case found:
+			case v.max > 0 && len(list) >= v.max:
+				refused++ // the field is at its cap: not tracked
+			default:
 				if d.Field.Name == "facility_id" {
 					val = e.facility // interned
 				} else {
@@ -75,14 +123,18 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 		if len(list) < d.Min {
 			holds = false
 		}
+		if v.max > 0 && len(list) >= v.max {
+			capped = append(capped, d.Field.Name)
+		}
 	}
+	*v.refused += refused
 	if !holds {
 		if s.ep == nil && allEmpty(s.values) {
 			return nil, nil
 		}
 		return s, nil
 	}
-	f := &finding{at: e.t, first: e.t, last: e.t, values: map[string]string{}}
+	f := &finding{at: e.t, first: e.t, last: e.t, values: map[string]string{}, capped: capped, refused: refused, cap: v.max}
 	for i, d := range v.r.Distinct {
 		f.values["distinct."+d.Field.Name] = strconv.Itoa(len(s.values[i]))
 		for _, sv := range s.values[i] {
@@ -152,6 +204,16 @@ type countState struct {
 func (s *countState) episode() **episode { return &s.ep }
 
 func (s *countState) holds() bool { return s.ep != nil || len(s.events) > 0 }
+
+func (s *countState) size() int { return b2i(s.ep != nil) + len(s.events) }
+
+func (s *countState) latest() int64 {
+	t := episodeTime(s.ep)
+	for _, ev := range s.events {
+		t = max(t, ev.t)
+	}
+	return t
+}
 
 func (c *eventCount) rule() *rules.Rule { return c.r }
 
@@ -227,6 +289,16 @@ type seqState struct {
 func (s *seqState) episode() **episode { return &s.ep }
 
 func (s *seqState) holds() bool { return s.ep != nil || len(s.firsts) > 0 }
+
+func (s *seqState) size() int { return b2i(s.ep != nil) + len(s.firsts) }
+
+func (s *seqState) latest() int64 {
+	t := episodeTime(s.ep)
+	for _, x := range s.firsts {
+		t = max(t, x.t)
+	}
+	return t
+}
 
 func (q *sequence) rule() *rules.Rule { return q.r }
 
