@@ -139,6 +139,11 @@ func (r *reloader) rules(context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.streaming != nil {
+		if err := r.cfg.State.Check("state", rs); err != nil {
+			return err
+		}
+	}
 	if r.scheduler != nil {
 		r.scheduler.SetRules(rs)
 	}

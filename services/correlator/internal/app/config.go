@@ -41,6 +41,8 @@ type Config struct {
 	EventClock clock.Config `yaml:"event_clock"`
 	// Dedup bounds the identities each partition remembers to ignore second deliveries.
 	Dedup Dedup `yaml:"dedup"`
+	// State bounds each partition's streaming state (stream.StateConfig).
+	State stream.StateConfig `yaml:"state"`
 }
 
 // Dedup configures the streaming engines' memory of identities.
@@ -79,6 +81,7 @@ func DefaultConfig() *Config {
 		Scheduler:  sched.DefaultConfig(),
 		EventClock: clock.DefaultConfig(),
 		Dedup:      Dedup{MaxIdentities: stream.DefaultEngineConfig().MaxIdentities},
+		State:      stream.DefaultStateConfig(),
 	}
 }
 
@@ -116,12 +119,15 @@ func (c *Config) Validate() error {
 	if c.Dedup.MaxIdentities < 0 {
 		return errors.New("dedup.max_identities: must not be negative")
 	}
+	if err := c.State.Validate("state"); err != nil {
+		return err
+	}
 	return c.Scheduler.Validate("scheduler")
 }
 
 // engine is the streaming engines' configuration.
 func (c *Config) engine() stream.EngineConfig {
-	return stream.EngineConfig{Clock: c.EventClock, MaxIdentities: c.Dedup.MaxIdentities}
+	return stream.EngineConfig{Clock: c.EventClock, MaxIdentities: c.Dedup.MaxIdentities, State: c.State}
 }
 
 // scheduler is the scheduler's configuration, with the event clock.
