@@ -18,6 +18,13 @@
 # broker while other tests use the shared one: its own state in .state/kafka-<shape>-<name>/
 # and its own lock, nothing written to .state/env; move its ports with KAFKA_PORT or
 # KAFKA_CLUSTER_PORT, and stop it with the same variables.
+#
+# KAFKA_SECURE=1 (with KAFKA_INSTANCE, single shape) makes the client listener SASL_SSL, as in
+# production: TLS with a certificate of a CA made for the instance, SCRAM-SHA-512 for a user
+# "vigie" whose password is generated (the broker talks to itself the same way). The instance
+# directory then holds tls/ca.pem and sasl-password (0600), and client.env:
+# KAFKA_SECURE_BROKERS, KAFKA_CA_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+# KAFKA_SASL_PASSWORD_FILE.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +36,8 @@ log() { printf 'kafka: %s\n' "$*" >&2; }
 
 instance=${KAFKA_INSTANCE:-}
 case "$instance" in *[!a-z0-9_-]*) log "KAFKA_INSTANCE: $instance is not [a-z0-9_-]"; exit 2 ;; esac
+secure=${KAFKA_SECURE:-0}
+if [ "$secure" = 1 ] && [ -z "$instance" ]; then log "KAFKA_SECURE=1 needs KAFKA_INSTANCE (the shared broker stays as it is)"; exit 2; fi
 sdir() { echo "$state/kafka-$1${instance:+-$instance}"; } # shape -> its state directory
 
 fetch() {
@@ -59,19 +68,57 @@ voters() {
   echo "$out"
 }
 
+# secure_material dir: a CA, the broker's certificate for 127.0.0.1 and localhost (PEM, key
+# in PKCS#8 as Kafka's PEM key store wants it) and the SCRAM user's password, made once.
+secure_material() {
+  local dir=$1 tls=$1/tls
+  if [ -f "$tls/broker.pem" ] && [ -f "$dir/sasl-password" ]; then return; fi
+  mkdir -p "$tls"
+  (
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=vigie local test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/broker.key" -out "$tls/broker.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
+      -extfile "$tls/san.ext" -out "$tls/broker.crt" >/dev/null 2>&1
+    openssl pkcs8 -topk8 -nocrypt -in "$tls/broker.key" -out "$tls/broker.p8"
+    cat "$tls/broker.p8" "$tls/broker.crt" >"$tls/broker.pem"
+    openssl rand -hex 24 >"$dir/sasl-password"
+  )
+  chmod 644 "$tls/ca.pem"
+}
+
 write_config() { # shape node dir
-  local shape=$1 n=$2 dir=$3 p rf isr
+  local shape=$1 n=$2 dir=$3 p rf isr listeners
   p=$(port "$shape" "$n")
   if [ "$shape" = cluster ]; then rf=3; isr=2; else rf=1; isr=1; fi
-  cat >"$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=$n
-controller.quorum.voters=$(voters "$shape")
-listeners=PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$((p + 1))
+  if [ "$secure" = 1 ]; then
+    listeners="listeners=SASL_SSL://127.0.0.1:$p,CONTROLLER://127.0.0.1:$((p + 1))
+advertised.listeners=SASL_SSL://127.0.0.1:$p
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"vigie\" password=\"$(cat "$(dirname "$dir")/sasl-password")\";
+ssl.keystore.type=PEM
+ssl.keystore.location=$(dirname "$dir")/tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$(dirname "$dir")/tls/ca.pem
+ssl.endpoint.identification.algorithm=https"
+  else
+    listeners="listeners=PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$((p + 1))
 advertised.listeners=PLAINTEXT://127.0.0.1:$p
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  fi
+  (umask 077; cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$(voters "$shape")
+$listeners
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=$rf
@@ -88,6 +135,7 @@ auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 PROPS
+  )
   cat >"$dir/log4j2.yaml" <<LOG
 Configuration:
   Appenders:
@@ -112,12 +160,15 @@ start_node() { # shape node
   pidfile="$dir/pid"
   if pid_alive "$pidfile"; then return; fi
   mkdir -p "$dir"
+  if [ "$secure" = 1 ]; then secure_material "$(sdir "$shape")"; fi
   write_config "$shape" "$n" "$dir"
   if [ ! -f "$dir/data/meta.properties" ]; then
-    local cid_file; cid_file="$(sdir "$shape")/cluster-id"
+    local cid_file scram=(); cid_file="$(sdir "$shape")/cluster-id"
     [ -f "$cid_file" ] || java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$cid_file"
+    # The SCRAM user exists from the first start: the broker itself logs in with it.
+    if [ "$secure" = 1 ]; then scram=(--add-scram "SCRAM-SHA-512=[name=vigie,password=$(cat "$(sdir "$shape")/sasl-password")]"); fi
     java -cp "$libs/*" -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool format \
-      -t "$(cat "$cid_file")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      -t "$(cat "$cid_file")" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
       || { log "format failed, see $dir/format.log"; exit 1; }
   fi
   if [ "$shape" = cluster ]; then heap=384m; else heap=768m; fi
@@ -208,7 +259,13 @@ case "$cmd" in
     for n in $(node_ids "$shape"); do start_node "$shape" "$n"; done
     for n in $(node_ids "$shape"); do wait_ready "$shape" "$n"; done
     set_env "$(env_key "$shape")" "$(brokers "$shape")"
-    log "$shape ready at $(brokers "$shape") in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    if [ "$secure" = 1 ]; then
+      d=$(sdir "$shape")
+      printf 'KAFKA_SECURE_BROKERS=%s\nKAFKA_CA_FILE=%s\nKAFKA_SASL_MECHANISM=scram-sha-512\nKAFKA_SASL_USERNAME=vigie\nKAFKA_SASL_PASSWORD_FILE=%s\n' \
+        "$(brokers "$shape")" "$d/tls/ca.pem" "$d/sasl-password" >"$d/client.env"
+    fi
+    how=""; if [ "$secure" = 1 ]; then how=" (SASL_SSL, SCRAM-SHA-512)"; fi
+    log "$shape ready at $(brokers "$shape")$how in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
     ;;
   stop)
     # shellcheck disable=SC2046

@@ -43,6 +43,12 @@ type ownBroker struct {
 // startOwnBroker starts a broker for this test alone; cleanup stops it and removes its data.
 func startOwnBroker(t *testing.T) *ownBroker {
 	t.Helper()
+	return startOwnBrokerEnv(t)
+}
+
+// startOwnBrokerEnv is startOwnBroker with kafka.sh settings (KAFKA_SECURE=1).
+func startOwnBrokerEnv(t *testing.T, env ...string) *ownBroker {
+	t.Helper()
 	port := freePortPair(t)
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
@@ -50,7 +56,7 @@ func startOwnBroker(t *testing.T) *ownBroker {
 	root, err := testenv.RepoRoot()
 	require.NoError(t, err)
 	b := &ownBroker{
-		env:     []string{"KAFKA_INSTANCE=" + instance, "KAFKA_PORT=" + strconv.Itoa(port)},
+		env:     append([]string{"KAFKA_INSTANCE=" + instance, "KAFKA_PORT=" + strconv.Itoa(port)}, env...),
 		brokers: []string{"127.0.0.1:" + strconv.Itoa(port)},
 		dir:     filepath.Join(root, ".state", "kafka-single-"+instance),
 	}

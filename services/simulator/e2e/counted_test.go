@@ -58,7 +58,7 @@ func (p *pipeline) tally(ctx context.Context, rp *report.Pipeline) (tally, error
 	if err := rows.Err(); err != nil {
 		return tl, err
 	}
-	err = report.ReadTopic(ctx, p.brokers, p.dlq, func(m kafkago.Message) {
+	err = report.ReadTopicWith(ctx, p.kafka, p.dlq, func(m kafkago.Message) {
 		var r event.DLQ
 		if event.DecodeDLQ(m.Value, &r) != nil {
 			return
@@ -73,14 +73,17 @@ func (p *pipeline) tally(ctx context.Context, rp *report.Pipeline) (tally, error
 }
 
 // lag is what the group has not committed of topic (every partition).
-func lag(ctx context.Context, brokers []string, group, topic string) (int64, error) {
-	ends, err := kafka.PartitionOffsets(ctx, kafka.Config{Brokers: brokers}, topic)
+func lag(ctx context.Context, conn kafka.Config, group, topic string) (int64, error) {
+	ends, err := kafka.PartitionOffsets(ctx, conn, topic)
 	if err != nil {
 		return 0, err
 	}
-	tr := &kafkago.Transport{}
+	tr, err := conn.Transport()
+	if err != nil {
+		return 0, err
+	}
 	defer tr.CloseIdleConnections()
-	cl := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: 10 * time.Second}
+	cl := &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...), Transport: tr, Timeout: 10 * time.Second}
 	parts := make([]int, 0, len(ends))
 	for p := range ends {
 		parts = append(parts, p)
@@ -134,7 +137,7 @@ func (p *pipeline) waitDrained(ctx context.Context, rp *report.Pipeline, acked m
 			}
 			var lags []string
 			for _, g := range []struct{ group, topic string }{{p.group("enricher"), p.raw}, {p.group("writer"), p.enriched}} {
-				l, err := lag(ctx, p.brokers, g.group, g.topic)
+				l, err := lag(ctx, p.kafka, g.group, g.topic)
 				switch {
 				case err != nil:
 					lags = append(lags, err.Error())
@@ -171,7 +174,7 @@ func (p *pipeline) waitDrained(ctx context.Context, rp *report.Pipeline, acked m
 // the pipeline's own: everything on it is this test's).
 func (p *pipeline) downstreamDLQ(ctx context.Context) (int, error) {
 	n := 0
-	err := report.ReadTopic(ctx, p.brokers, p.dlq, func(m kafkago.Message) {
+	err := report.ReadTopicWith(ctx, p.kafka, p.dlq, func(m kafkago.Message) {
 		var r event.DLQ
 		if event.DecodeDLQ(m.Value, &r) == nil && r.Service != "ingest" {
 			n++
@@ -265,7 +268,7 @@ func (p *pipeline) checkLeaks(ctx context.Context, rp *report.Pipeline) {
 	}
 	for _, tp := range topics {
 		n := 0
-		require.NoError(t, report.ReadTopic(ctx, p.brokers, tp, func(m kafkago.Message) {
+		require.NoError(t, report.ReadTopicWith(ctx, p.kafka, tp, func(m kafkago.Message) {
 			n++
 			if leak := p.ids.find(string(m.Key) + " " + string(m.Value)); leak != "" {
 				t.Errorf("topic %s offset %d/%d holds a clear %s", tp, m.Partition, m.Offset, leak)

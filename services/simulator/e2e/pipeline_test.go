@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/simulator/internal/creds"
 	"github.com/vigie/vigie/services/simulator/internal/report"
@@ -81,6 +82,7 @@ type pipeline struct {
 	t                          *testing.T
 	prefix, name, dir, bins    string
 	brokers                    []string
+	kafka                      kafka.Config // brokers, and their TLS and SASL when secure
 	chAddr, db                 string
 	raw, enriched, dlq, alerts string
 	ingestAPI                  string
@@ -108,8 +110,16 @@ func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 // own, which it may stop).
 func newPipelineOn(t *testing.T, brokers []string, chAddr, prefix string) *pipeline {
 	t.Helper()
+	return newPipelineWith(t, kafka.Config{Brokers: brokers}, chAddr, prefix)
+}
+
+// newPipelineWith is newPipelineOn with the Kafka configuration every service, vigiectl and
+// the test's own reads use (TLS and SASL for a secure broker).
+func newPipelineWith(t *testing.T, kc kafka.Config, chAddr, prefix string) *pipeline {
+	t.Helper()
+	brokers := kc.Brokers
 	p := &pipeline{
-		t: t, prefix: prefix, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers,
+		t: t, prefix: prefix, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers, kafka: kc,
 		chAddr: chAddr, ids: newClearIDs(), admins: map[string]string{},
 		procs: map[string]*proc{}, starts: map[string]int{}, extraEnv: map[string][]string{}, began: time.Now(),
 	}
@@ -142,7 +152,30 @@ func (p *pipeline) vigiectl() string { return filepath.Join(p.bins, "vigiectl") 
 // applyTopics creates (or aligns) the pipeline's topics with vigiectl.
 func (p *pipeline) applyTopics() {
 	p.t.Helper()
-	require.NoError(p.t, runCmd(p.t, p.vigiectl(), "topics", "apply", "-kafka.brokers="+strings.Join(p.brokers, ","), "-topics.suffix=."+p.name, "-log.level=warn"))
+	require.NoError(p.t, runCmd(p.t, p.vigiectl(), append([]string{"topics", "apply", "-topics.suffix=." + p.name, "-log.level=warn"}, p.kafkaFlags()...)...))
+}
+
+// kafkaFlags are the kafka.* flags of p's Kafka configuration, for vigiectl.
+func (p *pipeline) kafkaFlags() []string {
+	var out []string
+	for _, kv := range p.kafkaSettings() {
+		out = append(out, "-"+kv[0]+"="+kv[1])
+	}
+	return out
+}
+
+// kafkaSettings are p's Kafka configuration as (key, value) pairs of the kafka block.
+func (p *pipeline) kafkaSettings() [][2]string {
+	k := p.kafka
+	out := [][2]string{{"kafka.brokers", strings.Join(k.Brokers, ",")}}
+	if k.TLS.Enabled {
+		out = append(out, [2]string{"kafka.tls.enabled", "true"}, [2]string{"kafka.tls.ca_file", k.TLS.CAFile})
+	}
+	if k.SASL.Mechanism != "" {
+		out = append(out, [2]string{"kafka.sasl.mechanism", k.SASL.Mechanism}, [2]string{"kafka.sasl.username", k.SASL.Username},
+			[2]string{"kafka.sasl.password_file", k.SASL.PasswordFile})
+	}
+	return out
 }
 
 // env is the configuration of one service, as TestPipelineEndToEnd gives it.
@@ -170,6 +203,10 @@ func (p *pipeline) env(service string) []string {
 			"VIGIE_CORRELATOR_SCHEDULER_TICK=1s"}
 	default:
 		p.t.Fatalf("unknown service %s", service)
+	}
+	// The kafka block's security (TLS, SASL) as every service reads it: VIGIE_<SERVICE>_KAFKA_….
+	for _, kv := range p.kafkaSettings()[1:] {
+		env = append(env, "VIGIE_"+strings.ToUpper(service)+"_"+strings.ToUpper(strings.ReplaceAll(kv[0], ".", "_"))+"="+kv[1])
 	}
 	return append(env, p.extraEnv[service]...)
 }
