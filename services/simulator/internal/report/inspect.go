@@ -33,13 +33,18 @@ type Pipeline struct {
 func Open(ctx context.Context, addr, database string) (driver.Conn, error) {
 	cfg := clickhouse.DefaultConfig()
 	cfg.Addrs, cfg.Database = []string{addr}, database
+	return OpenWith(ctx, cfg)
+}
+
+// OpenWith is Open with a whole configuration (credentials, TLS).
+func OpenWith(ctx context.Context, cfg clickhouse.Config) (driver.Conn, error) {
 	conn, err := clickhouse.Open(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := clickhouse.Ping(conn)(ctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("ping clickhouse %s: %w", addr, err)
+		return nil, fmt.Errorf("ping clickhouse %s: %w", strings.Join(cfg.Addrs, ","), err)
 	}
 	return conn, nil
 }
