@@ -57,6 +57,8 @@ func run() error {
 	maxQueries := fs.Int("max-queries", cfg.MaxQueries, "statements run at once on the engine; reads take at most one less (env CHSERVER_MAX_QUERIES)")
 	queueWait := fs.Duration("queue-wait", cfg.QueueWait, "how long a statement waits for a free slot before TOO_MANY_SIMULTANEOUS_QUERIES")
 	maxExec := fs.Duration("max-execution-time", cfg.MaxExecutionTime, "default max_execution_time of reads (a client's own setting wins), 0 for none")
+	tlsCert := fs.String("tls-cert", os.Getenv("CHSERVER_TLS_CERT"), "PEM certificate (chain): both interfaces speak TLS only, as ClickHouse's secure ports (env CHSERVER_TLS_CERT)")
+	tlsKey := fs.String("tls-key", os.Getenv("CHSERVER_TLS_KEY"), "PEM private key of -tls-cert (env CHSERVER_TLS_KEY)")
 	ping := fs.String("ping", "", "check that a server answers at this address, exit 0 if so (for scripts)")
 	pingUser := fs.String("ping-user", "default", "user for -ping")
 	pingPassword := fs.String("ping-password", "", "password for -ping")
@@ -107,14 +109,18 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	tlsCfg, err := serverTLS(*tlsCert, *tlsKey)
+	if err != nil {
+		return err
+	}
+	ln, err := listenOn(cfg.ListenAddr, tlsCfg)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer func() { _ = ln.Close() }()
 	var httpLn net.Listener
 	if cfg.HTTPListenAddr != "" {
-		if httpLn, err = net.Listen("tcp", cfg.HTTPListenAddr); err != nil {
+		if httpLn, err = listenOn(cfg.HTTPListenAddr, tlsCfg); err != nil {
 			return fmt.Errorf("listen http: %w", err)
 		}
 		defer func() { _ = httpLn.Close() }()
