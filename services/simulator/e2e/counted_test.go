@@ -32,7 +32,7 @@ type tally struct {
 
 func (p *pipeline) open(ctx context.Context) *report.Pipeline {
 	p.t.Helper()
-	conn, err := report.Open(ctx, p.chAddr, p.db)
+	conn, err := report.OpenWith(ctx, p.chConfig(p.db))
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { conn.Close() })
 	return &report.Pipeline{Conn: conn, Database: p.db, Brokers: p.brokers, DLQTopic: p.dlq}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/testenv"
@@ -84,6 +85,7 @@ type pipeline struct {
 	brokers                    []string
 	kafka                      kafka.Config // brokers, and their TLS and SASL when secure
 	chAddr, db                 string
+	ch                         clickhouse.Config // the server, and its TLS when secure
 	raw, enriched, dlq, alerts string
 	ingestAPI                  string
 	credPath, keyPath          string
@@ -110,17 +112,19 @@ func newPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 // own, which it may stop).
 func newPipelineOn(t *testing.T, brokers []string, chAddr, prefix string) *pipeline {
 	t.Helper()
-	return newPipelineWith(t, kafka.Config{Brokers: brokers}, chAddr, prefix)
+	cc := clickhouse.DefaultConfig()
+	cc.Addrs = []string{chAddr}
+	return newPipelineWith(t, kafka.Config{Brokers: brokers}, cc, prefix)
 }
 
 // newPipelineWith is newPipelineOn with the Kafka configuration every service, vigiectl and
 // the test's own reads use (TLS and SASL for a secure broker).
-func newPipelineWith(t *testing.T, kc kafka.Config, chAddr, prefix string) *pipeline {
+func newPipelineWith(t *testing.T, kc kafka.Config, cc clickhouse.Config, prefix string) *pipeline {
 	t.Helper()
-	brokers := kc.Brokers
+	brokers, chAddr := kc.Brokers, cc.Addrs[0]
 	p := &pipeline{
 		t: t, prefix: prefix, name: testenv.Name(t, prefix), dir: t.TempDir(), bins: sharedBinaries(t), brokers: brokers, kafka: kc,
-		chAddr: chAddr, ids: newClearIDs(), admins: map[string]string{},
+		chAddr: chAddr, ch: cc, ids: newClearIDs(), admins: map[string]string{},
 		procs: map[string]*proc{}, starts: map[string]int{}, extraEnv: map[string][]string{}, began: time.Now(),
 	}
 	p.db = p.name
@@ -130,7 +134,7 @@ func newPipelineWith(t *testing.T, kc kafka.Config, chAddr, prefix string) *pipe
 			t.Logf("database %s kept for inspection", p.db)
 			return
 		}
-		if conn, err := report.Open(context.Background(), p.chAddr, "default"); err == nil {
+		if conn, err := report.OpenWith(context.Background(), p.chConfig("default")); err == nil {
 			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+p.db+"`")
 			conn.Close()
 		}
@@ -138,7 +142,11 @@ func newPipelineWith(t *testing.T, kc kafka.Config, chAddr, prefix string) *pipe
 
 	p.tokens, p.credPath, p.keyPath = writeSecrets(t, p.dir)
 
-	require.NoError(t, runCmd(t, p.vigiectl(), "migrate", "-clickhouse.addrs="+p.chAddr, "-clickhouse.database="+p.db, "-log.level=warn"))
+	migrate := []string{"migrate", "-clickhouse.addrs=" + p.chAddr, "-clickhouse.database=" + p.db, "-log.level=warn"}
+	for _, kv := range p.clickhouseSettings() {
+		migrate = append(migrate, "-"+kv[0]+"="+kv[1])
+	}
+	require.NoError(t, runCmd(t, p.vigiectl(), migrate...))
 	p.applyTopics()
 	p.ingestAPI = freeAddr(t)
 	for _, s := range []string{"ingest", "enricher", "writer", "correlator"} {
@@ -153,6 +161,21 @@ func (p *pipeline) vigiectl() string { return filepath.Join(p.bins, "vigiectl") 
 func (p *pipeline) applyTopics() {
 	p.t.Helper()
 	require.NoError(p.t, runCmd(p.t, p.vigiectl(), append([]string{"topics", "apply", "-topics.suffix=." + p.name, "-log.level=warn"}, p.kafkaFlags()...)...))
+}
+
+// chConfig is p's ClickHouse configuration on database db.
+func (p *pipeline) chConfig(db string) clickhouse.Config {
+	c := p.ch
+	c.Database = db
+	return c
+}
+
+// clickhouseSettings are the clickhouse block's TLS settings of p, as (key, value) pairs.
+func (p *pipeline) clickhouseSettings() [][2]string {
+	if !p.ch.TLS.Enabled {
+		return nil
+	}
+	return [][2]string{{"clickhouse.tls.enabled", "true"}, {"clickhouse.tls.ca_file", p.ch.TLS.CAFile}}
 }
 
 // kafkaFlags are the kafka.* flags of p's Kafka configuration, for vigiectl.
@@ -205,7 +228,11 @@ func (p *pipeline) env(service string) []string {
 		p.t.Fatalf("unknown service %s", service)
 	}
 	// The kafka block's security (TLS, SASL) as every service reads it: VIGIE_<SERVICE>_KAFKA_….
-	for _, kv := range p.kafkaSettings()[1:] {
+	settings := p.kafkaSettings()[1:]
+	if service != "ingest" {
+		settings = append(settings, p.clickhouseSettings()...)
+	}
+	for _, kv := range settings {
 		env = append(env, "VIGIE_"+strings.ToUpper(service)+"_"+strings.ToUpper(strings.ReplaceAll(kv[0], ".", "_"))+"="+kv[1])
 	}
 	return append(env, p.extraEnv[service]...)
