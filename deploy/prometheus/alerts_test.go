@@ -188,6 +188,12 @@ var alertCases = []alertCase{
 	{"identities dropped", "VigieCorrelatorDedupOverflow", `vigie_correlator_dedup_dropped_total{` + correlator + `} 0+10x40`, 30 * time.Minute, true, nil},
 	{"no identity dropped", "VigieCorrelatorDedupOverflow", `vigie_correlator_dedup_dropped_total{` + correlator + `} 0x40`, 30 * time.Minute, false, nil},
 
+	{"state budget reached", "VigieCorrelatorStateOverflow", `vigie_correlator_state_overflow_total{` + correlator + `,rule="DEVICE_MULTI_SITE",kind="budget"} 0x10 0+5000x10 50000x20
+		vigie_correlator_state_overflow_total{` + correlator + `,rule="SIM_CHURN",kind="values"} 0x40`, 25 * time.Minute, true,
+		map[string]string{"rule": "DEVICE_MULTI_SITE", "kind": "budget", "severity": "ticket"}},
+	{"state budget reached an hour ago", "VigieCorrelatorStateOverflow", `vigie_correlator_state_overflow_total{` + correlator + `,rule="DEVICE_MULTI_SITE",kind="budget"} 0x10 0+5000x10 50000x60`, 80 * time.Minute, false, nil},
+	{"no state overflow", "VigieCorrelatorStateOverflow", `vigie_correlator_state_overflow_total{` + correlator + `,rule="SIM_CHURN",kind="values"} 0x40`, 30 * time.Minute, false, nil},
+
 	{"alert writes failing", "VigieAlertSinkFailing", `vigie_correlator_streaming_sink_errors_total{` + correlator + `} 0+1x30`, 20 * time.Minute, true, nil},
 	{"alert writes ok", "VigieAlertSinkFailing", `vigie_correlator_streaming_sink_errors_total{` + correlator + `} 0x30`, 20 * time.Minute, false, nil},
 
