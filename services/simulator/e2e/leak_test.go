@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -52,10 +53,37 @@ func digitsOnly(s string) string {
 var idLengths = []int{9, 10, 11, 14, 15}
 
 // find returns the first clear identifier in text, with its kind, or "". Separators that
-// may sit inside a written number (space . - ( ) +) are skipped, so that
+// may sit inside a written number (space . - ( ) + : _ /) are skipped, so that
 // "+33 6 12 34 56 78" is seen as 33612345678. One pass, no regular expression: the scan
 // reads every message, row and log line of the run (under -race too).
 func (c *clearIDs) find(text string) string {
+	if found := c.scan(text); found != "" {
+		return found
+	}
+	if strings.Contains(text, `\u`) {
+		// JSON-escaped digits (\u0033) are digits once decoded.
+		return c.scan(unescapeU(text))
+	}
+	return ""
+}
+
+// unescapeU decodes the \uXXXX escapes of text (anything else is kept as it is).
+func unescapeU(text string) string {
+	var b strings.Builder
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\\' && i+5 < len(text) && text[i+1] == 'u' {
+			if v, err := strconv.ParseUint(text[i+2:i+6], 16, 32); err == nil {
+				b.WriteRune(rune(v))
+				i += 5
+				continue
+			}
+		}
+		b.WriteByte(text[i])
+	}
+	return b.String()
+}
+
+func (c *clearIDs) scan(text string) string {
 	run := make([]byte, 0, 64)
 	check := func() string {
 		if len(run) < 9 {
@@ -75,7 +103,7 @@ func (c *clearIDs) find(text string) string {
 		switch b := text[i]; {
 		case b >= '0' && b <= '9':
 			run = append(run, b)
-		case b == ' ' || b == '.' || b == '-' || b == '(' || b == ')' || b == '+':
+		case b == ' ' || b == '.' || b == '-' || b == '(' || b == ')' || b == '+' || b == ':' || b == '_' || b == '/':
 			// inside or before a number: keep the run going
 		default:
 			if found := check(); found != "" {
