@@ -4,11 +4,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/vigie/vigie/pkg/config"
 	"gopkg.in/yaml.v3"
 )
 
@@ -71,15 +71,16 @@ func NewKeyring(active string, secrets map[string][]byte, defaultCC string) (*Ke
 	return k, nil
 }
 
-// LoadFile reads a YAML key file (see KeyFile). The file should be readable by the ingest
-// service only.
+// LoadFile reads a YAML key file (see KeyFile). A file that group or others may read (mode
+// beyond 0600), or that is not a regular file, is refused: the keys are what stands between
+// a pseudonym and the IMEI behind it.
 func LoadFile(path string) (*Keyring, error) {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadSecret(path)
 	if err != nil {
-		return nil, fmt.Errorf("read pseudonym key file: %w", err)
+		return nil, fmt.Errorf("pseudonym key file: %w", err)
 	}
 	var f KeyFile
-	if err := yaml.Unmarshal(data, &f); err != nil {
+	if err := yaml.Unmarshal([]byte(data), &f); err != nil {
 		return nil, fmt.Errorf("parse pseudonym key file %s: %w", path, err)
 	}
 	secrets := make(map[string][]byte, len(f.Keys))

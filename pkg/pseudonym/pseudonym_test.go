@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -168,6 +169,19 @@ func TestLoad(t *testing.T) {
 		require.Error(t, err, name)
 		require.NotContains(t, err.Error(), hex.EncodeToString(secret1), "errors never print keys")
 	}
+
+	// A key file group or others may read is refused, naming the file and its mode.
+	good := "active: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n"
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o644, 0o666} {
+		require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
+		require.NoError(t, os.Chmod(path, mode))
+		_, err := pseudonym.LoadFile(path)
+		require.ErrorContains(t, err, path, "mode %04o", mode)
+		require.ErrorContains(t, err, fmt.Sprintf("%04o", mode))
+	}
+	require.NoError(t, os.Chmod(path, 0o400))
+	_, err = pseudonym.LoadFile(path)
+	require.NoError(t, err, "read-only for its owner is fine")
 }
 
 func FuzzPseudonymize(f *testing.F) {
