@@ -28,7 +28,7 @@ import (
 )
 
 // Planted is one planted fact: a pattern its rule must report (a plant) or a near miss it
-// must stay quiet on (a decoy).
+// must stay quiet on (a decoy). Its JSON is an entry of the simulator's planted summary.
 type Planted struct {
 	Scenario string `json:"scenario"`
 	// Rule is the rule that must report it (a plant) or stay quiet (a decoy).
@@ -38,21 +38,29 @@ type Planted struct {
 	// TACs and SerialPrefixes of the planted phones (models and serial blocks, not personal).
 	TACs           []string `json:"tacs,omitempty"`
 	SerialPrefixes []string `json:"serial_prefixes,omitempty"`
-	// At is the event time the pattern becomes true (a decoy: the time it comes closest).
-	At time.Time `json:"at"`
-	// PromisedDelay is how long after At the rule promises to report a plant (a decoy: how
-	// long after At a finding would still be about it).
-	PromisedDelay Duration `json:"promised_delay"`
-	Summary       string   `json:"summary,omitempty"`
+	// Since is the event time of the pattern's first event (zero: At), At when it becomes
+	// true (a decoy: when the near miss is complete).
+	Since time.Time `json:"since"`
+	At    time.Time `json:"at"`
+	// Delay is the longest the rule promises to take, in event time after At, to report a
+	// plant (0: on the event that makes it true); History the history of the data the rule
+	// needs before At: a plant planted earlier must stay unreported, the rule warming up.
+	Delay   Duration `json:"delay"`
+	History Duration `json:"history"`
+	Summary string   `json:"summary,omitempty"`
 }
 
-// Truth is what a simulation planted over [Start, End).
+// Truth is what a simulation planted over [Start, End): the simulator's planted summary
+// (`simulator run -summary_file`), whose findings are the plants.
 type Truth struct {
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end"`
-	Plants []Planted `json:"plants"`
+	Plants []Planted `json:"findings"`
 	Decoys []Planted `json:"decoys"`
 }
+
+// warmingUp reports whether p was planted before the data held the history its rule needs.
+func (t Truth) warmingUp(p Planted) bool { return p.At.Before(t.Start.Add(time.Duration(p.History))) }
 
 // Duration is a time.Duration written in JSON as Go's duration text ("26h0m0s"); a number
 // is read as nanoseconds (encoding/json's form of time.Duration).
@@ -88,7 +96,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // ReadTruth reads the simulator's planted summary (`simulator run -summary_file`): its
-// start and end, its plants and decoys.
+// start and end, its plants (findings) and decoys.
 func ReadTruth(path string) (Truth, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -120,20 +128,20 @@ func ParseTruth(data []byte) (Truth, error) {
 	return t, nil
 }
 
-// tolerance is how far before a plant's At a finding's evidence may end and still be about
-// it: At is a generator's statement, the events that make it true are at most this earlier.
+// tolerance is how far before a plant's first event a finding's evidence may end and still
+// be about it (the generator's times are those of its events; this absorbs rounding).
 const tolerance = time.Hour
 
-// defaultReach is how long after At a finding is still about a planted fact that promises no
-// delay.
-const defaultReach = 24 * time.Hour
+// reach is how long after a plant's promised delay a finding is still about it (found
+// late rather than not at all).
+const reach = 24 * time.Hour
 
 // Matches reports whether finding f is about the planted fact p, by facts: the same rule;
 // for a finding grouped by a model (its group key holds p's TAC, and p's serial block when
 // the key holds one) the model is enough, otherwise the finding's facilities (its group key
 // counting as one) share at least two of p's (one, when either lists one); and its evidence
-// reaches p's time: the evidence ends no earlier than At minus an hour and begins no later
-// than At plus the promised delay.
+// reaches p's time: it ends no earlier than an hour before p's first event and begins no
+// later than a day after p's promised delay.
 func Matches(f event.Alert, p Planted) bool {
 	if f.Rule != p.Rule || !matchesTime(f, p) {
 		return false
@@ -162,11 +170,11 @@ func Matches(f event.Alert, p Planted) bool {
 }
 
 func matchesTime(f event.Alert, p Planted) bool {
-	reach := time.Duration(p.PromisedDelay)
-	if reach <= 0 {
-		reach = defaultReach
+	since := p.Since
+	if since.IsZero() || since.After(p.At) {
+		since = p.At
 	}
-	return !f.LastEvidenceAt.Before(p.At.Add(-tolerance)) && !f.FirstEvidenceAt.After(p.At.Add(reach))
+	return !f.LastEvidenceAt.Before(since.Add(-tolerance)) && !f.FirstEvidenceAt.After(p.At.Add(time.Duration(p.Delay)+reach))
 }
 
 // keyModel reads the model a group key names: a key that is a TAC (8 digits), or holds
@@ -206,7 +214,7 @@ func isTAC(s string) bool {
 type Row struct {
 	Rule string
 	// Findings raised in the run, and those about no plant (false positives; a finding
-	// about a decoy is one).
+	// about a decoy, or about a plant while the rule warms up, is one).
 	Findings, Unmatched int
 	// Plants of the rule, found at all, and found within their promised delay.
 	Plants, Found, InTime int
@@ -215,6 +223,9 @@ type Row struct {
 	MaxDelay, Promised time.Duration
 	// Decoys of the rule, and those it kept quiet on.
 	Decoys, Quiet int
+	// Early plants were planted before the data held the history the rule needs (it must
+	// stay quiet on them, warming up), EarlyQuiet those it kept quiet on.
+	Early, EarlyQuiet int
 	// Misses say, in plain words, each plant not found in time and each decoy not quiet.
 	Misses []string
 }
@@ -268,7 +279,7 @@ func Score(rules []string, truth Truth, findings []event.Alert) Report {
 		rep.Findings++
 		about := false
 		for _, p := range truth.Plants {
-			about = about || Matches(f, p)
+			about = about || !truth.warmingUp(p) && Matches(f, p)
 		}
 		if about {
 			rep.Matched++
@@ -278,8 +289,17 @@ func Score(rules []string, truth Truth, findings []event.Alert) Report {
 	}
 	for _, p := range truth.Plants {
 		row := rows[p.Rule]
+		if truth.warmingUp(p) {
+			row.Early++
+			if _, found := firstAbout(findings, p); found {
+				row.Misses = append(row.Misses, "reported while warming up (planted before the history the rule needs): "+describe(p))
+				continue
+			}
+			row.EarlyQuiet++
+			continue
+		}
 		row.Plants++
-		row.Promised = max(row.Promised, time.Duration(p.PromisedDelay))
+		row.Promised = max(row.Promised, time.Duration(p.Delay))
 		first, found := firstAbout(findings, p)
 		if !found {
 			row.Misses = append(row.Misses, "not found: "+describe(p))
@@ -288,10 +308,10 @@ func Score(rules []string, truth Truth, findings []event.Alert) Report {
 		row.Found++
 		delay := max(0, first.Sub(p.At))
 		row.MaxDelay = max(row.MaxDelay, delay)
-		if p.PromisedDelay <= 0 || delay <= time.Duration(p.PromisedDelay) {
+		if delay <= time.Duration(p.Delay) {
 			row.InTime++
 		} else {
-			row.Misses = append(row.Misses, fmt.Sprintf("found %s after it became true, promised %s: %s", formatDuration(delay), formatDuration(time.Duration(p.PromisedDelay)), describe(p)))
+			row.Misses = append(row.Misses, fmt.Sprintf("found %s after it became true, promised %s: %s", formatDuration(delay), formatDuration(time.Duration(p.Delay)), describe(p)))
 		}
 	}
 	for _, p := range truth.Decoys {
@@ -376,7 +396,7 @@ func (r *Report) WriteTable(w io.Writer, extra ...Column) error {
 	for _, c := range extra {
 		headers = append(headers, c.Header)
 	}
-	headers = append(headers, "findings", "unmatched", "plants found", "in time", "max delay / promised", "decoys quiet")
+	headers = append(headers, "findings", "unmatched", "plants found", "in time", "max delay / promised", "decoys quiet", "warming up quiet")
 	lines := [][]string{headers, nil}
 	for _, row := range r.Rows {
 		cells := []string{row.Rule}
@@ -384,14 +404,14 @@ func (r *Report) WriteTable(w io.Writer, extra ...Column) error {
 			cells = append(cells, c.Value(row.Rule))
 		}
 		delay := "–"
-		if row.Found > 0 || row.Promised > 0 {
+		if row.Plants > 0 {
 			delay = formatDuration(row.MaxDelay) + " / " + formatDuration(row.Promised)
 			if row.Found == 0 {
 				delay = "– / " + formatDuration(row.Promised)
 			}
 		}
 		cells = append(cells, strconv.Itoa(row.Findings), strconv.Itoa(row.Unmatched),
-			fraction(row.Found, row.Plants), fraction(row.InTime, row.Plants), delay, fraction(row.Quiet, row.Decoys))
+			fraction(row.Found, row.Plants), fraction(row.InTime, row.Plants), delay, fraction(row.Quiet, row.Decoys), fraction(row.EarlyQuiet, row.Early))
 		lines = append(lines, cells)
 	}
 	widths := make([]int, len(headers))

@@ -18,10 +18,10 @@ func finding(rule, key string, facs []string, first, last, created time.Time) ev
 
 func TestMatches(t *testing.T) {
 	transfer := Planted{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-a", "cd-b"}, TACs: []string{"35000001"},
-		At: t0, PromisedDelay: Duration(time.Hour)}
+		At: t0, Delay: Duration(time.Hour)}
 	shipment := Planted{Scenario: "prison-break-2025", Rule: "BATCH_RANGE", Facilities: []string{"ma-a", "cd-b", "cp-c"},
-		TACs: []string{"35828802", "86741801"}, SerialPrefixes: []string{"417", "230"}, At: t0, PromisedDelay: Duration(25 * time.Hour)}
-	drone := Planted{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, PromisedDelay: Duration(20 * time.Minute)}
+		TACs: []string{"35828802", "86741801"}, SerialPrefixes: []string{"417", "230"}, At: t0, Delay: Duration(25 * time.Hour)}
+	drone := Planted{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, Delay: Duration(20 * time.Minute)}
 	hour := time.Hour
 	for _, c := range []struct {
 		name string
@@ -33,7 +33,9 @@ func TestMatches(t *testing.T) {
 		{"another rule", finding("SIM_CHURN", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0, t0), transfer, false},
 		{"one facility in common", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cp-c"}, t0.Add(-24*hour), t0, t0), transfer, false},
 		{"evidence ends before", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0.Add(-2*hour), t0.Add(-2*hour)), transfer, false},
-		{"evidence begins after the promise", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(2*hour), t0.Add(3*hour), t0.Add(3*hour)), transfer, false},
+		{"found late", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(2*hour), t0.Add(3*hour), t0.Add(3*hour)), transfer, true},
+		{"evidence begins a day after the promise", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(26*hour), t0.Add(27*hour), t0.Add(27*hour)), transfer, false},
+		{"evidence since the first event", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0.Add(-2*hour), t0.Add(-2*hour)), withSince(transfer, t0.Add(-3*hour)), true},
 		{"the shipment's TAC and block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=417", []string{"ma-z"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
 		{"the shipment's TAC, another block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=999", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
 		{"another TAC at the same facilities", finding("BATCH_RANGE", "tac=35999999,imei_serial_prefix=417", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
@@ -48,17 +50,25 @@ func TestMatches(t *testing.T) {
 	}
 }
 
+func withSince(p Planted, since time.Time) Planted {
+	p.Since = since
+	return p
+}
+
 func TestScore(t *testing.T) {
 	hour := time.Hour
 	truth := Truth{Start: t0.AddDate(0, 0, -40), End: t0.AddDate(0, 0, 5),
 		Plants: []Planted{
-			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-a", "cd-b"}, At: t0, PromisedDelay: Duration(hour)},
-			{Scenario: "cloned-imei", Rule: "IMPOSSIBLE_TRAVEL", Facilities: []string{"ma-a", "cp-z"}, At: t0, PromisedDelay: Duration(hour)},
-			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, PromisedDelay: Duration(20 * time.Minute)},
+			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-a", "cd-b"}, At: t0, Delay: Duration(hour)},
+			{Scenario: "cloned-imei", Rule: "IMPOSSIBLE_TRAVEL", Facilities: []string{"ma-a", "cp-z"}, At: t0, Delay: Duration(hour)},
+			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, Delay: Duration(20 * time.Minute)},
+			// Planted 40 days in, the rule needing 180: it must stay quiet, and does not.
+			{Scenario: "new-model", Rule: "NEW_TAC_NATIONAL", TACs: []string{"86000001"}, Facilities: []string{"ma-a", "cd-b"}, At: t0,
+				Delay: Duration(25 * hour), History: Duration(180 * 24 * hour)},
 		},
 		Decoys: []Planted{
-			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-e", "cd-f"}, At: t0.Add(48 * hour), PromisedDelay: Duration(hour)},
-			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-g"}, At: t0.Add(48 * hour), PromisedDelay: Duration(hour)},
+			{Scenario: "inmate-transfer", Rule: "DEVICE_MULTI_SITE", Facilities: []string{"ma-e", "cd-f"}, At: t0.Add(48 * hour), Delay: Duration(hour)},
+			{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-g"}, At: t0.Add(48 * hour), Delay: Duration(hour)},
 		},
 	}
 	findings := []event.Alert{
@@ -70,9 +80,11 @@ func TestScore(t *testing.T) {
 		finding("DRONE_THEN_NEW_DEVICE", "cp-g", []string{"cp-g"}, t0.Add(48*hour), t0.Add(49*hour), t0.Add(49*hour)),
 		// A background finding of a rule nothing planted for.
 		finding("SIM_CHURN", "bb", []string{"ma-a"}, t0, t0, t0),
+		// The new model, reported while the rule warms up.
+		finding("NEW_TAC_NATIONAL", "86000001", []string{"ma-a", "cd-b"}, t0, t0, t0.Add(24*hour)),
 	}
 	rep := Score([]string{"DEVICE_MULTI_SITE", "IMPOSSIBLE_TRAVEL", "DRONE_THEN_NEW_DEVICE", "TAC_SPREAD"}, truth, findings)
-	require.Equal(t, []string{"DEVICE_MULTI_SITE", "IMPOSSIBLE_TRAVEL", "DRONE_THEN_NEW_DEVICE", "TAC_SPREAD", "SIM_CHURN"}, rules(rep))
+	require.Equal(t, []string{"DEVICE_MULTI_SITE", "IMPOSSIBLE_TRAVEL", "DRONE_THEN_NEW_DEVICE", "TAC_SPREAD", "NEW_TAC_NATIONAL", "SIM_CHURN"}, rules(rep))
 	require.Equal(t, Row{Rule: "DEVICE_MULTI_SITE", Findings: 1, Plants: 1, Found: 1, InTime: 1, Promised: hour, Decoys: 1, Quiet: 1}, rep.Row("DEVICE_MULTI_SITE"))
 	it := rep.Row("IMPOSSIBLE_TRAVEL")
 	require.Equal(t, 1, it.Plants)
@@ -88,24 +100,28 @@ func TestScore(t *testing.T) {
 	require.Len(t, dr.Misses, 2)
 	require.Equal(t, Row{Rule: "TAC_SPREAD"}, rep.Row("TAC_SPREAD"))
 	require.Equal(t, 1, rep.Row("SIM_CHURN").Unmatched)
-	require.Equal(t, 4, rep.Findings)
+	nt := rep.Row("NEW_TAC_NATIONAL")
+	require.Equal(t, [4]int{0, 1, 0, 1}, [4]int{nt.Plants, nt.Early, nt.EarlyQuiet, nt.Unmatched}, "a claim without history is about no plant")
+	require.Equal(t, 5, rep.Findings)
 	require.Equal(t, 2, rep.Matched)
-	require.InDelta(t, 0.5, rep.Precision, 1e-9)
+	require.InDelta(t, 0.4, rep.Precision, 1e-9)
 
 	var b strings.Builder
 	require.NoError(t, rep.WriteTable(&b, Column{Header: "background", Value: func(rule string) string { return map[string]string{"SIM_CHURN": "3"}[rule] + "-" }}))
-	require.Equal(t, `| rule                  | background | findings | unmatched | plants found | in time | max delay / promised | decoys quiet |
-| --------------------- | ---------- | -------- | --------- | ------------ | ------- | -------------------- | ------------ |
-| DEVICE_MULTI_SITE     | -          | 1        | 0         | 1 / 1        | 1 / 1   | 0 / 1h               | 1 / 1        |
-| IMPOSSIBLE_TRAVEL     | -          | 0        | 0         | 0 / 1        | 0 / 1   | – / 1h               | –            |
-| DRONE_THEN_NEW_DEVICE | -          | 2        | 1         | 1 / 1        | 0 / 1   | 40m / 20m            | 0 / 1        |
-| TAC_SPREAD            | -          | 0        | 0         | –            | –       | –                    | –            |
-| SIM_CHURN             | 3-         | 1        | 1         | –            | –       | –                    | –            |
+	require.Equal(t, `| rule                  | background | findings | unmatched | plants found | in time | max delay / promised | decoys quiet | warming up quiet |
+| --------------------- | ---------- | -------- | --------- | ------------ | ------- | -------------------- | ------------ | ---------------- |
+| DEVICE_MULTI_SITE     | -          | 1        | 0         | 1 / 1        | 1 / 1   | 0 / 1h               | 1 / 1        | –                |
+| IMPOSSIBLE_TRAVEL     | -          | 0        | 0         | 0 / 1        | 0 / 1   | – / 1h               | –            | –                |
+| DRONE_THEN_NEW_DEVICE | -          | 2        | 1         | 1 / 1        | 0 / 1   | 40m / 20m            | 0 / 1        | –                |
+| TAC_SPREAD            | -          | 0        | 0         | –            | –       | –                    | –            | –                |
+| NEW_TAC_NATIONAL      | -          | 1        | 1         | –            | –       | –                    | –            | 0 / 1            |
+| SIM_CHURN             | 3-         | 1        | 1         | –            | –       | –                    | –            | –                |
 
-precision of all findings: 0.50 (2 of 4 about a plant)
+precision of all findings: 0.40 (2 of 5 about a plant)
 - IMPOSSIBLE_TRAVEL: not found: cloned-imei IMPOSSIBLE_TRAVEL at 2026-10-01T00:00:00Z, ma-a, cp-z
 - DRONE_THEN_NEW_DEVICE: found 40m after it became true, promised 20m: drone-drop DRONE_THEN_NEW_DEVICE at 2026-10-01T00:00:00Z, cp-c
 - DRONE_THEN_NEW_DEVICE: decoy not quiet: drone-drop DRONE_THEN_NEW_DEVICE at 2026-10-03T00:00:00Z, cp-g
+- NEW_TAC_NATIONAL: reported while warming up (planted before the history the rule needs): new-model NEW_TAC_NATIONAL at 2026-10-01T00:00:00Z, TAC 86000001, ma-a, cd-b
 `, b.String())
 
 	empty := Score([]string{"TAC_SPREAD"}, Truth{}, nil)
@@ -123,20 +139,20 @@ func rules(r Report) []string {
 
 func TestParseTruth(t *testing.T) {
 	good := `{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","stats":{"sent":5},
-		"plants":[{"scenario":"inmate-transfer","rule":"DEVICE_MULTI_SITE","facilities":["ma-a","cd-b"],"at":"2026-10-01T00:00:00Z","promised_delay":"1h0m0s"}],
-		"decoys":[{"scenario":"drone-drop","rule":"DRONE_THEN_NEW_DEVICE","facilities":["cp-g"],"at":"2026-10-03T00:00:00Z","promised_delay":3600000000000}]}`
+		"findings":[{"scenario":"inmate-transfer","rule":"DEVICE_MULTI_SITE","facilities":["ma-a","cd-b"],"at":"2026-10-01T00:00:00Z","delay":"1h0m0s"}],
+		"decoys":[{"scenario":"drone-drop","rule":"DRONE_THEN_NEW_DEVICE","facilities":["cp-g"],"at":"2026-10-03T00:00:00Z","delay":3600000000000}]}`
 	tr, err := ParseTruth([]byte(good))
 	require.NoError(t, err)
 	require.Len(t, tr.Plants, 1)
-	require.Equal(t, Duration(time.Hour), tr.Plants[0].PromisedDelay)
-	require.Equal(t, Duration(time.Hour), tr.Decoys[0].PromisedDelay, "nanoseconds")
+	require.Equal(t, Duration(time.Hour), tr.Plants[0].Delay)
+	require.Equal(t, Duration(time.Hour), tr.Decoys[0].Delay, "nanoseconds")
 
 	for _, c := range []struct{ doc, err string }{
 		{`{`, "planted summary: unexpected end of JSON input"},
 		{`{"end":"2026-10-10T00:00:00Z"}`, "start and end must be set"},
-		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","plants":[{"scenario":"x","facilities":["a"],"at":"2026-10-01T00:00:00Z"}]}`, "entry 0 (x): rule is empty"},
+		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","findings":[{"scenario":"x","facilities":["a"],"at":"2026-10-01T00:00:00Z"}]}`, "entry 0 (x): rule is empty"},
 		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","decoys":[{"scenario":"x","rule":"R","at":"2026-10-01T00:00:00Z"}]}`, "entry 0 (x, R): neither facilities nor tacs"},
-		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","plants":[{"scenario":"x","rule":"R","tacs":["1"],"at":"2026-10-01T00:00:00Z","promised_delay":"1 day"}]}`, `duration "1 day"`},
+		{`{"start":"2026-09-01T00:00:00Z","end":"2026-10-10T00:00:00Z","findings":[{"scenario":"x","rule":"R","tacs":["1"],"at":"2026-10-01T00:00:00Z","delay":"1 day"}]}`, `duration "1 day"`},
 	} {
 		_, err := ParseTruth([]byte(c.doc))
 		require.ErrorContains(t, err, c.err, c.doc)
