@@ -7,7 +7,6 @@ package ruletool
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,11 +15,7 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/event"
-	"github.com/vigie/vigie/pkg/reference"
-	schemaref "github.com/vigie/vigie/schemas/reference"
-	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/rules"
-	"github.com/vigie/vigie/services/correlator/internal/stream"
 )
 
 // Problem is one thing wrong in a rule file. Line is 1-based, 0 when the problem is about
@@ -95,64 +90,19 @@ const maxLine = 4 << 20
 // device, facilities, window, evidence and explanation (the latest version of each).
 // Scheduled rules need ClickHouse's history and rollups: they are listed as not evaluated.
 func Test(ctx context.Context, paths []string, events io.Reader, w io.Writer) error {
-	files, err := rules.ReadFiles(paths)
+	res, err := Run(ctx, Options{Paths: paths, Events: events})
 	if err != nil {
 		return err
 	}
-	rs, err := rules.LoadFiles(files)
-	if err != nil {
-		return fmt.Errorf("the rules do not load (rules check lists each problem):\n%w", err)
-	}
-	ref, err := reference.Load(schemaref.FS)
-	if err != nil {
-		return err
-	}
-	eng := stream.NewEngine(rs, ref)
-	var found []alert.Alert
-	latest := map[string]int{} // alert id -> index in found
-	dec := event.NewDecoder()
-	sc := bufio.NewScanner(events)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	var e event.Enriched
-	var out []alert.Alert
-	line, n := 0, 0
-	for sc.Scan() {
-		line++
-		if line%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		text := sc.Bytes()
-		if len(bytes.TrimSpace(text)) == 0 {
-			continue
-		}
-		if err := dec.Enriched(text, &e); err != nil {
-			return fmt.Errorf("events line %d: not an enriched event: %w", line, err)
-		}
-		if e.ObservedAt.IsZero() {
-			return fmt.Errorf("events line %d: not an enriched event: observed_at: %w", line, event.ErrMissingField)
-		}
-		n++
-		out = eng.Observe(&e, true, out[:0])
-		for _, a := range out {
-			if i, ok := latest[a.ID]; ok {
-				found[i] = a
-				continue
-			}
-			latest[a.ID] = len(found)
-			found = append(found, a)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("events line %d: %w", line+1, err)
-	}
-	return report(w, eng.Rules(), rs, n, found)
+	return res.WriteFindings(w)
 }
 
-// report writes the findings and what was and was not evaluated.
-func report(w io.Writer, streaming, all []*rules.Rule, events int, found []alert.Alert) error {
+// WriteFindings writes each finding (rule, group, facilities, window, evidence,
+// explanation), then how many events and findings, and the rules not evaluated.
+func (r *Result) WriteFindings(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	for _, a := range found {
-		fmt.Fprintf(bw, "%s (%s) device %s", a.Rule, a.Severity, a.GroupKey)
+	for _, a := range r.Findings {
+		fmt.Fprintf(bw, "%s (%s) %s %s", a.Rule, a.Severity, r.Rule(a.Rule).groupNoun(), a.GroupKey)
 		if a.Version > 1 {
 			fmt.Fprintf(bw, ", version %d", a.Version)
 		}
@@ -161,18 +111,48 @@ func report(w io.Writer, streaming, all []*rules.Rule, events int, found []alert
 		fmt.Fprintf(bw, "  evidence:    %d: %s\n", a.EvidenceCount, strings.Join(a.EvidenceIDs, ", "))
 		fmt.Fprintf(bw, "  explanation: %s\n", a.Explanation)
 	}
-	fmt.Fprintf(bw, "%d events, %d %s from %d streaming %s (%s)\n", events, len(found), plural(len(found), "finding", "findings"),
-		len(streaming), plural(len(streaming), "rule", "rules"), strings.Join(rules.Names(streaming), ", "))
-	var scheduled []*rules.Rule
-	for _, r := range all {
-		if r.Mode == rules.Scheduled {
-			scheduled = append(scheduled, r)
+	var streaming, scheduled, notEvaluated []string
+	for _, x := range r.Rules {
+		switch {
+		case !x.Evaluated:
+			notEvaluated = append(notEvaluated, x.ID)
+		case x.Mode == string(rules.Streaming):
+			streaming = append(streaming, x.ID)
+		default:
+			scheduled = append(scheduled, x.ID)
 		}
 	}
+	fmt.Fprintf(bw, "%d events, %d %s from %d streaming %s (%s)", r.Events, len(r.Findings), plural(len(r.Findings), "finding", "findings"),
+		len(streaming), plural(len(streaming), "rule", "rules"), strings.Join(streaming, ", "))
 	if len(scheduled) > 0 {
-		fmt.Fprintf(bw, "not evaluated: %s (scheduled: needs ClickHouse)\n", strings.Join(rules.Names(scheduled), ", "))
+		fmt.Fprintf(bw, " and %d scheduled %s (%s)", len(scheduled), plural(len(scheduled), "rule", "rules"), strings.Join(scheduled, ", "))
+	}
+	fmt.Fprintln(bw)
+	byWhy := map[string][]string{}
+	var whys []string
+	for _, id := range notEvaluated {
+		why := r.Rule(id).NotEvaluated
+		if byWhy[why] == nil {
+			whys = append(whys, why)
+		}
+		byWhy[why] = append(byWhy[why], id)
+	}
+	for _, why := range whys {
+		fmt.Fprintf(bw, "not evaluated: %s (%s)\n", strings.Join(byWhy[why], ", "), why)
 	}
 	return bw.Flush()
+}
+
+// groupNoun says what the rule's group key is: a device for the streaming rules' key, else
+// the group field, or "group" when the key lists field=value pairs.
+func (x Rule) groupNoun() string {
+	switch {
+	case len(x.GroupBy) == 1 && x.GroupBy[0] == "device_key":
+		return "device"
+	case len(x.GroupBy) == 1:
+		return x.GroupBy[0]
+	}
+	return "group"
 }
 
 func ts(t time.Time) string { return t.UTC().Format(event.TimeLayout) }
