@@ -198,3 +198,14 @@ func BenchmarkLoadDefault(b *testing.B) {
 		}
 	}
 }
+
+// TestHasZone: a facility's zones are those of its sensors, and no other facility's.
+func TestHasZone(t *testing.T) {
+	snap, err := Load(fixture(nil))
+	require.NoError(t, err)
+	require.True(t, snap.HasZone("ma-a", "A-1"))
+	require.True(t, snap.HasZone("cp-b", "visiting"))
+	require.False(t, snap.HasZone("cp-b", "A-1"), "another facility's zone")
+	require.False(t, snap.HasZone("ma-a", "John Smith's cell"))
+	require.False(t, snap.HasZone("no-such-facility", "A-1"))
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,9 @@ type Snapshot struct {
 	nonStandardMNC int
 	version        string
 	loadDuration   time.Duration
+
+	zonesOnce sync.Once
+	zones     map[string]map[string]bool // facility -> its zones (those of its sensors)
 }
 
 // Stats counts what a snapshot holds.
@@ -63,6 +67,22 @@ func (s *Snapshot) Facilities() []*Facility { return slices.Clone(s.facilityList
 func (s *Snapshot) Sensor(id string) (*Sensor, bool) {
 	v, ok := s.sensors[id]
 	return v, ok
+}
+
+// HasZone reports whether zone is a zone of the facility: the zone of one of its sensors.
+// Ingest refuses an event whose zone its sensor's facility does not have, so that a zone is
+// never free text.
+func (s *Snapshot) HasZone(facilityID, zone string) bool {
+	s.zonesOnce.Do(func() {
+		s.zones = map[string]map[string]bool{}
+		for _, v := range s.sensorList {
+			if s.zones[v.FacilityID] == nil {
+				s.zones[v.FacilityID] = map[string]bool{}
+			}
+			s.zones[v.FacilityID][v.Zone] = true
+		}
+	})
+	return s.zones[facilityID][zone]
 }
 
 // Sensors returns every sensor, sorted by id.

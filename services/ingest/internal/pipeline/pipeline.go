@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/schemas/events"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 )
@@ -38,7 +39,31 @@ type Pipeline struct {
 	keys    *pseudonym.Pseudonymizer
 	bounds  Bounds
 	printer *message.Printer
+	// zones, when set, returns the reference data that zones are checked against.
+	zones func() *reference.Snapshot
 }
+
+// CheckZones makes the pipeline refuse an event whose zone is not a zone of its sensor's
+// facility in the reference data ref returns (the current snapshot, reloaded elsewhere), or
+// whose sensor the reference does not know: a zone is a place of the reference, never free
+// text (invalid_text, reason unknown_zone).
+func (p *Pipeline) CheckZones(ref func() *reference.Snapshot) { p.zones = ref }
+
+// zoneProblem returns the field error of d's zone, if it has one the reference refuses.
+func (p *Pipeline) zoneProblem(d *event.Detector) []event.FieldError {
+	if p.zones == nil || d.Zone == "" {
+		return nil
+	}
+	snap := p.zones()
+	if s, ok := snap.Sensor(d.SensorID); ok && snap.HasZone(s.FacilityID, d.Zone) {
+		return nil
+	}
+	return []event.FieldError{{Pointer: "/zone", Reason: ReasonUnknownZone}}
+}
+
+// ReasonUnknownZone is the field error of a zone the reference does not know at the
+// sensor's facility.
+const ReasonUnknownZone = "unknown_zone"
 
 // New compiles the detector event schema; keys is the active pseudonymisation key, bounds
 // the times accepted.
@@ -185,7 +210,7 @@ func numbersInRange(v any, ptr string) (string, bool) {
 }
 
 func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome {
-	if fe := d.CheckText(); len(fe) > 0 {
+	if fe := append(d.CheckText(), p.zoneProblem(d)...); len(fe) > 0 {
 		return p.reject(o, d.SensorID, now, event.ReasonInvalidText, fmt.Sprintf("%d string(s) break the text rules", len(fe)), fe, nil)
 	}
 	r, err := d.ToRaw(p.keys, now)

@@ -9,7 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/reference"
+	refdata "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
+	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 )
 
 // identifierForms are a phone number, an IMSI and an IMEI as a hostile sender writes them
@@ -61,24 +64,39 @@ func TestTextRulesRefuseLabels(t *testing.T) {
 	o := p.Process(batch.Item{Data: escaped}, sensor, now)
 	require.Equal(t, event.ReasonInvalidText, o.Code, "%+v", o.Errors)
 
+	// Strings the schema leaves open (a drone's ids) are checked for control characters and
+	// invalid UTF-8 by the text rules; labels are refused by their schema pattern already.
+	drone := func(operator string) []byte {
+		return []byte(`{"event_id":"d-1","sensor_id":"` + sensor + `","observed_at":"2026-11-25T09:16:41.503Z","kind":"drone_seen","drone":{"detection_source":"remote_id","lat":43.5,"lon":5.4,` +
+			`"remote_id":{"uas_id":"1581F5FHC21A8003D8X9","uas_id_type":"serial_number","operator_id":"` + operator + `"}}}`)
+	}
+	const op = "/drone/remote_id/operator_id"
 	for name, tc := range map[string]struct {
 		data []byte
 		fe   event.FieldError
 	}{
-		"NUL in zone":         {[]byte(strings.Replace(string(with(map[string]any{"zone": "ZONE"})), `"ZONE"`, `"cell\u0000a"`, 1)), event.FieldError{Pointer: "/zone", Reason: event.TextControl}},
-		"newline in cell":     {with(map[string]any{"cell": "A\n12"}), event.FieldError{Pointer: "/cell", Reason: event.TextControl}},
-		"C1 control in zone":  {with(map[string]any{"zone": "a\u0085b"}), event.FieldError{Pointer: "/zone", Reason: event.TextControl}},
-		"lone surrogate":      {[]byte(strings.Replace(string(with(map[string]any{"zone": "ZONE"})), `"ZONE"`, `"a\ud800b"`, 1)), event.FieldError{Pointer: "/zone", Reason: event.TextInvalid}},
-		"invalid UTF-8 bytes": {[]byte(strings.Replace(string(with(map[string]any{"zone": "ZONE"})), "ZONE", "a\xff\xfeb", 1)), event.FieldError{Pointer: "", Reason: event.TextInvalid}},
+		"NUL":                 {drone(`FRA\u0000x`), event.FieldError{Pointer: op, Reason: event.TextControl}},
+		"newline":             {drone(`FRA\nx`), event.FieldError{Pointer: op, Reason: event.TextControl}},
+		"C1 control":          {drone(`FRA\u0085x`), event.FieldError{Pointer: op, Reason: event.TextControl}},
+		"lone surrogate":      {drone(`FRA\ud800x`), event.FieldError{Pointer: op, Reason: event.TextInvalid}},
+		"invalid UTF-8 bytes": {drone("FRA\xff\xfex"), event.FieldError{Pointer: "", Reason: event.TextInvalid}},
 	} {
 		o := p.Process(batch.Item{Data: tc.data}, sensor, now)
 		require.False(t, o.Accepted, name)
 		require.Equal(t, event.ReasonInvalidText, o.Code, "%s: %+v", name, o.Errors)
 		require.Equal(t, []event.FieldError{tc.fe}, o.Errors, name)
 	}
+	for _, data := range [][]byte{
+		[]byte(strings.Replace(string(with(map[string]any{"zone": "ZONE"})), `"ZONE"`, `"cell\u0000a"`, 1)),
+		with(map[string]any{"cell": "A\n12"}),
+	} {
+		o := p.Process(batch.Item{Data: data}, sensor, now)
+		require.False(t, o.Accepted)
+		require.Contains(t, []string{event.ReasonSchemaInvalid, event.ReasonInvalidText}, o.Code, "%+v", o.Errors)
+	}
 
 	// Labels as detectors write them pass.
-	for _, v := range []string{"cell-block-a", "B2-017", "Bâtiment C, 2e étage", "op-prison-break-2025", "s-cp-fresnes-12-345"} {
+	for _, v := range []string{"cell-block-a", "B2-017", "yard-A", "op-prison-break-2025", "s-cp-fresnes-12-345"} {
 		o := p.Process(batch.Item{Data: with(map[string]any{"zone": v, "cell": "A-102"})}, sensor, now)
 		require.True(t, o.Accepted, "%s: %+v", v, o.Errors)
 	}
@@ -139,4 +157,33 @@ func requireNoDigits(t *testing.T, out []byte, form string) {
 		return
 	}
 	require.NotContains(t, nonDigits.ReplaceAllString(string(out), ""), d[:9], "the digits of %q", form)
+}
+
+// TestZonesFromReference: with the reference, a zone is one of the sensor's facility's zones;
+// another facility's zone, free text or a sensor the reference does not know are refused.
+func TestZonesFromReference(t *testing.T) {
+	snap, err := reference.Load(refdata.FS)
+	require.NoError(t, err)
+	var mas *reference.Sensor
+	for _, s := range snap.Sensors() {
+		if s.Type == reference.SensorMAS {
+			mas = s
+			break
+		}
+	}
+	require.NotNil(t, mas)
+	p := newPipeline(t)
+	p.CheckZones(func() *reference.Snapshot { return snap })
+	line := func(sensor, zone string) []byte {
+		return []byte(strings.Replace(string(with(map[string]any{"sensor_id": sensor, "zone": zone})), "\n", "", -1))
+	}
+	o := p.Process(batch.Item{Data: line(mas.ID, mas.Zone)}, mas.ID, now)
+	require.True(t, o.Accepted, "%+v", o.Errors)
+	for _, zone := range []string{"no-such-zone", "JohnSmith", "A-99"} {
+		o := p.Process(batch.Item{Data: line(mas.ID, zone)}, mas.ID, now)
+		require.Equal(t, event.ReasonInvalidText, o.Code, zone)
+		require.Equal(t, []event.FieldError{{Pointer: "/zone", Reason: pipeline.ReasonUnknownZone}}, o.Errors)
+	}
+	o = p.Process(batch.Item{Data: line("xx-unknown-mas-01", mas.Zone)}, "xx-unknown-mas-01", now)
+	require.Equal(t, event.ReasonInvalidText, o.Code, "a sensor the reference does not know")
 }
