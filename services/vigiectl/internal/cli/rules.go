@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
 
+	"github.com/vigie/vigie/pkg/rulequality"
 	"github.com/vigie/vigie/services/correlator/ruletool"
 )
 
@@ -36,6 +38,7 @@ func runRulesCheck(_ context.Context, s streams, args []string) error {
 func runRulesTest(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	eventsFile := fs.String("events", "", "NDJSON file of enriched events (detections.enriched.v1), one per line; - reads stdin")
+	truthFile := fs.String("truth", "", "the simulator's planted summary (simulator run -summary_file): score the findings against its plants and decoys")
 	files, err := parse(s, "rules test", fs, nil, args)
 	if err != nil {
 		return err
@@ -46,6 +49,14 @@ func runRulesTest(ctx context.Context, s streams, args []string) error {
 	if *eventsFile == "" {
 		return usagef("-events is required")
 	}
+	var truth *rulequality.Truth
+	if *truthFile != "" {
+		t, err := rulequality.ReadTruth(*truthFile)
+		if err != nil {
+			return fmt.Errorf("truth: %w", err)
+		}
+		truth = &t
+	}
 	var events io.Reader = s.stdin
 	if *eventsFile != "-" {
 		f, err := os.Open(*eventsFile)
@@ -55,7 +66,41 @@ func runRulesTest(ctx context.Context, s streams, args []string) error {
 		defer f.Close()
 		events = f
 	}
-	return ruletool.Test(ctx, files, events, s.stdout)
+	res, err := ruletool.Run(ctx, ruletool.Options{Paths: files, Events: events})
+	if err != nil {
+		return err
+	}
+	if err := res.WriteFindings(s.stdout); err != nil {
+		return err
+	}
+	return writeRuleTable(s.stdout, &res, truth)
+}
+
+// writeRuleTable writes a table of the rules: mode and findings; with a truth, the plants
+// each found (and how late against its promise), the decoys it kept quiet on, the findings
+// about no plant, and the precision of all findings.
+func writeRuleTable(w io.Writer, res *ruletool.Result, truth *rulequality.Truth) error {
+	mode := rulequality.Column{Header: "mode", Value: func(id string) string {
+		x := res.Rule(id)
+		switch {
+		case x.ID == "":
+			return "not in the files"
+		case !x.Evaluated:
+			return x.Mode + ", not evaluated"
+		}
+		return x.Mode
+	}}
+	fmt.Fprintln(w)
+	if truth != nil {
+		rep := rulequality.Score(res.IDs(), *truth, res.Findings)
+		return rep.WriteTable(w, mode)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tMODE\tFINDINGS")
+	for _, x := range res.Rules {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", x.ID, mode.Value(x.ID), x.Findings)
+	}
+	return tw.Flush()
 }
 
 func plural(n int, one, many string) string {
