@@ -115,8 +115,8 @@ func (c *RunConfig) options() (traffic.Options, error) {
 	return o, o.Validate()
 }
 
-// Summary is what a run prints at its end: counts and the planted findings in plain words,
-// without clear identifiers.
+// Summary is what a run prints at its end: counts, the planted findings and the decoys (near
+// misses that must stay quiet) in plain words, without clear identifiers.
 type Summary struct {
 	RunID           string        `json:"run_id"`
 	Seed            uint64        `json:"seed"`
@@ -128,18 +128,24 @@ type Summary struct {
 	Duration        string        `json:"duration"`
 	EventsPerSecond float64       `json:"events_per_second"`
 	Findings        []FindingInfo `json:"findings"`
+	Decoys          []FindingInfo `json:"decoys,omitempty"`
 }
 
-// FindingInfo is a planted finding without clear identifiers.
+// FindingInfo is a planted finding (or decoy) without clear identifiers: Since is the
+// pattern's first event, At when the fact is true, Delay the longest its rule promises to
+// take to report it, History the history the rule needs before At.
 type FindingInfo struct {
-	Scenario       string    `json:"scenario"`
-	Rule           string    `json:"rule"`
-	Facilities     []string  `json:"facilities"`
-	TACs           []string  `json:"tacs,omitempty"`
-	SerialPrefixes []string  `json:"serial_prefixes,omitempty"`
-	Devices        int       `json:"devices,omitempty"`
-	At             time.Time `json:"at"`
-	Summary        string    `json:"summary"`
+	Scenario       string        `json:"scenario"`
+	Rule           string        `json:"rule"`
+	Facilities     []string      `json:"facilities"`
+	TACs           []string      `json:"tacs,omitempty"`
+	SerialPrefixes []string      `json:"serial_prefixes,omitempty"`
+	Devices        int           `json:"devices,omitempty"`
+	Since          time.Time     `json:"since"`
+	At             time.Time     `json:"at"`
+	Delay          time.Duration `json:"delay"`
+	History        time.Duration `json:"history"`
+	Summary        string        `json:"summary"`
 }
 
 func runSimulation(ctx context.Context, args []string, stdout io.Writer) error {
@@ -199,9 +205,15 @@ func summarize(res Result, opt traffic.Options) Summary {
 		InvalidPlanted: res.Invalid, Duration: res.Duration.Round(time.Millisecond).String(),
 		EventsPerSecond: float64(res.Stats.Sent) / res.Duration.Seconds(),
 	}
+	info := func(f traffic.Finding) FindingInfo {
+		return FindingInfo{Scenario: f.Scenario, Rule: f.Rule, Facilities: f.Facilities, TACs: f.TACs, SerialPrefixes: f.SerialPrefixes,
+			Devices: f.Devices, Since: f.Since, At: f.At, Delay: f.Delay, History: f.History, Summary: f.Summary}
+	}
 	for _, f := range res.Truth.Findings {
-		s.Findings = append(s.Findings, FindingInfo{Scenario: f.Scenario, Rule: f.Rule, Facilities: f.Facilities, TACs: f.TACs,
-			SerialPrefixes: f.SerialPrefixes, Devices: f.Devices, At: f.At, Summary: f.Summary})
+		s.Findings = append(s.Findings, info(f))
+	}
+	for _, f := range res.Truth.Decoys {
+		s.Decoys = append(s.Decoys, info(f))
 	}
 	return s
 }
@@ -212,7 +224,12 @@ func printPlanted(w io.Writer, t traffic.Truth) {
 	fmt.Fprintln(w, "planted identifiers (synthetic; printed here only, never written to a file):")
 	for _, f := range t.Findings {
 		if len(f.IMEIs) > 0 {
-			fmt.Fprintf(w, "  %-18s %-22s IMEI %s\n", f.Scenario, f.Rule, strings.Join(f.IMEIs, " "))
+			fmt.Fprintf(w, "  %-19s %-22s IMEI %s\n", f.Scenario, f.Rule, strings.Join(f.IMEIs, " "))
+		}
+	}
+	for _, f := range t.Decoys {
+		if len(f.IMEIs) > 0 {
+			fmt.Fprintf(w, "  %-19s %-22s IMEI %s (decoy)\n", f.Scenario, f.Rule, strings.Join(f.IMEIs, " "))
 		}
 	}
 }

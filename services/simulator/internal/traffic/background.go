@@ -1,9 +1,16 @@
 package traffic
 
+// The background: ordinary activity of every facility, which no correlation rule should
+// report. Contraband, staff and visitor phones stay at their facility with their own SIM;
+// drones fly without dropping anything; searches find a phone wherever phones are; seized
+// phones never transmit again. Transfers, SIM swaps, drops and missed searches happen only
+// in planted scenarios.
+
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/vigie/vigie/pkg/event"
@@ -14,160 +21,185 @@ import (
 
 // Background volumes per facility of size 1 at scale 1.
 const (
-	contrabandPerFacility = 25.0 // phones hidden in cells at any time
-	staffPerFacility      = 12.0 // staff phones allowed by the MAS
-	visitorsPerDay        = 20.0 // visitor phones seen in the visiting room
-	daysToRenew           = 60.0 // contraband phones arrive to replace the seized ones
-	searchesPerDay        = 0.3  // cell searches per day
-	dronesPerDay          = 0.2  // drone flights per day at a facility with drone detection (~6 a month)
-	jammerAlarmsPerDay    = 0.01 // alarms per jammer per day
-	transfersPerDay       = 0.003
+	contrabandPerFacility = 30.0  // phones hidden in cells at any time
+	staffPerFacility      = 12.0  // staff phones allowed by the MAS
+	visitsPerWeek         = 120.0 // visits to the visiting room
+	visitorRegularity     = 0.85  // the chance a visitor comes on their day of the week
+	visitorWeeks          = 52.0  // how many weeks a visitor keeps visiting, on average
+	daysToRenew           = 60.0  // contraband phones arrive to replace the seized ones
+	searchesPerDay        = 0.3   // cell searches per day
+	dronesPerDay          = 0.2   // drone flights per day at a facility with drone detection (~6 a month)
+	jammerAlarmsPerDay    = 0.01  // alarms per jammer per day
 )
 
-// initBackground creates the phones present from the start: contraband in the cells and the
-// staff's phones.
+// visitor is someone who visits an inmate of one facility on the same weekday and at about
+// the same hour, most weeks, with the same phone.
+type visitor struct {
+	p       *phone
+	weekday time.Weekday
+	arrive  time.Duration // after midnight UTC
+}
+
+// initBackground creates the phones present from the start (contraband in the cells, the
+// staff's phones), the facilities' regular visitors and every background drone flight.
 func (g *Generator) initBackground() {
 	rng := g.rng("init", 0)
 	for _, f := range g.world.Facilities {
 		for range poisson(rng, f.Size*contrabandPerFacility*g.opt.Scale) {
-			g.addContraband(rng, f, g.start)
+			p := g.contraband(rng, f, -180*rng.Float64())
+			p.stays = []stay{{fac: f, zone: f.CellZones[rng.IntN(len(f.CellZones))], from: g.start, to: g.end}}
+			g.addPhone(p)
 		}
-		if !f.HasMAS() {
-			continue
+		if f.HasMAS() {
+			// Staff phones, allowed by the MAS, in the visiting-room building: day shifts,
+			// afternoon shifts, fewer night shifts, five days on, two off.
+			for range poisson(rng, f.Size*staffPerFacility*g.opt.Scale) {
+				prof := []profile{profileMorning, profileMorning, profileAfternoon, profileAfternoon, profileNightShift}[rng.IntN(5)]
+				p := g.newPhone(rng, g.cat.Draw(rng, identity.Personal), -700*rng.Float64(), 3, prof)
+				p.outcome, p.rat, p.rota = event.OutcomeAllowed, event.RAT4G, rng.IntN(7)
+				p.stays = []stay{{fac: f, zone: "visiting", from: g.start, to: g.end}}
+				g.addPhone(p)
+			}
 		}
-		zone := "visiting"
-		if f.MAS["visiting"] == nil {
-			zone = f.MASZones()[0]
-		}
-		for range poisson(rng, f.Size*staffPerFacility*g.opt.Scale) {
-			p := g.newPhone(rng, g.commonTACs[rng.IntN(len(g.commonTACs))], -1, 3, profileShift)
-			p.outcome, p.simSwap, p.rat = event.OutcomeAllowed, 0, event.RAT4G
-			p.stays = []stay{{fac: f, zone: zone, from: g.start, to: g.end}}
-			g.phones = append(g.phones, p)
+		if f.MAS["visiting"] != nil || len(f.RF["visiting"]) > 0 {
+			for range poisson(rng, f.Size*visitsPerWeek*g.opt.Scale/visitorRegularity) {
+				g.visitors[f] = append(g.visitors[f], g.newVisitor(rng, f, -1))
+			}
 		}
 	}
+	frng := g.rng("flights", 0)
+	for d := 2; d < g.opt.Days; d++ {
+		for _, f := range g.world.Facilities {
+			if len(f.Drones) == 0 {
+				continue
+			}
+			for range poisson(frng, dronesPerDay) {
+				// At night, between 20:00 and 04:00 UTC.
+				t := g.start.AddDate(0, 0, d).Add(20*time.Hour + time.Duration(frng.Int64N(int64(8*time.Hour))))
+				if t.Before(g.end) {
+					g.bgFlights = append(g.bgFlights, flight{f, t})
+					g.addFlight(f, t)
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(g.bgFlights, func(a, b flight) int { return a.at.Compare(b.at) })
 }
 
-// addContraband puts a new contraband phone in a random cell zone of f from t on.
-func (g *Generator) addContraband(rng *rand.Rand, f *world.Facility, t time.Time) *phone {
-	tac := g.cheapTACs[rng.IntN(len(g.cheapTACs))]
-	p := g.newPhone(rng, tac, -1, 4+rng.Float64()*6, profileNight)
-	p.stays = []stay{{fac: f, zone: f.CellZones[rng.IntN(len(f.CellZones))], from: t, to: g.end}}
-	g.phones = append(g.phones, p)
-	return p
+// contraband makes a contraband phone (not yet placed), made around day made.
+func (g *Generator) contraband(rng *rand.Rand, f *world.Facility, made float64) *phone {
+	return g.newPhone(rng, g.cat.Draw(rng, identity.Contraband), made, 4+rng.Float64()*6, profileNight)
 }
 
-// backgroundDay emits the day's visitors, drones, jammer alarms and searches, and moves the
-// contraband phones: arrivals, transfers, seizures.
+// newVisitor makes a regular visitor of f; weekday < 0 draws one of f's visiting days.
+func (g *Generator) newVisitor(rng *rand.Rand, f *world.Facility, weekday time.Weekday) *visitor {
+	for weekday < 0 || !visitingDay(f, weekday) {
+		weekday = time.Weekday(rng.IntN(7))
+	}
+	p := g.newPhone(rng, g.cat.Draw(rng, identity.Personal), float64(g.day)-700*rng.Float64(), 0, profileAfternoon)
+	if rng.IntN(10) == 0 {
+		p.sims[0] = identity.ForeignIMSI(rng)
+	}
+	return &visitor{p: p, weekday: weekday, arrive: 12*time.Hour + time.Duration(rng.Int64N(int64(4*time.Hour)))}
+}
+
+// backgroundDay emits the day's visits, drones, jammer alarms and searches, and brings in
+// the new contraband phones.
 func (g *Generator) backgroundDay(d int, dayStart time.Time, emit func(event.Detector)) {
 	rng := g.rng("background", d)
 	for _, f := range g.world.Facilities {
-		if dayStart.Weekday() != time.Sunday {
-			g.visitors(f, dayStart, rng, emit)
-		}
-		for range poisson(rng, f.Size*contrabandPerFacility*g.opt.Scale/daysToRenew) {
-			g.addContraband(rng, f, dayStart.Add(time.Duration(rng.Int64N(int64(24*time.Hour)))))
+		g.visits(f, dayStart, rng, emit)
+		g.pending[f] += poisson(rng, f.Size*contrabandPerFacility*g.opt.Scale/daysToRenew)
+		for n := g.pending[f]; n > 0; n-- {
+			// Most come in through the visiting room in the afternoon, some over the wall at
+			// night; a phone switched on after a drone flew over would be a drop: it waits.
+			t := dayStart.Add(12*time.Hour + time.Duration(rng.Int64N(int64(4*time.Hour))))
+			if rng.IntN(10) < 3 {
+				t = dayStart.Add(time.Duration(rng.Int64N(int64(3 * time.Hour))))
+			}
+			if !g.droneFree(f, t) {
+				break
+			}
+			p := g.contraband(rng, f, float64(d)-120*rng.Float64())
+			p.stays = []stay{{fac: f, zone: f.CellZones[rng.IntN(len(f.CellZones))], from: t, to: g.end, announce: true}}
+			g.addPhone(p)
+			g.pending[f]--
 		}
 		for _, j := range f.Jammers {
 			if rng.Float64() < jammerAlarmsPerDay {
 				jammerAlarm(j, dayStart, rng, emit)
 			}
 		}
-		if len(f.Drones) > 0 && d >= 2 {
-			for range poisson(rng, dronesPerDay) {
-				// Drops happen at night, between 20:00 and 04:00 UTC.
-				t := dayStart.Add(20*time.Hour + time.Duration(rng.Int64N(int64(8*time.Hour))))
-				droneFlight(f, t, "", rng, emit)
-				if rng.Float64() < 0.15 {
-					// A drop: one or two phones reach a yard and then a cell within hours.
-					for range 1 + rng.IntN(2) {
-						g.addContraband(rng, f, t.Add(time.Hour+time.Duration(rng.Int64N(int64(3*time.Hour)))))
-					}
-				}
-			}
-		}
 		if f.Search != nil {
 			for range poisson(rng, searchesPerDay*f.Size*math.Min(1, g.opt.Scale*5)) {
 				t := dayStart.Add(7*time.Hour + time.Duration(rng.Int64N(int64(4*time.Hour))))
 				zone := f.CellZones[rng.IntN(len(f.CellZones))]
+				if g.guarded(f, zone, t) {
+					continue // a planted phone is there: its scenario decides what is found
+				}
 				g.search(f, zone, t, searchSpec{id: fmt.Sprintf("s-%s-%d-%d", f.ID, d, rng.IntN(1000)), find: 0.3, read: 0.7, foundBy: "cell_search"}, rng, emit)
 			}
 		}
 	}
-	g.transfers(dayStart, rng)
+	drng := g.rng("drones", d)
+	dayEnd := dayStart.Add(day)
+	for _, fl := range g.bgFlights {
+		if !fl.at.Before(dayStart) && fl.at.Before(dayEnd) {
+			droneFlight(fl.fac, fl.at, "", drng, emit)
+		}
+	}
 }
 
-// visitors emits the phones of one day's visitors: seen by the visiting room's MAS (blocked)
-// and RF detectors during the afternoon visits, never again.
-func (g *Generator) visitors(f *world.Facility, dayStart time.Time, rng *rand.Rand, emit func(event.Detector)) {
+// visits emits the day's visits to f: each regular visitor of the weekday comes most weeks,
+// seen by the visiting room's MAS (blocked) and RF detectors for about an hour. Now and then
+// a visitor stops coming and someone new starts.
+func (g *Generator) visits(f *world.Facility, dayStart time.Time, rng *rand.Rand, emit func(event.Detector)) {
 	mas, rfs := f.MAS["visiting"], f.RF["visiting"]
-	if mas == nil && len(rfs) == 0 {
-		return
-	}
-	for range poisson(rng, f.Size*visitorsPerDay*g.opt.Scale) {
-		arrive := dayStart.Add(12*time.Hour + time.Duration(rng.Int64N(int64(4*time.Hour))))
-		p := g.newPhone(rng, g.commonTACs[rng.IntN(len(g.commonTACs))], -1, 0, profileShift)
-		if rng.IntN(10) == 0 {
-			p.sims[0] = identity.ForeignIMSI(rng)
+	for i, v := range g.visitors[f] {
+		if v.weekday != dayStart.Weekday() {
+			continue
 		}
-		s := stay{fac: f, zone: "visiting", from: arrive, to: arrive.Add(time.Hour)}
+		if rng.Float64() < 1/visitorWeeks {
+			v = g.newVisitor(rng, f, v.weekday)
+			g.visitors[f][i] = v
+		}
+		if rng.Float64() >= visitorRegularity {
+			continue
+		}
+		arrive := dayStart.Add(v.arrive + time.Duration(rng.Int64N(int64(40*time.Minute))) - 20*time.Minute)
 		for range 1 + rng.IntN(3) {
 			t := arrive.Add(time.Duration(rng.Int64N(int64(time.Hour))))
 			if mas != nil {
-				emit(g.masEvent(p, mas, s.zone, event.KindMASAttach, t, rng))
+				emit(g.masEvent(v.p, mas, "visiting", event.KindMASAttach, t, rng))
 			}
 			if len(rfs) > 0 && rng.IntN(3) == 0 {
-				emit(rfEvent(rfs[rng.IntN(len(rfs))], s.zone, p.rat, t, rng))
+				emit(rfEvent(rfs[rng.IntN(len(rfs))], "visiting", v.p.rat, t, rng))
 			}
 		}
-	}
-}
-
-// transfers moves a few contraband phones with their owners to another facility, usually of
-// the same interregional directorate; the phone is silent during the journey.
-func (g *Generator) transfers(dayStart time.Time, rng *rand.Rand) {
-	for _, p := range g.phones {
-		if !p.seizable || p.planted || rng.Float64() >= transfersPerDay {
-			continue
-		}
-		t := dayStart.Add(6*time.Hour + time.Duration(rng.Int64N(int64(6*time.Hour))))
-		s := p.current(t)
-		if s == nil {
-			continue
-		}
-		dest := g.world.Facilities[rng.IntN(len(g.world.Facilities))]
-		for range 5 {
-			if dest != s.fac && dest.DISP == s.fac.DISP {
-				break
-			}
-			dest = g.world.Facilities[rng.IntN(len(g.world.Facilities))]
-		}
-		if dest == s.fac {
-			continue
-		}
-		to := s.to
-		s.to = t
-		arrive := t.Add(4*time.Hour + time.Duration(rng.Int64N(int64(26*time.Hour))))
-		p.stays = append(p.stays, stay{fac: dest, zone: dest.CellZones[rng.IntN(len(dest.CellZones))], from: arrive, to: to})
 	}
 }
 
 // searchSpec describes a search: its id, the chance of finding each hidden phone, of reading
-// a found phone's IMEI, the fewest phones found when there are some, and how items were found.
+// a found phone's IMEI, how items were found, the phones it finds for sure (a planted
+// pattern's) and whether it finds nothing at all (a missed search, planted).
 type searchSpec struct {
 	id         string
 	find, read float64
-	minFound   int
 	foundBy    string
+	must       []*phone
+	nothing    bool
 }
 
 // search is a search of one zone at t: each phone hidden there is found with probability
-// find; a found phone whose IMEI staff read is reported on its own; then one summary event
-// with the counts. The found phones are seized: they transmit no more.
+// find, and at least one when there are some (a search finding nothing where phones are is
+// a missed search, which only a planted pattern makes); a found phone whose IMEI staff read
+// is reported on its own; then one summary event with the counts. The found phones are
+// seized: they never transmit again.
 func (g *Generator) search(f *world.Facility, zone string, t time.Time, spec searchSpec, rng *rand.Rand, emit func(event.Detector)) (found []*phone) {
+	found = slices.Clone(spec.must)
 	var missed []*phone
-	for _, p := range g.phones {
-		if !p.seizable {
+	for _, p := range g.byFacility[f] {
+		if !p.seizable || spec.nothing || slices.Contains(found, p) {
 			continue
 		}
 		if s := p.current(t); s != nil && s.fac == f && s.zone == zone {
@@ -178,27 +210,34 @@ func (g *Generator) search(f *world.Facility, zone string, t time.Time, spec sea
 			}
 		}
 	}
-	for len(found) < spec.minFound && len(missed) > 0 {
-		found, missed = append(found, missed[0]), missed[1:]
+	if len(found) == 0 && len(missed) > 0 {
+		found = append(found, missed[0])
 	}
-	searchID, foundBy := spec.id, spec.foundBy
 	var minis int64
 	for _, p := range found {
-		p.end(t)
+		if !slices.Contains(spec.must, p) {
+			p.end(t) // a planted phone's stays are its scenario's
+		}
 		one := int64(0)
 		if p.mini {
 			minis++
 			one = 1
 		}
-		if rng.Float64() < spec.read {
+		if slices.Contains(spec.must, p) {
+			emit(seizure(f, zone, cellLabel(zone, rng), t.Add(2*time.Minute),
+				event.Seizure{Phones: 1, MiniPhones: one, SIMs: 1, SearchID: spec.id, FoundBy: spec.foundBy}, p))
+		} else if rng.Float64() < spec.read {
 			emit(seizure(f, zone, cellLabel(zone, rng), t.Add(time.Duration(rng.IntN(600))*time.Second),
-				event.Seizure{Phones: 1, MiniPhones: one, SIMs: 1, SearchID: searchID, FoundBy: foundBy}, p))
+				event.Seizure{Phones: 1, MiniPhones: one, SIMs: 1, SearchID: spec.id, FoundBy: spec.foundBy}, p))
 		}
 	}
-	extra := int64(poisson(rng, 0.4))
-	acc := int64(rng.IntN(3))
+	extra, sims, acc := int64(0), int64(0), int64(0)
+	if !spec.nothing {
+		extra, acc = int64(poisson(rng, 0.4)), int64(rng.IntN(3))
+		sims = int64(len(found)) + extra + int64(rng.IntN(3))
+	}
 	emit(seizure(f, zone, cellLabel(zone, rng), t.Add(15*time.Minute),
-		event.Seizure{Phones: int64(len(found)) + extra, MiniPhones: minis, SIMs: int64(len(found)) + extra + int64(rng.IntN(3)), Accessories: &acc, SearchID: searchID, FoundBy: foundBy}, nil))
+		event.Seizure{Phones: int64(len(found)) + extra, MiniPhones: minis, SIMs: sims, Accessories: &acc, SearchID: spec.id, FoundBy: spec.foundBy}, nil))
 	return found
 }
 
@@ -213,7 +252,7 @@ func seizure(f *world.Facility, zone, cell string, t time.Time, s event.Seizure,
 		Seizure:    &s,
 	}}
 	if p != nil {
-		e.IMEI, e.IMSI = p.imei, p.sims[p.sim]
+		e.IMEI, e.IMSI = p.imei, p.sim(t)
 	}
 	return e
 }

@@ -4,7 +4,6 @@ package traffic
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -29,7 +28,7 @@ func (g *Generator) masEvent(p *phone, mas *reference.Sensor, zone string, kind 
 			Outcome:    p.outcome,
 		},
 		IMEI: p.imei,
-		IMSI: p.sims[p.sim],
+		IMSI: p.sim(t),
 	}
 	switch kind {
 	case event.KindCallAttempt:
@@ -84,37 +83,6 @@ func bandOf(rat event.RAT, rng *rand.Rand) (string, float64) {
 	}
 	x := bands[rng.IntN(len(bands))]
 	return x.name, x.freq + float64(rng.IntN(100))/10
-}
-
-// sampleTime draws a time in [from, to) following the profile's hourly weights.
-func sampleTime(rng *rand.Rand, prof profile, from, to time.Time) (time.Time, bool) {
-	w := hourWeights[prof]
-	span := to.Sub(from)
-	for range 24 {
-		t := from.Add(time.Duration(rng.Int64N(int64(span))))
-		if rng.Float64()*11 < w[t.Hour()] {
-			return t, true
-		}
-	}
-	return time.Time{}, false
-}
-
-// poisson draws a Poisson variate of mean lambda (Knuth for small means, normal otherwise).
-func poisson(rng *rand.Rand, lambda float64) int {
-	if lambda <= 0 {
-		return 0
-	}
-	if lambda > 30 {
-		return max(0, int(math.Round(lambda+math.Sqrt(lambda)*rng.NormFloat64())))
-	}
-	l, k, p := math.Exp(-lambda), 0, 1.0
-	for {
-		p *= rng.Float64()
-		if p <= l {
-			return k
-		}
-		k++
-	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,8 +1,16 @@
-// Package traffic generates realistic detector traffic for the facilities of a world:
-// contraband phones used mostly at night, changing SIMs, moving with transferred inmates and
-// found in cell searches; staff and visitor phones in the visiting rooms; drones over the
-// perimeter; jammer alarms; and named scenarios planted on top (Scenarios). Everything is
-// decided by the seed: the same options give the same events, in the same order.
+// Package traffic generates realistic detector traffic for the facilities of a world, and
+// named scenarios planted on top of it (Scenarios).
+//
+// The background is ordinary activity that no correlation rule should report: mass-market
+// phones of hundreds of models (identity.Catalogue) hidden in the cells and used mostly at
+// night, staff phones during their shifts, regular visitors on their visiting day, drones
+// that fly over without dropping anything, searches that find phones where phones are,
+// seized phones that never come back, jammer alarms. Every phone stays at its facility with
+// its own SIM. What a rule is meant to report — a model spreading, a shipment, a phone that
+// moves or changes SIMs, a drop, a burst, a resurrection, a missed search — happens only in
+// the planted scenarios, each with a near miss (a decoy) just under its rule's threshold.
+// Everything is decided by the seed: the same options give the same events, in the same
+// order.
 //
 // The events hold clear, synthetic identifiers (IMEI, IMSI, dialled number) as a detector
 // would send them. They are meant for the ingest API only; Truth, which names the planted
@@ -20,15 +28,63 @@ import (
 
 // Scenario names.
 const (
-	ScenarioPrisonBreak = "prison-break-2025"
-	ScenarioTransfer    = "inmate-transfer"
-	ScenarioDroneDrop   = "drone-drop"
-	ScenarioClonedIMEI  = "cloned-imei"
-	ScenarioBurst       = "national-burst"
+	ScenarioPrisonBreak  = "prison-break-2025"
+	ScenarioTransfer     = "inmate-transfer"
+	ScenarioDroneDrop    = "drone-drop"
+	ScenarioClonedIMEI   = "cloned-imei"
+	ScenarioBurst        = "national-burst"
+	ScenarioSIMChurn     = "sim-churn"
+	ScenarioSharedSIM    = "shared-sim"
+	ScenarioResurrection = "seized-resurrection"
+	ScenarioSearchMiss   = "search-miss"
 )
 
-// Scenarios lists every named scenario.
-var Scenarios = []string{ScenarioPrisonBreak, ScenarioTransfer, ScenarioDroneDrop, ScenarioClonedIMEI, ScenarioBurst}
+// Scenarios lists every named scenario, in the order they are planned.
+var Scenarios = []string{ScenarioDroneDrop, ScenarioPrisonBreak, ScenarioTransfer, ScenarioClonedIMEI, ScenarioBurst,
+	ScenarioSIMChurn, ScenarioSharedSIM, ScenarioResurrection, ScenarioSearchMiss}
+
+// Rule names (schemas/rules).
+const (
+	RuleTACSpread          = "TAC_SPREAD"
+	RuleBatchRange         = "BATCH_RANGE"
+	RuleNewTACNational     = "NEW_TAC_NATIONAL"
+	RuleDeviceMultiSite    = "DEVICE_MULTI_SITE"
+	RuleImpossibleTravel   = "IMPOSSIBLE_TRAVEL"
+	RuleSIMChurn           = "SIM_CHURN"
+	RuleSIMChurnSharedSIM  = "SIM_CHURN_SHARED_SIM"
+	RuleDroneThenNewDevice = "DRONE_THEN_NEW_DEVICE"
+	RuleSyncBurst          = "SYNC_BURST"
+	RuleSeizedResurrection = "SEIZED_RESURRECTION"
+	RuleSearchMiss         = "SEARCH_MISS"
+)
+
+// Rules lists the correlation rules the scenarios plant for (and near misses of).
+var Rules = []string{RuleTACSpread, RuleBatchRange, RuleNewTACNational, RuleDeviceMultiSite, RuleImpossibleTravel,
+	RuleSIMChurn, RuleSIMChurnSharedSIM, RuleDroneThenNewDevice, RuleSyncBurst, RuleSeizedResurrection, RuleSearchMiss}
+
+// Promise is what a correlation rule promises: the history the data must cover before it
+// claims anything (it stays quiet while it warms up), and the longest it takes, in event
+// time, to report a fact once the fact is true (a streaming rule reports on the event that
+// makes it true; a scheduled one at the end of the step that holds it, after its lateness).
+type Promise struct {
+	History, Delay time.Duration
+}
+
+// Promises are the shipped rules' promises (schemas/rules; the history each needs as decided
+// for issue #14): the scenarios plant their facts after the history is there.
+var Promises = map[string]Promise{
+	RuleTACSpread:          {28 * day, day + time.Hour},
+	RuleBatchRange:         {28 * day, day + time.Hour},
+	RuleNewTACNational:     {180 * day, day + time.Hour},
+	RuleDeviceMultiSite:    {0, 0},
+	RuleImpossibleTravel:   {0, 0},
+	RuleSIMChurn:           {0, 0},
+	RuleSIMChurnSharedSIM:  {0, time.Hour + 10*time.Minute},
+	RuleDroneThenNewDevice: {30 * day, 15 * time.Minute},
+	RuleSyncBurst:          {28 * day, 15 * time.Minute},
+	RuleSeizedResurrection: {0, 0},
+	RuleSearchMiss:         {0, time.Hour + 10*time.Minute},
+}
 
 // digitRuns are digits possibly separated as in a phone number, which ingest redacts.
 var digitRuns = regexp.MustCompile(`[0-9][0-9 .()-]*`)
@@ -57,7 +113,7 @@ type Options struct {
 	// Days is the length of the simulated period.
 	Days int
 	// Scale multiplies the background population (contraband, staff and visitor phones,
-	// drones, searches); 1 is a realistic national volume (about 40,000 events a day).
+	// searches); 1 is a realistic national volume (about 50,000 events a day).
 	Scale float64
 	// Scenarios are the planted scenarios (names from Scenarios).
 	Scenarios []string
@@ -117,18 +173,21 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Truth is what the generator planted: for each scenario, what an analyst should find. It
-// names clear identifiers: print it only to the simulator's own output, keep it in a test's
+// Truth is what the generator planted: for each scenario, the facts an analyst should find
+// (Findings, the plants) and the near misses that must stay quiet (Decoys). It names clear
+// identifiers (IMEIs): print it only to the simulator's own output, keep it in a test's
 // memory, never write it where another service reads.
 type Truth struct {
 	Start, End time.Time
 	Findings   []Finding
+	Decoys     []Finding
 }
 
-// Finding is one planted fact and the correlation rule that should report it.
+// Finding is one planted fact and the correlation rule that should report it or, for a
+// decoy, a pattern just under the rule's threshold that the rule must not report.
 type Finding struct {
 	Scenario string
-	// Rule is the correlation rule expected to fire (DOMAIN.md names).
+	// Rule is the correlation rule expected to fire (or, for a decoy, to stay quiet).
 	Rule string
 	// Facilities involved, in order of first involvement.
 	Facilities []string
@@ -139,11 +198,21 @@ type Finding struct {
 	IMEIs []string
 	// Devices is the number of planted devices.
 	Devices int
-	// At is when the finding becomes true (event time).
+	// Since is the event time of the pattern's first event.
+	Since time.Time
+	// At is when the fact becomes true (event time); for a decoy, when the near miss is
+	// complete.
 	At time.Time
+	// Delay is the longest the rule promises to take to report the fact after At (event
+	// time), History the history it needs before At (Promises).
+	Delay, History time.Duration
 	// Summary says it in plain words, without clear identifiers.
 	Summary string
 }
+
+// Covered reports whether the period holds the history the finding's rule needs before At:
+// a rule warming up does not report, and should not.
+func (f Finding) Covered(start time.Time) bool { return !f.At.Before(start.Add(f.History)) }
 
 // Finding returns the first finding of a scenario.
 func (t *Truth) Finding(scenario string) (Finding, bool) {
@@ -153,4 +222,29 @@ func (t *Truth) Finding(scenario string) (Finding, bool) {
 		}
 	}
 	return Finding{}, false
+}
+
+// Expected returns the findings whose rule has the history it needs: those every rule must
+// report (the others are planted before their rule can speak).
+func (t *Truth) Expected() []Finding {
+	var out []Finding
+	for _, f := range t.Findings {
+		if f.Covered(t.Start) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// plant records a fact a rule must report; decoy one it must not.
+func (g *Generator) plant(f Finding) {
+	p := Promises[f.Rule]
+	f.Delay, f.History = p.Delay, p.History
+	g.truth.Findings = append(g.truth.Findings, f)
+}
+
+func (g *Generator) decoy(f Finding) {
+	p := Promises[f.Rule]
+	f.Delay, f.History = p.Delay, p.History
+	g.truth.Decoys = append(g.truth.Decoys, f)
 }

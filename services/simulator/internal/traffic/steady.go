@@ -39,7 +39,7 @@ func NewSteady(w *world.World, seed uint64, runID string, n int) (*Steady, error
 	for i := range n {
 		f := fs[i%len(fs)]
 		zs := f.MASZones()
-		p := g.newPhone(s.rng, g.cheapTACs[s.rng.IntN(len(g.cheapTACs))], -1, 0, profileNight)
+		p := g.newPhone(s.rng, g.cat.Draw(s.rng, identity.Contraband), 0, 0, profileNight)
 		p.stays = []stay{{fac: f, zone: zs[s.rng.IntN(len(zs))], from: time.Time{}, to: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}}
 		s.phones = append(s.phones, p)
 	}
@@ -81,7 +81,7 @@ func (s *Steady) Events(now time.Time, n int, emit func(*event.Detector)) {
 // facilities. It returns the IMEI and the two event ids.
 func (s *Steady) Probe(now time.Time, emit func(*event.Detector)) (imei string, eventIDs [2]string) {
 	pair := s.far[s.rng.IntN(len(s.far))]
-	a := s.g.newPhone(s.rng, s.g.cheapTACs[s.rng.IntN(len(s.g.cheapTACs))], -1, 0, profileNight)
+	a := s.g.newPhone(s.rng, s.g.cat.Draw(s.rng, identity.Contraband), 0, 0, profileNight)
 	for i, f := range pair {
 		zs := f.MASZones()
 		zone := zs[s.rng.IntN(len(zs))]
