@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
 	"github.com/vigie/vigie/services/ingest/internal/follow"
+	"github.com/vigie/vigie/services/ingest/internal/inflight"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
@@ -104,6 +107,11 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	}
 	s.AddCheck("dedup_window", follower.Ready)
 
+	limiter := inflight.New(cfg.Limits.MaxRequestsInFlight, cfg.Limits.MaxBytesInFlight)
+	trims := promauto.With(s.Registerer()).NewCounter(prometheus.CounterOpts{Name: "memory_trims_total",
+		Help: "Times the memory of a burst of request bodies (at least a quarter of limits.max_bytes_in_flight at once) was given back to the system once the burst was over."})
+	trimmer := inflight.NewTrimmer(limiter, time.Second, cfg.Limits.MaxBytesInFlight/4, trims.Inc)
+
 	srv := server.New(server.Options{
 		Limits:         batch.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxEvents: cfg.Limits.MaxEvents, MaxEventBytes: cfg.Limits.MaxEventBytes},
 		MaxWireBytes:   cfg.Limits.MaxWireBytes,
@@ -114,6 +122,8 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 		RawTopic:       cfg.Topics.Raw,
 		DLQTopic:       cfg.Topics.DLQ,
 		Rebuilt:        follower.Rebuilt,
+		InFlight:       limiter,
+		AdmissionWait:  cfg.Limits.AdmissionWait,
 	}, store, pipe, seen, raw, dlq, s.Logger, s.Registerer())
 
 	api := &eventsAPI{
@@ -121,12 +131,13 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 		tls:    cfg.TLS,
 		http: &http.Server{
 			Handler:           srv.Handler(),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       60 * time.Second,
-			WriteTimeout:      cfg.ProduceTimeout + 60*time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          zap.NewStdLog(s.Logger.Named("http")),
+			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
+			ReadTimeout:       cfg.Limits.ReadTimeout,
+			// From the headers read: the request read, its events processed and produced.
+			WriteTimeout:   cfg.Limits.ReadTimeout + cfg.ProduceTimeout + 10*time.Second,
+			IdleTimeout:    2 * time.Minute,
+			MaxHeaderBytes: 64 << 10,
+			ErrorLog:       zap.NewStdLog(s.Logger.Named("http")),
 		},
 		serving: make(chan struct{}),
 	}
@@ -144,6 +155,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	api.ln = &startedListener{Listener: ln, started: api.serving}
 	s.Add("events_api", api.run, api.stop)
 	s.Add("dedup_follow", follower.Run, follower.Stop)
+	s.Add("memory_trim", trimmer.Run, nil)
 	return nil
 }
 

@@ -72,12 +72,25 @@ type PseudonymConfig struct {
 	DefaultCountryCode string `yaml:"default_country_code"`
 }
 
-// LimitsConfig bounds one request.
+// LimitsConfig bounds one request, and what ingest holds at once.
 type LimitsConfig struct {
 	MaxWireBytes  int64 `yaml:"max_wire_bytes"`
 	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
 	MaxEvents     int   `yaml:"max_events"`
 	MaxEventBytes int   `yaml:"max_event_bytes"`
+	// MaxRequestsInFlight bounds the requests handled at once: one more is answered 503.
+	MaxRequestsInFlight int `yaml:"max_requests_in_flight"`
+	// MaxBytesInFlight bounds the bytes of the request bodies held at once, decoded (at
+	// least max_body_bytes): a request waits up to AdmissionWait for its body's bytes, then
+	// is answered 503. Ingest's memory under load is about twice this, plus its dedup window.
+	MaxBytesInFlight int64 `yaml:"max_bytes_in_flight"`
+	// AdmissionWait is how long a request waits in line for body bytes.
+	AdmissionWait time.Duration `yaml:"admission_wait"`
+	// ReadHeaderTimeout bounds the reading of a request's headers, ReadTimeout the whole
+	// request (headers, the wait for bytes, the body): a client that trickles them is cut
+	// off, and the slot and bytes it held come free.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
 }
 
 // RateConfig is the per-sensor token bucket, in events.
@@ -96,13 +109,15 @@ type TopicsConfig struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() *Config {
 	return &Config{
-		Base:           service.DefaultBase("127.0.0.1:19081"),
-		Kafka:          kafka.DefaultConfig(),
-		Producer:       kafka.DefaultProducerConfig(),
-		Topics:         TopicsConfig{Raw: event.TopicRaw, DLQ: event.TopicDLQ},
-		Listen:         "127.0.0.1:19080",
-		Pseudonym:      PseudonymConfig{DefaultCountryCode: "33"},
-		Limits:         LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10},
+		Base:      service.DefaultBase("127.0.0.1:19081"),
+		Kafka:     kafka.DefaultConfig(),
+		Producer:  kafka.DefaultProducerConfig(),
+		Topics:    TopicsConfig{Raw: event.TopicRaw, DLQ: event.TopicDLQ},
+		Listen:    "127.0.0.1:19080",
+		Pseudonym: PseudonymConfig{DefaultCountryCode: "33"},
+		Limits: LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10,
+			MaxRequestsInFlight: 128, MaxBytesInFlight: 32 << 20, AdmissionWait: 5 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute},
 		Rate:           RateConfig{EventsPerSecond: 2000, Burst: 5000},
 		DedupWindow:    10 * time.Minute,
 		DedupFollow:    false,
@@ -142,6 +157,16 @@ func (c *Config) Validate() error {
 		return errors.New("limits.max_events: must be positive")
 	case c.Limits.MaxEventBytes < 256:
 		return errors.New("limits.max_event_bytes: must be at least 256")
+	case c.Limits.MaxRequestsInFlight <= 0:
+		return errors.New("limits.max_requests_in_flight: must be positive")
+	case c.Limits.MaxBytesInFlight < c.Limits.MaxBodyBytes:
+		return fmt.Errorf("limits.max_bytes_in_flight: must be at least limits.max_body_bytes (%d), or a full request could never pass", c.Limits.MaxBodyBytes)
+	case c.Limits.ReadHeaderTimeout <= 0:
+		return errors.New("limits.read_header_timeout: must be positive")
+	case c.Limits.ReadTimeout < c.Limits.ReadHeaderTimeout:
+		return errors.New("limits.read_timeout: must be at least limits.read_header_timeout")
+	case c.Limits.AdmissionWait < 0 || c.Limits.AdmissionWait >= c.Limits.ReadTimeout:
+		return fmt.Errorf("limits.admission_wait: %s is not between 0 and limits.read_timeout (%s), which also bounds the wait", c.Limits.AdmissionWait, c.Limits.ReadTimeout)
 	case c.Rate.EventsPerSecond <= 0:
 		return errors.New("rate.events_per_second: must be positive")
 	case c.Rate.Burst < c.Limits.MaxEvents:

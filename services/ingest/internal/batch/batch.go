@@ -14,7 +14,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 )
 
 // Limits bound what one request may carry.
@@ -62,19 +61,17 @@ type Item struct {
 // Body is a request body split into items.
 type Body struct {
 	Items []Item
-	buf   *bytes.Buffer
+	buf   []byte
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// Cap is the memory the body holds: its buffer's capacity.
+func (b *Body) Cap() int64 { return int64(cap(b.buf)) }
 
-// Release returns the body's memory to a pool; its items must not be used after.
-func (b *Body) Release() {
-	if b.buf != nil && b.buf.Cap() <= 16<<20 {
-		b.buf.Reset()
-		bufPool.Put(b.buf)
-	}
-	b.buf, b.Items = nil, nil
-}
+// Release drops the body's memory; its items must not be used after. The buffer is not
+// pooled: a pool would keep the largest bodies of a burst long after it (sync.Pool drops
+// them only after two garbage collections, and an idle process collects every two
+// minutes), and allocating it costs little beside what its events cost.
+func (b *Body) Release() { b.buf, b.Items = nil, nil }
 
 // CheckMediaType accepts application/x-ndjson, application/jsonl, application/json (array or
 // NDJSON) and application/jsonlines; charset, if given, must be utf-8.
@@ -104,9 +101,14 @@ func CheckMediaType(contentType, contentEncoding string) (gzipped bool, err erro
 	return gzipped, nil
 }
 
-// Read reads and splits a body. r should already be bounded on the wire (http.MaxBytesReader);
-// lim.MaxBodyBytes bounds it after decompression.
-func Read(r io.Reader, gzipped bool, lim Limits) (*Body, error) {
+// Read reads and splits a body. r should already be bounded on the wire
+// (http.MaxBytesReader); lim.MaxBodyBytes bounds it after decompression.
+//
+// size is the decoded size expected (the Content-Length of a body sent as is, an estimate
+// otherwise): the body's buffer starts with that capacity, and a longer body grows it only
+// once reserve accepted the bytes it adds (reserve may be nil). An error of reserve is
+// returned as it is.
+func Read(r io.Reader, gzipped bool, lim Limits, size int64, reserve func(n int64) error) (*Body, error) {
 	if gzipped {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
@@ -115,27 +117,53 @@ func Read(r io.Reader, gzipped bool, lim Limits) (*Body, error) {
 		defer zr.Close()
 		r = zr
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	body := &Body{buf: buf}
-	n, err := buf.ReadFrom(io.LimitReader(r, lim.MaxBodyBytes+1))
-	if err != nil {
-		body.Release()
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, ErrTooLarge
+	buf := make([]byte, 0, min(max(size, 0), lim.MaxBodyBytes))
+	for {
+		if len(buf) == cap(buf) {
+			// Full: one byte more says whether to grow.
+			var one [1]byte
+			if n, err := io.ReadFull(r, one[:]); n == 0 {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, readError(err)
+			}
+			if int64(len(buf)) >= lim.MaxBodyBytes {
+				return nil, ErrTooLarge
+			}
+			more := min(max(int64(cap(buf)), 4<<10), lim.MaxBodyBytes-int64(cap(buf)))
+			if reserve != nil {
+				if err := reserve(more); err != nil {
+					return nil, err
+				}
+			}
+			grown := make([]byte, len(buf), int64(cap(buf))+more)
+			copy(grown, buf)
+			buf = append(grown, one[0])
+			continue
 		}
-		return nil, fmt.Errorf("%w: read: %v", ErrMalformed, err)
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, readError(err)
+		}
 	}
-	if n > lim.MaxBodyBytes {
-		body.Release()
-		return nil, ErrTooLarge
-	}
-	if err := Split(buf.Bytes(), lim, &body.Items); err != nil {
-		body.Release()
+	body := &Body{buf: buf}
+	if err := Split(buf, lim, &body.Items); err != nil {
 		return nil, err
 	}
 	return body, nil
+}
+
+func readError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return ErrTooLarge
+	}
+	return fmt.Errorf("%w: read: %v", ErrMalformed, err)
 }
 
 // Split splits data into items, appending to *items.

@@ -3,6 +3,7 @@ package batch_test
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestReadGzipAndLimits(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	_, _ = zw.Write([]byte("{\"a\":1}\n{\"a\":2}\n"))
 	require.NoError(t, zw.Close())
-	b, err := batch.Read(bytes.NewReader(gz.Bytes()), true, lim)
+	b, err := batch.Read(bytes.NewReader(gz.Bytes()), true, lim, 0, nil)
 	require.NoError(t, err)
 	require.Len(t, b.Items, 2)
 	b.Release()
@@ -73,11 +74,68 @@ func TestReadGzipAndLimits(t *testing.T) {
 	zw = gzip.NewWriter(&gz)
 	_, _ = zw.Write(make([]byte, 1<<20))
 	require.NoError(t, zw.Close())
-	_, err = batch.Read(bytes.NewReader(gz.Bytes()), true, lim)
+	_, err = batch.Read(bytes.NewReader(gz.Bytes()), true, lim, 0, nil)
 	require.ErrorIs(t, err, batch.ErrTooLarge)
 
-	_, err = batch.Read(strings.NewReader("not gzip"), true, lim)
+	_, err = batch.Read(strings.NewReader("not gzip"), true, lim, 0, nil)
 	require.ErrorIs(t, err, batch.ErrMalformed)
+}
+
+// TestReadReservesWhatItGrows: the buffer starts at the size given and grows only with what
+// reserve accepted, never beyond MaxBodyBytes; a refusal of reserve ends the read with its
+// error.
+func TestReadReservesWhatItGrows(t *testing.T) {
+	body := strings.Repeat("{\"a\":1}\n", 5000) // 40,000 bytes
+	lim := batch.Limits{MaxBodyBytes: 1 << 16, MaxEvents: 5000, MaxEventBytes: 300}
+	for _, tc := range []struct {
+		name  string
+		size  int64
+		gz    bool
+		grown bool
+	}{
+		{"exact size: no growth", int64(len(body)), false, false},
+		{"size too small", 1000, false, true},
+		{"no size", 0, false, true},
+		{"gzip from an estimate", 10000, true, true},
+		{"size beyond the limit", 1 << 20, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte(body)
+			if tc.gz {
+				var gz bytes.Buffer
+				zw := gzip.NewWriter(&gz)
+				_, _ = zw.Write(data)
+				require.NoError(t, zw.Close())
+				data = gz.Bytes()
+			}
+			var reserved int64
+			b, err := batch.Read(bytes.NewReader(data), tc.gz, lim, tc.size, func(n int64) error {
+				reserved += n
+				return nil
+			})
+			require.NoError(t, err)
+			require.Len(t, b.Items, 5000)
+			require.Equal(t, tc.grown, reserved > 0)
+			require.Equal(t, min(tc.size, lim.MaxBodyBytes)+reserved, b.Cap(), "the buffer is what was expected and reserved")
+			require.LessOrEqual(t, b.Cap(), lim.MaxBodyBytes)
+			b.Release()
+		})
+	}
+
+	refused := errors.New("no more bytes")
+	calls := 0
+	_, err := batch.Read(strings.NewReader(body), false, lim, 1000, func(int64) error {
+		calls++
+		if calls == 3 {
+			return refused
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, refused)
+
+	// Beyond MaxBodyBytes: too large, whatever was reserved.
+	_, err = batch.Read(strings.NewReader(strings.Repeat("{}\n", 1<<15)), false, lim, 0, func(int64) error { return nil })
+	require.ErrorIs(t, err, batch.ErrTooLarge)
 }
 
 func TestCheckMediaType(t *testing.T) {
@@ -113,7 +171,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), true)
 	f.Add([]byte("{\"a\":\"\xff\xfe\"}"), false)
 	f.Fuzz(func(t *testing.T, data []byte, gz bool) {
-		b, err := batch.Read(bytes.NewReader(data), gz, lim)
+		b, err := batch.Read(bytes.NewReader(data), gz, lim, int64(len(data)), nil)
 		if err != nil {
 			return
 		}

@@ -6,3 +6,6 @@ func (l *Limiter) Waiting() int {
 	defer l.mu.Unlock()
 	return len(l.queue)
 }
+
+// SetFree replaces what a trim calls (debug.FreeOSMemory).
+func (t *Trimmer) SetFree(f func()) { t.free = f }

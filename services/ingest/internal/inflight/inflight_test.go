@@ -179,3 +179,40 @@ func TestConcurrent(t *testing.T) {
 	high, _ := l.TakeHigh()
 	require.LessOrEqual(t, high, int64(budget))
 }
+
+// TestTrimAfterBurst: memory is given back once a burst of at least the threshold is over,
+// once, and not while requests still hold bytes.
+func TestTrimAfterBurst(t *testing.T) {
+	l := inflight.New(10, 100)
+	trims := 0
+	tr := inflight.NewTrimmer(l, time.Hour, 50, func() { trims++ })
+	frees := 0
+	tr.SetFree(func() { frees++ })
+
+	small := enter(t, l, 20)
+	small.Leave()
+	require.False(t, tr.Check(), "below the threshold: no burst")
+
+	a := enter(t, l, 40)
+	b := enter(t, l, 20)
+	require.False(t, tr.Check(), "a burst, not over")
+	b.Leave()
+	require.False(t, tr.Check(), "still holding")
+	a.Leave()
+	require.True(t, tr.Check(), "over: trimmed")
+	require.False(t, tr.Check(), "once")
+	require.Equal(t, 1, frees)
+	require.Equal(t, 1, trims)
+
+	// A burst that came and went between two checks counts too.
+	c := enter(t, l, 60)
+	c.Leave()
+	require.True(t, tr.Check())
+
+	// Run stops with its context.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- inflight.NewTrimmer(l, time.Millisecond, 50, nil).Run(ctx) }()
+	cancel()
+	require.NoError(t, <-done)
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
+	"github.com/vigie/vigie/services/ingest/internal/inflight"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 )
 
@@ -65,7 +66,28 @@ type Options struct {
 	// start; until then requests are answered 503, so that nothing already stored before a
 	// restart is stored again.
 	Rebuilt func() bool
+	// InFlight bounds the requests handled at once and the bytes of their bodies, decoded;
+	// nil: no bound. A request beyond it is answered 503 with Retry-After, its body unread.
+	InFlight *inflight.Limiter
+	// AdmissionWait is how long a request waits for its body's bytes to be free (behind the
+	// requests that came first) before it is refused.
+	AdmissionWait time.Duration
 }
+
+// Sizes expected of a body before it is read, to reserve its bytes (inflight): a body sent
+// as is takes its Content-Length; a gzip body gzipRatio times it (detector events compress
+// 5 to 10 times); a chunked body unknownSize. A body longer than expected reserves more as
+// it is read.
+const (
+	gzipRatio   = 8
+	unknownSize = 256 << 10
+)
+
+// The limits named in an overloaded answer and its metric.
+const (
+	LimitRequests = "limits.max_requests_in_flight"
+	LimitBytes    = "limits.max_bytes_in_flight"
+)
 
 // Server handles the events API. Create it with New.
 type Server struct {
@@ -91,11 +113,15 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	rateLimited   prometheus.Counter
 	inFlight      prometheus.Gauge
+	overloaded    *prometheus.CounterVec
 }
 
 // New builds the server.
 func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window, raw, dlq Producer, logger *zap.Logger, reg prometheus.Registerer) *Server {
 	f := promauto.With(reg)
+	if opts.InFlight == nil {
+		opts.InFlight = inflight.New(math.MaxInt, math.MaxInt64)
+	}
 	s := &Server{opts: opts, auth: a, pipe: p, seen: seen, raw: raw, dlq: dlq, logger: logger.Named("server"), now: time.Now}
 	s.m = metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "requests_total", Help: "Requests to the events API by HTTP status code."}, []string{"code"}),
@@ -110,7 +136,14 @@ func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window
 		produceErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "produce_errors_total", Help: "Produce calls that failed, by topic."}, []string{"topic"}),
 		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "rate_limited_total", Help: "Requests refused with 429 by the per-sensor rate limit."}),
 		inFlight:      f.NewGauge(prometheus.GaugeOpts{Name: "requests_in_flight", Help: "Requests to the events API being handled."}),
+		overloaded: f.NewCounterVec(prometheus.CounterOpts{Name: "overloaded_total",
+			Help: "Requests refused with 503 because ingest holds as many requests (limit=limits.max_requests_in_flight) or body bytes (limit=limits.max_bytes_in_flight) as it may."}, []string{"limit"}),
 	}
+	for _, l := range []string{LimitRequests, LimitBytes} {
+		s.m.overloaded.WithLabelValues(l)
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "bytes_in_flight", Help: "Bytes of request bodies (decoded) reserved by the requests being handled; at most limits.max_bytes_in_flight."},
+		func() float64 { return float64(opts.InFlight.Bytes()) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "dedup_entries", Help: "(sensor_id, event_id) fingerprints remembered for deduplication."},
 		func() float64 { return float64(seen.Len()) })
 	return s
@@ -151,6 +184,9 @@ type RejectedEvent struct {
 // ErrorResponse is the body of every non-200 answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Limit, on a 503 of an overloaded ingest only, names the limit reached (LimitRequests,
+	// LimitBytes).
+	Limit string `json:"limit,omitempty"`
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -172,24 +208,46 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	if err != nil {
 		return fail(w, http.StatusUnsupportedMediaType, err.Error())
 	}
-	body, err := batch.Read(http.MaxBytesReader(w, r.Body, s.opts.MaxWireBytes), gz, s.opts.Limits)
+	if r.ContentLength > s.opts.MaxWireBytes || (!gz && r.ContentLength > s.opts.Limits.MaxBodyBytes) {
+		return s.tooLarge(w)
+	}
+	if s.opts.Rebuilt != nil && !s.opts.Rebuilt() {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+		return fail(w, http.StatusServiceUnavailable, "starting: the deduplication window is being rebuilt from Kafka; retry later")
+	}
+
+	// The request's slot and its body's bytes, before a byte of the body is read.
+	ticket, err := s.opts.InFlight.Enter()
+	if err != nil {
+		return s.overloaded(w, LimitRequests)
+	}
+	defer ticket.Leave()
+	reserve := func(n int64) error {
+		ctx, cancel := context.WithTimeout(r.Context(), s.opts.AdmissionWait)
+		defer cancel()
+		return ticket.Reserve(ctx, n)
+	}
+	size := s.expectedSize(r, gz)
+	if err := reserve(size); err != nil {
+		return s.overloaded(w, LimitBytes)
+	}
+	body, err := batch.Read(http.MaxBytesReader(w, r.Body, s.opts.MaxWireBytes), gz, s.opts.Limits, size, reserve)
 	switch {
+	case errors.Is(err, inflight.ErrBytes):
+		return s.overloaded(w, LimitBytes)
 	case errors.Is(err, batch.ErrTooLarge):
-		return fail(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(s.opts.Limits.MaxBodyBytes, 10)+" bytes (decoded) or "+strconv.FormatInt(s.opts.MaxWireBytes, 10)+" bytes (sent): send smaller batches")
+		return s.tooLarge(w)
 	case errors.Is(err, batch.ErrTooManyEvents):
 		return fail(w, http.StatusRequestEntityTooLarge, "more than "+strconv.Itoa(s.opts.Limits.MaxEvents)+" events in one request: send smaller batches")
 	case err != nil:
 		return fail(w, http.StatusBadRequest, err.Error())
 	}
 	defer body.Release()
+	ticket.Shrink(body.Cap())
 	if len(body.Items) == 0 {
 		return fail(w, http.StatusBadRequest, "no events in the request body")
 	}
 
-	if s.opts.Rebuilt != nil && !s.opts.Rebuilt() {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
-		return fail(w, http.StatusServiceUnavailable, "starting: the deduplication window is being rebuilt from Kafka; retry later")
-	}
 	if wait, ok := s.admit(sensorID, len(body.Items), start); !ok {
 		s.m.rateLimited.Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
@@ -251,6 +309,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 			rawMsgs = append(rawMsgs, kafka.Message{Key: key, Value: o.Raw})
 		}
 	}
+
+	// The body is no longer needed: while Kafka acknowledges, the ticket keeps only what the
+	// messages hold (at most what the body held), and the rest goes to the requests waiting.
+	body.Release()
+	ticket.Shrink(messageBytes(rawMsgs) + messageBytes(dlqMsgs))
 
 	// The produce outlives a client that hangs up: once messages are handed to Kafka, the
 	// dedup state must learn their fate, or a retry would store them twice.
@@ -326,6 +389,47 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(&resp)
 	return status
+}
+
+func messageBytes(msgs []kafka.Message) int64 {
+	var n int64
+	for _, m := range msgs {
+		n += int64(len(m.Key) + len(m.Value))
+	}
+	return n
+}
+
+// expectedSize is the decoded size a body is expected to take (see gzipRatio), within
+// limits.max_body_bytes.
+func (s *Server) expectedSize(r *http.Request, gz bool) int64 {
+	n := r.ContentLength
+	switch {
+	case n < 0:
+		n = unknownSize
+	case gz:
+		n *= gzipRatio
+	}
+	return min(n, s.opts.Limits.MaxBodyBytes)
+}
+
+func (s *Server) tooLarge(w http.ResponseWriter) int {
+	return fail(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(s.opts.Limits.MaxBodyBytes, 10)+" bytes (decoded) or "+strconv.FormatInt(s.opts.MaxWireBytes, 10)+" bytes (sent): send smaller batches")
+}
+
+// overloaded answers a request refused by the limit named: 503, nothing read or stored.
+func (s *Server) overloaded(w http.ResponseWriter, limit string) int {
+	s.m.overloaded.WithLabelValues(limit).Inc()
+	var msg string
+	if limit == LimitRequests {
+		msg = "ingest is handling " + strconv.Itoa(s.opts.InFlight.MaxRequests()) + " requests, its limit (" + limit + "): nothing was stored, retry the request after Retry-After seconds"
+	} else {
+		msg = "ingest holds " + strconv.FormatInt(s.opts.InFlight.MaxBytes()>>20, 10) + " MiB of request bodies, its limit (" + limit + "), and no room for this one came free within " + s.opts.AdmissionWait.String() + ": nothing was stored, retry the request after Retry-After seconds"
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(ErrorResponse{Error: msg, Limit: limit})
+	return http.StatusServiceUnavailable
 }
 
 // seenInBatch is the first occurrence of an identity in a request.

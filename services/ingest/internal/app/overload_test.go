@@ -1,0 +1,463 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/sensorauth"
+	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/services/ingest/internal/server"
+)
+
+// The overload test runs the ingest binary as a process of its own, as an operator would,
+// and measures its resident memory from /proc while 64 clients each post 15 MiB (decoded)
+// at once. VIGIE_TEST_INGEST_BIN names a binary to test instead of the one built from this
+// module (e.g. an older build, to compare).
+
+const (
+	overloadRequests   = 64
+	overloadEvents     = 1000     // limits.max_events, the default
+	overloadBodyBytes  = 15 << 20 // decoded, below limits.max_body_bytes (16 MiB)
+	overloadPeakRSSMB  = 300
+	overloadSettleTime = 60 * time.Second
+)
+
+// proc is one ingest process with its own topics and credentials.
+type proc struct {
+	cmd     *exec.Cmd
+	url     string
+	admin   string
+	tokens  map[string]string
+	raw     string
+	brokers []string
+	stderr  *syncBuffer
+	done    chan struct{}
+}
+
+// ingestBinary builds cmd/ingest (or returns VIGIE_TEST_INGEST_BIN).
+func ingestBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("VIGIE_TEST_INGEST_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "ingest")
+	// Without -race even when the test runs with it: what is measured is the binary shipped.
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/vigie/vigie/services/ingest/cmd/ingest").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProcess runs bin with its configuration in VIGIE_INGEST_* variables (extra added)
+// and waits until it is ready.
+func startProcess(t *testing.T, bin string, sensors []string, extra ...string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &proc{tokens: map[string]string{}, brokers: testenv.KafkaBrokers(t), stderr: &syncBuffer{}, done: make(chan struct{})}
+	f := &sensorauth.File{}
+	for _, s := range sensors {
+		entry, tok, err := sensorauth.NewEntry(s)
+		require.NoError(t, err)
+		f.Credentials = append(f.Credentials, entry)
+		p.tokens[s] = tok
+	}
+	cred := filepath.Join(dir, "credentials.yaml")
+	require.NoError(t, f.WriteFile(cred))
+	keys := filepath.Join(dir, "keys.yaml")
+	require.NoError(t, os.WriteFile(keys, []byte("active: o1\ndefault_country_code: \"33\"\nkeys:\n  o1: "+hex.EncodeToString([]byte("overload-test-key-0123456789abcd"))+"\n"), 0o600))
+	p.raw = testenv.Name(t, "raw")
+	dlq := testenv.Name(t, "dlq")
+	createTopics(t, kafka.Config{Brokers: p.brokers}, p.raw, dlq)
+
+	addr := freeAddr(t)
+	p.admin = freeAddr(t)
+	p.url = "http://" + addr + server.Path
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append(os.Environ(),
+		"VIGIE_INGEST_LISTEN="+addr,
+		"VIGIE_INGEST_ADMIN_LISTEN="+p.admin,
+		"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
+		"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
+		"VIGIE_INGEST_KAFKA_BROKERS="+strings.Join(p.brokers, ","),
+		"VIGIE_INGEST_TOPICS_RAW="+p.raw,
+		"VIGIE_INGEST_TOPICS_DLQ="+dlq,
+		"VIGIE_INGEST_LOG_LEVEL=warn",
+	)
+	p.cmd.Env = append(p.cmd.Env, extra...)
+	p.cmd.Stderr = p.stderr
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("ingest stderr:\n%s", p.stderr.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("ingest exited: %s", p.stderr.String())
+		default:
+		}
+		resp, err := http.Get("http://" + p.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 20*time.Millisecond, "ingest ready (listening, dedup window rebuilt)")
+	return p
+}
+
+// memory is what /proc/<pid>/status says of the process's resident set, in MB.
+type memory struct{ rss, hwm float64 }
+
+func (p *proc) memory(t *testing.T) memory {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	require.NoError(t, err)
+	defer f.Close()
+	var m memory
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		for key, dst := range map[string]*float64{"VmRSS:": &m.rss, "VmHWM:": &m.hwm} {
+			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+				kb, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+				require.NoError(t, err)
+				*dst = kb / 1024
+			}
+		}
+	}
+	require.NoError(t, sc.Err())
+	return m
+}
+
+func (p *proc) metrics(t *testing.T) string {
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// paddedBody streams the NDJSON body of lines, each padded with spaces before its closing
+// brace to lineBytes (newline included), the first line also taking what is left up to
+// total: valid events, of the size of the largest ones the limits allow.
+type paddedBody struct {
+	lines     [][]byte
+	lineBytes int
+	total     int
+	i, off    int // line, offset in the padded line
+	cur       []byte
+}
+
+func newPaddedBody(lines [][]byte, total int) *paddedBody {
+	return &paddedBody{lines: lines, lineBytes: total / len(lines), total: total}
+}
+
+func (b *paddedBody) line(i int) []byte {
+	size := b.lineBytes
+	if i == 0 {
+		size += b.total - b.lineBytes*len(b.lines)
+	}
+	l := b.lines[i]
+	out := make([]byte, 0, size)
+	out = append(out, l[:len(l)-1]...)
+	out = append(out, bytes.Repeat([]byte{' '}, size-len(l)-1)...)
+	return append(out, '}', '\n')
+}
+
+func (b *paddedBody) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if b.cur == nil || b.off == len(b.cur) {
+			if b.i == len(b.lines) {
+				if n == 0 {
+					return 0, io.EOF
+				}
+				return n, nil
+			}
+			b.cur, b.off = b.line(b.i), 0
+			b.i++
+		}
+		c := copy(p[n:], b.cur[b.off:])
+		b.off += c
+		n += c
+	}
+	return n, nil
+}
+
+// overloadRequest is one client's request: its events, and the gzip body when it sends one.
+type overloadRequest struct {
+	sensor string
+	lines  [][]byte
+	ids    []string
+	gz     []byte // the gzip-compressed padded body, if it sends that
+	plain  []byte // the lines as they are, if it sends that (the warm-up)
+}
+
+func (r *overloadRequest) http(t *testing.T, url, token string) *http.Request {
+	var req *http.Request
+	var err error
+	switch {
+	case r.plain != nil:
+		req, err = http.NewRequest(http.MethodPost, url, bytes.NewReader(r.plain))
+	case r.gz != nil:
+		req, err = http.NewRequest(http.MethodPost, url, bytes.NewReader(r.gz))
+		req.Header.Set("Content-Encoding", "gzip")
+	default:
+		req, err = http.NewRequest(http.MethodPost, url, newPaddedBody(r.lines, overloadBodyBytes))
+		req.ContentLength = overloadBodyBytes
+	}
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
+
+// outcome counts the answers a client got before its 200.
+type outcome struct {
+	mu        sync.Mutex
+	codes     map[int]int
+	netErrors int
+	body      map[string]int // error bodies of refusals, by text
+}
+
+func (o *outcome) add(code int, body string, netErr bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if netErr {
+		o.netErrors++
+		return
+	}
+	o.codes[code]++
+	if code != http.StatusOK {
+		o.body[strconv.Itoa(code)+" "+body]++
+	}
+}
+
+// send posts r until it is answered 200, as a sensor does: honouring Retry-After on 429 and
+// 503, retrying network errors after a second. It returns the 200's batch result.
+func send(t *testing.T, client *http.Client, p *proc, r *overloadRequest, out *outcome, deadline time.Time) (server.Response, error) {
+	for time.Now().Before(deadline) {
+		resp, err := client.Do(r.http(t, p.url, p.tokens[r.sensor]))
+		if err != nil {
+			out.add(0, "", true)
+			time.Sleep(time.Second)
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			out.add(0, "", true)
+			time.Sleep(time.Second)
+			continue
+		}
+		out.add(resp.StatusCode, string(bytes.TrimSpace(b)), false)
+		switch resp.StatusCode {
+		case http.StatusOK:
+			var res server.Response
+			if err := json.Unmarshal(b, &res); err != nil {
+				return res, fmt.Errorf("200 answer %q: %w", b, err)
+			}
+			return res, nil
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if err != nil || wait < 1 {
+				return server.Response{}, fmt.Errorf("%d without a Retry-After in seconds (%q): %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+			}
+			time.Sleep(time.Duration(wait) * time.Second)
+		default:
+			return server.Response{}, fmt.Errorf("answer %d: %s", resp.StatusCode, b)
+		}
+	}
+	return server.Response{}, fmt.Errorf("not answered 200 before the deadline")
+}
+
+// TestOverloadBoundedMemory: 64 clients post 15 MiB (decoded) bodies at once, a quarter of
+// them gzip-compressed, to the ingest binary with its default limits. Its resident memory
+// stays at most 300 MB, comes back near its idle size after, and every event is in Kafka
+// exactly once once each client, retrying as told, got its 200.
+func TestOverloadBoundedMemory(t *testing.T) {
+	bin := ingestBinary(t)
+	sensors := make([]string, 8)
+	for i := range sensors {
+		sensors[i] = fmt.Sprintf("cp-overload-%02d", i)
+	}
+	// The sensors' rate limit is not what is tested here; bodies of 15 MiB are let in as sent
+	// too (limits.max_wire_bytes is 8 MiB by default).
+	p := startProcess(t, bin, sensors, "VIGIE_INGEST_RATE_EVENTS_PER_SECOND=1000000", "VIGIE_INGEST_RATE_BURST=1000000",
+		"VIGIE_INGEST_LIMITS_MAX_WIRE_BYTES="+strconv.Itoa(16<<20))
+
+	reqs := make([]*overloadRequest, overloadRequests)
+	for i := range reqs {
+		r := &overloadRequest{sensor: sensors[i%len(sensors)]}
+		r.lines, r.ids = radioEvents(t, r.sensor, fmt.Sprintf("overload-%02d", i), overloadEvents)
+		if i%4 == 3 {
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			_, err := io.Copy(zw, newPaddedBody(r.lines, overloadBodyBytes))
+			require.NoError(t, err)
+			require.NoError(t, zw.Close())
+			r.gz = gz.Bytes()
+		}
+		reqs[i] = r
+	}
+
+	// Idle: ready, and one small request served (what every process has before a burst).
+	small, _ := makeEvents(t, sensors[0], "overload-warmup", 10)
+	res, err := send(t, http.DefaultClient, p, &overloadRequest{sensor: sensors[0], plain: ndjson(small)}, &outcome{codes: map[int]int{}, body: map[string]int{}}, time.Now().Add(30*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 10, res.Accepted)
+	idle := p.memory(t)
+
+	// The sampler: the largest VmRSS seen, every 20 ms.
+	var peak atomic.Int64 // kB
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				m := p.memory(t)
+				if kb := int64(m.rss * 1024); kb > peak.Load() {
+					peak.Store(kb)
+				}
+			}
+		}
+	}()
+
+	gzSize := 0
+	for _, r := range reqs {
+		gzSize = max(gzSize, len(r.gz))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: overloadRequests}}
+	out := &outcome{codes: map[int]int{}, body: map[string]int{}}
+	start := time.Now()
+	deadline := start.Add(4 * time.Minute)
+	results := make([]server.Response, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = send(t, client, p, r, out, deadline)
+		}()
+	}
+	wg.Wait()
+	load := time.Since(start)
+	close(stop)
+	<-sampled
+	during := p.memory(t)
+	t.Logf("load: %d requests of %d MiB (decoded; %d gzip, %d bytes sent each) in %s; answers before the 200s: %v, network errors %d",
+		len(reqs), overloadBodyBytes>>20, len(reqs)/4, gzSize, load.Round(time.Millisecond), out.codes, out.netErrors)
+	for body, n := range out.body {
+		t.Logf("  %dx %s", n, body)
+	}
+	for i, err := range errs {
+		require.NoError(t, err, "request %d", i)
+	}
+
+	// After: back near the idle size.
+	settle := time.Now()
+	var after memory
+	for {
+		after = p.memory(t)
+		if after.rss <= idleBound(idle.rss) || time.Since(settle) > overloadSettleTime {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("rss MB: idle %.1f, peak sampled %.1f, VmHWM %.1f (limit %d); after the load %.1f, %.1f s later (bound %.1f)",
+		idle.rss, float64(peak.Load())/1024, during.hwm, overloadPeakRSSMB, after.rss, time.Since(settle).Seconds(), idleBound(idle.rss))
+	for _, line := range strings.Split(p.metrics(t), "\n") {
+		if strings.HasPrefix(line, "vigie_ingest_overload") || strings.HasPrefix(line, "vigie_ingest_memory_trims") || strings.HasPrefix(line, "vigie_ingest_requests_total") || strings.HasPrefix(line, "vigie_ingest_request_duration_seconds_sum") || strings.HasPrefix(line, "vigie_ingest_produce_duration_seconds_sum") {
+			t.Log("  " + line)
+		}
+	}
+
+	// Every event of every request in Kafka exactly once.
+	accepted := 0
+	for i, r := range results {
+		require.Equal(t, overloadEvents, r.Accepted+r.Duplicates, "request %d: %+v", i, r)
+		require.Zero(t, r.Rejected, "request %d: %+v", i, r)
+		accepted += r.Accepted
+	}
+	got := eventIDs(t, readAll(t, p.brokers, p.raw))
+	for _, r := range reqs {
+		for _, id := range r.ids {
+			require.Equal(t, 1, got[id], "event %s is in Kafka exactly once", id)
+		}
+	}
+	require.Len(t, got, overloadRequests*overloadEvents+len(small), "no other event in the topic")
+	require.Equal(t, overloadRequests*overloadEvents, accepted, "each event answered accepted once")
+
+	require.LessOrEqual(t, during.hwm, float64(overloadPeakRSSMB), "peak resident memory (VmHWM) in MB")
+	require.LessOrEqual(t, after.rss, idleBound(idle.rss), "resident memory in MB after the load, within %s", overloadSettleTime)
+}
+
+// radioEvents returns n events of makeEvents of the radio kinds only, which the pipeline's
+// fast path validates: what the test measures is memory, and the schema library's cost on
+// 15 KiB of padding would only make it slower.
+func radioEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string) {
+	lines, ids := makeEvents(t, sensor, prefix, 2*n)
+	var outLines [][]byte
+	var outIDs []string
+	for i, l := range lines {
+		var e struct{ Kind string }
+		require.NoError(t, json.Unmarshal(l, &e))
+		switch e.Kind {
+		case "mas_attach", "call_attempt", "sms_attempt", "data_attempt", "rf_burst":
+			outLines, outIDs = append(outLines, l), append(outIDs, ids[i])
+		}
+		if len(outLines) == n {
+			break
+		}
+	}
+	require.Len(t, outLines, n)
+	return outLines, outIDs
+}
+
+// idleBound is how near its idle size the process must come back: within 50 MB or a half.
+func idleBound(idle float64) float64 { return idle + max(50, idle/2) }
