@@ -30,7 +30,7 @@ type RunConfig struct {
 	// UTC, so that the period ends now and stays inside the 90-day retention.
 	End  string `yaml:"end"`
 	Days int    `yaml:"days"`
-	// Scale multiplies the background traffic (1: national volume, about 40,000 events a day).
+	// Scale multiplies the background traffic (1: national volume, about 50,000 events a day).
 	Scale              float64  `yaml:"scale"`
 	Scenarios          []string `yaml:"scenarios"`
 	SupplierPhones     int      `yaml:"supplier_phones"`
