@@ -1,6 +1,8 @@
 // Command demoreport waits until the pipeline has handled a simulator run and prints what
 // Vigie found, in plain words: events sent, accepted and rejected, rows in ClickHouse,
-// alerts per rule with the top findings, the planted scenarios found or missed, and how to
+// alerts per rule with the top findings, per rule the findings, the plants found and how
+// late, the decoys kept quiet, the findings about no plant and the precision (scored with
+// pkg/rulequality against the run's planted summary), each plant and decoy, and how to
 // query further. `make demo` runs it after the simulator.
 package main
 
@@ -18,8 +20,10 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/config"
+	"github.com/vigie/vigie/pkg/rulequality"
 	"github.com/vigie/vigie/services/simulator/internal/app"
 	"github.com/vigie/vigie/services/simulator/internal/report"
+	"github.com/vigie/vigie/services/simulator/internal/traffic"
 )
 
 // Config is the report's configuration (env VIGIE_DEMOREPORT_*).
@@ -99,6 +103,10 @@ func run() error {
 	if err := json.Unmarshal(data, &sum); err != nil {
 		return fmt.Errorf("parse simulator summary %s: %w", cfg.SummaryFile, err)
 	}
+	truth, err := rulequality.ParseTruth(data)
+	if err != nil {
+		return fmt.Errorf("simulator summary %s: %w", cfg.SummaryFile, err)
+	}
 	conn, err := report.Open(ctx, cfg.ClickHouse, cfg.Database)
 	if err != nil {
 		return err
@@ -122,10 +130,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	return write(ctx, os.Stdout, p, cfg, sum, counts, alerts, time.Since(began))
+	return write(ctx, os.Stdout, p, cfg, sum, truth, counts, alerts, time.Since(began))
 }
 
-func write(ctx context.Context, w io.Writer, p *report.Pipeline, cfg *Config, sum app.Summary, c report.Counts, alerts []report.Alert, drain time.Duration) error {
+func write(ctx context.Context, w io.Writer, p *report.Pipeline, cfg *Config, sum app.Summary, truth rulequality.Truth, c report.Counts, alerts []report.Alert, drain time.Duration) error {
 	st := sum.Stats
 	fmt.Fprintf(w, "\n═══ Vigie demo: the 2025 \"Opération Prison Break\" case, replayed (run %s, seed %d) ═══\n\n", sum.RunID, sum.Seed)
 	fmt.Fprintf(w, "Simulated %s → %s (%d days of detector traffic from %d facilities) in %s, drained %s later.\n\n",
@@ -175,30 +183,7 @@ func write(ctx context.Context, w io.Writer, p *report.Pipeline, cfg *Config, su
 	if err != nil {
 		wms = nil // a correlator that never ran has no table rows: nothing to say
 	}
-	fmt.Fprintln(w, "\nPlanted scenarios")
-	var pending []string
-	for _, f := range sum.Findings {
-		found := false
-		for _, a := range alerts {
-			if report.Matches(a, f.Rule, f.Facilities, f.TACs) {
-				found = true
-				break
-			}
-		}
-		mark := "found  "
-		if wm, ok := wms[f.Rule]; !found && ok && wm.Before(f.At) {
-			mark = "pending"
-			pending = append(pending, fmt.Sprintf("%s evaluated up to %s", f.Rule, wm.Format("2006-01-02 15:04")))
-		} else if !found {
-			mark = "MISSED "
-		}
-		fmt.Fprintf(w, "  %s %-18s %-22s %s\n", mark, f.Scenario, f.Rule, f.Summary)
-	}
-	if len(pending) > 0 {
-		fmt.Fprintf(w, "  (pending: the correlator's scheduled rules are still stepping through the replayed weeks: %s;\n"+
-			"   run again: bin/demoreport -summary_file %s)\n", strings.Join(pending, ", "), cfg.SummaryFile)
-	}
-
+	writeQuality(w, truth, alerts, wms, cfg.SummaryFile)
 	fmt.Fprintf(w, `
 Query further
   ClickHouse speaks the native protocol at %[1]s, database %[2]s. From Go (clickhouse-go/v2):
@@ -245,3 +230,76 @@ func adminWords(admin []string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// writeQuality scores the alerts against what the simulator planted: the rule-quality table
+// (pkg/rulequality, as vigiectl rules test and the rule-quality test print it), then each
+// plant (found and how late, pending while its scheduled rule is still stepping, missed, or
+// planted before its rule's history) and each decoy (quiet or not).
+func writeQuality(w io.Writer, truth rulequality.Truth, alerts []report.Alert, wms map[string]time.Time, summaryFile string) {
+	fmt.Fprintln(w, "\nRule quality: findings against what was planted")
+	rep := rulequality.Score(traffic.Rules, truth, alerts)
+	var table strings.Builder
+	if err := rep.WriteTable(&table); err == nil {
+		for _, line := range strings.Split(strings.TrimRight(table.String(), "\n"), "\n") {
+			fmt.Fprintln(w, "  "+line)
+		}
+	}
+
+	first := func(pl rulequality.Planted) (time.Time, bool) {
+		var at time.Time
+		found := false
+		for _, a := range alerts {
+			if rulequality.Matches(a, pl) && (!found || a.CreatedAt.Before(at)) {
+				at, found = a.CreatedAt, true
+			}
+		}
+		return at, found
+	}
+	fmt.Fprintln(w, "\nPlanted (each must be reported within its rule's promised delay)")
+	var pending []string
+	for _, pl := range truth.Plants {
+		at, found := first(pl)
+		promised := time.Duration(pl.Delay)
+		mark := ""
+		switch wm, ok := wms[pl.Rule]; {
+		case pl.At.Before(truth.Start.Add(time.Duration(pl.History))):
+			mark = "warming up, must stay quiet: planted before the " + days(time.Duration(pl.History)) + " of history " + pl.Rule + " needs"
+			if found {
+				mark = "REPORTED while warming up (planted before the " + days(time.Duration(pl.History)) + " of history it needs)"
+			}
+		case found:
+			mark = fmt.Sprintf("found %s after it became true (promised %s)", late(at.Sub(pl.At)), late(promised))
+			if at.Sub(pl.At) > promised {
+				mark = "LATE: " + mark
+			}
+		case ok && wm.Before(pl.At.Add(promised)):
+			mark = "pending: " + pl.Rule + " evaluated up to " + wm.Format("2006-01-02 15:04")
+			pending = append(pending, pl.Rule)
+		default:
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "  • %s %s: %s\n    %s\n", pl.Scenario, pl.Rule, mark, pl.Summary)
+	}
+	if len(pending) > 0 {
+		fmt.Fprintf(w, "  (pending: the correlator's scheduled rules are still stepping through the replayed weeks;\n"+
+			"   run again: bin/demoreport -summary_file %s)\n", summaryFile)
+	}
+	fmt.Fprintln(w, "\nDecoys (near misses, just under each rule's threshold, that must stay quiet)")
+	for _, d := range truth.Decoys {
+		mark := "quiet"
+		if _, found := first(d); found {
+			mark = "NOT QUIET"
+		}
+		fmt.Fprintf(w, "  • %s %s: %s\n    %s\n", d.Scenario, d.Rule, mark, d.Summary)
+	}
+}
+
+// late writes an event-time delay to the minute ("0" for none).
+func late(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return d.Round(time.Minute).String()
+}
+
+func days(d time.Duration) string { return fmt.Sprintf("%d days", int(d.Hours()/24)) }

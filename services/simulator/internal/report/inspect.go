@@ -131,23 +131,14 @@ func ReadTopicWith(ctx context.Context, conn kafka.Config, topic string, fn func
 	return nil
 }
 
-// Alert is one finding of the alerts table (latest version).
-type Alert struct {
-	ID            string
-	Rule          string
-	Severity      string
-	GroupKey      string
-	Facilities    []string
-	First, Last   time.Time
-	EvidenceCount uint32
-	EvidenceIDs   []string
-	Explanation   string
-}
+// Alert is one finding of the alerts table (latest version): the alert contract's type,
+// which pkg/rulequality scores.
+type Alert = event.Alert
 
 // Alerts returns the latest version of every alert whose evidence overlaps [from, to).
 func (p *Pipeline) Alerts(ctx context.Context, from, to time.Time) ([]Alert, error) {
 	q := `SELECT alert_id, rule, severity, group_key, facilities, first_evidence_at, last_evidence_at,
-	             evidence_count, evidence_event_ids, explanation
+	             window_start, window_end, evidence_count, evidence_event_ids, explanation, created_at, updated_at, version
 	      FROM ` + p.table("alerts") + ` FINAL
 	      WHERE last_evidence_at >= ? AND first_evidence_at < ?
 	      ORDER BY rule, first_evidence_at, alert_id`
@@ -159,8 +150,12 @@ func (p *Pipeline) Alerts(ctx context.Context, from, to time.Time) ([]Alert, err
 	var out []Alert
 	for rows.Next() {
 		var a Alert
-		if err := rows.Scan(&a.ID, &a.Rule, &a.Severity, &a.GroupKey, &a.Facilities, &a.First, &a.Last, &a.EvidenceCount, &a.EvidenceIDs, &a.Explanation); err != nil {
+		if err := rows.Scan(&a.ID, &a.Rule, &a.Severity, &a.GroupKey, &a.Facilities, &a.FirstEvidenceAt, &a.LastEvidenceAt,
+			&a.WindowStart, &a.WindowEnd, &a.EvidenceCount, &a.EvidenceIDs, &a.Explanation, &a.CreatedAt, &a.UpdatedAt, &a.Version); err != nil {
 			return nil, fmt.Errorf("scan alert: %w", err)
+		}
+		for _, t := range []*time.Time{&a.FirstEvidenceAt, &a.LastEvidenceAt, &a.WindowStart, &a.WindowEnd, &a.CreatedAt, &a.UpdatedAt} {
+			*t = t.UTC()
 		}
 		out = append(out, a)
 	}
