@@ -124,6 +124,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 		Rebuilt:        follower.Rebuilt,
 		InFlight:       limiter,
 		AdmissionWait:  cfg.Limits.AdmissionWait,
+		ReadTimeout:    cfg.Limits.ReadTimeout,
 	}, store, pipe, seen, raw, dlq, s.Logger, s.Registerer())
 
 	api := &eventsAPI{

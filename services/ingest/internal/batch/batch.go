@@ -163,7 +163,7 @@ func readError(err error) error {
 	if errors.As(err, &mbe) {
 		return ErrTooLarge
 	}
-	return fmt.Errorf("%w: read: %v", ErrMalformed, err)
+	return fmt.Errorf("%w: read: %w", ErrMalformed, err)
 }
 
 // Split splits data into items, appending to *items.

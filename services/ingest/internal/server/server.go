@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,6 +73,8 @@ type Options struct {
 	// AdmissionWait is how long a request waits for its body's bytes to be free (behind the
 	// requests that came first) before it is refused.
 	AdmissionWait time.Duration
+	// ReadTimeout is the HTTP server's, named in the answer to a body that timed out.
+	ReadTimeout time.Duration
 }
 
 // Sizes expected of a body before it is read, to reserve its bytes (inflight): a body sent
@@ -239,6 +242,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		return s.tooLarge(w)
 	case errors.Is(err, batch.ErrTooManyEvents):
 		return fail(w, http.StatusRequestEntityTooLarge, "more than "+strconv.Itoa(s.opts.Limits.MaxEvents)+" events in one request: send smaller batches")
+	case timeout(err):
+		return fail(w, http.StatusRequestTimeout, "the body did not arrive within limits.read_timeout ("+s.opts.ReadTimeout.String()+" for the whole request): nothing was stored; retry it, or send smaller batches on a slow link")
 	case err != nil:
 		return fail(w, http.StatusBadRequest, err.Error())
 	}
@@ -389,6 +394,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(&resp)
 	return status
+}
+
+// timeout reports whether err is a read that timed out: the connection's read deadline
+// (limits.read_timeout) passed.
+func timeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func messageBytes(msgs []kafka.Message) int64 {
