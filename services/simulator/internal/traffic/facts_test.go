@@ -351,8 +351,9 @@ func burstFacts(obs []observation, start time.Time, l limits, m maxima) []fact {
 // more facilities in the last 7 days where it was not seen in the 21 days before, at least
 // half as many as the facilities it was seen at in those 21 days (growth against its own
 // footprint: a popular model turns up at a few new facilities every week); BATCH_RANGE, 5 or
-// more devices of one TAC and serial block seen in the last 7 days at 3 or more facilities
-// new to the TAC in that sense, with the same growth; NEW_TAC_NATIONAL, a TAC unseen for 180
+// more devices of one TAC and serial block seen in the last 14 days at 3 or more facilities
+// where the block was not seen in the 28 days before, at least half as many as the TAC's
+// facilities in those 28 days (the rule's growth is 1); NEW_TAC_NATIONAL, a TAC unseen for 180
 // days, then at 2 or more facilities within 7 days (never in a shorter period: the maxima
 // count the TACs first seen after day 28 at 2 facilities within 7 days, which a rule
 // without the history would claim).
@@ -406,8 +407,6 @@ func modelFacts(obs []observation, start time.Time, l limits, m maxima) []fact {
 		for e := 28; e <= days; e++ {
 			end := start.Add(time.Duration(e) * day)
 			recent, before := map[string]bool{}, map[string]bool{}
-			blocks := map[string]map[string]bool{} // block → devices at new facilities
-			blockFacs := map[string]map[string]bool{}
 			for _, s := range ss {
 				switch {
 				case s.t.Before(end.Add(-28*day)) || !s.t.Before(end):
@@ -423,16 +422,6 @@ func modelFacts(obs []observation, start time.Time, l limits, m maxima) []fact {
 					fresh = append(fresh, f)
 				}
 			}
-			for _, s := range ss {
-				if !s.t.Before(end.Add(-7*day)) && s.t.Before(end) && !before[s.fac] {
-					b := s.device[8:11]
-					if blocks[b] == nil {
-						blocks[b], blockFacs[b] = map[string]bool{}, map[string]bool{}
-					}
-					blocks[b][s.device] = true
-					blockFacs[b][s.fac] = true
-				}
-			}
 			growing := 2*len(fresh) >= len(before)
 			m.note(RuleTACSpread+" (new facilities of a TAC in 7 days, any footprint)", len(fresh))
 			switch {
@@ -443,12 +432,31 @@ func modelFacts(obs []observation, start time.Time, l limits, m maxima) []fact {
 			case len(fresh) < l.spreadFacilities && growing:
 				m.note(RuleTACSpread+" (new facilities of a growing TAC in 7 days)", len(fresh))
 			}
-			for b, devs := range blocks {
+			// The blocks seen in the last 14 days at facilities where the block was not seen in
+			// the 28 days before, against the TAC's own footprint in those 28 days.
+			footprint := map[string]bool{}
+			blockBefore := map[string]map[string]bool{}
+			blockNew := map[string]map[string]bool{} // block → devices at its new facilities
+			blockFacs := map[string]map[string]bool{}
+			for _, s := range ss {
+				if !s.t.Before(end.Add(-42*day)) && s.t.Before(end.Add(-14*day)) {
+					footprint[s.fac] = true
+					add(blockBefore, s.device[8:11], s.fac)
+				}
+			}
+			for _, s := range ss {
+				if b := s.device[8:11]; !s.t.Before(end.Add(-14*day)) && s.t.Before(end) && !blockBefore[b][s.fac] {
+					add(blockNew, b, s.device)
+					add(blockFacs, b, s.fac)
+				}
+			}
+			for b, devs := range blockNew {
+				grows := 2*len(blockFacs[b]) >= len(footprint)
 				switch {
-				case len(devs) >= l.batchDevices && len(blockFacs[b]) >= 3 && growing && !done[RuleBatchRange+b]:
+				case len(devs) >= l.batchDevices && len(blockFacs[b]) >= 3 && grows && !done[RuleBatchRange+b]:
 					done[RuleBatchRange+b] = true
 					out = append(out, fact{rule: RuleBatchRange, at: end, facilities: keys(blockFacs[b]), key: tac + "/" + b, size: len(devs)})
-				case len(devs) < l.batchDevices && len(blockFacs[b]) >= 3 && growing:
+				case len(devs) < l.batchDevices && len(blockFacs[b]) >= 3 && grows:
 					m.note(RuleBatchRange+" (devices of a block at 3 new facilities, growing TAC)", len(devs))
 				}
 			}

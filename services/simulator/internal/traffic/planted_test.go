@@ -1,7 +1,6 @@
 package traffic
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -228,5 +227,4 @@ func TestPlantsFollowTheirSchedule(t *testing.T) {
 	require.Equal(t, []string{"35828802", "86741801", "86935104"}, pb.TACs)
 	require.Equal(t, 5000, pb.Devices)
 	require.Contains(t, pb.SerialPrefixes, "417")
-	fmt.Println()
 }

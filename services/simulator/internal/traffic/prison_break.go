@@ -56,7 +56,11 @@ type seen struct {
 
 func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 	n := g.opt.SupplierFacilities
-	mas := g.shuffled("prison-break", withMAS)
+	// Not where a drone drop is planted: new phones by the dozen are what such a facility
+	// would usually get then, and the drop's would not stand out.
+	mas := g.shuffled("prison-break", func(f *world.Facility) bool {
+		return withMAS(f) && !slices.Contains(g.taken[RuleDroneThenNewDevice], f)
+	})
 	others := g.shuffled("prison-break", func(f *world.Facility) bool { return !withMAS(f) && f.Search != nil })
 	nMAS := min(len(mas), int(math.Round(float64(n)*52/66)))
 	if nMAS+len(others) < n {
@@ -170,9 +174,10 @@ func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 }
 
 // factTime is when the supplier's phones first make the rule's fact true: five facilities
-// new to one TAC within 7 days (TAC_SPREAD); five devices of one serial block at five
-// facilities within 7 days (BATCH_RANGE, which then holds for its 5 devices at 3 facilities
-// as well); one TAC at two facilities within 7 days (NEW_TAC_NATIONAL).
+// new to one TAC on ten devices within 7 days (TAC_SPREAD); five devices of one serial block
+// at five facilities within 7 days (BATCH_RANGE, which then holds for 5 devices at 3
+// facilities within 14 days as well); one TAC at two facilities within 7 days
+// (NEW_TAC_NATIONAL).
 func factTime(sights []seen, rule string) time.Time {
 	slices.SortStableFunc(sights, func(a, b seen) int { return a.at.Compare(b.at) })
 	var best time.Time
@@ -184,19 +189,22 @@ func factTime(sights []seen, rule string) time.Time {
 		}
 		groups[key] = append(groups[key], s)
 	}
-	need := 5
-	if rule == RuleNewTACNational {
-		need = 2
+	facilities, devices := 5, 5
+	switch rule {
+	case RuleTACSpread:
+		devices = 10
+	case RuleNewTACNational:
+		facilities, devices = 2, 2
 	}
 	for _, ss := range groups {
 		for i := range ss {
 			facs := map[*world.Facility]bool{}
-			devices := 0
+			n := 0
 			for j := i; j >= 0 && ss[i].at.Sub(ss[j].at) <= 7*day; j-- {
 				facs[ss[j].fac] = true
-				devices++
+				n++
 			}
-			if len(facs) >= need && devices >= need {
+			if len(facs) >= facilities && n >= devices {
 				if best.IsZero() || ss[i].at.Before(best) {
 					best = ss[i].at
 				}
