@@ -92,6 +92,12 @@ topics: ## create or align the Kafka topics of schemas/kafka/topics.yaml on the 
 test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events (needs make up)
 	@set -a; . .state/env; set +a; cd services/writer && WRITER_KILLS=10 GOWORK=off go test -count=1 -timeout 30m -run TestSurvivesSIGKILL -v ./cmd/writer
 
+.PHONY: test-faults
+test-faults: ## the whole fault-injection suite (needs make up; about 25 min): its table goes to docs/faults.md
+	@set -a; . .state/env; set +a; cd services/simulator && status=0; \
+	  VIGIE_FAULTS=full VIGIE_FAULTS_DOC=$(CURDIR)/docs/faults.md GOWORK=off go test -count=1 -timeout 45m -parallel 8 -run '^TestFaultSuite$$' ./e2e/ || status=$$?; \
+	  sed -n '/fault suite table: begin/,/fault suite table: end/p' $(CURDIR)/docs/faults.md; exit $$status
+
 .PHONY: bench-writer
 bench-writer: ## writer throughput and latency at 20,000 events/s (needs make up)
 	@set -a; . .state/env; set +a; cd services/writer && GOWORK=off go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./cmd/writer

@@ -4,9 +4,7 @@ package e2e
 // KAFKA_INSTANCE), never the shared one other tests use.
 
 import (
-	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,15 +18,18 @@ import (
 )
 
 // kafkaSh runs deploy/local/kafka.sh with args and extra environment.
-func kafkaSh(env []string, args ...string) error {
+func kafkaSh(env []string, args ...string) error { return localSh("kafka.sh", env, args...) }
+
+// localSh runs the script of deploy/local with args and extra environment.
+func localSh(script string, env []string, args ...string) error {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(root, "deploy/local/kafka.sh"), args...)
+	cmd := exec.Command(filepath.Join(root, "deploy/local", script), args...)
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kafka.sh %s: %w: %s", strings.Join(args, " "), err, out)
+		return fmt.Errorf("%s %s: %w: %s", script, strings.Join(args, " "), err, out)
 	}
 	return nil
 }
@@ -50,9 +51,7 @@ func startOwnBroker(t *testing.T) *ownBroker {
 func startOwnBrokerEnv(t *testing.T, env ...string) *ownBroker {
 	t.Helper()
 	port := freePortPair(t)
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
-	instance := fmt.Sprintf("e2e-%d-%x", os.Getpid(), rnd)
+	instance := instanceName("e2e")
 	root, err := testenv.RepoRoot()
 	require.NoError(t, err)
 	b := &ownBroker{
@@ -74,17 +73,5 @@ func startOwnBrokerEnv(t *testing.T, env ...string) *ownBroker {
 // freePortPair returns a port p such that p and p+1 (the controller's) are free now.
 func freePortPair(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no two free consecutive ports")
-	return 0
+	return freePorts(t, 0, 1)
 }

@@ -157,38 +157,52 @@ func (tr *tracker) post(ctx context.Context, b []event.Detector, retry bool) {
 		body.Write(data)
 		body.WriteByte('\n')
 	}
+	tr.postBody(ctx, b, body.Bytes(), "", retry)
+}
+
+// postBody sends body, the batch b encoded (Content-Encoding encoding when not empty), with
+// retries when asked, records the answer and returns the status of every attempt.
+func (tr *tracker) postBody(ctx context.Context, b []event.Detector, body []byte, encoding string, retry bool) (statuses []int) {
 	backoff := 100 * time.Millisecond
 	for {
-		status, answer, wait := tr.try(ctx, b[0].SensorID, body.Bytes())
+		status, answer, wait := tr.tryEncoded(ctx, b[0].SensorID, body, encoding)
+		statuses = append(statuses, status)
 		tr.mu.Lock()
 		tr.statuses[status]++
 		tr.mu.Unlock()
 		switch {
 		case status == http.StatusOK:
 			tr.record200(b, answer)
-			return
+			return statuses
 		case status >= 400 && status < 500 && status != http.StatusTooManyRequests:
 			tr.record4xx(b, status, answer)
-			return
+			return statuses
 		case !retry || ctx.Err() != nil:
-			return
+			return statuses
 		}
 		d := max(wait, time.Duration(rand.Int64N(int64(backoff))))
 		backoff = min(2*backoff, 2*time.Second)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			return
+			return statuses
 		}
 	}
 }
 
 func (tr *tracker) try(ctx context.Context, sensor string, body []byte) (status int, answer []byte, wait time.Duration) {
+	return tr.tryEncoded(ctx, sensor, body, "")
+}
+
+func (tr *tracker) tryEncoded(ctx context.Context, sensor string, body []byte, encoding string) (status int, answer []byte, wait time.Duration) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tr.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, 0
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
 	req.Header.Set("Authorization", "Bearer "+tr.tokens[sensor])
 	resp, err := tr.client.Do(req)
 	if err != nil {
