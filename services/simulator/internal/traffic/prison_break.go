@@ -86,9 +86,11 @@ func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 	}
 	lastArrival := s.operation.Add(-30 * time.Hour)
 	for k, f := range fs {
-		s.infected = append(s.infected, g.visitTime(f, from.Add(time.Duration(float64(to.Sub(from))*float64(k)/float64(n))), rng))
+		at := g.visitTime(f, from.Add(time.Duration(float64(to.Sub(from))*float64(k)/float64(n))), rng)
+		// In a short period the next visiting day may come too late: the day before the search.
+		s.infected = append(s.infected, minTime(at, s.operation.Add(-20*time.Hour)))
 	}
-	if !s.infected[n-1].Before(s.operation.Add(-3 * time.Hour)) {
+	if !from.Before(s.operation.Add(-20 * time.Hour)) {
 		return errors.New("the period is too short for the spread and the search")
 	}
 
