@@ -38,6 +38,9 @@ func scenarioEvents(t *testing.T, seed uint64) ([]event.Enriched, []scenario.Exp
 	g := scenario.New(ref, seed, "e2e")
 	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-31 * 24 * time.Hour)
 	es, _ := g.Background(t0, 30, 8, 8, 4)
+	for i := 0; i < 8; i++ { // the facilities report since 40 days before (DRONE_THEN_NEW_DEVICE needs 30)
+		es = append(es, g.FeedStart(g.Facility(i), t0.Add(-40*24*time.Hour)))
+	}
 	day := func(d, h int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
 	var want []scenario.Expect
 	for _, p := range []scenario.Planted{

@@ -88,6 +88,25 @@ func (c *compiler) compile(f *ruleFile) *Rule {
 	if f.Source != "" {
 		r.Source = Sources[f.Source]
 	}
+	if f.Baseline.New != "" {
+		r.Growth = &Growth{Factor: 0}
+		if f.Baseline.Growth != nil {
+			r.Growth.Factor = *f.Baseline.Growth
+		}
+		c.field("baseline.new", f.Baseline.New)
+		for i, g := range f.Baseline.GrowthOf {
+			r.Growth.Of = append(r.Growth.Of, c.field(fmt.Sprintf("baseline.growth_of[%d]", i), g))
+		}
+		if len(r.Growth.Of) == 0 {
+			r.Growth.Of = r.GroupBy
+		}
+	} else if f.Baseline.Growth != nil || len(f.Baseline.GrowthOf) > 0 {
+		c.errorf("baseline", "growth and growth_of need new: facility_id (what is new to the group)")
+	}
+	if f.NeedsHistory != nil {
+		d := c.duration("needs_history", *f.NeedsHistory)
+		r.NeedsHistory = &d
+	}
 	c.checkType(r)
 	c.checkMode(r)
 	return r
@@ -110,6 +129,10 @@ func (c *compiler) step(path string, s *stepYAML) Step {
 			Field:   c.field(path+".new_term.field", s.NewTerm.Field),
 			History: c.duration(path+".new_term.history", s.NewTerm.History),
 			Source:  src,
+			Min:     max(s.NewTerm.Min, 1),
+		}
+		if b := s.NewTerm.Baseline; b != nil {
+			st.NewTerm.Baseline = &NewTermBaseline{Window: c.duration(path+".new_term.baseline.window", b.Window), Stddevs: b.Stddevs}
 		}
 	}
 	return st
@@ -145,6 +168,52 @@ func (c *compiler) checkType(r *Rule) {
 	if r.Type != ValueCount && r.Type != NewTerm && len(r.Distinct) > 0 {
 		c.errorf("distinct", "applies to value_count and new_term rules only")
 	}
+	c.checkBaseline(r)
+	if r.First.NewTerm != nil {
+		c.errorf("first.new_term", "only the then step of a sequence can ask for a new value")
+	}
+	if nt := r.Then.NewTerm; nt != nil && nt.Baseline != nil {
+		if nt.Baseline.Window <= 0 || nt.Baseline.Window >= nt.History {
+			c.errorf("then.new_term.baseline.window", "must be positive and shorter than history %s (each usual new value needs history before it)", FormatDuration(nt.History))
+		}
+		if nt.Baseline.Window%r.Window != 0 {
+			c.errorf("then.new_term.baseline.window", "must be a multiple of window %s (the usual count is per window)", FormatDuration(r.Window))
+		}
+	}
+	if r.NeedsHistory != nil && *r.NeedsHistory < 0 {
+		c.errorf("needs_history", "must not be negative")
+	}
+}
+
+// checkBaseline enforces which baseline keys each type reads: baseline_threshold compares
+// bucket counts (same_hour_of_day, min_stddev), value_count compares new facilities with
+// the group's footprint (new, growth, growth_of).
+func (c *compiler) checkBaseline(r *Rule) {
+	switch {
+	case r.Growth != nil && r.Type != ValueCount:
+		c.errorf("baseline.new", "applies to value_count rules only (baseline_threshold compares counts with their baseline)")
+	case r.Type == ValueCount && r.BaselineWindow > 0 && r.Growth == nil:
+		c.errorf("baseline", "a value_count baseline needs new: facility_id (what is new to the group)")
+	case r.Type != BaselineThreshold && (r.SameHourOfDay || r.MinStddev != 0):
+		c.errorf("baseline", "same_hour_of_day and min_stddev apply to baseline_threshold rules only")
+	}
+	if r.Growth == nil {
+		return
+	}
+	if r.BaselineWindow <= 0 {
+		c.errorf("baseline.window", "must be positive")
+	}
+	if r.Growth.Factor < 0 {
+		c.errorf("baseline.growth", "must not be negative")
+	}
+	if containsField(r.GroupBy, "facility_id") {
+		c.errorf("group_by", "a group of one facility has no new facilities: leave facility_id out of group_by")
+	}
+	for i, g := range r.Growth.Of {
+		if !containsField(r.GroupBy, g.Name) && g.Name != "" {
+			c.errorf(fmt.Sprintf("baseline.growth_of[%d]", i), "%s is not in group_by: the footprint is of the group or of a coarser key", g.Name)
+		}
+	}
 }
 
 // checkMode enforces what each evaluation mode can compute.
@@ -173,6 +242,12 @@ func (c *compiler) checkStreaming(r *Rule) {
 	}
 	if r.First.ActiveBefore != nil {
 		c.errorf("first.active_before", "active_before needs other devices' history: use mode scheduled")
+	}
+	if r.Growth != nil {
+		c.errorf("baseline", "a baseline needs the history in ClickHouse: use mode scheduled")
+	}
+	if r.NeedsHistory != nil {
+		c.errorf("needs_history", "applies to scheduled rules (a streaming rule makes no claim about history)")
 	}
 	if r.UpdateEvery == 0 {
 		r.UpdateEvery = r.Window
@@ -203,7 +278,7 @@ func (c *compiler) checkScheduled(r *Rule) {
 		for _, d := range []struct {
 			path string
 			v    time.Duration
-		}{{"window", r.Window}, {"history", r.History}, {"schedule.every", r.Every}} {
+		}{{"window", r.Window}, {"history", r.History}, {"schedule.every", r.Every}, {"baseline.window", r.BaselineWindow}} {
 			if d.v%Day != 0 {
 				c.errorf(d.path, "%s reads %s, a daily rollup: use whole days", r.ID, r.Source.Name)
 			}
@@ -220,9 +295,33 @@ func (c *compiler) checkScheduled(r *Rule) {
 			(nt.Field.Name != "device_id" || len(r.GroupBy) != 1 || r.GroupBy[0].Name != "facility_id") {
 			c.errorf("then.new_term.source", "device_presence_per_day answers new device_id per facility_id only")
 		}
+		if nt := r.Then.NewTerm; nt != nil && nt.Baseline != nil && (nt.Source == nil || nt.Source.Name != "device_presence_per_day") {
+			c.errorf("then.new_term.baseline", "a new_term baseline reads device_presence_per_day (source: device_presence_per_day)")
+		}
 	}
 	if r.Type == BaselineThreshold && r.Every != r.Bucket {
 		c.errorf("schedule.every", "must equal bucket (each bucket is evaluated once)")
+	}
+	c.checkCoverage(r)
+}
+
+// checkCoverage: a rule whose claims need history counts only the facilities that history
+// covers, so it reads a table with facility_id; so does one that counts new facilities.
+func (c *compiler) checkCoverage(r *Rule) {
+	src := r.Source
+	if r.Type == Sequence {
+		src = Sources["detections"]
+	}
+	if _, ok := src.Columns["facility_id"]; ok {
+		return
+	}
+	if r.Growth != nil {
+		c.errorf("baseline.new", "table %s has no facility_id, so it cannot tell new facilities: read a per-facility table", src.Name)
+		return
+	}
+	if need, why := r.Needs(); need > 0 {
+		c.errorf("source", "%s needs %s of history (%s), and table %s has no facility_id to count only the facilities that history covers: read a per-facility table, or set needs_history: 0s",
+			r.ID, FormatDuration(need), why, src.Name)
 	}
 }
 

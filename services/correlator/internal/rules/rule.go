@@ -70,12 +70,18 @@ type Rule struct {
 	MinDistanceKm float64
 
 	Bucket         time.Duration // baseline_threshold
-	BaselineWindow time.Duration
+	BaselineWindow time.Duration // baseline_threshold, and value_count with Growth
 	SameHourOfDay  bool
 	MinStddev      float64
 	Stddevs        float64
 	MinCount       int
 	MinGroups      int
+
+	// Growth makes a value_count rule count only what is new to its group: see Growth.
+	Growth *Growth
+
+	// NeedsHistory, when set, overrides the history the rule's claims need (Needs).
+	NeedsHistory *time.Duration
 
 	Every    time.Duration // scheduled
 	Lateness time.Duration
@@ -107,11 +113,46 @@ type ActiveBefore struct {
 }
 
 // NewTermStep restricts a sequence step to events bringing a value of Field new to the
-// group over History, looked up in Source.
+// group over History, looked up in Source. With Min, a finding needs at least Min such
+// values; with a Baseline, more than the group usually gets.
 type NewTermStep struct {
-	Field   Field
-	History time.Duration
-	Source  *Source
+	Field    Field
+	History  time.Duration
+	Source   *Source
+	Min      int
+	Baseline *NewTermBaseline
+}
+
+// NewTermBaseline is what is usual for a new_term step: the group's new values per rule
+// window over Window before the step (each value counted at its first appearance within
+// the step's history). A finding needs more than mean + Stddevs·√mean of them (a Poisson
+// count's spread).
+type NewTermBaseline struct {
+	Window  time.Duration
+	Stddevs float64
+}
+
+// Growth is a value_count rule's baseline (DOMAIN: "is this unusual?"): of the group's rows
+// within the window, only those at facilities where the group was not seen during the
+// BaselineWindow before the window count, and only at facilities covered for the rule's
+// need; and there must be at least Factor times as many such new facilities as the Of key
+// (the group itself, or a coarser key such as the TAC of a serial block) was seen at during
+// the baseline. A model that is everywhere all the time, or grows at its usual pace, stays
+// quiet; one that jumps to many new facilities does not.
+type Growth struct {
+	Factor float64
+	Of     []Field
+}
+
+// MinNew is the least number of new facilities a finding has: the facility_id distinct
+// condition, else 1.
+func (r *Rule) MinNew() int {
+	for _, d := range r.Distinct {
+		if d.Field.Name == "facility_id" {
+			return d.Min
+		}
+	}
+	return 1
 }
 
 // Horizon is how long a streaming rule needs to remember an event: its window, or for a

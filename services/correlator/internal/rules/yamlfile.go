@@ -35,14 +35,18 @@ type ruleFile struct {
 	MinDistanceKm float64   `yaml:"min_distance_km"`
 	Bucket        string    `yaml:"bucket"`
 	Baseline      struct {
-		Window        string  `yaml:"window"`
-		SameHourOfDay bool    `yaml:"same_hour_of_day"`
-		MinStddev     float64 `yaml:"min_stddev"`
+		Window        string   `yaml:"window"`
+		SameHourOfDay bool     `yaml:"same_hour_of_day"`
+		MinStddev     float64  `yaml:"min_stddev"`
+		New           string   `yaml:"new"`
+		Growth        *float64 `yaml:"growth"`
+		GrowthOf      []string `yaml:"growth_of"`
 	} `yaml:"baseline"`
-	Stddevs   float64 `yaml:"stddevs"`
-	MinCount  int     `yaml:"min_count"`
-	MinGroups int     `yaml:"min_groups"`
-	Schedule  struct {
+	NeedsHistory *string `yaml:"needs_history"`
+	Stddevs      float64 `yaml:"stddevs"`
+	MinCount     int     `yaml:"min_count"`
+	MinGroups    int     `yaml:"min_groups"`
+	Schedule     struct {
 		Every    string `yaml:"every"`
 		Lateness string `yaml:"lateness"`
 	} `yaml:"schedule"`
@@ -59,9 +63,14 @@ type stepYAML struct {
 		Where  map[string]any `yaml:"where"`
 	} `yaml:"active_before"`
 	NewTerm *struct {
-		Field   string `yaml:"field"`
-		History string `yaml:"history"`
-		Source  string `yaml:"source"`
+		Field    string `yaml:"field"`
+		History  string `yaml:"history"`
+		Source   string `yaml:"source"`
+		Min      int    `yaml:"min"`
+		Baseline *struct {
+			Window  string  `yaml:"window"`
+			Stddevs float64 `yaml:"stddevs"`
+		} `yaml:"baseline"`
 	} `yaml:"new_term"`
 }
 

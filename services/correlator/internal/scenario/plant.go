@@ -97,25 +97,28 @@ func (g *Gen) SharedSIM(f *reference.Facility, t time.Time) Planted {
 	return p
 }
 
-// TACSpread: 12 devices of one rare model over 6 facilities within 12 days. history is a
-// time before the 180-day NEW_TAC_NATIONAL horizon where the model was once seen, so that it
+// TACSpread: 12 devices of one rare model over the facilities fs (6 or more: new to the
+// model) within 6 days, one every 12 hours. history is a time within NEW_TAC_NATIONAL's 180
+// days before t where the model was once seen (outside TAC_SPREAD's baseline), so that it
 // is not also a new model.
 func (g *Gen) TACSpread(tac string, fs []*reference.Facility, t, history time.Time) Planted {
 	var p Planted
 	for i := 0; i < 12; i++ {
 		f := fs[i%len(fs)]
-		p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), f, t.Add(time.Duration(i)*24*time.Hour)))
+		p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), f, t.Add(time.Duration(i)*12*time.Hour)))
 	}
 	p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), fs[0], history))
 	p.Expect = []Expect{{Rule: "TAC_SPREAD", GroupKey: tac, Facilities: ids(fs...)}}
 	return p
 }
 
-// BatchRange: 6 devices of one model from one serial block at 3 facilities within 30 days.
+// BatchRange: 6 devices of one rare model from one serial block at 3 facilities within 10
+// days (one every 2 days). history is a time before BATCH_RANGE's baseline where the model
+// was once seen (not a new model either).
 func (g *Gen) BatchRange(tac, block string, fs []*reference.Facility, t, history time.Time) Planted {
 	var p Planted
 	for i := 0; i < 6; i++ {
-		p.add(g.Radio(event.KindCallAttempt, g.NewDeviceInBlock(tac, block), fs[i%3], t.Add(time.Duration(i)*5*24*time.Hour)))
+		p.add(g.Radio(event.KindCallAttempt, g.NewDeviceInBlock(tac, block), fs[i%3], t.Add(time.Duration(i)*2*24*time.Hour)))
 	}
 	p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), fs[0], history))
 	p.Expect = []Expect{{Rule: "BATCH_RANGE", GroupKey: fmt.Sprintf("tac=%s,imei_serial_prefix=%s", tac, block), Facilities: ids(fs[:3]...)}}
@@ -130,10 +133,14 @@ func (g *Gen) NewTAC(tac string, a, b *reference.Facility, t time.Time) Planted 
 	return p
 }
 
-// DroneThenNewDevice: a drone at f, then two hours later a device f has never seen.
+// DroneThenNewDevice: a drone at f, then from two hours later three devices f has never
+// seen, in its cell blocks, 20 minutes apart.
 func (g *Gen) DroneThenNewDevice(f *reference.Facility, t time.Time) Planted {
 	var p Planted
-	p.add(g.Drone(f, t), g.Radio(event.KindMASAttach, g.NewDevice(CommonTACs[0]), f, t.Add(2*time.Hour)))
+	p.add(g.Drone(f, t))
+	for i := 0; i < 3; i++ {
+		p.add(g.Radio(event.KindMASAttach, g.NewDevice(CommonTACs[i]), f, t.Add(2*time.Hour+time.Duration(i)*20*time.Minute)))
+	}
 	p.Expect = []Expect{{Rule: "DRONE_THEN_NEW_DEVICE", GroupKey: f.ID, Facilities: ids(f)}}
 	return p
 }

@@ -1,7 +1,10 @@
 // Package scenario generates enriched detections for the correlator's tests and benchmarks:
-// a realistic background of ordinary activity (phones that stay in their prison, with their
-// own SIM, of common models; calls at a steady rate; the odd drone and empty search) and
-// planted patterns, one per shipped rule, each with the alert it must raise.
+// a background of ordinary activity (phones that stay in their prison, with their own SIM,
+// of common models; calls at a steady rate; the odd drone and empty search) and planted
+// patterns, one per shipped rule, each with the alert it must raise. No rule lists the
+// background's models: the rules learn them as usual from the data (a model at every
+// facility every day is never new anywhere). FeedStart says since when a facility reports,
+// for the rules whose claims need history.
 package scenario
 
 import (
@@ -15,7 +18,8 @@ import (
 	schemaref "github.com/vigie/vigie/schemas/reference"
 )
 
-// CommonTACs are allow-listed in TAC_SPREAD and BATCH_RANGE (schemas/rules).
+// CommonTACs are the background's popular models, at every facility of a background every
+// day. No rule lists them: TAC_SPREAD and BATCH_RANGE learn that they are usual.
 var CommonTACs = []string{"35104463", "35067889", "35292511", "35657310"}
 
 // Expect is an alert a scenario must raise.
@@ -110,6 +114,17 @@ func (g *Gen) Radio(kind event.Kind, d Device, f *reference.Facility, t time.Tim
 	e.KeyVersion = "k1"
 	e.IMEIPseudo, e.TAC, e.IMEISerialPrefix = d.IMEI, d.TAC, d.Serial
 	e.IMSIPseudo, e.MCC, e.MNC = d.IMSI, "208", "15"
+	e.Enrichment.DeviceKey = e.Raw.DeviceKey()
+	return e
+}
+
+// FeedStart is an RF burst (no phone identity, no model) at f at t: the facility's first
+// event, so that its feed exists since t (facility_coverage) for the rules whose claims
+// need history, without anything a rule counts.
+func (g *Gen) FeedStart(f *reference.Facility, t time.Time) event.Enriched {
+	e := g.base(event.KindRFBurst, f, t)
+	e.SensorID = f.ID + ".rf-001"
+	e.SensorType = "rf_detector"
 	e.Enrichment.DeviceKey = e.Raw.DeviceKey()
 	return e
 }

@@ -36,9 +36,19 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 			firstErr = fmt.Errorf("rule %s: %w", r.ID, err)
 		}
 	}
+	var cov coverage
+	covErr := s.retry(ctx, "", func(ctx context.Context) error {
+		var err error
+		cov, err = s.readCoverage(ctx)
+		return err
+	})
 	var cs []*catchUp
 	for _, r := range s.Rules() {
-		c, err := s.plan(ctx, r, clock)
+		if need, _ := r.Needs(); need > 0 && covErr != nil {
+			fail(r, covErr) // its steps wait for the coverage; the other rules go on
+			continue
+		}
+		c, err := s.plan(ctx, r, clock, cov)
 		if err != nil {
 			fail(r, err)
 			continue
@@ -66,6 +76,9 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		if err := s.saveWatermark(ctx, c, 0); err != nil {
 			fail(c.rule, err)
 		}
+		if covErr == nil && !c.saved.IsZero() {
+			s.reportCoverage(c.rule, cov, c.saved)
+		}
 	}
 	return total, firstErr
 }
@@ -90,8 +103,11 @@ func (c *catchUp) covered() time.Time {
 }
 
 // plan reads r's watermark and lists the steps to evaluate up to clock - lateness: the
-// steps the pre-check keeps or, without a pre-check, the next MaxStepsPerTick steps.
-func (s *Scheduler) plan(ctx context.Context, r *rules.Rule, clock time.Time) (*catchUp, error) {
+// steps the pre-check keeps or, without a pre-check, the next MaxStepsPerTick steps. The
+// steps that end before any facility's data covers the history r needs are skipped: they
+// can hold no claim (the watermark moves over them; data arriving later that shows an
+// older feed does not bring them back, as for any late data).
+func (s *Scheduler) plan(ctx context.Context, r *rules.Rule, clock time.Time, cov coverage) (*catchUp, error) {
 	var wm time.Time
 	err := s.retry(ctx, r.ID, func(ctx context.Context) error {
 		var err error
@@ -112,6 +128,17 @@ func (s *Scheduler) plan(ctx context.Context, r *rules.Rule, clock time.Time) (*
 		return c, nil
 	}
 	c.until = wm.Add(time.Duration(n) * r.Every)
+	if need, _ := r.Needs(); need > 0 {
+		first, ok := cov.from(need, r.Every)
+		if !ok || first.After(c.until) {
+			c.done = true // warming up: no step up to the clock can hold a claim
+			return c, nil
+		}
+		if first.Add(-r.Every).After(wm) {
+			wm = first.Add(-r.Every)
+			n = int(limit.Sub(wm) / r.Every)
+		}
+	}
 	if s.skip {
 		steps, ok, err := s.candidates(ctx, r, wm, c.until)
 		switch {

@@ -84,7 +84,9 @@ func TestSkippingGivesTheAlertsOfSteppingEveryWindow(t *testing.T) {
 	last := edge.Add(-time.Millisecond)            // the last instant of the step ending at edge
 	es = append(es,
 		g.Drone(g.Facility(7), edge), g.Radio(event.KindMASAttach, g.NewDevice(scenario.CommonTACs[0]), g.Facility(7), edge.Add(6*time.Hour)),
+		g.Radio(event.KindMASAttach, g.NewDevice(scenario.CommonTACs[1]), g.Facility(7), edge.Add(6*time.Hour)),
 		g.Drone(g.Facility(8), last), g.Radio(event.KindMASAttach, g.NewDevice(scenario.CommonTACs[0]), g.Facility(8), last.Add(6*time.Hour)),
+		g.Radio(event.KindMASAttach, g.NewDevice(scenario.CommonTACs[1]), g.Facility(8), last.Add(5*time.Hour)),
 	)
 	scenario.SortByTime(es)
 

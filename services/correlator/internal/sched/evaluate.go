@@ -3,6 +3,7 @@ package sched
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,10 @@ type result struct {
 	evidence    []string
 	// evidenceDays are the days holding the group's earliest events (daily rollups).
 	evidenceDays []time.Time
+	// baseline is a growth rule's footprint: the facilities its growth_of key was seen
+	// at during the baseline; usual is a new_term baseline's mean per window.
+	baseline uint64
+	usual    float64
 }
 
 // Evaluate computes the findings of r for the step ending at end and turns them into the
@@ -58,10 +63,17 @@ func (s *Scheduler) Evaluate(ctx context.Context, r *rules.Rule, end time.Time) 
 			"group_key": res.key, "facilities": strings.Join(res.facilities, ", "), "facility_count": strconv.Itoa(len(res.facilities)),
 			"count": strconv.FormatUint(res.n, 10), "first": res.first.Format(event.TimeLayout), "last": res.last.Format(event.TimeLayout),
 			"window": rules.FormatDuration(r.Window), "history": rules.FormatDuration(r.History),
+			"baseline": rules.FormatDuration(r.BaselineWindow), "baseline_count": strconv.FormatUint(res.baseline, 10),
+		}
+		if nt := r.Then.NewTerm; nt != nil && nt.Baseline != nil {
+			vals["usual"] = strconv.FormatFloat(res.usual, 'f', 1, 64) + " per " + rules.FormatDuration(r.Window)
 		}
 		for i, g := range r.GroupBy {
 			if i < len(res.values) {
 				vals[g.Name] = res.values[i]
+				if g.Name == "tac" {
+					vals["model"] = s.modelName(res.values[i])
+				}
 			}
 		}
 		for i, d := range r.Distinct {
@@ -102,7 +114,27 @@ func (s *Scheduler) Evaluate(ctx context.Context, r *rules.Rule, end time.Time) 
 }
 
 func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time) ([]result, error) {
-	rows, err := s.conn.Query(ctx, aggregateQuery(s.db, r, end))
+	var out []result
+	var err error
+	if r.Growth != nil {
+		out, err = s.growth(ctx, r, end)
+	} else {
+		out, err = s.aggregateRows(ctx, r, aggregateQuery(s.db, r, end, ""))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Source.Name != "detections" && len(out) > 0 {
+		if err := s.groupsEvidence(ctx, r, out, end.Add(-r.Window), end); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// aggregateRows runs an aggregate query (aggregateQuery) and reads its groups.
+func (s *Scheduler) aggregateRows(ctx context.Context, r *rules.Rule, q string) ([]result, error) {
+	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", r.ID, err)
 	}
@@ -128,11 +160,6 @@ func (s *Scheduler) aggregate(ctx context.Context, r *rules.Rule, end time.Time)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.ID, err)
 	}
-	if r.Source.Name != "detections" && len(out) > 0 {
-		if err := s.groupsEvidence(ctx, r, out, end.Add(-r.Window), end); err != nil {
-			return nil, err
-		}
-	}
 	return out, nil
 }
 
@@ -153,7 +180,49 @@ func (s *Scheduler) sequence(ctx context.Context, r *rules.Rule, end time.Time) 
 		res.first, res.last = res.first.UTC(), res.last.UTC()
 		out = append(out, res)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.ID, err)
+	}
+	if nt := r.Then.NewTerm; nt != nil && nt.Baseline != nil && len(out) > 0 {
+		return s.aboveUsual(ctx, r, end, out)
+	}
+	return out, nil
+}
+
+// aboveUsual keeps the findings of a sequence whose new values are more than their group
+// usually gets: n > mean + stddevs·√mean, mean its new values per window over the
+// baseline (usualQuery; a Poisson count's spread).
+func (s *Scheduler) aboveUsual(ctx context.Context, r *rules.Rule, end time.Time, found []result) ([]result, error) {
+	groups := make([]string, len(found))
+	for i, res := range found {
+		groups[i] = res.key
+	}
+	rows, err := s.conn.Query(ctx, usualQuery(s.db, r, end, groups))
+	if err != nil {
+		return nil, fmt.Errorf("query the baseline of %s: %w", r.ID, err)
+	}
+	defer rows.Close()
+	counts := map[string]uint64{}
+	for rows.Next() {
+		var g string
+		var c uint64
+		if err := rows.Scan(&g, &c); err != nil {
+			return nil, fmt.Errorf("scan the baseline of %s: %w", r.ID, err)
+		}
+		counts[g] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the baseline of %s: %w", r.ID, err)
+	}
+	b := r.Then.NewTerm.Baseline
+	out := found[:0]
+	for _, res := range found {
+		res.usual = float64(counts[res.key]) * float64(r.Window) / float64(b.Window)
+		if float64(res.n) > res.usual+b.Stddevs*math.Sqrt(res.usual) {
+			out = append(out, res)
+		}
+	}
+	return out, nil
 }
 
 func (s *Scheduler) baseline(ctx context.Context, r *rules.Rule, end time.Time) ([]result, error) {

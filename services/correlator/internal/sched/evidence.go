@@ -45,6 +45,9 @@ func (s *Scheduler) evidenceBatch(ctx context.Context, r *rules.Rule, out []resu
 	for i := range out {
 		res := &out[i]
 		groups[i] = evidenceGroup{values: res.values, days: res.evidenceDays}
+		if r.Growth != nil {
+			groups[i].facilities = res.facilities
+		}
 		byKey[res.key] = res
 		for _, f := range res.facilities {
 			if !seen[f] {
@@ -58,7 +61,7 @@ func (s *Scheduler) evidenceBatch(ctx context.Context, r *rules.Rule, out []resu
 		} else {
 			latest = to
 		}
-		tuples += len(res.evidenceDays)
+		tuples += max(len(groups[i].facilities), 1) * len(res.evidenceDays)
 	}
 	byDay := r.Source.CountByDay != "" && tuples <= s.evidenceTuples
 	if r.Source.Facilities == "" {

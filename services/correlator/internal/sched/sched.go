@@ -12,6 +12,7 @@ package sched
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/services/correlator/internal/alert"
 	"github.com/vigie/vigie/services/correlator/internal/clock"
@@ -90,6 +92,13 @@ type Scheduler struct {
 	// clock is the event clock last read (ms; it never moves back); now reads wall time.
 	clock atomic.Int64
 	now   func() time.Time
+
+	// ref names phone models in explanations (SetReference).
+	ref atomic.Pointer[reference.Snapshot]
+
+	// warm is each rule's warm-up as last reported (reportCoverage).
+	warmMu sync.Mutex
+	warm   map[string]warmUp
 }
 
 type metrics struct {
@@ -102,6 +111,8 @@ type metrics struct {
 	clock       prometheus.Gauge
 	sources     prometheus.Gauge
 	discarded   *prometheus.CounterVec
+	warmingUp   *prometheus.GaugeVec
+	covered     *prometheus.GaugeVec
 }
 
 // New returns a scheduler for the scheduled rules among rs. Its metrics are named without
@@ -121,7 +132,12 @@ func New(cfg Config, conn driver.Conn, database string, rs []*rules.Rule, sink a
 			clock:       f.NewGauge(prometheus.GaugeOpts{Name: "event_clock_seconds", Help: "The scheduler's event-time clock: the watermark of the sensors' clocks in ClickHouse (Unix time)."}),
 			sources:     f.NewGauge(prometheus.GaugeOpts{Name: "event_clock_sources", Help: "Sensors whose clocks made the scheduler's event clock at its last reading (active and on time)."}),
 			discarded:   f.NewCounterVec(prometheus.CounterOpts{Name: "scheduled_watermarks_discarded_total", Help: "Persisted watermarks found beyond now + max_skew and discarded."}, []string{"rule"}),
+			warmingUp: f.NewGaugeVec(prometheus.GaugeOpts{Name: "rule_warming_up",
+				Help: "1 while no facility's data covers the history the scheduled rule's claims need (at its watermark), else 0."}, []string{"rule"}),
+			covered: f.NewGaugeVec(prometheus.GaugeOpts{Name: "rule_covered_facilities_ratio",
+				Help: "Share of the reporting facilities whose data covers the history the scheduled rule's claims need (at its watermark; 1 for a rule that needs none)."}, []string{"rule"}),
 		},
+		warm: map[string]warmUp{},
 	}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 	s.SetRules(rs)

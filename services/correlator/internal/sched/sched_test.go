@@ -19,22 +19,34 @@ import (
 	"github.com/vigie/vigie/services/correlator/internal/sched"
 )
 
-// plantScheduled returns a background of 35 days at 12 facilities and, when plant is set,
-// one planted pattern per scheduled rule ending near the last day, with the expected alerts.
+// plantScheduled returns a background of 35 days at 12 facilities whose feeds exist since
+// 200 days before it (every rule's history is covered) and, when plant is set, one planted
+// pattern per scheduled rule ending near the last day, with the expected alerts.
 func plantScheduled(t testing.TB, plant bool) ([]event.Enriched, []scenario.Expect, time.Time) {
+	return plantScheduledFeed(t, plant, 200)
+}
+
+// plantScheduledFeed is plantScheduled with the feeds starting feedDays before the
+// background (0: with it).
+func plantScheduledFeed(t testing.TB, plant bool, feedDays int) ([]event.Enriched, []scenario.Expect, time.Time) {
 	refs, err := scenario.DefaultReference()
 	require.NoError(t, err)
 	g := scenario.New(refs, 11, "s")
 	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-36 * 24 * time.Hour)
 	es, residents := g.Background(t0, 35, 12, 8, 6)
+	if feedDays > 0 {
+		for i := 0; i < 12; i++ {
+			es = append(es, g.FeedStart(g.Facility(i), t0.Add(-time.Duration(feedDays)*24*time.Hour)))
+		}
+	}
 	var want []scenario.Expect
 	if plant {
 		day := func(d int, h int) time.Time {
 			return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour)
 		}
 		ps := []scenario.Planted{
-			g.TACSpread("99000001", facilities(g, 0, 6), day(10, 12), day(-60, 12)),
-			g.BatchRange("99000002", "512", facilities(g, 6, 3), day(5, 12), day(-60, 12)),
+			g.TACSpread("99000001", facilities(g, 0, 6), day(28, 12), day(-60, 12)),
+			g.BatchRange("99000002", "512", facilities(g, 6, 3), day(20, 12), day(-60, 12)),
 			g.NewTAC("99000003", g.Facility(2), g.Facility(9), day(30, 12)),
 			g.SharedSIM(g.Facility(4), day(33, 12)),
 			g.DroneThenNewDevice(g.Facility(5), day(34, 12)),
@@ -111,10 +123,11 @@ func TestScheduledRulesFireOnPlantedPatterns(t *testing.T) {
 	})
 }
 
-// rulesAgreeAcrossSources checks that BATCH_RANGE finds the same on its national rollup
-// as on the per-facility one (facilities and evidence included), and that reading evidence
-// only on the days holding a finding's earliest events gives the ids a scan of the whole
-// window gives, with a bound small enough to cut the days.
+// rulesAgreeAcrossSources checks that a plain BATCH_RANGE (without its growth baseline)
+// finds the same on the national rollup as on the per-facility one (facilities and
+// evidence included), and that reading evidence only on the days holding a finding's
+// earliest events gives the ids a scan of the whole window gives (growth rules included:
+// only their new facilities' events), with a bound small enough to cut the days.
 func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Scheduler, end time.Time) {
 	byID := map[string]*rules.Rule{}
 	for _, r := range s.Rules() {
@@ -130,10 +143,19 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 		return &v
 	}
 	batch, spread := byID["BATCH_RANGE"], byID["TAC_SPREAD"]
-	require.Equal(t, "tac_block_national_per_day", batch.Source.Name)
-	// Every TAC of the background: many findings, so that batches of one are several.
+	require.Equal(t, "tac_block_per_day", batch.Source.Name)
+	require.NotNil(t, batch.Growth)
+	// The same counts without the baseline, over 60 days, as BATCH_RANGE was before issue 14.
+	plainBatch := *batch
+	plainBatch.Growth, plainBatch.BaselineWindow, plainBatch.Window = nil, 0, 60*rules.Day
+	// Every TAC of the background, without the baseline: many findings, so that batches of
+	// one are several.
 	everyTAC := *spread
+	everyTAC.Growth, everyTAC.BaselineWindow, everyTAC.Window = nil, 0, 30*rules.Day
 	everyTAC.Distinct = []rules.DistinctCount{{Field: rules.Fields["facility_id"], Min: 1}}
+	// BATCH_RANGE's plant is a finding 4 days before the end (its first device then leaves
+	// the window for the baseline).
+	batchEnd := end.Add(-4 * rules.Day)
 	defer s.SetEvidenceBatch(500, 2000)
 	for _, b := range []struct{ max, groups, tuples int }{
 		{batch.MaxEvidence, 500, 2000},
@@ -145,15 +167,16 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 		for _, c := range []struct {
 			name      string
 			got, want *rules.Rule
+			at        time.Time
 		}{
-			{"BATCH_RANGE national vs per facility", variant(batch, "tac_block_national_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
-			{"BATCH_RANGE per facility, evidence days", variant(batch, "tac_block_per_day", true, max), variant(batch, "tac_block_per_day", false, max)},
-			{"TAC_SPREAD evidence days", variant(spread, "tac_per_day", true, max), variant(spread, "tac_per_day", false, max)},
-			{"every TAC, evidence days", variant(&everyTAC, "tac_per_day", true, max), variant(&everyTAC, "tac_per_day", false, max)},
+			{"BATCH_RANGE without baseline, national vs per facility", variant(&plainBatch, "tac_block_national_per_day", true, max), variant(&plainBatch, "tac_block_per_day", false, max), end},
+			{"BATCH_RANGE per facility, evidence days", variant(batch, "tac_block_per_day", true, max), variant(batch, "tac_block_per_day", false, max), batchEnd},
+			{"TAC_SPREAD evidence days", variant(spread, "tac_per_day", true, max), variant(spread, "tac_per_day", false, max), end},
+			{"every TAC, evidence days", variant(&everyTAC, "tac_per_day", true, max), variant(&everyTAC, "tac_per_day", false, max), end},
 		} {
-			got, err := s.Findings(ctx, c.got, end)
+			got, err := s.Findings(ctx, c.got, c.at)
 			require.NoError(t, err)
-			want, err := s.Findings(ctx, c.want, end)
+			want, err := s.Findings(ctx, c.want, c.at)
 			require.NoError(t, err)
 			require.NotEmpty(t, want, c.name)
 			if c.got.Distinct[0].Min == 1 {

@@ -70,15 +70,55 @@ func evidenceDaysExpr(src *rules.Source, n int) string {
 		src.CountByDay, n)
 }
 
-// aggregateQuery is value_count and new_term: one row per group meeting the distinct
-// conditions. new_term adds the history before the window and requires it to be empty.
-func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
+// coveredCond is the condition that a row of src is at a facility whose data covers r's
+// need at the step ending at end (its first event at or before end - need:
+// facility_coverage, migration 0007), or "" when r needs no history.
+func coveredCond(db string, r *rules.Rule, src *rules.Source, end time.Time) string {
+	need, _ := r.Needs()
+	if need <= 0 {
+		return ""
+	}
+	return src.Columns["facility_id"] + " IN (" + coveredQuery(db, end.Add(-need)) + ")"
+}
+
+// coveredQuery lists the facilities whose first event is at or before since.
+func coveredQuery(db string, since time.Time) string {
+	return fmt.Sprintf("SELECT facility_id FROM `%s`.facility_coverage GROUP BY facility_id HAVING min(first_seen) <= %s", db, dt64(since))
+}
+
+// and joins the non-empty conditions with AND.
+func and(conds ...string) string {
+	var out []string
+	for _, c := range conds {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return "1"
+	}
+	return strings.Join(out, " AND ")
+}
+
+// aggregateQuery is value_count, new_term and event_count: one row per group meeting the
+// distinct conditions. new_term adds the history before the window and requires it to be
+// empty. Only rows at facilities covered for the rule's need count in the window; a
+// new_term's history counts at every facility (seen anywhere is not new). in, when not
+// empty, restricts the rows further (a growth rule's new (group, facility) pairs).
+func aggregateQuery(db string, r *rules.Rule, end time.Time, in string) string {
 	src := r.Source
 	sel, names, nonEmpty := groupCols(r, src)
 	start := end.Add(-r.Window)
 	from := start
+	covered := coveredCond(db, r, src, end)
+	if r.Growth != nil {
+		covered = "" // the new pairs are at covered facilities
+	}
 	if r.Type == rules.NewTerm {
 		from = start.Add(-r.History)
+		if covered != "" {
+			covered = fmt.Sprintf("(%s < %s OR %s)", src.Time, timeLit(src, start), covered)
+		}
 	}
 	var having []string
 	var distinct []string
@@ -92,9 +132,6 @@ func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
 	if r.Type == rules.NewTerm {
 		having = append(having, fmt.Sprintf("countIf(%s < %s) = 0", src.Time, timeLit(src, start)))
 	}
-	if len(having) == 0 {
-		having = append(having, "1")
-	}
 	cols := append(append([]string{}, sel...), distinct...)
 	cols = append(cols,
 		src.Count+" AS n",
@@ -103,19 +140,95 @@ func aggregateQuery(db string, r *rules.Rule, end time.Time) string {
 		facilitiesExpr(src)+" AS facilities",
 		evidenceExpr(src, r.MaxEvidence)+" AS evidence",
 		evidenceDaysExpr(src, r.MaxEvidence)+" AS evidence_days")
-	return fmt.Sprintf("SELECT %s\nFROM `%s`.%s\nWHERE %s AND %s AND %s\nGROUP BY %s\nHAVING %s\nORDER BY %s",
-		strings.Join(cols, ", "), db, src.Name, between(src, from, end), r.Where.SQL(src), nonEmpty,
-		strings.Join(names, ", "), strings.Join(having, " AND "), strings.Join(names, ", "))
+	return fmt.Sprintf("SELECT %s\nFROM `%s`.%s\nWHERE %s\nGROUP BY %s\nHAVING %s\nORDER BY %s",
+		strings.Join(cols, ", "), db, src.Name, and(between(src, from, end), r.Where.SQL(src), nonEmpty, covered, in),
+		strings.Join(names, ", "), and(having...), strings.Join(names, ", "))
+}
+
+// growthQuery is the first step of a value_count rule with a growth baseline: the groups
+// with at least MinNew facilities new to them in the window (first seen there after the
+// baseline window began, at facilities covered for the rule's need), at least
+// Growth.Factor times the facilities their footprint key (Growth.Of) was seen at during
+// the baseline. One row per group: its values, its new facilities (sorted) and its
+// footprint. It reads no aggregate state (only keys and days), so a quiet day costs one
+// scan of the keys; the devices of the few groups it returns are counted by aggregateQuery
+// restricted to their new pairs.
+func growthQuery(db string, r *rules.Rule, end time.Time) string {
+	src := r.Source
+	sel, names, nonEmpty := groupCols(r, src)
+	start := end.Add(-r.Window)
+	fcol := src.Columns["facility_id"]
+	isNew := fmt.Sprintf("first_t >= %s", timeLit(src, start))
+	if need, _ := r.Needs(); need > 0 {
+		isNew += " AND f IN (" + coveredQuery(db, end.Add(-need)) + ")"
+	}
+	pairs := fmt.Sprintf("SELECT %s, %s AS f, min(%s) AS first_t FROM `%s`.%s WHERE %s GROUP BY %s, f",
+		strings.Join(sel, ", "), fcol, src.Time, db, src.Name,
+		and(between(src, start.Add(-r.BaselineWindow), end), r.Where.SQL(src), nonEmpty), strings.Join(names, ", "))
+	newF := fmt.Sprintf("arraySort(groupArrayIf(toString(f), %s)) AS new_f", isNew)
+	base := fmt.Sprintf("uniqExactIf(f, first_t < %s) AS base_n", timeLit(src, start))
+	var of, on []string
+	for _, g := range r.Growth.Of {
+		for i, gb := range r.GroupBy {
+			if gb.Name == g.Name {
+				of = append(of, names[i])
+				on = append(on, fmt.Sprintf("p.%s = fp.%s", names[i], names[i]))
+			}
+		}
+	}
+	if len(of) == len(names) {
+		return fmt.Sprintf("WITH pairs AS (%s)\nSELECT %s, %s, %s FROM pairs GROUP BY %s\nHAVING length(new_f) >= %d AND length(new_f) >= %g * base_n\nORDER BY %s",
+			pairs, strings.Join(names, ", "), newF, base, strings.Join(names, ", "), r.MinNew(), r.Growth.Factor, strings.Join(names, ", "))
+	}
+	var pSel []string
+	for _, n := range names {
+		pSel = append(pSel, "p."+n+" AS "+n)
+	}
+	return fmt.Sprintf(`WITH pairs AS (%[1]s)
+SELECT %[2]s, p.new_f AS new_f, fp.base_n AS base_n FROM (
+  SELECT %[3]s, %[4]s FROM pairs GROUP BY %[3]s HAVING length(new_f) >= %[5]d
+) AS p INNER JOIN (
+  SELECT %[6]s, %[7]s FROM pairs GROUP BY %[6]s
+) AS fp ON %[8]s
+WHERE length(p.new_f) >= %[9]g * fp.base_n
+ORDER BY %[3]s`,
+		pairs, strings.Join(pSel, ", "), strings.Join(names, ", "), newF, r.MinNew(),
+		strings.Join(of, ", "), base, strings.Join(on, " AND "), r.Growth.Factor)
+}
+
+// pairsIn is the condition restricting a rule's rows to the given groups at the given
+// facilities: (group columns, facility_id) IN ((…), …).
+func pairsIn(r *rules.Rule, groups []grown) string {
+	src := r.Source
+	var cols, tuples []string
+	for _, g := range r.GroupBy {
+		cols = append(cols, src.Columns[g.Name])
+	}
+	cols = append(cols, src.Columns["facility_id"])
+	for _, g := range groups {
+		for _, f := range g.newFacilities {
+			tuples = append(tuples, "("+quoteAll(append(append([]string{}, g.values...), f))+")")
+		}
+	}
+	return fmt.Sprintf("(%s) IN (%s)", strings.Join(cols, ", "), strings.Join(tuples, ", "))
 }
 
 // sequenceQuery pairs first-step events (within window before the step) with then-step
-// events of this step (end-every, end], one row per group. A then-step new_term keeps only
-// the first event of each value new to the group over its history.
+// events of this step (end-every, end], one row per group, only at facilities covered for
+// the rule's need. A then-step new_term keeps only the first event of each value new to
+// the group over its history, and counts those of the whole window before the step's end
+// (a finding needs one in the step): with a minimum, the group needs that many (its
+// baseline is usualQuery's, for the few groups found).
 func sequenceQuery(db string, r *rules.Rule, end time.Time) string {
 	src := rules.Sources["detections"]
 	stepStart := end.Add(-r.Every)
 	firstFrom := stepStart.Add(-r.Window)
 	g := src.Columns[r.GroupBy[0].Name]
+	covered := coveredCond(db, r, src, end)
+	thenCovered := covered
+	if r.GroupBy[0].Name == "facility_id" {
+		thenCovered = "" // a then event is at its group's facility, which firsts checked
+	}
 	var diffSel1, diffSel2, diffCond []string
 	for i, d := range r.Different {
 		col := src.Columns[d.Name]
@@ -123,54 +236,82 @@ func sequenceQuery(db string, r *rules.Rule, end time.Time) string {
 		diffSel2 = append(diffSel2, fmt.Sprintf(", %s AS y%d", col, i))
 		diffCond = append(diffCond, fmt.Sprintf(" AND f.x%d != t.y%d", i, i))
 	}
-	thenWhere := r.Where.SQL(src) + " AND " + r.Then.Where.SQL(src)
-	newTerm := ""
+	thenMatch := and(r.Where.SQL(src), r.Then.Where.SQL(src))
+	thenWhere := thenMatch
+	thenFrom := stepStart
+	ctes, outer := "", "\nWHERE a.n >= 1"
 	if nt := r.Then.NewTerm; nt != nil {
+		thenFrom = firstFrom
 		v := src.Columns[nt.Field.Name]
 		var first string
 		if nt.Source.Name == "device_presence_per_day" {
 			first = fmt.Sprintf("SELECT facility_id AS g0, device_id AS v, min(first_seen) AS first_seen FROM `%s`.device_presence_per_day "+
 				"WHERE day >= %s AND day <= %s AND facility_id IN (SELECT g0 FROM firsts) GROUP BY g0, v",
-				db, timeLit(nt.Source, stepStart.Add(-nt.History)), timeLit(nt.Source, end))
+				db, timeLit(nt.Source, firstFrom.Add(-nt.History)), timeLit(nt.Source, end))
 		} else {
 			first = fmt.Sprintf("SELECT %s AS g0, %s AS v, min(observed_at) AS first_seen FROM `%s`.detections "+
 				"WHERE %s AND %s AND %s IN (SELECT g0 FROM firsts) AND %s != '' GROUP BY g0, v",
-				g, v, db, between(src, stepStart.Add(-nt.History), end), thenWhere, g, v)
+				g, v, db, between(src, firstFrom.Add(-nt.History), end), thenMatch, g, v)
 		}
-		newTerm = fmt.Sprintf(",\nnew_values AS (SELECT g0, v, first_seen FROM (%s) WHERE first_seen >= %s AND first_seen < %s)",
-			first, dt64(stepStart), dt64(end))
+		ctes += fmt.Sprintf(",\nfirst_values AS (%s),\nnew_values AS (SELECT g0, v, first_seen FROM first_values WHERE first_seen >= %s AND first_seen < %s)",
+			first, dt64(firstFrom), dt64(end))
 		thenWhere += fmt.Sprintf(" AND (%s, %s, observed_at) IN (SELECT g0, v, first_seen FROM new_values)", g, v)
+		outer = fmt.Sprintf("\nWHERE a.n >= %d AND a.last_at >= %s", nt.Min, dt64(stepStart))
 	}
 	firsts := fmt.Sprintf(`SELECT %[1]s AS g0, observed_at AS t1, event_id AS id1, toString(facility_id) AS f1%[2]s
   FROM `+"`%[3]s`"+`.detections
-  WHERE %[4]s AND %[5]s AND %[6]s AND %[1]s != ''`,
-		g, strings.Join(diffSel1, ""), db, between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src))
+  WHERE %[4]s AND %[1]s != ''`,
+		g, strings.Join(diffSel1, ""), db, and(between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src), covered))
 	if ab := r.First.ActiveBefore; ab != nil {
-		firsts = activeBefore(db, r, ab, g, firstFrom, end)
+		firsts = activeBefore(db, r, ab, g, firstFrom, end, covered)
 	}
 	return fmt.Sprintf(`WITH firsts AS (
-  %[15]s
-)%[7]s,
+  %[1]s
+)%[2]s,
 thens AS (
-  SELECT %[1]s AS g0, observed_at AS t2, event_id AS id2, toString(facility_id) AS f2%[8]s
-  FROM `+"`%[3]s`"+`.detections
-  WHERE %[9]s AND %[10]s AND %[1]s IN (SELECT g0 FROM firsts)
+  SELECT %[3]s AS g0, observed_at AS t2, event_id AS id2, toString(facility_id) AS f2%[4]s
+  FROM `+"`%[5]s`"+`.detections
+  WHERE %[6]s AND %[3]s IN (SELECT g0 FROM firsts)
 )
-SELECT g0, uniqExact(id2) AS n, min(t1) AS first_at, max(t2) AS last_at,
-  arraySort(arrayDistinct(arrayConcat(groupUniqArray(f1), groupUniqArray(f2)))) AS facilities,
-  arrayConcat(arraySort(groupUniqArray(%[11]d)(id1)), arrayMap(x -> x.2, groupArraySorted(%[11]d)((t2, id2)))) AS evidence
-FROM firsts AS f INNER JOIN thens AS t ON f.g0 = t.g0
-WHERE t.t2 >= f.t1 + toIntervalMillisecond(%[12]d) AND t.t2 <= f.t1 + toIntervalMillisecond(%[13]d)%[14]s
-GROUP BY g0
+SELECT a.g0 AS g0, a.n AS n, a.first_at AS first_at, a.last_at AS last_at, a.facilities AS facilities, a.evidence AS evidence FROM (
+  SELECT g0, uniqExact(id2) AS n, min(t1) AS first_at, max(t2) AS last_at,
+    arraySort(arrayDistinct(arrayConcat(groupUniqArray(f1), groupUniqArray(f2)))) AS facilities,
+    arrayConcat(arraySort(groupUniqArray(%[7]d)(id1)), arrayMap(x -> x.2, groupArraySorted(%[7]d)((t2, id2)))) AS evidence
+  FROM firsts AS f INNER JOIN thens AS t ON f.g0 = t.g0
+  WHERE t.t2 >= f.t1 + toIntervalMillisecond(%[8]d) AND t.t2 <= f.t1 + toIntervalMillisecond(%[9]d)%[10]s
+  GROUP BY g0
+) AS a%[11]s
 ORDER BY g0`,
-		g, strings.Join(diffSel1, ""), db, between(src, firstFrom, end), r.Where.SQL(src), r.First.Where.SQL(src),
-		newTerm, strings.Join(diffSel2, ""), between(src, stepStart, end), thenWhere,
-		r.MaxEvidence/2, r.MinGap.Milliseconds(), r.Window.Milliseconds(), strings.Join(diffCond, ""), firsts)
+		firsts, ctes, g, strings.Join(diffSel2, ""), db, and(between(src, thenFrom, end), thenWhere, thenCovered),
+		r.MaxEvidence/2, r.MinGap.Milliseconds(), r.Window.Milliseconds(), strings.Join(diffCond, ""), outer)
+}
+
+// usualQuery is a new_term step's baseline for the groups found at the step ending at
+// end: per group, its new values per window over the baseline window before the rule's
+// window, i.e. its values whose first appearance within the history falls in that span and
+// whose first event matches the then step. One row per group: g0, the count.
+func usualQuery(db string, r *rules.Rule, end time.Time, groups []string) string {
+	src := rules.Sources["detections"]
+	nt := r.Then.NewTerm
+	g, v := src.Columns[r.GroupBy[0].Name], src.Columns[nt.Field.Name]
+	until := end.Add(-r.Every - r.Window)
+	from := until.Add(-nt.Baseline.Window)
+	return fmt.Sprintf(`WITH first_values AS (
+  SELECT facility_id AS g0, device_id AS v, min(first_seen) AS first_seen FROM `+"`%[1]s`"+`.device_presence_per_day
+  WHERE day >= %[2]s AND day <= %[3]s AND facility_id IN (%[4]s) GROUP BY g0, v
+  HAVING first_seen >= %[5]s AND first_seen < %[6]s
+)
+SELECT %[7]s AS g0, uniqExact(%[8]s) AS c FROM `+"`%[1]s`"+`.detections
+WHERE %[9]s AND %[7]s IN (%[4]s)
+  AND (%[7]s, %[8]s, observed_at) IN (SELECT g0, v, first_seen FROM first_values)
+GROUP BY g0`,
+		db, timeLit(nt.Source, until.Add(-nt.History)), timeLit(nt.Source, until), quoteAll(groups), dt64(from), dt64(until),
+		g, v, and(between(src, from, until), r.Where.SQL(src), r.Then.Where.SQL(src)))
 }
 
 // activeBefore is the first step of a sequence whose groups are those active at the same
 // place (ab.Same) within ab.Within before each first-step event: one row per (group, event).
-func activeBefore(db string, r *rules.Rule, ab *rules.ActiveBefore, g string, from, end time.Time) string {
+func activeBefore(db string, r *rules.Rule, ab *rules.ActiveBefore, g string, from, end time.Time, covered string) string {
 	src := rules.Sources["detections"]
 	var sel, on []string
 	for i, f := range ab.Same {
@@ -179,13 +320,13 @@ func activeBefore(db string, r *rules.Rule, ab *rules.ActiveBefore, g string, fr
 	}
 	return fmt.Sprintf(`SELECT DISTINCT a.g0 AS g0, e.t1 AS t1, e.id1 AS id1, e.f1 AS f1 FROM (
     SELECT observed_at AS t1, event_id AS id1, toString(facility_id) AS f1, %[1]s FROM `+"`%[2]s`"+`.detections
-    WHERE %[3]s AND %[4]s AND %[5]s
+    WHERE %[3]s
   ) AS e INNER JOIN (
-    SELECT %[6]s AS g0, observed_at AS ta, %[1]s FROM `+"`%[2]s`"+`.detections
-    WHERE %[7]s AND %[8]s AND %[6]s != ''
-  ) AS a ON %[9]s
-  WHERE a.ta >= e.t1 - toIntervalMillisecond(%[10]d) AND a.ta < e.t1`,
-		strings.Join(sel, ", "), db, between(src, from, end), r.Where.SQL(src), r.First.Where.SQL(src),
+    SELECT %[4]s AS g0, observed_at AS ta, %[1]s FROM `+"`%[2]s`"+`.detections
+    WHERE %[5]s AND %[6]s AND %[4]s != ''
+  ) AS a ON %[7]s
+  WHERE a.ta >= e.t1 - toIntervalMillisecond(%[8]d) AND a.ta < e.t1`,
+		strings.Join(sel, ", "), db, and(between(src, from, end), r.Where.SQL(src), r.First.Where.SQL(src), covered),
 		g, between(src, from.Add(-ab.Within), end), ab.Where.SQL(src), strings.Join(on, " AND "), ab.Within.Milliseconds())
 }
 
@@ -196,6 +337,9 @@ func baselineQuery(db string, r *rules.Rule, end time.Time) string {
 	src := r.Source
 	g := src.Columns[r.GroupBy[0].Name]
 	bucketStart := end.Add(-r.Bucket)
+	// Only facilities whose data covers the baseline: one without it would be compared
+	// with zeros, and its first busy hour would look like a burst.
+	where := and(r.Where.SQL(src), coveredCond(db, r, src, end))
 	var ranges []string
 	n := 0
 	if r.SameHourOfDay {
@@ -226,7 +370,7 @@ SELECT cur.g0 AS g0, cur.n AS n, base.mean AS mean, base.sd AS sd
 FROM cur LEFT JOIN base ON cur.g0 = base.g0
 WHERE cur.n >= %[11]d AND cur.n > base.mean + %[12]g * greatest(base.sd, %[13]g)
 ORDER BY g0`,
-		g, src.Count, db, src.Name, between(src, bucketStart, end), r.Where.SQL(src), n, src.Time, int(r.Bucket.Seconds()),
+		g, src.Count, db, src.Name, between(src, bucketStart, end), where, n, src.Time, int(r.Bucket.Seconds()),
 		strings.Join(ranges, " OR "), r.MinCount, r.Stddevs, r.MinStddev)
 }
 
@@ -243,6 +387,9 @@ func evidenceQuery(db string, r *rules.Rule, where rules.Filter, conds []string,
 type evidenceGroup struct {
 	values []string
 	days   []time.Time
+	// facilities, when set, are the only facilities of the group's evidence (a growth
+	// rule's new facilities).
+	facilities []string
 }
 
 // groupsEvidenceQuery fetches, in one pass over detections, the evidence ids of several
@@ -258,18 +405,31 @@ func groupsEvidenceQuery(db string, r *rules.Rule, groups []evidenceGroup, byDay
 		names = append(names, fmt.Sprintf("g%d", i))
 		cols = append(cols, g.Column)
 	}
+	perFacility := len(groups) > 0 && groups[0].facilities != nil
+	if perFacility {
+		cols = append(cols, "facility_id")
+	}
 	if byDay {
 		cols = append(cols, "toDate(observed_at)")
 	}
 	for _, g := range groups {
-		if !byDay {
-			tuples = append(tuples, "("+quoteAll(g.values)+")")
-			continue
+		keys := []string{quoteAll(g.values)}
+		if perFacility {
+			keys = keys[:0]
+			for _, f := range g.facilities {
+				keys = append(keys, quoteAll(g.values)+", "+rules.Quote(f))
+			}
 		}
-		for _, d := range g.days {
-			// A plain string, converted to Date by the set: 600 toDate() calls in the literal
-			// took 0.15 s to analyse.
-			tuples = append(tuples, "("+quoteAll(g.values)+", '"+d.UTC().Format("2006-01-02")+"')")
+		for _, k := range keys {
+			if !byDay {
+				tuples = append(tuples, "("+k+")")
+				continue
+			}
+			for _, d := range g.days {
+				// A plain string, converted to Date by the set: 600 toDate() calls in the
+				// literal took 0.15 s to analyse.
+				tuples = append(tuples, "("+k+", '"+d.UTC().Format("2006-01-02")+"')")
+			}
 		}
 	}
 	cond := fmt.Sprintf("(%s) IN (%s)", strings.Join(cols, ", "), strings.Join(tuples, ", "))
