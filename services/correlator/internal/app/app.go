@@ -67,6 +67,7 @@ func Build(ctx context.Context, s *service.Service, cfg *Config) error {
 	}
 	if cfg.Scheduled {
 		r.scheduler = sched.New(cfg.scheduler(), conn, cfg.ClickHouse.Database, rs, sink, s.Logger, s.Registerer())
+		r.scheduler.SetReference(ref)
 		s.Add("scheduler", r.scheduler.Run, r.scheduler.Stop)
 	}
 	s.OnReload("rules", r.rules)
@@ -158,7 +159,8 @@ func (r *reloader) rules(context.Context) error {
 	return nil
 }
 
-// reference reloads the reference data (facility coordinates, for events that lack them);
+// reference reloads the reference data (facility coordinates, for events that lack them;
+// phone models in scheduled findings' explanations);
 // data that does not load is refused and the running data stays.
 func (r *reloader) reference(context.Context) error {
 	ref, err := loadReference(r.cfg.ReferenceDir)
@@ -167,6 +169,9 @@ func (r *reloader) reference(context.Context) error {
 	}
 	if r.consumer != nil {
 		r.consumer.SetReference(ref)
+	}
+	if r.scheduler != nil {
+		r.scheduler.SetReference(ref) // phone models in explanations
 	}
 	return nil
 }
