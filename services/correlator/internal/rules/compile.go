@@ -306,8 +306,19 @@ func (c *compiler) checkScheduled(r *Rule) {
 }
 
 // checkCoverage: a rule whose claims need history counts only the facilities that history
-// covers, so it reads a table with facility_id; so does one that counts new facilities.
+// covers, so it reads a table with facility_id; so does one that counts new facilities. And
+// the history it reads must be within what its tables keep.
 func (c *compiler) checkCoverage(r *Rule) {
+	if need, why := r.derivedNeed(); need > 0 {
+		src, path := r.Source, "source"
+		if nt := r.Then.NewTerm; nt != nil {
+			src, path = nt.Source, "then.new_term.history"
+		}
+		if src.Retention > 0 && need > src.Retention {
+			c.errorf(path, "%s reads %s of %s (%s), which keeps %s: what its TTL deleted would look unseen",
+				r.ID, FormatDuration(need), src.Name, why, FormatDuration(src.Retention))
+		}
+	}
 	src := r.Source
 	if r.Type == Sequence {
 		src = Sources["detections"]

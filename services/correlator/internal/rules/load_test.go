@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -155,4 +156,81 @@ func FuzzParse(f *testing.F) {
 			require.NotEmpty(t, ps)
 		}
 	})
+}
+
+const growth = "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_block_per_day\nschedule: {every: 1d}\n" +
+	"group_by: [tac, imei_serial_prefix]\nwindow: 7d\ndistinct:\n  - {field: facility_id, min: 3}\n"
+
+// The history each shipped rule needs, as vigiectl rules check and the README say it.
+func TestShippedRulesNeeds(t *testing.T) {
+	rs, err := rules.LoadDefault()
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, r := range rs {
+		need, why := r.Needs()
+		got[r.ID] = rules.FormatDuration(need) + " (" + why + ")"
+	}
+	require.Equal(t, map[string]string{
+		"TAC_SPREAD":            "28d (window 7d + baseline 21d)",
+		"BATCH_RANGE":           "42d (window 14d + baseline 28d)",
+		"NEW_TAC_NATIONAL":      "187d (window 7d + history 180d)",
+		"SYNC_BURST":            "28d (baseline 28d)",
+		"DRONE_THEN_NEW_DEVICE": "30d (then.new_term.history 30d)",
+		"SIM_CHURN_SHARED_SIM":  "0s (a count over a partial window can only undercount)",
+		"SEARCH_MISS":           "0s (a count over a partial window can only undercount)",
+		"DEVICE_MULTI_SITE":     "0s (streaming: no history)",
+		"IMPOSSIBLE_TRAVEL":     "0s (streaming: no history)",
+		"SIM_CHURN":             "0s (streaming: no history)",
+		"SEIZED_RESURRECTION":   "0s (streaming: no history)",
+	}, got)
+	for _, r := range rs {
+		switch r.ID {
+		case "TAC_SPREAD", "BATCH_RANGE":
+			require.NotNil(t, r.Growth, r.ID)
+			require.Empty(t, r.Where, "%s lists no model: what is usual is learned", r.ID)
+		}
+	}
+}
+
+func TestBaselineAndHistoryErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       string
+	}{
+		{"growth ok", growth + "baseline: {window: 14d, new: facility_id, growth: 1, growth_of: [tac]}\n", ""},
+		{"needs_history override", growth + "baseline: {window: 14d, new: facility_id}\nneeds_history: 0s\n", ""},
+		{"value_count baseline without new", growth + "baseline: {window: 14d}\n", "baseline: a value_count baseline needs new: facility_id"},
+		{"growth without new", growth + "baseline: {window: 14d, growth: 2}\n", "baseline: growth and growth_of need new: facility_id"},
+		{"growth_of outside group_by", growth + "baseline: {window: 14d, new: facility_id, growth_of: [mcc]}\n", "baseline.growth_of[0]: mcc is not in group_by"},
+		{"new must be facility_id", growth + "baseline: {window: 14d, new: tac}\n", "baseline.new: value must be 'facility_id'"},
+		{"growth on the national rollup", strings.Replace(growth, "tac_block_per_day", "tac_block_national_per_day", 1) + "baseline: {window: 14d, new: facility_id}\n",
+			"baseline.new: table tac_block_national_per_day has no facility_id, so it cannot tell new facilities"},
+		{"need beyond the table's TTL", growth + "baseline: {window: 90d, new: facility_id}\n", "X_1 reads 97d of tac_block_per_day (window 7d + baseline 90d), which keeps 90d"},
+		{"baseline in days", growth + "baseline: {window: 36h, new: facility_id}\n", "baseline.window: X_1 reads tac_block_per_day, a daily rollup: use whole days"},
+		{"same_hour_of_day on value_count", growth + "baseline: {window: 14d, new: facility_id, same_hour_of_day: true}\n", "same_hour_of_day and min_stddev apply to baseline_threshold rules only"},
+		{"baseline streaming", good + "baseline: {window: 14d, new: facility_id}\n", "baseline: a baseline needs the history in ClickHouse: use mode scheduled"},
+		{"needs_history streaming", good + "needs_history: 3d\n", "needs_history: applies to scheduled rules"},
+		{"new_term baseline not shorter than history", "rule: X_1\ntitle: abc\nseverity: low\ntype: sequence\nmode: scheduled\nsource: detections\nschedule: {every: 10m}\ngroup_by: [facility_id]\nwindow: 6h\n" +
+			"first: {where: {kind: drone_seen}}\nthen: {new_term: {field: device_id, history: 30d, source: device_presence_per_day, baseline: {window: 30d, stddevs: 3}}}\n",
+			"then.new_term.baseline.window: must be positive and shorter than history 30d"},
+		{"new_term beyond the TTL", "rule: X_1\ntitle: abc\nseverity: low\ntype: sequence\nmode: scheduled\nsource: detections\nschedule: {every: 10m}\ngroup_by: [facility_id]\nwindow: 6h\n" +
+			"first: {where: {kind: drone_seen}}\nthen: {new_term: {field: device_id, history: 120d, source: device_presence_per_day}}\n",
+			"then.new_term.history: X_1 reads 120d of device_presence_per_day"},
+		{"first new_term", "rule: X_1\ntitle: abc\nseverity: low\ntype: sequence\nmode: scheduled\nsource: detections\nschedule: {every: 10m}\ngroup_by: [facility_id]\nwindow: 6h\n" +
+			"first: {new_term: {field: device_id, history: 3d}}\nthen: {where: {kind: drone_seen}}\n",
+			"first.new_term: only the then step of a sequence can ask for a new value"},
+		{"need on a table without facility", "rule: X_1\ntitle: abc\nseverity: low\ntype: new_term\nmode: scheduled\nsource: tac_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac]\nwindow: 7d\nhistory: 30d\n",
+			"X_1 needs 37d of history (window 7d + history 30d), and table tac_block_national_per_day has no facility_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(tc.yaml)}})
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.Len(t, rs, 1)
+				return
+			}
+			require.ErrorIs(t, err, rules.ErrInvalid)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

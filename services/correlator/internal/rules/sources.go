@@ -1,5 +1,11 @@
 package rules
 
+import (
+	"time"
+
+	"github.com/vigie/vigie/pkg/event"
+)
+
 // Source is a ClickHouse table scheduled rules read: the raw detections or a rollup.
 type Source struct {
 	Name string
@@ -20,6 +26,9 @@ type Source struct {
 	// CountByDay is the events per day of a group of a daily rollup, as sumMap's (days,
 	// counts) sorted by day: it tells which days hold a finding's earliest events.
 	CountByDay string
+	// Retention is how long the table keeps its rows (its TTL; 0: for ever). A rule that
+	// needs more history than its table keeps would take what the TTL deleted for "unseen".
+	Retention time.Duration
 }
 
 // DistinctExpr is the SQL expression counting distinct values of field in s.
@@ -35,7 +44,7 @@ func (s *Source) DistinctExpr(field string) string {
 // never changed.
 var Sources = completeSources(map[string]*Source{
 	"detections": {
-		Name: "detections", Time: "observed_at",
+		Name: "detections", Time: "observed_at", Retention: event.Retention,
 		Count: "count()", First: "min(observed_at)", Last: "max(observed_at)",
 	},
 	"tac_per_day": {
@@ -45,7 +54,7 @@ var Sources = completeSources(map[string]*Source{
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
 	},
 	"tac_block_per_day": {
-		Name: "tac_block_per_day", Time: "day", DayGranularity: true,
+		Name: "tac_block_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
 		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix", "facility_id": "facility_id"},
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
@@ -53,7 +62,7 @@ var Sources = completeSources(map[string]*Source{
 	// One row per (tac, block, day) nationally, the facilities a merged set, so
 	// BATCH_RANGE merges as many times fewer rows as facilities report a block on a day.
 	"tac_block_national_per_day": {
-		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true,
+		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
 		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix"},
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{
@@ -63,7 +72,7 @@ var Sources = completeSources(map[string]*Source{
 		Facilities: "arraySort(groupUniqArrayArray(facility_ids))",
 	},
 	"device_presence_per_day": {
-		Name: "device_presence_per_day", Time: "day", DayGranularity: true,
+		Name: "device_presence_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
 		Columns: map[string]string{"facility_id": "facility_id", "device_id": "device_id", "tac": "tac"},
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 	},
