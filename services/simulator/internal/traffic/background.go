@@ -53,11 +53,17 @@ func (g *Generator) initBackground() {
 		if f.HasMAS() {
 			// Staff phones, allowed by the MAS, in the visiting-room building: day shifts,
 			// afternoon shifts, fewer night shifts, five days on, two off.
-			for range poisson(rng, f.Size*staffPerFacility*g.opt.Scale) {
+			for i := range max(1, poisson(rng, f.Size*staffPerFacility*g.opt.Scale)) {
 				prof := []profile{profileMorning, profileMorning, profileAfternoon, profileAfternoon, profileNightShift}[rng.IntN(5)]
 				p := g.newPhone(rng, g.cat.Draw(rng, identity.Personal), -700*rng.Float64(), 3, prof)
 				p.outcome, p.rat, p.rota = event.OutcomeAllowed, event.RAT4G, rng.IntN(7)
 				p.stays = []stay{{fac: f, zone: "visiting", from: g.start, to: g.end}}
+				if i == 0 {
+					// Someone is on the morning shift of the first day: the facility's data
+					// starts with the period, as the rules' history is counted from it.
+					p.profile, p.rota = profileMorning, 0
+					p.stays[0].from, p.stays[0].announce = g.start.Add(6*time.Hour), true
+				}
 				g.addPhone(p)
 			}
 		}

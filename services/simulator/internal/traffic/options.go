@@ -70,12 +70,15 @@ type Promise struct {
 	History, Delay time.Duration
 }
 
-// Promises are the shipped rules' promises (schemas/rules; the history each needs as decided
-// for issue #14): the scenarios plant their facts after the history is there.
+// Promises are the shipped rules' promises (schemas/rules): the history a facility's data
+// must cover, as the correlator derives it (new_term: window + history; value_count with a
+// baseline: window + baseline window; baseline_threshold: its baseline; a sequence with a
+// new_term step: its history; streaming rules: none), and the schedule's step plus lateness.
+// The scenarios plant their facts after the history is there when the period allows it.
 var Promises = map[string]Promise{
 	RuleTACSpread:          {28 * day, day + time.Hour},
-	RuleBatchRange:         {28 * day, day + time.Hour},
-	RuleNewTACNational:     {180 * day, day + time.Hour},
+	RuleBatchRange:         {42 * day, day + time.Hour},
+	RuleNewTACNational:     {187 * day, day + time.Hour},
 	RuleDeviceMultiSite:    {0, 0},
 	RuleImpossibleTravel:   {0, 0},
 	RuleSIMChurn:           {0, 0},

@@ -160,12 +160,19 @@ func (s *prisonBreak) plan(g *Generator, rng *rand.Rand) error {
 		Devices:        g.opt.SupplierPhones,
 		Since:          slices.MinFunc(s.infected, time.Time.Compare),
 	}
+	windows := map[string]time.Duration{RuleTACSpread: 7 * day, RuleBatchRange: 14 * day, RuleNewTACNational: 7 * day}
 	for _, rule := range []string{RuleTACSpread, RuleBatchRange, RuleNewTACNational} {
 		f := base
 		f.Rule = rule
 		f.At = factTime(sights, rule)
 		if f.At.IsZero() {
 			continue // too few phones where a MAS sees them
+		}
+		// True before the rule has its history, and still true in its window when the
+		// history is there: the rule can claim it from then.
+		p := Promises[rule]
+		if need := g.start.Add(p.History); f.At.Before(need) && !f.At.Before(need.Add(-windows[rule])) && need.Add(p.Delay).Before(g.end) {
+			f.At = need
 		}
 		f.Summary = fmt.Sprintf("%d mini phones of TACs %s (serial blocks %s) spread from %s to %d facilities by %s; coordinated search on %s",
 			g.opt.SupplierPhones, strings.Join(tacs, ", "), strings.Join(prefixes, ", "), base.Since.Format("2006-01-02"), n,
