@@ -330,3 +330,94 @@ func TestNoClaimWithoutHistory(t *testing.T) {
 		})
 	}
 }
+
+// evaluate runs rule id's step ending at end and returns the group keys it raises.
+func evaluate(t *testing.T, ctx context.Context, s *sched.Scheduler, r *rules.Rule, end time.Time) []string {
+	var as []alert.Alert
+	require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error {
+		var err error
+		as, err = s.Evaluate(ctx, r, end)
+		return err
+	}, nil))
+	var keys []string
+	for _, a := range as {
+		keys = append(keys, a.GroupKey)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// DRONE_THEN_NEW_DEVICE counts new devices where inmates live, more than the facility
+// usually gets: one new device, or new devices in the visiting room, or as many as a busy
+// facility gets every 6 hours, stay quiet; two new devices in cells of a quiet facility, and
+// seven at the busy one, are found.
+func TestDroneThenNewDevicesAboveUsual(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 24)
+	day := rules.Day
+	end := time.Now().UTC().Truncate(day).Add(-2 * day).Add(18 * time.Hour) // a step end
+	drone := end.Add(-4 * time.Hour)
+	w.feed(0, 8, end.Add(-40*day))
+	newDevices := func(i, n int, zoneType string) {
+		for k := 0; k < n; k++ {
+			d := w.g.NewDevice(scenario.CommonTACs[k%4])
+			e := w.g.Radio(event.KindMASAttach, d, w.g.Facility(i), drone.Add(time.Hour+time.Duration(k)*time.Minute))
+			e.ZoneType = zoneType
+			w.es = append(w.es, e)
+		}
+	}
+	for i := 0; i < 6; i++ {
+		w.es = append(w.es, w.g.Drone(w.g.Facility(i), drone))
+	}
+	newDevices(0, 1, "cell_block")    // one: under min 2
+	newDevices(1, 3, "visiting_room") // visitors
+	newDevices(2, 2, "cell_block")    // found
+	newDevices(3, 2, "yard")          // found
+	// Facilities 4 and 5 get two new devices in cells every 6 hours during the 14 days
+	// before the window (usual: 2 per 6 h, so more than 2 + 3·√2 = 6.2 stands out).
+	for _, i := range []int{4, 5} {
+		for k := 0; k < 14*4; k++ {
+			for j := 0; j < 2; j++ {
+				w.seen(scenario.CommonTACs[j], "", i, drone.Add(-6*time.Hour-time.Duration(k)*6*time.Hour))
+			}
+		}
+	}
+	newDevices(4, 6, "cell_block") // 6: usual
+	newDevices(5, 7, "cell_block") // 7: above
+	s, ctx := w.run()
+	got := evaluate(t, ctx, s, w.rules["DRONE_THEN_NEW_DEVICE"], drone.Add(time.Hour+10*time.Minute))
+	require.Equal(t, w.facilityIDs(2, 3, 5), got)
+}
+
+// SYNC_BURST needs five facilities above their own baseline, each covered for it: four
+// bursting, or five of which one joined the feed 27 days ago, stay quiet.
+func TestSyncBurstNeedsFiveCoveredFacilities(t *testing.T) {
+	t.Parallel()
+	day := rules.Day
+	end := time.Now().UTC().Truncate(day).Add(-2 * day).Add(18 * time.Hour)
+	burst := func(w *world, fs ...int) {
+		for _, i := range fs {
+			for k := 0; k < 12; k++ {
+				d := w.g.NewDevice(scenario.CommonTACs[0])
+				w.es = append(w.es, w.g.Radio(event.KindCallAttempt, d, w.g.Facility(i), end.Add(-10*time.Minute+time.Duration(k)*30*time.Second)))
+			}
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		setup func(w *world)
+		want  []string
+	}{
+		{"four facilities", func(w *world) { w.feed(0, 6, end.Add(-30*day)); burst(w, 0, 1, 2, 3) }, nil},
+		{"one of five not covered", func(w *world) { w.feed(0, 4, end.Add(-30*day)); w.feed(4, 1, end.Add(-27*day)); burst(w, 0, 1, 2, 3, 4) }, nil},
+		{"five covered", func(w *world) { w.feed(0, 5, end.Add(-30*day)); burst(w, 0, 1, 2, 3, 4) }, []string{sched.NationalKey}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, 25)
+			c.setup(w)
+			s, ctx := w.run()
+			require.Equal(t, c.want, evaluate(t, ctx, s, w.rules["SYNC_BURST"], end))
+		})
+	}
+}
