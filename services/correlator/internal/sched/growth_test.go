@@ -409,7 +409,11 @@ func TestSyncBurstNeedsFiveCoveredFacilities(t *testing.T) {
 		want  []string
 	}{
 		{"four facilities", func(w *world) { w.feed(0, 6, end.Add(-30*day)); burst(w, 0, 1, 2, 3) }, nil},
-		{"one of five not covered", func(w *world) { w.feed(0, 4, end.Add(-30*day)); w.feed(4, 1, end.Add(-27*day)); burst(w, 0, 1, 2, 3, 4) }, nil},
+		{"one of five not covered", func(w *world) {
+			w.feed(0, 4, end.Add(-30*day))
+			w.feed(4, 1, end.Add(-27*day))
+			burst(w, 0, 1, 2, 3, 4)
+		}, nil},
 		{"five covered", func(w *world) { w.feed(0, 5, end.Add(-30*day)); burst(w, 0, 1, 2, 3, 4) }, []string{sched.NationalKey}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
