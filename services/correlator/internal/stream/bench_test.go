@@ -160,3 +160,45 @@ func BenchmarkStateMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStateBudget measures the state held when the caps bind: 100,000 devices each
+// seen with 60 SIMs (6 million events, interleaved: the worst order for a budget that
+// forgets the least recently seen devices), against the default caps (256 values per field:
+// not reached; 5 million entries per partition: reached at about 48 SIMs per device), and
+// with a budget that holds everything (6.4 million entries). Identities are kept to one
+// (dedup.max_identities bounds them on their own, about 40 B each), so the heap measured is
+// the rules' state:
+// go test -run=^$ -bench=BenchmarkStateBudget -benchtime=1x -timeout=60m ./internal/stream/
+func BenchmarkStateBudget(b *testing.B) {
+	rs, err := rules.LoadDefault()
+	require.NoError(b, err)
+	for _, budget := range []int{stream.DefaultStateConfig().MaxEntries, 10_000_000} {
+		b.Run(fmt.Sprintf("max_entries=%d", budget), func(b *testing.B) {
+			for range b.N {
+				cfg := stream.DefaultEngineConfig()
+				cfg.MaxIdentities = 1
+				cfg.State.MaxEntries = budget
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				eng := stream.NewEngineConfig(rs, nil, cfg)
+				most := 0
+				distinctIMSIs(b, eng, 100_000, 60, func([]alert.Alert) { most = max(most, eng.Entries()) })
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				var forgotten uint64
+				for _, o := range eng.Stats().Overflow {
+					forgotten += o.Budget
+				}
+				b.ReportMetric(float64(most), "max-entries")
+				b.ReportMetric(float64(eng.Entries()), "entries")
+				b.ReportMetric(held/(1<<20), "MiB")
+				b.ReportMetric(held/float64(eng.Entries()), "bytes/entry")
+				b.ReportMetric(float64(eng.Stats().Sheds), "sheds")
+				b.ReportMetric(float64(forgotten), "forgotten")
+				runtime.KeepAlive(eng)
+			}
+		})
+	}
+}

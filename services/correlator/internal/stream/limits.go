@@ -29,7 +29,7 @@ type StateConfig struct {
 }
 
 // DefaultStateConfig keeps at most 256 distinct values per field, rule and device, 1,000
-// events per rule and device, and 5 million entries per partition (about 110 B each on
+// events per rule and device, and 5 million entries per partition (about 145 B each on
 // average: see the README).
 func DefaultStateConfig() StateConfig {
 	return StateConfig{MaxValues: 256, MaxEvents: 1000, MaxEntries: 5_000_000}
