@@ -270,12 +270,15 @@ func CheckCluster(ctx context.Context, conn driver.Conn, name string) error {
 }
 
 var (
-	createAccess = regexp.MustCompile(`(?is)^(CREATE\s+(?:ROLE|SETTINGS\s+PROFILE|USER|QUOTA|ROW\s+POLICY)\s+IF\s+NOT\s+EXISTS\s+[A-Za-z_][A-Za-z0-9_]*)(\s.*)?$`)
+	createAccess = regexp.MustCompile(`(?is)^(CREATE\s+(?:ROLE|SETTINGS\s+PROFILE|USER|QUOTA|ROW\s+POLICY)\s+(?:IF\s+NOT\s+EXISTS|OR\s+REPLACE)\s+[A-Za-z_][A-Za-z0-9_]*)(\s.*)?$`)
 	grantSelect  = regexp.MustCompile(`(?is)^GRANT\s+(SELECT\s+ON\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)\s+TO\s+.*)$`)
+	// otherAccess is a grant on anything but one table of the database (system tables, a
+	// whole database, *.*) or a revoke: the same on every server.
+	otherAccess = regexp.MustCompile(`(?is)^(GRANT|REVOKE)\s+(.*\sON\s+(?:[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_*][A-Za-z0-9_]*|\{db\}\.\*|\*\.\*|\*)\s+(?:TO|FROM)\s+.*)$`)
 )
 
-// RewriteAccess returns the cluster form of access statements (roles/analyst.sql): ON
-// CLUSTER on each, and every SELECT grant on a sharded table also on its local table — a
+// RewriteAccess returns the cluster form of access statements (roles/*.sql): ON CLUSTER on
+// each, and every SELECT grant on a sharded table also on its local table — a
 // query on a Distributed table runs on each shard as the initial user (the cluster's
 // secret), who needs SELECT on the local table there.
 func (c Cluster) RewriteAccess(statements []string) ([]string, error) {
@@ -288,6 +291,10 @@ func (c Cluster) RewriteAccess(statements []string) ([]string, error) {
 		}
 		m := grantSelect.FindStringSubmatch(s)
 		if m == nil {
+			if m := otherAccess.FindStringSubmatch(s); m != nil {
+				out = append(out, strings.ToUpper(m[1])+c.onCluster()+" "+m[2])
+				continue
+			}
 			return nil, fmt.Errorf("%q: access statement: %w", firstLine(s), ErrNoClusterRewrite)
 		}
 		out = append(out, "GRANT"+c.onCluster()+" "+m[1])

@@ -2,6 +2,7 @@ package chmigrate_test
 
 import (
 	"context"
+	"io/fs"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,8 +98,17 @@ func TestClusterStatementsFormat(t *testing.T) {
 			n++
 		}
 	}
-	access, err := chmigrate.Cluster{Name: "vigie", Tables: chschema.ClusterTables}.RewriteAccess(chmigrate.SplitStatements(chschema.AnalystRole))
+	roleFiles, err := fs.Glob(chschema.Roles, "roles/*.sql")
 	require.NoError(t, err)
+	require.NotEmpty(t, roleFiles)
+	var access []string
+	for _, f := range roleFiles {
+		sql, err := fs.ReadFile(chschema.Roles, f)
+		require.NoError(t, err)
+		stmts, err := chmigrate.Cluster{Name: "vigie", Tables: chschema.ClusterTables}.RewriteAccess(chmigrate.SplitStatements(string(sql)))
+		require.NoError(t, err, f)
+		access = append(access, stmts...)
+	}
 	for _, s := range access {
 		q, err := chmigrate.Bind(s, "vigie")
 		require.NoError(t, err)

@@ -19,5 +19,12 @@ var Migrations embed.FS
 //go:embed roles/analyst.sql
 var AnalystRole string
 
+// Roles holds every access role (roles/*.sql: vigie_admin, vigie_writer, vigie_analyst), to
+// apply once per server or cluster as a user with access management; the local chDB-based
+// server (deploy/local/chserver) loads the same files at start.
+//
+//go:embed roles/*.sql
+var Roles embed.FS
+
 // DatabasePlaceholder is the token in the SQL files that stands for the target database.
 const DatabasePlaceholder = "{db}"
