@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -61,12 +62,19 @@ type Config struct {
 	Compression string `yaml:"compression"`
 }
 
-// DefaultConfig suits the local server `make up` starts.
+// DefaultConfig suits the local server `make up` starts: its address, and the user and
+// password of the environment's CLICKHOUSE_USER and CLICKHOUSE_PASSWORD when set (the local
+// tools and tests read them from .state/env), else default with no password.
 func DefaultConfig() Config {
+	user, password := "default", ""
+	if u := os.Getenv("CLICKHOUSE_USER"); u != "" {
+		user, password = u, os.Getenv("CLICKHOUSE_PASSWORD")
+	}
 	return Config{
 		Addrs:        []string{"127.0.0.1:19000"},
 		Database:     "vigie",
-		Username:     "default",
+		Username:     user,
+		Password:     password,
 		DialTimeout:  5 * time.Second,
 		QueryTimeout: 60 * time.Second,
 		MaxOpenConns: 8,

@@ -72,7 +72,19 @@ func TestOpenRefusesABadPasswordFile(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join(dir, "ca.pem"))
 }
 
+func TestDefaultConfigReadsTheEnvironment(t *testing.T) {
+	t.Setenv("CLICKHOUSE_USER", "")
+	t.Setenv("CLICKHOUSE_PASSWORD", "ignored without a user")
+	cfg := clickhouse.DefaultConfig()
+	require.Equal(t, []string{"default", ""}, []string{cfg.Username, cfg.Password}, "the old local server's user")
+	t.Setenv("CLICKHOUSE_USER", "admin")
+	t.Setenv("CLICKHOUSE_PASSWORD", "s3cret")
+	cfg = clickhouse.DefaultConfig()
+	require.Equal(t, []string{"admin", "s3cret"}, []string{cfg.Username, cfg.Password})
+}
+
 func TestPasswordFileWins(t *testing.T) {
+	t.Setenv("CLICKHOUSE_USER", "")
 	path := filepath.Join(t.TempDir(), "password")
 	require.NoError(t, os.WriteFile(path, []byte("from-file\n"), 0o600))
 	cfg := clickhouse.DefaultConfig()

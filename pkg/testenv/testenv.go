@@ -1,10 +1,17 @@
 // Package testenv gives integration tests the addresses of the local infrastructure that
-// `make up` starts (Kafka, the local ClickHouse server) and unique names for their topics,
-// groups and databases so that tests can run in parallel against one broker.
+// `make up` starts (Kafka, the local ClickHouse server), its credentials, and unique names for
+// their topics, groups and databases so that tests can run in parallel against one broker.
 //
 // An address comes from the environment first (KAFKA_BROKERS, CLICKHOUSE_ADDR), else from the
 // env file `.state/env` that `make up` writes at the repository root. A test that needs an
 // address that is not configured fails: a skipped integration test is not a passing one.
+//
+// The ClickHouse credentials (CLICKHOUSE_USER and CLICKHOUSE_PASSWORD, the administrator;
+// CLICKHOUSE_ANALYST_USER and CLICKHOUSE_ANALYST_PASSWORD, the read-only analyst) are exported
+// from the env file into the test process's environment when the package loads, unless the
+// environment has them already: pkg/clickhouse's DefaultConfig, and every process a test
+// starts, then use them. An env file without them (a server started before it had users)
+// leaves the default user without a password.
 package testenv
 
 import (
@@ -25,6 +32,40 @@ const EnvFile = ".state/env"
 func KafkaBrokers(t testing.TB) []string {
 	t.Helper()
 	return strings.Split(Lookup(t, "KAFKA_BROKERS"), ",")
+}
+
+// ClickHouseCredentials are the env file's keys exported into the environment at load.
+var ClickHouseCredentials = []string{"CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_ANALYST_USER", "CLICKHOUSE_ANALYST_PASSWORD"}
+
+func init() {
+	if os.Getenv("CLICKHOUSE_USER") != "" {
+		return // the environment says who the tests are: the env file does not add to it
+	}
+	_, vars, err := readEnvFile()
+	if err != nil {
+		return
+	}
+	for _, k := range ClickHouseCredentials {
+		if v := vars[k]; v != "" {
+			_ = os.Setenv(k, v)
+		}
+	}
+}
+
+// ClickHouseUser returns the administrator's user and password (default and none when the
+// server has no users).
+func ClickHouseUser() (user, password string) {
+	if u := os.Getenv("CLICKHOUSE_USER"); u != "" {
+		return u, os.Getenv("CLICKHOUSE_PASSWORD")
+	}
+	return "default", ""
+}
+
+// ClickHouseAnalyst returns the read-only analyst's user and password, failing the test when
+// the server has no analyst (an env file from before the server had users).
+func ClickHouseAnalyst(t testing.TB) (user, password string) {
+	t.Helper()
+	return Lookup(t, "CLICKHOUSE_ANALYST_USER"), Lookup(t, "CLICKHOUSE_ANALYST_PASSWORD")
 }
 
 // ClickHouseAddr returns the native-protocol address of the ClickHouse server.
