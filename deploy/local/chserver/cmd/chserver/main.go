@@ -12,13 +12,13 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 	"github.com/vigie/vigie/deploy/local/chserver/internal/server"
 )
 
@@ -50,7 +50,11 @@ func run() error {
 	httpListen := fs.String("http", envOr("CHSERVER_HTTP_LISTEN", cfg.HTTPListenAddr), "HTTP interface address, \"off\" for none (env CHSERVER_HTTP_LISTEN)")
 	dataDir := fs.String("data", envOr("CHSERVER_DATA", cfg.DataDir), "chDB data folder (env CHSERVER_DATA)")
 	tmpDir := fs.String("tmp", envOr("CHSERVER_TMP", ""), "folder for insert files and spooled results (default DATA/tmp; env CHSERVER_TMP)")
-	users := fs.String("users", envOr("CHSERVER_USERS", "default:"), "users as name:password,... (env CHSERVER_USERS)")
+	users := fs.String("users", os.Getenv("CHSERVER_USERS"), "users as name:password:role,... (env CHSERVER_USERS); role admin, writer or analyst")
+	usersFile := fs.String("users-file", os.Getenv("CHSERVER_USERS_FILE"), "file of users, one name:password:role per line, mode 0600 (env CHSERVER_USERS_FILE)")
+	rolesDir := fs.String("roles", os.Getenv("CHSERVER_ROLES"), "folder of the role files (env CHSERVER_ROLES; default schemas/clickhouse/roles above the working directory)")
+	database := fs.String("database", envOr("CHSERVER_DATABASE", "vigie"), "the Vigie database, {db} of the role files (env CHSERVER_DATABASE)")
+	origins := fs.String("http-allowed-origins", os.Getenv("CHSERVER_HTTP_ALLOWED_ORIGINS"), "browser origins (scheme://host:port, comma-separated) whose requests the HTTP interface accepts; none by default")
 	libPath := fs.String("lib", os.Getenv("CHDB_LIB_PATH"), "path of libchdb.so (env CHDB_LIB_PATH)")
 	logLevel := fs.String("log-level", envOr("CHSERVER_LOG_LEVEL", "info"), "debug, info, warn or error")
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "how long running queries may finish on SIGTERM")
@@ -62,6 +66,7 @@ func run() error {
 	ping := fs.String("ping", "", "check that a server answers at this address, exit 0 if so (for scripts)")
 	pingUser := fs.String("ping-user", "default", "user for -ping")
 	pingPassword := fs.String("ping-password", "", "password for -ping")
+	pingPasswordFile := fs.String("ping-password-file", "", "file holding the password for -ping")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -71,6 +76,13 @@ func run() error {
 	if *ping != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
+		if *pingPasswordFile != "" {
+			b, err := os.ReadFile(*pingPasswordFile)
+			if err != nil {
+				return fmt.Errorf("ping password: %w", err)
+			}
+			*pingPassword = strings.TrimSpace(string(b))
+		}
 		return server.Ping(ctx, *ping, *pingUser, *pingPassword)
 	}
 
@@ -99,8 +111,32 @@ func run() error {
 	if cfg.HTTPListenAddr == "off" {
 		cfg.HTTPListenAddr = ""
 	}
-	if cfg.Users, err = server.ParseUsers(*users); err != nil {
+	switch {
+	case *users != "" && *usersFile != "":
+		return errors.New("users: give -users or -users-file, not both")
+	case *users != "":
+		cfg.Users, err = server.ParseUsers(*users)
+	case *usersFile != "":
+		cfg.Users, err = server.ReadUsersFile(*usersFile)
+	default:
+		return errors.New("users: none given (-users name:password:role,… or -users-file): every user needs a password")
+	}
+	if err != nil {
 		return err
+	}
+	if *rolesDir == "" {
+		if *rolesDir, err = server.FindRolesDir(); err != nil {
+			return err
+		}
+	}
+	cfg.Database = *database
+	if cfg.Roles, err = server.LoadRoles(*rolesDir, *database); err != nil {
+		return err
+	}
+	for _, o := range strings.Split(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -125,7 +161,7 @@ func run() error {
 		}
 		defer func() { _ = httpLn.Close() }()
 	}
-	engine, err := chdb.Open(*libPath, cfg.DataDir, cfg.MaxQueries)
+	engine, err := server.OpenEngine(*libPath, cfg, cfg.MaxQueries)
 	if err != nil {
 		return fmt.Errorf("open chdb: %w", err)
 	}

@@ -28,6 +28,9 @@ type Engine struct {
 	idle chan *Session
 	all  []*Session
 
+	poolsMu sync.Mutex
+	pools   map[string]*Pool // dedicated pools (NewPool), by name
+
 	ctlMu   sync.Mutex
 	control unsafe.Pointer // chdb_connection, for KILL QUERY only
 	conns   []unsafe.Pointer
@@ -37,9 +40,11 @@ type Engine struct {
 }
 
 // Open starts the engine on dataDir with sessions connections (at least 1), with libchdb.so
-// at libPath (CHDB_LIB_PATH when empty). Go's signal handlers are saved before and restored
-// after chDB starts, and chDB is asked not to install its own: a Go panic must stay a Go panic.
-func Open(libPath, dataDir string, sessions int) (*Engine, error) {
+// at libPath (CHDB_LIB_PATH when empty) and args as further command-line arguments of the
+// engine (such as --config-file, see WriteConfig). Go's signal handlers are saved before and
+// restored after chDB starts, and chDB is asked not to install its own: a Go panic must stay
+// a Go panic.
+func Open(libPath, dataDir string, sessions int, args ...string) (*Engine, error) {
 	if sessions < 1 {
 		return nil, fmt.Errorf("chdb sessions: %d, want at least 1", sessions)
 	}
@@ -50,7 +55,7 @@ func Open(libPath, dataDir string, sessions int) (*Engine, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	e := &Engine{lib: l, args: []string{"clickhouse", "--path=" + dataDir}, size: sessions, idle: make(chan *Session, sessions)}
+	e := &Engine{lib: l, args: append([]string{"clickhouse", "--path=" + dataDir}, args...), size: sessions, idle: make(chan *Session, sessions)}
 	e.control, err = e.connect()
 	if err != nil {
 		return nil, fmt.Errorf("start chdb on %s: %w", dataDir, err)
@@ -61,7 +66,7 @@ func Open(libPath, dataDir string, sessions int) (*Engine, error) {
 			e.closeAll()
 			return nil, fmt.Errorf("start chdb on %s: %w", dataDir, err)
 		}
-		s := &Session{e: e, conn: c}
+		s := &Session{e: e, conn: c, idle: e.idle}
 		e.all = append(e.all, s)
 		e.idle <- s
 	}
@@ -92,14 +97,16 @@ func (e *Engine) connect() (unsafe.Pointer, error) {
 func (e *Engine) Size() int { return e.size }
 
 // Acquire waits for a free session. The caller must Release it.
-func (e *Engine) Acquire(ctx context.Context) (*Session, error) {
+func (e *Engine) Acquire(ctx context.Context) (*Session, error) { return acquire(ctx, e.idle) }
+
+func acquire(ctx context.Context, idle chan *Session) (*Session, error) {
 	select {
-	case s := <-e.idle:
+	case s := <-idle:
 		return s, nil
 	default:
 	}
 	select {
-	case s := <-e.idle:
+	case s := <-idle:
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -112,9 +119,65 @@ func (e *Engine) Close() {
 		for range e.size {
 			<-e.idle
 		}
+		e.poolsMu.Lock()
+		for _, p := range e.pools {
+			for range p.size {
+				<-p.idle
+			}
+		}
+		e.poolsMu.Unlock()
 		e.closeAll()
 	})
 }
+
+// Pool is a set of sessions of the engine kept apart from its main pool, each prepared once
+// by the statements given to NewPool (a role, settings and their constraints), for the
+// statements of one kind of client only.
+type Pool struct {
+	e    *Engine
+	size int
+	idle chan *Session
+}
+
+// NewPool opens size more connections to the engine and runs setup on each, in order; the
+// pool lives as long as the engine. A second call with the same name returns the first pool
+// (whose setup and size stay those of the first call).
+func (e *Engine) NewPool(name string, size int, setup []string) (*Pool, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("chdb pool %s: %d sessions, want at least 1", name, size)
+	}
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	if p, ok := e.pools[name]; ok {
+		return p, nil
+	}
+	p := &Pool{e: e, size: size, idle: make(chan *Session, size)}
+	for range size {
+		c, err := e.connect()
+		if err != nil {
+			return nil, fmt.Errorf("chdb pool %s: %w", name, err)
+		}
+		s := &Session{e: e, conn: c, idle: p.idle}
+		e.all = append(e.all, s)
+		for _, q := range setup {
+			if _, err := s.Exec(q); err != nil {
+				return nil, fmt.Errorf("chdb pool %s: %s: %w", name, q, err)
+			}
+		}
+		p.idle <- s
+	}
+	if e.pools == nil {
+		e.pools = map[string]*Pool{}
+	}
+	e.pools[name] = p
+	return p, nil
+}
+
+// Size is the number of the pool's sessions.
+func (p *Pool) Size() int { return p.size }
+
+// Acquire waits for a free session of the pool. The caller must Release it.
+func (p *Pool) Acquire(ctx context.Context) (*Session, error) { return acquire(ctx, p.idle) }
 
 // closeAll closes the sessions' connections, then the control connection: closing the last
 // one shuts the engine down.

@@ -6,6 +6,7 @@ package chdb
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -16,8 +17,12 @@ import (
 type Session struct {
 	e    *Engine
 	conn unsafe.Pointer
+	idle chan *Session // the pool it belongs to
 	// Database is the connection's current database, as last set with USE through it.
 	Database string
+	// role is the connection's current role, as last set with SetRole ("": the default
+	// roles of the engine's user).
+	role string
 
 	mu      sync.Mutex
 	current *statement
@@ -32,7 +37,26 @@ type statement struct {
 }
 
 // Release gives the session back to the pool.
-func (s *Session) Release() { s.e.idle <- s }
+func (s *Session) Release() { s.idle <- s }
+
+// SetRole makes role the connection's only current role (SET ROLE), unless it already is:
+// the privileges of the statements it runs next are that role's.
+func (s *Session) SetRole(role string) error {
+	if s.role == role {
+		return nil
+	}
+	if _, err := s.Exec("SET ROLE " + quoteName(role)); err != nil {
+		s.role = ""
+		return err
+	}
+	s.role = role
+	return nil
+}
+
+// quoteName renders an access entity's name as a quoted identifier.
+func quoteName(name string) string {
+	return "`" + strings.NewReplacer(`\`, `\\`, "`", "\\`").Replace(name) + "`"
+}
 
 // begin marks query as the session's running statement and returns its text with the marker.
 func (s *Session) begin(query string) (string, *statement) {

@@ -28,8 +28,9 @@ const endless = "SELECT count() FROM system.numbers"
 // addresses.
 func oneReadServer(t *testing.T, queueWait time.Duration) (string, string) {
 	t.Helper()
-	cfg := server.DefaultConfig()
+	cfg := suiteConfig
 	cfg.DataDir = t.TempDir()
+	cfg.TmpDir = ""
 	cfg.MaxQueries = 2
 	cfg.QueueWait = queueWait
 	srv, err := server.New(cfg, testEngine, zap.NewNop())
@@ -47,12 +48,18 @@ func oneReadServer(t *testing.T, queueWait time.Duration) (string, string) {
 	return ln.Addr().String(), hln.Addr().String()
 }
 
-// httpQuery sends sql as the body of a POST and returns the status and body.
+// httpQuery sends sql as the body of a POST by the admin user and returns the status and body.
 func httpQuery(ctx context.Context, addr, params, sql string) (int, string, error) {
+	return httpQueryAs(ctx, adminUser, adminPassword, addr, params, sql)
+}
+
+// httpQueryAs is httpQuery by another user.
+func httpQueryAs(ctx context.Context, user, password, addr, params, sql string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/?"+params, strings.NewReader(sql))
 	if err != nil {
 		return 0, "", err
 	}
+	req.SetBasicAuth(user, password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -117,7 +124,7 @@ func TestClientGoneStopsQuery(t *testing.T) {
 		{"native socket closed before the first block", func(t *testing.T, endless string) func() {
 			nc, err := net.Dial("tcp", nativeAddr)
 			require.NoError(t, err)
-			conn := clickhouse.OpenDB(&clickhouse.Options{Addr: []string{nativeAddr}, DialContext: func(context.Context, string) (net.Conn, error) { return nc, nil }})
+			conn := clickhouse.OpenDB(&clickhouse.Options{Addr: []string{nativeAddr}, Auth: clickhouse.Auth{Username: adminUser, Password: adminPassword}, DialContext: func(context.Context, string) (net.Conn, error) { return nc, nil }})
 			done := make(chan struct{})
 			go func() { defer close(done); _, _ = conn.Exec(endless) }()
 			return func() { _ = nc.Close(); <-done; _ = conn.Close() }

@@ -24,7 +24,8 @@ func TestPythonClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, venv, "-u", script)
-	cmd.Env = append(os.Environ(), "CHSERVER_HTTP="+chserverHTTPAddr, "CHSERVER_NATIVE="+chserverAddr)
+	cmd.Env = append(os.Environ(), "CHSERVER_HTTP="+chserverHTTPAddr, "CHSERVER_NATIVE="+chserverAddr,
+		"CHSERVER_USER="+adminUser, "CHSERVER_PASSWORD="+adminPassword)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	require.NoError(t, err, "python clients failed")
@@ -37,14 +38,14 @@ func TestCurl(t *testing.T) {
 	require.NoError(t, err, "curl is needed")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, curl, "-sS", "--fail-with-body", "--compressed",
+	out, err := exec.CommandContext(ctx, curl, "-sS", "--fail-with-body", "--compressed", "-u", adminUser+":"+adminPassword,
 		"http://"+chserverHTTPAddr+"/?enable_http_compression=1&max_block_size=10",
 		"--data-binary", "SELECT number, toString(number) AS s FROM numbers(100) FORMAT JSONCompact").Output()
 	require.NoError(t, err, "%s", out)
 	var doc struct{ Rows int }
 	require.NoError(t, json.Unmarshal(out, &doc))
 	require.Equal(t, 100, doc.Rows)
-	out, err = exec.CommandContext(ctx, curl, "-sS", "-G", "http://"+chserverHTTPAddr+"/",
+	out, err = exec.CommandContext(ctx, curl, "-sS", "-G", "-u", adminUser+":"+adminPassword, "http://"+chserverHTTPAddr+"/",
 		"--data-urlencode", "query=SELECT {n:UInt8} * 2", "--data-urlencode", "param_n=21").Output()
 	require.NoError(t, err)
 	require.Equal(t, "42", strings.TrimSpace(string(out)))

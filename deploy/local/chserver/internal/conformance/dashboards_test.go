@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Every panel query of deploy/grafana's dashboards, sent over HTTP as the Grafana ClickHouse
-// plugin in HTTP mode sends it (clickhouse-go with Protocol HTTP: Native answers with
+// Every panel query of deploy/grafana's dashboards, sent over HTTP by the analyst role as the
+// Grafana ClickHouse plugin in HTTP mode sends it (clickhouse-go with Protocol HTTP: Native answers with
 // client_protocol_version), and again as JSON cut into small blocks, on the schema of
 // schemas/clickhouse with a few thousand detections. The macro expansion here is a plain
 // one (the plugin's exact expansion is tested in deploy/grafana): each macro becomes the
@@ -28,15 +28,11 @@ func TestDashboardQueriesOverHTTP(t *testing.T) {
 	dashboards, err := filepath.Glob(mustRepoFile(t, "deploy/grafana/dashboards") + "/*.json")
 	require.NoError(t, err)
 	require.NotEmpty(t, dashboards)
-	native := open(t, chserverAddr)
-	db := newDatabase(t, native)
-	applySchema(t, native, db)
-	require.NoError(t, native.Exec(ctx, "INSERT INTO "+db+".detections (event_id, sensor_id, kind, observed_at, received_at, enriched_at, facility_id, tac) "+
-		"SELECT toString(number), 's' || toString(number % 7), ['mas_attach', 'call_attempt', 'sms_attempt', 'drone_seen'][1 + number % 4], "+
-		"now64(3) - toIntervalSecond(number * 37), now64(3), now64(3), 'FAC' || toString(number % 5), toString(35000000 + number % 11) FROM numbers(4000)"))
-
+	db := vigieDatabase(t)
+	// As the dashboards' data source does: the analyst role.
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: []string{chserverHTTPAddr}, Protocol: clickhouse.HTTP, Auth: clickhouse.Auth{Database: db},
+		Addr: []string{chserverHTTPAddr}, Protocol: clickhouse.HTTP,
+		Auth:     clickhouse.Auth{Database: db, Username: analystUser, Password: analystPassword},
 		Settings: clickhouse.Settings{"log_comment": "grafana:vigie-dashboards"},
 	})
 	require.NoError(t, err)
@@ -77,7 +73,7 @@ func TestDashboardQueriesOverHTTP(t *testing.T) {
 				require.NoError(t, rows.Err(), expanded)
 				require.NoError(t, rows.Close())
 				// The same query as JSON in blocks of 3 rows: one document.
-				status, body, err := httpQuery(ctx, chserverHTTPAddr, url.Values{"database": {db}, "max_block_size": {"3"}}.Encode(), expanded+" FORMAT JSON")
+				status, body, err := httpQueryAs(ctx, analystUser, analystPassword, chserverHTTPAddr, url.Values{"database": {db}, "max_block_size": {"3"}}.Encode(), expanded+" FORMAT JSON")
 				require.NoError(t, err)
 				require.Equal(t, 200, status, body)
 				var doc struct{ Rows int }

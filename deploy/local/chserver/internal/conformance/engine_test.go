@@ -300,9 +300,9 @@ func TestDatabasePerConnection(t *testing.T) {
 		require.NoError(t, c2.QueryRow(ctx, "SELECT v FROM t").Scan(&v))
 		require.Equal(t, "two", v)
 	}
-	_, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: "no_such_db"}})
+	_, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: "no_such_db", Username: adminUser, Password: adminPassword}})
 	require.NoError(t, err)
-	bad, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: "no_such_db"}})
+	bad, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: "no_such_db", Username: adminUser, Password: adminPassword}})
 	defer bad.Close()
 	require.Equal(t, int32(81), exceptionCode(t, bad.Ping(ctx)))
 }
@@ -330,7 +330,7 @@ func TestHandshakeWhileEngineBusy(t *testing.T) {
 	}
 	defer release()
 	for _, name := range []string{db, "no_such_db"} {
-		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: name},
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chserverAddr}, Auth: clickhouse.Auth{Database: name, Username: adminUser, Password: adminPassword},
 			DialTimeout: 3 * time.Second})
 		require.NoError(t, err)
 		defer conn.Close()

@@ -33,6 +33,7 @@ func httpGet(t *testing.T, params url.Values, header http.Header, sql string) (*
 	params.Set("query", sql)
 	req, err := http.NewRequest(http.MethodGet, "http://"+chserverHTTPAddr+"/?"+params.Encode(), nil)
 	require.NoError(t, err)
+	req.SetBasicAuth(adminUser, adminPassword)
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -231,6 +232,7 @@ func TestHTTPCompression(t *testing.T) {
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+chserverHTTPAddr+"/", &zb)
 	require.NoError(t, err)
 	req.Header.Set("Content-Encoding", "gzip")
+	req.SetBasicAuth(adminUser, adminPassword)
 	hresp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = hresp.Body.Close() }()

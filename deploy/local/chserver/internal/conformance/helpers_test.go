@@ -142,6 +142,9 @@ func withPool(n int) connOption {
 func open(t testing.TB, addr string, opts ...connOption) driver.Conn {
 	t.Helper()
 	o := &clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second, MaxOpenConns: 4}
+	if addr != clickhouse18Addr {
+		o.Auth = clickhouse.Auth{Username: adminUser, Password: adminPassword} // chserver has no anonymous user
+	}
 	for _, opt := range opts {
 		opt(o)
 	}

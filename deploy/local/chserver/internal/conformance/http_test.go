@@ -24,7 +24,8 @@ func TestHTTPWithClickHouseGo(t *testing.T) {
 	ctx := context.Background()
 	db := newDatabase(t, open(t, chserverAddr))
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: []string{chserverHTTPAddr}, Protocol: clickhouse.HTTP, Auth: clickhouse.Auth{Database: db},
+		Addr: []string{chserverHTTPAddr}, Protocol: clickhouse.HTTP,
+		Auth:        clickhouse.Auth{Database: db, Username: adminUser, Password: adminPassword},
 		DialTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
@@ -83,6 +84,10 @@ func httpCall(t *testing.T, method, query string, params url.Values, body io.Rea
 	require.NoError(t, err)
 	for k, v := range header {
 		req.Header[k] = v
+	}
+	if !params.Has("user") && req.Header.Get("X-ClickHouse-User") == "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("X-ClickHouse-User", adminUser)
+		req.Header.Set("X-ClickHouse-Key", adminPassword)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -55,16 +55,41 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// The suite's users, one per role, and the database the roles name ({db} of
+// schemas/clickhouse/roles). "vigie" (admin) is the user of the authentication tests.
+const (
+	adminUser, adminPassword     = "admin", "admin-s3cret"
+	writerUser, writerPassword   = "writer", "writer-s3cret"
+	analystUser, analystPassword = "analyst", "analyst-s3cret"
+	suiteDatabase                = "vigie"
+)
+
+// suiteConfig is the configuration of the suite's server, for the tests that start another
+// server on its engine.
+var suiteConfig server.Config
+
 func startServer(dataDir string) (stop func(), addr, httpAddr string, err error) {
-	engine, err := chdb.Open("", dataDir, server.DefaultConfig().MaxQueries)
+	rolesDir, err := repoFile(server.RolesDir)
+	if err != nil {
+		return nil, "", "", err
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.Users = map[string]server.User{
+		adminUser: {Password: adminPassword, Role: "admin"}, "vigie": {Password: "s3cret", Role: "admin"},
+		writerUser: {Password: writerPassword, Role: "writer"}, analystUser: {Password: analystPassword, Role: "analyst"},
+	}
+	if cfg.Roles, err = server.LoadRoles(rolesDir, suiteDatabase); err != nil {
+		return nil, "", "", err
+	}
+	cfg.Database = suiteDatabase
+	cfg.SpoolMemory = 4 << 20 // small, so that big results go through the spool file
+	suiteConfig = cfg
+	engine, err := server.OpenEngine("", cfg, cfg.MaxQueries)
 	if err != nil {
 		return nil, "", "", err
 	}
 	testEngine = engine
-	cfg := server.DefaultConfig()
-	cfg.DataDir = dataDir
-	cfg.Users = map[string]string{"default": "", "vigie": "s3cret"}
-	cfg.SpoolMemory = 4 << 20 // small, so that big results go through the spool file
 	log := zap.NewNop()
 	if os.Getenv("CHSERVER_TEST_LOG") != "" {
 		log, _ = zap.NewDevelopment()

@@ -16,7 +16,7 @@ const codeTooManyQueries = 202
 // acquireRead takes a read slot and an engine session for a SELECT (or SHOW, DESCRIBE, ...).
 // Reads hold at most MaxQueries-1 sessions: one is always left for inserts and DDL. When no
 // slot frees within QueueWait, it fails with TOO_MANY_SIMULTANEOUS_QUERIES.
-func (s *Server) acquireRead(ctx context.Context) (*chdb.Session, func(), error) {
+func (s *Server) acquireRead(ctx context.Context, role *Role) (*chdb.Session, func(), error) {
 	until := time.Now().Add(s.cfg.QueueWait)
 	select {
 	case s.readSlots <- struct{}{}:
@@ -31,7 +31,7 @@ func (s *Server) acquireRead(ctx context.Context) (*chdb.Session, func(), error)
 			return nil, nil, s.fullError("read", cap(s.readSlots))
 		}
 	}
-	sess, err := s.acquireSession(ctx, until)
+	sess, err := s.acquireSession(ctx, until, role)
 	if err != nil {
 		<-s.readSlots
 		return nil, nil, err
@@ -41,23 +41,37 @@ func (s *Server) acquireRead(ctx context.Context) (*chdb.Session, func(), error)
 
 // acquireWrite takes an engine session for any other statement: it waits only for other
 // writes and DDL, never for a read.
-func (s *Server) acquireWrite(ctx context.Context) (*chdb.Session, func(), error) {
-	sess, err := s.acquireSession(ctx, time.Now().Add(s.cfg.QueueWait))
+func (s *Server) acquireWrite(ctx context.Context, role *Role) (*chdb.Session, func(), error) {
+	sess, err := s.acquireSession(ctx, time.Now().Add(s.cfg.QueueWait), role)
 	if err != nil {
 		return nil, nil, err
 	}
 	return sess, sess.Release, nil
 }
 
-func (s *Server) acquireSession(ctx context.Context, until time.Time) (*chdb.Session, error) {
+// acquireSession takes a session with role's privileges: one of the role's own pool, whose
+// sessions hold its profile, or one of the engine's pool, switched to the role (nil: the
+// server's own statements, with the engine's default roles).
+func (s *Server) acquireSession(ctx context.Context, until time.Time, role *Role) (*chdb.Session, error) {
 	wctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
-	sess, err := s.engine.Acquire(wctx)
+	acquire, size := s.engine.Acquire, s.engine.Size()
+	if role != nil && s.pools[role.Name] != nil {
+		p := s.pools[role.Name]
+		acquire, size = p.Acquire, p.Size()
+	}
+	sess, err := acquire(wctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, s.fullError("engine", s.engine.Size())
+		return nil, s.fullError("engine", size)
+	}
+	if role != nil && s.pools[role.Name] == nil {
+		if err := sess.SetRole(role.Name); err != nil {
+			sess.Release()
+			return nil, err
+		}
 	}
 	return sess, nil
 }
@@ -68,10 +82,13 @@ func (s *Server) fullError(what string, n int) error {
 }
 
 // readSettings adds the server's default max_execution_time to a read's settings, unless the
-// client gave its own.
-func (s *Server) readSettings(sql string, settings []sqlSetting) []sqlSetting {
+// client gave its own or the role's profile bounds it.
+func (s *Server) readSettings(sql string, settings []sqlSetting, role *Role) []sqlSetting {
 	if s.cfg.MaxExecutionTime <= 0 || !takesSettings(sql) {
 		return settings
+	}
+	if _, ok := role.constraint("max_execution_time"); ok {
+		return settings // the role's profile sets it on its sessions, and bounds it
 	}
 	for _, st := range settings {
 		if st.Key == "max_execution_time" {

@@ -19,8 +19,18 @@ type Config struct {
 	DataDir string
 	// TmpDir holds insert files and spooled results; DataDir/tmp when empty.
 	TmpDir string
-	// Users maps user names to passwords.
-	Users map[string]string
+	// Users maps user names to their password and role; every user has both.
+	Users map[string]User
+	// Roles are the roles users have (LoadRoles): the engine must have been opened with
+	// their configuration (OpenEngine).
+	Roles Roles
+	// Database is the Vigie database ({db} of the role files): the current database of a
+	// client that names none, when its role has no grant on every database (as a production
+	// user's DEFAULT DATABASE).
+	Database string
+	// AllowedOrigins are the browser origins (scheme://host:port) whose requests the HTTP
+	// interface accepts; a request from any other origin, or from another site, is refused.
+	AllowedOrigins []string
 	// SpoolMemory is how many bytes of a result are kept in memory before spilling to disk.
 	SpoolMemory int
 	// HandshakeTimeout bounds the client's hello.
@@ -45,7 +55,7 @@ func DefaultConfig() Config {
 		ListenAddr:       "127.0.0.1:19000",
 		HTTPListenAddr:   "127.0.0.1:18123",
 		DataDir:          ".state/clickhouse",
-		Users:            map[string]string{"default": ""},
+		Database:         "vigie",
 		SpoolMemory:      64 << 20,
 		HandshakeTimeout: 10 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
@@ -53,24 +63,6 @@ func DefaultConfig() Config {
 		QueueWait:        5 * time.Second,
 		MaxExecutionTime: 10 * time.Minute,
 	}
-}
-
-// ParseUsers reads "name:password,name2:password2" ("default:" is the user default with an
-// empty password).
-func ParseUsers(s string) (map[string]string, error) {
-	users := map[string]string{}
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		name, password, ok := strings.Cut(item, ":")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("users: %q is not name:password", item)
-		}
-		users[name] = password
-	}
-	return users, nil
 }
 
 // Validate names the first bad field.
@@ -87,7 +79,15 @@ func (c Config) Validate() error {
 		return errors.New("data dir is empty")
 	}
 	if len(c.Users) == 0 {
-		return errors.New("users: at least one user is needed")
+		return errors.New("users: at least one user is needed (name:password:role)")
+	}
+	for name, u := range c.Users {
+		if u.Password == "" {
+			return fmt.Errorf("users: user %s has an empty password: every user needs one (there is no anonymous access)", name)
+		}
+		if _, ok := c.Roles.Lookup(u.Role); !ok {
+			return fmt.Errorf("users: user %s has role %q, which the role files do not create (roles: %s)", name, u.Role, strings.Join(c.Roles.names(), ", "))
+		}
 	}
 	if c.SpoolMemory <= 0 {
 		return errors.New("spool memory must be positive")

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +52,7 @@ type conn struct {
 	log      *zap.Logger
 	revision uint64
 	user     string
+	role     *Role
 	database string
 	settings []sqlSetting // from SET statements: this connection's own session settings
 	types    typeCache
@@ -137,13 +137,17 @@ func (c *conn) handshake(ctx context.Context) error {
 	if h.User == "" {
 		h.User = "default"
 	}
-	if err := c.srv.authenticate(h.User, h.Password); err != nil {
+	role, err := c.srv.authenticate(h.User, h.Password)
+	if err != nil {
 		return reject(codeAuthFailed, err.Error())
 	}
-	c.user = h.User
+	c.user, c.role = h.User, role
 	c.database = h.Database
 	if c.database == "" {
-		c.database = "default"
+		c.database = c.srv.defaultDatabase(role)
+	}
+	if err := role.checkDatabase(c.database); err != nil {
+		return reject(codeAccessDenied, err.Error())
 	}
 	// The database must exist, as a real server checks; but the engine may be busy with a
 	// long statement, and a client waits for the hello only its dial timeout. When the engine
@@ -154,7 +158,7 @@ func (c *conn) handshake(ctx context.Context) error {
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return reject(codeUnknownDatabase, fmt.Sprintf("Database %s does not exist: %v", c.database, err))
 	}
-	c.log = c.log.With(zap.String("user", c.user), zap.String("client", h.Name))
+	c.log = c.log.With(zap.String("user", c.user), zap.String("role", role.Name), zap.String("client", h.Name))
 	if err := c.w.hello(c.srv.hello, c.revision); err != nil {
 		return err
 	}
@@ -187,13 +191,13 @@ func (c *conn) sendBlock(block []byte, compressed bool) error {
 
 // withSession runs fn with the engine's session, switched to this connection's database.
 func (c *conn) withSession(ctx context.Context, fn func(*chdb.Session) error) error {
-	return c.srv.withSession(ctx, c.database, fn)
+	return c.srv.withSession(ctx, c.database, c.role, fn)
 }
 
-// withSession runs fn with an engine session, switched to database db. It is for statements
-// other than reads (see acquireWrite) and for the small statements around a read.
-func (s *Server) withSession(ctx context.Context, db string, fn func(*chdb.Session) error) error {
-	sess, release, err := s.acquireWrite(ctx)
+// withSession runs fn with an engine session of role, switched to database db. It is for
+// statements other than reads (see acquireWrite) and for the small statements around a read.
+func (s *Server) withSession(ctx context.Context, db string, role *Role, fn func(*chdb.Session) error) error {
+	sess, release, err := s.acquireWrite(ctx, role)
 	if err != nil {
 		return err
 	}
@@ -202,15 +206,6 @@ func (s *Server) withSession(ctx context.Context, db string, fn func(*chdb.Sessi
 		return err
 	}
 	return fn(sess)
-}
-
-// authenticate checks a user's password against the configuration, in constant time.
-func (s *Server) authenticate(user, password string) error {
-	want, ok := s.cfg.Users[user]
-	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(password)) != 1 {
-		return newQueryError(codeAuthFailed, "%s: Authentication failed: password is incorrect, or there is no user with such name.", user)
-	}
-	return nil
 }
 
 // useDatabase makes db the session's current database.

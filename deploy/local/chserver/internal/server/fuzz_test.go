@@ -14,8 +14,6 @@ import (
 
 	"github.com/ClickHouse/ch-go/proto"
 	"go.uber.org/zap"
-
-	"github.com/vigie/vigie/deploy/local/chserver/internal/chdb"
 )
 
 // testServer is a server on an engine in a temporary folder, shared by this package's tests.
@@ -32,15 +30,24 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	engine, err := chdb.Open("", filepath.Join(dir, "data"), 4)
+	cfg := DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.HandshakeTimeout = 2 * time.Second
+	cfg.Users = map[string]User{"default": {Password: testPassword, Role: "admin"}}
+	rolesDir, err := FindRolesDir()
+	if err == nil {
+		cfg.Roles, err = LoadRoles(rolesDir, "vigie")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	engine, err := OpenEngine("", cfg, 4)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open chdb:", err)
 		return 1
 	}
 	defer engine.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.HandshakeTimeout = 2 * time.Second
 	testServer, err = New(cfg, engine, zap.NewNop())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "new server:", err)
@@ -48,6 +55,9 @@ func runTests(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// testPassword is the password of the test server's user, default.
+const testPassword = "fuzz-s3cret"
 
 // clientPackets builds well-formed client input, the seeds the fuzzer mutates.
 type clientPackets struct{ b proto.Buffer }
@@ -155,13 +165,13 @@ func TestServeInput(t *testing.T) {
 		input   []byte
 		wantErr bool
 	}{
-		{"hello and ping", newPackets().hello("default", "").ping().bytes(), false},
-		{"insert", newPackets().hello("default", "").query("INSERT INTO default.fuzz (a, s) FORMAT Native").block(0).block(3).block(0).bytes(), false},
+		{"hello and ping", newPackets().hello("default", testPassword).ping().bytes(), false},
+		{"insert", newPackets().hello("default", testPassword).query("INSERT INTO default.fuzz (a, s) FORMAT Native").block(0).block(3).block(0).bytes(), false},
 		{"bad password", newPackets().hello("default", "x").bytes(), true},
 		{"no hello", newPackets().ping().bytes(), true},
-		{"truncated query", newPackets().hello("default", "").query("SELECT 1").bytes()[:40], true},
-		{"unknown packet", append(newPackets().hello("default", "").bytes(), 99), true},
-		{"huge string", append(newPackets().hello("default", "").bytes(), clientQuery, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), true},
+		{"truncated query", newPackets().hello("default", testPassword).query("SELECT 1").bytes()[:len(newPackets().hello("default", testPassword).bytes())+10], true},
+		{"unknown packet", append(newPackets().hello("default", testPassword).bytes(), 99), true},
+		{"huge string", append(newPackets().hello("default", testPassword).bytes(), clientQuery, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,10 +189,10 @@ func TestServeInput(t *testing.T) {
 // FuzzServeInput feeds arbitrary client bytes to a connection: it must end (with an error
 // or not) and never crash the server.
 func FuzzServeInput(f *testing.F) {
-	f.Add(newPackets().hello("default", "").ping().bytes())
-	f.Add(newPackets().hello("default", "").query("SELECT number, toString(number) FROM numbers(3)").block(0).bytes())
-	f.Add(newPackets().hello("default", "").query("INSERT INTO default.fuzz (a, s) FORMAT Native").block(0).block(2).block(0).bytes())
-	f.Add(newPackets().hello("default", "").query("SELECT 1", proto.Setting{Key: "max_threads", Value: "1"}).block(0).bytes())
+	f.Add(newPackets().hello("default", testPassword).ping().bytes())
+	f.Add(newPackets().hello("default", testPassword).query("SELECT number, toString(number) FROM numbers(3)").block(0).bytes())
+	f.Add(newPackets().hello("default", testPassword).query("INSERT INTO default.fuzz (a, s) FORMAT Native").block(0).block(2).block(0).bytes())
+	f.Add(newPackets().hello("default", testPassword).query("SELECT 1", proto.Setting{Key: "max_threads", Value: "1"}).block(0).bytes())
 	f.Add([]byte{0})
 	f.Fuzz(func(t *testing.T, input []byte) {
 		err := serveInput(t, input)

@@ -68,6 +68,7 @@ type httpRequest struct {
 	w        http.ResponseWriter
 	r        *http.Request
 	log      *zap.Logger
+	role     *Role
 	id       string
 	database string
 	format   string
@@ -95,6 +96,11 @@ func (s *Server) handleHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/", "/query":
 	default:
 		http.NotFound(w, r)
+		return
+	}
+	if err := s.browserCheck(r); err != nil {
+		s.log.Info("http request refused", zap.String("remote", r.RemoteAddr), zap.String("origin", r.Header.Get("Origin")), zap.Error(err))
+		http.Error(w, "Code: 497. DB::Exception: "+err.Error(), http.StatusForbidden)
 		return
 	}
 	params := r.URL.Query()
@@ -132,8 +138,15 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 	if user == "" {
 		user = "default"
 	}
-	if err := s.authenticate(user, password); err != nil {
+	role, err := s.authenticate(user, password)
+	if err != nil {
 		return err
+	}
+	h.role = role
+	if simplePost(r) && r.Header.Get("X-ClickHouse-User") == "" && r.Header.Get("Authorization") == "" {
+		// What a browser page may send to any site without asking (a form or text POST
+		// without custom headers) must not run a query, whoever's password it carries.
+		return newQueryError(codeAccessDenied, "a POST of %s must authenticate with the X-ClickHouse-User and X-ClickHouse-Key headers or basic authentication, not URL parameters (a browser form could send it)", r.Header.Get("Content-Type"))
 	}
 	if get("decompress") == "1" || get("compress") == "1" {
 		return newQueryError(codeNotImplemented, "compress=1 and decompress=1 (ClickHouse's block compression over HTTP) are not supported by chserver: use Content-Encoding (gzip, deflate, zstd, lz4, bz2) for the request body")
@@ -153,7 +166,10 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 			h.compressionLevel = l
 		}
 	}
-	h.database = firstOf(get("database"), r.Header.Get("X-ClickHouse-Database"), "default")
+	h.database = firstOf(get("database"), r.Header.Get("X-ClickHouse-Database"), s.defaultDatabase(role))
+	if err := role.checkDatabase(h.database); err != nil {
+		return err
+	}
 	h.format = firstOf(get("default_format"), r.Header.Get("X-ClickHouse-Format"), "TabSeparated")
 	values := map[string]string{}
 	for k := range params {
@@ -184,7 +200,17 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 	// {name:Type} values are bound by the engine, as ClickHouse binds them, except in an
 	// INSERT of data, whose statement is rewritten (INSERT ... FROM INFILE) first.
 	h.params = values
-	switch classify(sql, toks) {
+	kind := classify(sql, toks)
+	if err := role.checkSettings(h.settings, !isRead(sql, toks)); err != nil {
+		return err
+	}
+	if err := role.checkStatement(sql, toks, kind, values, s.tableFunctions); err != nil {
+		return err
+	}
+	if r.Method == http.MethodGet && !isRead(sql, toks) {
+		return newQueryError(codeReadonly, "Cannot execute query in readonly mode: HTTP GET runs reads only (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); send other statements by POST")
+	}
+	switch kind {
 	case stmtSelect:
 		return s.httpSelect(h, sql)
 	case stmtInsert:

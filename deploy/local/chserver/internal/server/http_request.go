@@ -156,6 +156,21 @@ func insertDataStart(text string) (int, bool) {
 // bindParams replaces each {name:Type} placeholder with the value of param_name, as a
 // literal of Type (or an identifier for the type Identifier).
 func bindParams(sql string, values map[string]string) (string, error) {
+	return substituteParams(sql, func(name, typ string) (string, error) {
+		v, ok := values[name]
+		if !ok {
+			return "", newQueryError(codeUnknownQueryParameter, "Substitution `%s` is not set (pass it as param_%s in the URL)", name, name)
+		}
+		if typ == "Identifier" {
+			return quoteIdent(v), nil
+		}
+		// The value is in the escaped text form, whose escapes are those of SQL strings.
+		return "CAST('" + strings.ReplaceAll(v, "'", `\'`) + "' AS " + typ + ")", nil
+	})
+}
+
+// substituteParams replaces each {name:Type} placeholder of sql with what with returns.
+func substituteParams(sql string, with func(name, typ string) (string, error)) (string, error) {
 	if !strings.Contains(sql, "{") {
 		return sql, nil
 	}
@@ -178,19 +193,12 @@ func bindParams(sql string, values map[string]string) (string, error) {
 		if j == len(toks) {
 			return "", newQueryError(codeSyntaxError, "Syntax error: unterminated query parameter")
 		}
-		name := toks[i+1].text(sql)
-		typ := strings.TrimSpace(sql[toks[i+2].end:toks[j].start])
-		v, ok := values[name]
-		if !ok {
-			return "", newQueryError(codeUnknownQueryParameter, "Substitution `%s` is not set (pass it as param_%s in the URL)", name, name)
+		v, err := with(toks[i+1].text(sql), strings.TrimSpace(sql[toks[i+2].end:toks[j].start]))
+		if err != nil {
+			return "", err
 		}
 		b.WriteString(sql[last:open.start])
-		if typ == "Identifier" {
-			b.WriteString(quoteIdent(v))
-		} else {
-			// The value is in the escaped text form, whose escapes are those of SQL strings.
-			b.WriteString("CAST('" + strings.ReplaceAll(v, "'", `\'`) + "' AS " + typ + ")")
-		}
+		b.WriteString(v)
 		last = toks[j].end
 		i = j
 	}

@@ -31,7 +31,7 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 	if format != "" {
 		h.format = format
 	}
-	settings := s.readSettings(sql, h.settings)
+	settings := s.readSettings(sql, h.settings, h.role)
 	if strings.EqualFold(h.format, "Arrow") || strings.EqualFold(h.format, "ArrowStream") {
 		// chDB 26.5's Arrow writer hangs now and then (1 query in 10 to 30, for ever, deaf to
 		// KILL) when the pipeline has several threads; with one it does not (300 in a row).
@@ -41,7 +41,7 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 		return newQueryError(codeSyntaxError, "Syntax error: %v", err)
 	}
 	ctx := h.r.Context()
-	sess, release, err := s.acquireRead(ctx)
+	sess, release, err := s.acquireRead(ctx, h.role)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 		// chDB writes nothing for an empty result, where ClickHouse sends a block with the
 		// columns' names and types and no rows.
 		var cols []column
-		if err := s.withSession(ctx, h.database, func(sess *chdb.Session) (err error) {
+		if err := s.withSession(ctx, h.database, h.role, func(sess *chdb.Session) (err error) {
 			cols, err = describe(sess, "DESCRIBE TABLE ("+sql+")")
 			return err
 		}); err == nil {
@@ -216,7 +216,7 @@ func (s *Server) httpOther(h *httpRequest, sql string) error {
 func (s *Server) httpExec(h *httpRequest, sql string, settings []sqlSetting) error {
 	var out []byte
 	var r chdb.Result
-	err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
+	err := s.withSession(h.r.Context(), h.database, h.role, func(sess *chdb.Session) (err error) {
 		r, err = execWithSettingsContext(h.r.Context(), sess, sql, h.format, settings, h.params)
 		out = r.Data
 		return err
@@ -261,7 +261,7 @@ func (s *Server) httpInsert(h *httpRequest, sql string, data io.Reader) error {
 	}
 	stmt := insertFromFile(st.quotedTable(), st.Columns, f.Name(), st.Settings, h.settings, st.Format)
 	var r chdb.Result
-	if err := s.withSession(h.r.Context(), h.database, func(sess *chdb.Session) (err error) {
+	if err := s.withSession(h.r.Context(), h.database, h.role, func(sess *chdb.Session) (err error) {
 		r, err = sess.ExecContext(h.r.Context(), stmt, chdb.NativeFormat, nil)
 		return err
 	}); err != nil {

@@ -30,6 +30,12 @@ func (c *conn) query(ctx context.Context, q *queryPacket) error {
 		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
 	}
 	kind := classify(q.Body, toks)
+	if err := c.role.checkSettings(settings, !isRead(q.Body, toks)); err != nil {
+		return c.sendError(err)
+	}
+	if err := c.role.checkStatement(q.Body, toks, kind, q.Parameters, c.srv.tableFunctions); err != nil {
+		return c.sendError(err)
+	}
 	switch kind {
 	case stmtSelect:
 		err = c.runSelect(ctx, q, settings)
@@ -220,6 +226,9 @@ func (c *conn) runSet(ctx context.Context, sql string) error {
 			return c.sendError(newQueryError(codeSyntaxError, "bad setting name %q", s.Key))
 		}
 	}
+	if err := c.role.checkSettings(list, true); err != nil {
+		return c.sendError(err)
+	}
 	if err := c.withSession(ctx, func(s *chdb.Session) error {
 		_, err := s.Exec("SELECT 1 SETTINGS " + renderSettings(list))
 		return err
@@ -240,6 +249,9 @@ func (c *conn) runUse(ctx context.Context, sql string) error {
 	db, err := parseUse(sql)
 	if err != nil {
 		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
+	}
+	if err := c.role.checkDatabase(db); err != nil {
+		return c.sendError(err)
 	}
 	prev := c.database
 	c.database = db

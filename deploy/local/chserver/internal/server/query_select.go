@@ -17,7 +17,7 @@ import (
 // runSelect streams a query's result: chDB's output goes through a spool so that the engine
 // is free again as soon as the result is produced, however slowly the client reads.
 func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSetting) error {
-	sql, err := rewriteSelect(q.Body, c.srv.readSettings(q.Body, settings))
+	sql, err := rewriteSelect(q.Body, c.srv.readSettings(q.Body, settings, c.role))
 	if err != nil {
 		return c.sendError(newQueryError(codeSyntaxError, "Syntax error: %v", err))
 	}
@@ -35,7 +35,7 @@ func (c *conn) runSelect(ctx context.Context, q *queryPacket, settings []sqlSett
 		return stopWatch()
 	}
 	defer stopWatching()
-	sess, release, err := c.srv.acquireRead(qctx)
+	sess, release, err := c.srv.acquireRead(qctx, c.role)
 	if err != nil {
 		if stopWatching() {
 			return protocolErrorf("client sent a packet while its query was running")

@@ -154,6 +154,9 @@ func unquoteIdent(sql string, t token) string {
 	if t.kind != tokQuoted {
 		return s
 	}
+	if strings.HasPrefix(s, leftDoubleQuote) { // “name”: no escapes
+		return s[len(leftDoubleQuote) : len(s)-len(rightDoubleQuote)]
+	}
 	q := s[0]
 	s = s[1 : len(s)-1]
 	var b strings.Builder

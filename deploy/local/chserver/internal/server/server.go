@@ -29,6 +29,11 @@ type Server struct {
 	draining atomic.Bool
 
 	readSlots chan struct{}
+	// pools are the sessions of the roles that have a settings profile (the read-only
+	// analyst): prepared once with the role and its profile, used by that role alone.
+	pools map[string]*chdb.Pool
+	// tableFunctions are the engine's table functions, lower case.
+	tableFunctions map[string]bool
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -69,7 +74,49 @@ func New(cfg Config, engine *chdb.Engine, log *zap.Logger) (*Server, error) {
 	s.hello = parseVersion(rows[0][0])
 	s.hello.Timezone = rows[0][1]
 	s.hello.DisplayName = "chserver"
+	if err := s.prepareRoles(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// prepareRoles reads the engine's table functions, opens the pool of each role with a
+// profile, and checks that the engine knows every other role (it was opened with the
+// configuration of cfg.Roles).
+func (s *Server) prepareRoles() error {
+	sess, err := s.engine.Acquire(context.Background())
+	if err != nil {
+		return err
+	}
+	defer sess.Release()
+	out, err := sess.Exec("SELECT name FROM system.table_functions")
+	if err != nil {
+		return fmt.Errorf("read table functions: %w", err)
+	}
+	rows, err := stringColumns(out, 1)
+	if err != nil {
+		return fmt.Errorf("read table functions: %w", err)
+	}
+	s.tableFunctions = map[string]bool{}
+	for _, r := range rows {
+		s.tableFunctions[strings.ToLower(r[0])] = true
+	}
+	s.pools = map[string]*chdb.Pool{}
+	for _, name := range s.cfg.Roles.names() {
+		r := s.cfg.Roles[name]
+		if r.Profile == nil {
+			if err := sess.SetRole(r.Name); err != nil {
+				return fmt.Errorf("role %s: %w (was the engine opened with the roles' configuration?)", r.Name, err)
+			}
+			continue
+		}
+		p, err := s.engine.NewPool(r.Name, max(1, s.cfg.MaxQueries-1), r.setup())
+		if err != nil {
+			return fmt.Errorf("role %s: %w (was the engine opened with the roles' configuration?)", r.Name, err)
+		}
+		s.pools[r.Name] = p
+	}
+	return nil
 }
 
 // Version is the engine's version, as announced to clients.

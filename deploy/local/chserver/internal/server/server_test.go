@@ -18,7 +18,7 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() { served <- testServer.Serve(ctx, ln) }()
 	defer cancel()
 
-	opts := &clickhouse.Options{Addr: []string{ln.Addr().String()}, MaxOpenConns: 1}
+	opts := &clickhouse.Options{Addr: []string{ln.Addr().String()}, MaxOpenConns: 1, Auth: clickhouse.Auth{Username: "default", Password: testPassword}}
 	idle, err := clickhouse.Open(opts)
 	require.NoError(t, err)
 	defer idle.Close()

@@ -1,7 +1,7 @@
 """Python clients against chserver: clickhouse-connect over HTTP, clickhouse-driver over the
 native protocol, and pyarrow reading the columnar formats. Run by TestPythonClients with
-CHSERVER_HTTP and CHSERVER_NATIVE (host:port); prints one line per check and exits 1 if one
-failed."""
+CHSERVER_HTTP and CHSERVER_NATIVE (host:port), CHSERVER_USER and CHSERVER_PASSWORD; prints one
+line per check and exits 1 if one failed."""
 
 import io
 import json
@@ -19,6 +19,7 @@ from clickhouse_driver import Client
 
 HTTP_HOST, HTTP_PORT = os.environ["CHSERVER_HTTP"].rsplit(":", 1)
 NATIVE_HOST, NATIVE_PORT = os.environ["CHSERVER_NATIVE"].rsplit(":", 1)
+USER, PASSWORD = os.environ["CHSERVER_USER"], os.environ["CHSERVER_PASSWORD"]
 SIZES = [("one block", 1, 65536), ("two blocks", 2, 1), ("many blocks", 5000, 97)]
 results = []
 
@@ -41,12 +42,13 @@ def check(name):
 def http_raw(sql, **params):
     params["query"] = sql
     url = f"http://{HTTP_HOST}:{HTTP_PORT}/?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=60) as r:
+    req = urllib.request.Request(url, headers={"X-ClickHouse-User": USER, "X-ClickHouse-Key": PASSWORD})
+    with urllib.request.urlopen(req, timeout=60) as r:
         return r.read()
 
 
 def connect_client(**kw):
-    return clickhouse_connect.get_client(host=HTTP_HOST, port=int(HTTP_PORT), **kw)
+    return clickhouse_connect.get_client(host=HTTP_HOST, port=int(HTTP_PORT), username=USER, password=PASSWORD, **kw)
 
 
 def sql_of(rows):
@@ -112,7 +114,7 @@ def _():
 @check("clickhouse-driver: results of 1, 2 and many blocks, with progress, compression off and on")
 def _():
     for compression in (False, "lz4", "zstd"):
-        client = Client(NATIVE_HOST, port=int(NATIVE_PORT), compression=compression)
+        client = Client(NATIVE_HOST, port=int(NATIVE_PORT), user=USER, password=PASSWORD, compression=compression)
         for name, rows, block in SIZES:
             got = client.execute(sql_of(rows), settings={"max_block_size": block})
             assert len(got) == rows and got[-1] == (rows - 1, str(rows - 1)), (compression, name)
@@ -125,7 +127,7 @@ def _():
 
 @check("clickhouse-driver: server-side parameters, insert, errors with codes")
 def _():
-    client = Client(NATIVE_HOST, port=int(NATIVE_PORT))
+    client = Client(NATIVE_HOST, port=int(NATIVE_PORT), user=USER, password=PASSWORD)
     got = client.execute("SELECT {n:UInt8} + 1", {"n": 41}, settings={"server_side_params": True})
     assert got == [(42,)], got
     db = f"pyd_{os.getpid()}"
@@ -146,7 +148,7 @@ def _():
 @check("clickhouse-driver: a client that times out before the first block stops its query within a second")
 def _():
     tag = f"py_cancel_{os.getpid()}"
-    client = Client(NATIVE_HOST, port=int(NATIVE_PORT), send_receive_timeout=1)
+    client = Client(NATIVE_HOST, port=int(NATIVE_PORT), user=USER, password=PASSWORD, send_receive_timeout=1)
     try:
         client.execute(f"SELECT count() AS {tag} FROM system.numbers")
         raise AssertionError("no timeout")
