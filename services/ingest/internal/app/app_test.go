@@ -34,6 +34,7 @@ import (
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/schemas/events"
 	"github.com/vigie/vigie/services/ingest/internal/app"
+	"github.com/vigie/vigie/services/ingest/internal/follow"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
 
@@ -309,10 +310,10 @@ func readAll(t *testing.T, brokers []string, topic string) []kafkago.Message {
 func eventIDs(t *testing.T, msgs []kafkago.Message) map[string]int {
 	ids := map[string]int{}
 	for _, m := range msgs {
-		var r event.Raw
-		require.NoError(t, json.Unmarshal(m.Value, &r))
-		require.Equal(t, r.SensorID, string(m.Key), "raw is keyed by sensor_id")
-		ids[r.EventID]++
+		sensorID, eventID, ok := follow.Identity(m.Value)
+		require.True(t, ok, "a raw record: %s", m.Value)
+		require.Equal(t, string(sensorID), string(m.Key), "raw is keyed by sensor_id")
+		ids[string(eventID)]++
 	}
 	return ids
 }

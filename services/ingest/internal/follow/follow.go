@@ -219,7 +219,7 @@ func (f *Follower) handle(_ context.Context, msgs []kafka.Message) error {
 	var newN, known, expired, bad float64
 	for i := range msgs {
 		m := &msgs[i]
-		sensorID, eventID, ok := identity(m.Value)
+		sensorID, eventID, ok := Identity(m.Value)
 		if !ok {
 			bad++
 			continue
@@ -273,10 +273,10 @@ var (
 	sensorIDField = []byte(`,"sensor_id":"`)
 )
 
-// identity reads event_id and sensor_id from a record of detections.raw.v1: directly where
+// Identity reads event_id and sensor_id from a record of detections.raw.v1: directly where
 // pkg/event's encoder put them (first, unescaped, as their patterns require), else by
 // decoding the record.
-func identity(v []byte) (sensorID, eventID []byte, ok bool) {
+func Identity(v []byte) (sensorID, eventID []byte, ok bool) {
 	if rest, found := bytes.CutPrefix(v, eventIDPrefix); found {
 		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
 			eventID = rest[:i]

@@ -30,19 +30,19 @@ func rawRecord(t testing.TB, id string, at time.Time) []byte {
 
 func TestIdentity(t *testing.T) {
 	v := rawRecord(t, "tecore:01JDQ:000001", time.Now())
-	s, e, ok := identity(v)
+	s, e, ok := Identity(v)
 	require.True(t, ok)
 	require.Equal(t, "cp-aix-luynes.batiment-b.mas-tecore-inac-01", string(s))
 	require.Equal(t, "tecore:01JDQ:000001", string(e))
 
 	// Another field order (another encoder): decoded.
-	s, e, ok = identity([]byte(`{"sensor_id":"s-1","event_id":"e-1","observed_at":"2026-11-25T09:14:07.125Z","kind":"rf_burst","received_at":"2026-11-25T09:14:08.125Z"}`))
+	s, e, ok = Identity([]byte(`{"sensor_id":"s-1","event_id":"e-1","observed_at":"2026-11-25T09:14:07.125Z","kind":"rf_burst","received_at":"2026-11-25T09:14:08.125Z"}`))
 	require.True(t, ok)
 	require.Equal(t, "s-1", string(s))
 	require.Equal(t, "e-1", string(e))
 
 	for _, bad := range []string{``, `{`, `{"event_id":"e"}`, `not json`} {
-		_, _, ok = identity([]byte(bad))
+		_, _, ok = Identity([]byte(bad))
 		require.False(t, ok, bad)
 	}
 }
