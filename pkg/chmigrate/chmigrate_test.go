@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS {db}.t_count (n SimpleAggregateFunction(sum, UInt64))
 
 func connect(t *testing.T) driver.Conn {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr(t)}})
+	user, password := testenv.ClickHouseUser()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr(t)}, Auth: clickhouse.Auth{Username: user, Password: password}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	require.NoError(t, conn.Ping(context.Background()))

@@ -273,8 +273,8 @@ var (
 	createAccess = regexp.MustCompile(`(?is)^(CREATE\s+(?:ROLE|SETTINGS\s+PROFILE|USER|QUOTA|ROW\s+POLICY)\s+(?:IF\s+NOT\s+EXISTS|OR\s+REPLACE)\s+[A-Za-z_][A-Za-z0-9_]*)(\s.*)?$`)
 	grantSelect  = regexp.MustCompile(`(?is)^GRANT\s+(SELECT\s+ON\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)\s+TO\s+.*)$`)
 	// otherAccess is a grant on anything but one table of the database (system tables, a
-	// whole database, *.*) or a revoke: the same on every server.
-	otherAccess = regexp.MustCompile(`(?is)^(GRANT|REVOKE)\s+(.*\sON\s+(?:[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_*][A-Za-z0-9_]*|\{db\}\.\*|\*\.\*|\*)\s+(?:TO|FROM)\s+.*)$`)
+	// whole database, *.*, a table engine) or a revoke: the same on every server.
+	otherAccess = regexp.MustCompile(`(?is)^(GRANT|REVOKE)\s+(.*\sON\s+(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_*][A-Za-z0-9_]*)?|\{db\}\.\*|\*\.\*|\*)\s+(?:TO|FROM)\s+.*)$`)
 )
 
 // RewriteAccess returns the cluster form of access statements (roles/*.sql): ON CLUSTER on

@@ -59,7 +59,9 @@ func TestClusterSchemaExecuted(t *testing.T) {
 </clickhouse>
 `, chPort, chPort, zkPort)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o644))
-	cmd := osexec.Command(bin, "-listen", chAddr, "-http", "off", "-data", filepath.Join(dir, "data"), "-lib", lib, "-log-level", "warn")
+	const password = "cluster-test"
+	cmd := osexec.Command(bin, "-listen", chAddr, "-http", "off", "-data", filepath.Join(dir, "data"), "-lib", lib, "-log-level", "warn",
+		"-users", "admin:"+password+":admin", "-roles", filepath.Join(root, "schemas/clickhouse/roles"))
 	cmd.Dir = dir
 	// Its log stays in the test's folder: chDB may crash while it shuts down with
 	// Replicated tables open (SIGSEGV in chdb_close, seen with 26.5), which is noise here.
@@ -69,7 +71,7 @@ func TestClusterSchemaExecuted(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	stopByPID(t, "chserver", cmd, 10*time.Second)
 
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, DialTimeout: time.Second})
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, DialTimeout: time.Second, Auth: clickhouse.Auth{Username: "admin", Password: password}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -238,13 +240,11 @@ func stopByPID(t *testing.T, name string, cmd *osexec.Cmd, grace time.Duration) 
 	})
 }
 
-// chserverBinary is deploy/local/clickhouse.sh's build of the local server, or a fresh one.
+// chserverBinary builds the local server.
 func chserverBinary(t *testing.T, root string) string {
-	bin := filepath.Join(root, ".cache/bin/chserver")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	bin = filepath.Join(t.TempDir(), "chserver")
+	// Built from the working tree (go build caches it), not .cache/bin/chserver, which may
+	// predate the flags used here.
+	bin := filepath.Join(t.TempDir(), "chserver")
 	build := osexec.Command("go", "build", "-o", bin, "./cmd/chserver")
 	build.Dir = filepath.Join(root, "deploy/local/chserver")
 	build.Env = append(os.Environ(), "GOWORK=off")

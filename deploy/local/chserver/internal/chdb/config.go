@@ -20,6 +20,9 @@ type Config struct {
 	// Profiles are settings profiles a session may apply (SET profile = 'name'): their
 	// constraints then hold for that session.
 	Profiles []Profile
+	// Merge is a configuration file merged over this one (macros, remote_servers,
+	// zookeeper, ...), "" for none.
+	Merge string
 }
 
 // Role is a role and its privileges.
@@ -71,6 +74,23 @@ func WriteConfig(dir, dataDir string, c Config) (string, error) {
 	fmt.Fprintf(&b, "  <user_directories><users_xml><path>%s</path></users_xml></user_directories>\n</clickhouse>\n", xmlText(usersPath))
 	if err := writeFile(usersPath, usersXML(c)); err != nil {
 		return "", err
+	}
+	// The engine merges the files of <name>.d/ over <name>.xml.
+	mergeDir := filepath.Join(dir, strings.TrimSuffix(ConfigFile, ".xml")+".d")
+	if err := os.RemoveAll(mergeDir); err != nil {
+		return "", fmt.Errorf("engine config: %w", err)
+	}
+	if c.Merge != "" {
+		extra, err := os.ReadFile(c.Merge)
+		if err != nil {
+			return "", fmt.Errorf("engine config: %w", err)
+		}
+		if err := os.MkdirAll(mergeDir, 0o700); err != nil {
+			return "", fmt.Errorf("engine config: %w", err)
+		}
+		if err := writeFile(filepath.Join(mergeDir, "merged.xml"), extra); err != nil {
+			return "", err
+		}
 	}
 	path := filepath.Join(dir, ConfigFile)
 	return path, writeFile(path, b.Bytes())

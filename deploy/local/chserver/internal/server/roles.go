@@ -405,9 +405,15 @@ func FindRolesDir() (string, error) {
 }
 
 // OpenEngine opens the engine on cfg.DataDir with sessions connections, configured with
-// cfg.Roles (the configuration is written into DataDir/chserver), for New.
+// cfg.Roles (the configuration is written into DataDir/chserver), for New. A config.xml in
+// the working directory, which chDB reads by itself without a configuration of its own (as
+// clickhouse-local does: macros, remote_servers, zookeeper), is merged over it.
 func OpenEngine(libPath string, cfg Config, sessions int) (*chdb.Engine, error) {
-	path, err := chdb.WriteConfig(filepath.Join(cfg.DataDir, "chserver"), cfg.DataDir, cfg.Roles.Engine())
+	ec := cfg.Roles.Engine()
+	if st, err := os.Stat("config.xml"); err == nil && st.Mode().IsRegular() {
+		ec.Merge = "config.xml"
+	}
+	path, err := chdb.WriteConfig(filepath.Join(cfg.DataDir, "chserver"), cfg.DataDir, ec)
 	if err != nil {
 		return nil, err
 	}
