@@ -17,6 +17,7 @@ package stream
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -506,6 +507,22 @@ func buildAlert(r *rules.Rule, key string, f *finding) alert.Alert {
 	}
 	a.Explanation = r.Explain(vals)
 	return a
+}
+
+// insertSmallest adds id to ids (sorted, without repeats, at most k long) if it is among
+// the k smallest: what uniqueSorted(all ids)[:k] keeps, without holding or sorting them all.
+func insertSmallest(ids []string, id string, k int) []string {
+	if id == "" || len(ids) >= k && id >= ids[len(ids)-1] {
+		return ids
+	}
+	i, found := slices.BinarySearch(ids, id)
+	if found {
+		return ids
+	}
+	if len(ids) >= k {
+		ids = ids[:len(ids)-1]
+	}
+	return slices.Insert(ids, i, id)
 }
 
 func uniqueSorted(s []string) []string {

@@ -137,11 +137,14 @@ func (v *valueCount) observe(st state, e *observed) (state, *finding) {
 	f := &finding{at: e.t, first: e.t, last: e.t, values: map[string]string{}, capped: capped, refused: refused, cap: v.max}
 	for i, d := range v.r.Distinct {
 		f.values["distinct."+d.Field.Name] = strconv.Itoa(len(s.values[i]))
-		for _, sv := range s.values[i] {
+		for j := range s.values[i] {
+			sv := &s.values[i][j]
 			f.first = min(f.first, sv.first)
 			f.last = max(f.last, sv.last)
-			f.facilities = append(f.facilities, sv.facility)
-			f.evidence = append(f.evidence, sv.firstEvent)
+			if n := len(f.facilities); n == 0 || f.facilities[n-1] != sv.facility { // buildAlert removes the other repeats
+				f.facilities = append(f.facilities, sv.facility)
+			}
+			f.evidence = insertSmallest(f.evidence, sv.firstEvent, v.r.MaxEvidence)
 		}
 		if i == 0 {
 			f.count = len(s.values[i])
@@ -161,9 +164,11 @@ func allEmpty(values [][]seenValue) bool {
 
 func pruneValues(list []seenValue, before int64) []seenValue {
 	w := 0
-	for _, sv := range list {
-		if sv.last >= before {
-			list[w] = sv
+	for i := range list {
+		if list[i].last >= before {
+			if w != i { // no copy (nor write barriers) until a value goes
+				list[w] = list[i]
+			}
 			w++
 		}
 	}
