@@ -202,3 +202,30 @@ func BenchmarkStateBudget(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCappedDevice measures the events of one device at its cap: a handset seen with a
+// new SIM every second, past the 256 SIM_CHURN keeps (its finding open, each event a
+// sighting not tracked, the finding folded at each event):
+// go test -run=^$ -bench=BenchmarkCappedDevice -cpu=1 ./internal/stream/
+func BenchmarkCappedDevice(b *testing.B) {
+	rs, err := rules.LoadDefault()
+	require.NoError(b, err)
+	ref, err := scenario.DefaultReference()
+	require.NoError(b, err)
+	g := scenario.New(ref, 16, "capped")
+	const warm = 1000
+	p := g.ManySIMs(g.Facility(3), time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), warm+b.N, time.Second)
+	eng := stream.NewEngine(rs, ref)
+	var out []alert.Alert
+	for i := range p.Events[:warm] {
+		out = eng.Observe(&p.Events[i], true, out[:0])
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out = eng.Observe(&p.Events[warm+i], true, out[:0])
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+}
