@@ -46,7 +46,7 @@ func (g *Generator) initBackground() {
 	rng := g.rng("init", 0)
 	for _, f := range g.world.Facilities {
 		for range poisson(rng, f.Size*contrabandPerFacility*g.opt.Scale) {
-			p := g.contraband(rng, f, -180*rng.Float64())
+			p := g.contraband(rng, -180*rng.Float64())
 			p.stays = []stay{{fac: f, zone: f.CellZones[rng.IntN(len(f.CellZones))], from: g.start, to: g.end}}
 			g.addPhone(p)
 		}
@@ -93,7 +93,7 @@ func (g *Generator) initBackground() {
 }
 
 // contraband makes a contraband phone (not yet placed), made around day made.
-func (g *Generator) contraband(rng *rand.Rand, f *world.Facility, made float64) *phone {
+func (g *Generator) contraband(rng *rand.Rand, made float64) *phone {
 	return g.newPhone(rng, g.cat.Draw(rng, identity.Contraband), made, 4+rng.Float64()*6, profileNight)
 }
 
@@ -126,7 +126,7 @@ func (g *Generator) backgroundDay(d int, dayStart time.Time, emit func(event.Det
 			if !g.droneFree(f, t) {
 				break
 			}
-			p := g.contraband(rng, f, float64(d)-120*rng.Float64())
+			p := g.contraband(rng, float64(d)-120*rng.Float64())
 			p.stays = []stay{{fac: f, zone: f.CellZones[rng.IntN(len(f.CellZones))], from: t, to: g.end, announce: true}}
 			g.addPhone(p)
 			g.pending[f]--
