@@ -127,6 +127,9 @@ func (r *Result) WriteFindings(w io.Writer) error {
 	if len(scheduled) > 0 {
 		fmt.Fprintf(bw, " and %d scheduled %s (%s)", len(scheduled), plural(len(scheduled), "rule", "rules"), strings.Join(scheduled, ", "))
 	}
+	if !r.From.IsZero() {
+		fmt.Fprintf(bw, ", event time %s .. %s", ts(r.From), ts(r.To))
+	}
 	fmt.Fprintln(bw)
 	byWhy := map[string][]string{}
 	var whys []string

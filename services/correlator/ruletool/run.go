@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
@@ -36,7 +37,20 @@ type Rule struct {
 	NotEvaluated string
 	// Findings is the number of findings it raised.
 	Findings int
+	// Needs is the history of a facility's data its claims need (0: none), NeedsWhy how
+	// it is derived.
+	Needs    time.Duration
+	NeedsWhy string
+	// Coverage, on a database (scheduled rules): of the Facilities that ever reported,
+	// Covered cover Needs at the clock; FirstCovered is the end of the rule's first step
+	// some facility covers (zero: none yet).
+	Coverage            bool
+	Covered, Facilities int
+	FirstCovered        time.Time
 }
+
+// WarmingUp reports whether the rule needs history that no facility's data covers yet.
+func (x Rule) WarmingUp() bool { return x.Coverage && x.Needs > 0 && x.Covered == 0 }
 
 // Result is what the rules raised.
 type Result struct {
@@ -45,6 +59,8 @@ type Result struct {
 	Events int
 	// Findings are the latest version of each finding, in the order they were first raised.
 	Findings []event.Alert
+	// From and To are the event time evaluated on a database (RunDatabase).
+	From, To time.Time
 }
 
 // Rule returns the rule of id (zero when none).
@@ -100,6 +116,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	res := Result{Events: n, Findings: c.found}
 	for _, r := range rs {
 		x := Rule{ID: r.ID, Title: r.Title, Severity: r.Severity, Mode: string(r.Mode), GroupBy: fieldNames(r.GroupBy), Evaluated: r.Mode == rules.Streaming}
+		x.Needs, x.NeedsWhy = r.Needs()
 		if !x.Evaluated {
 			x.NotEvaluated = "scheduled: needs ClickHouse"
 		}

@@ -19,6 +19,9 @@ import (
 // first tick only from the previous clock minus what a source holding the clock can lag
 // behind it (max_skew + idle_timeout + source_lateness), so a tick reads the last minutes.
 func (s *Scheduler) Clock(ctx context.Context) (time.Time, error) {
+	if st, ok := s.sink.(replayStore); ok {
+		return st.clock(), nil
+	}
 	ck := s.cfg.EventClock
 	now := s.now().UTC()
 	from := now.Add(-ck.Retention)
@@ -62,6 +65,9 @@ func (s *Scheduler) Clock(ctx context.Context) (time.Time, error) {
 
 // Watermark returns the end of the last window evaluated for rule (zero when none).
 func (s *Scheduler) Watermark(ctx context.Context, rule string) (time.Time, error) {
+	if st, ok := s.sink.(replayStore); ok {
+		return st.watermark(rule), nil
+	}
 	var t time.Time
 	q := fmt.Sprintf("SELECT max(window_end) FROM `%s`.correlator_watermarks WHERE rule = ?", s.db)
 	if err := s.conn.QueryRow(ctx, q, rule).Scan(&t); err != nil {
@@ -78,6 +84,10 @@ func (s *Scheduler) setWatermark(ctx context.Context, rule string, end time.Time
 		// Unreachable while steps end at or before the clock, which is bounded: kept so
 		// that no code path can persist a watermark from the future.
 		return fmt.Errorf("watermark of %s at %s is beyond now + max_skew (%s): not written", rule, end.Format(event.TimeLayout), bound.Format(event.TimeLayout))
+	}
+	if st, ok := s.sink.(replayStore); ok {
+		st.setWatermark(rule, end)
+		return nil
 	}
 	q := fmt.Sprintf("INSERT INTO `%s`.correlator_watermarks (rule, window_end, alerts)", s.db)
 	b, err := s.conn.PrepareBatch(ctx, q)
@@ -137,6 +147,9 @@ func (s *Scheduler) saveWatermark(ctx context.Context, c *catchUp, alerts int) e
 // openAlerts returns the latest version of r's findings whose window ends at or after
 // since, by group key.
 func (s *Scheduler) openAlerts(ctx context.Context, r *rules.Rule, since time.Time) (map[string]alert.Alert, error) {
+	if st, ok := s.sink.(replayStore); ok {
+		return st.open(r.ID, since), nil
+	}
 	q := fmt.Sprintf("SELECT "+alert.Columns+" FROM `%s`.alerts FINAL WHERE rule = ? AND window_end >= ? ORDER BY window_end", s.db)
 	rows, err := s.conn.Query(ctx, q, r.ID, since)
 	if err != nil {

@@ -42,6 +42,30 @@ const rebuildColumns = "event_id, sensor_id, kind, observed_at, zone, cell, faci
 	"imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, imei_serial_prefix, mcc, mnc, manufacturer, model, operator, country, " +
 	"search_id, seized_phones, seized_mini_phones, seized_sims, received_at, kafka_offset"
 
+// scanDetection reads a row of rebuildColumns (then extra, the columns after them) into e,
+// as the enricher wrote the event (its device key derived again), and returns its offset.
+func scanDetection(rows driver.Rows, e *event.Enriched, extra ...any) (int64, error) {
+	var kind, rat, outcome string
+	var observed, received time.Time
+	var searchID string
+	var phones, minis, sims uint32
+	var offset int64
+	dest := []any{&e.EventID, &e.SensorID, &kind, &observed, &e.Zone, &e.Cell, &e.FacilityID, &e.FacilityLat, &e.FacilityLon,
+		&e.FacilityType, &e.DISP, &e.RegionCode, &e.DepartmentCode, &e.Building, &e.ZoneType, &e.SensorType, &e.Vendor, &rat, &e.Band, &outcome,
+		&e.IMEIPseudo, &e.IMSIPseudo, &e.MSISDNPseudo, &e.TAC, &e.IMEISerialPrefix, &e.MCC, &e.MNC, &e.Manufacturer, &e.Model, &e.Operator, &e.Country,
+		&searchID, &phones, &minis, &sims, &received, &offset}
+	if err := rows.Scan(append(dest, extra...)...); err != nil {
+		return 0, err
+	}
+	e.Kind, e.RAT, e.Outcome = event.Kind(kind), event.RAT(rat), event.Outcome(outcome)
+	e.ObservedAt, e.ReceivedAt = event.NewTime(observed), event.NewTime(received)
+	if e.Kind == event.KindItemSeized {
+		e.Seizure = &event.Seizure{Phones: int64(phones), MiniPhones: int64(minis), SIMs: int64(sims), SearchID: searchID}
+	}
+	e.Enrichment.DeviceKey = e.Raw.DeviceKey()
+	return offset, nil
+}
+
 // Rebuild implements Rebuilder.
 func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic string, partition int, before int64) (int64, int, error) {
 	rs := eng.Rules()
@@ -92,23 +116,9 @@ func (b *ClickHouseRebuilder) Rebuild(ctx context.Context, eng *Engine, topic st
 	n := 0
 	for res.Next() {
 		var e event.Enriched
-		var kind, rat, outcome string
-		var observed, received time.Time
-		var searchID string
-		var phones, minis, sims uint32
-		var offset int64
-		if err := res.Scan(&e.EventID, &e.SensorID, &kind, &observed, &e.Zone, &e.Cell, &e.FacilityID, &e.FacilityLat, &e.FacilityLon,
-			&e.FacilityType, &e.DISP, &e.RegionCode, &e.DepartmentCode, &e.Building, &e.ZoneType, &e.SensorType, &e.Vendor, &rat, &e.Band, &outcome,
-			&e.IMEIPseudo, &e.IMSIPseudo, &e.MSISDNPseudo, &e.TAC, &e.IMEISerialPrefix, &e.MCC, &e.MNC, &e.Manufacturer, &e.Model, &e.Operator, &e.Country,
-			&searchID, &phones, &minis, &sims, &received, &offset); err != nil {
+		if _, err := scanDetection(res, &e); err != nil {
 			return 0, n, fmt.Errorf("rebuild %s/%d: scan: %w", topic, partition, err)
 		}
-		e.Kind, e.RAT, e.Outcome = event.Kind(kind), event.RAT(rat), event.Outcome(outcome)
-		e.ObservedAt, e.ReceivedAt = event.NewTime(observed), event.NewTime(received)
-		if e.Kind == event.KindItemSeized {
-			e.Seizure = &event.Seizure{Phones: int64(phones), MiniPhones: int64(minis), SIMs: int64(sims), SearchID: searchID}
-		}
-		e.Enrichment.DeviceKey = e.Raw.DeviceKey()
 		eng.Observe(&e, false, nil)
 		n++
 	}

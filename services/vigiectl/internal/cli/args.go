@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/vigie/vigie/pkg/config"
@@ -17,6 +18,18 @@ import (
 // are the positional arguments parse returns. Own flags may come anywhere. With -h it prints
 // the command's help and returns flag.ErrHelp. Its errors are usage errors (exit code 2).
 func parse(s streams, cmd string, own *flag.FlagSet, cfg config.Validator, args []string) ([]string, error) {
+	return parseArgs(s, cmd, own, cfg, args, false)
+}
+
+// parseWithFiles is parse for a command that takes both a configuration and positional
+// arguments (files): an argument that does not start with "-" is positional, unless it
+// follows a configuration flag written without "=" and names no existing file or directory
+// (then it is that flag's value: -clickhouse.database vigie). Write -key=value to be sure.
+func parseWithFiles(s streams, cmd string, own *flag.FlagSet, cfg config.Validator, args []string) ([]string, error) {
+	return parseArgs(s, cmd, own, cfg, args, true)
+}
+
+func parseArgs(s streams, cmd string, own *flag.FlagSet, cfg config.Validator, args []string, files bool) ([]string, error) {
 	own.SetOutput(io.Discard)
 	var ownArgs, rest []string
 	for i := 0; i < len(args); i++ {
@@ -55,10 +68,40 @@ func parse(s streams, cmd string, own *flag.FlagSet, cfg config.Validator, args 
 		}
 		return rest, nil
 	}
+	var positional []string
+	if files {
+		rest, positional = splitPositional(rest)
+	}
 	if err := config.Load(cfg, EnvPrefix, rest); err != nil {
 		return nil, usageError{err}
 	}
-	return nil, nil
+	return positional, nil
+}
+
+// splitPositional separates the positional arguments from the configuration flags and
+// their values (see parseWithFiles).
+func splitPositional(args []string) (flags, positional []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return flags, append(positional, args[i+1:]...)
+		case !strings.HasPrefix(a, "-"):
+			positional = append(positional, a)
+		default:
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") && !exists(args[i+1]) {
+				i++
+				flags = append(flags, args[i])
+			}
+		}
+	}
+	return flags, positional
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func isBool(f *flag.Flag) bool {

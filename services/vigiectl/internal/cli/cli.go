@@ -59,8 +59,8 @@ func commands() []command {
 			"create and align the Kafka topics of schemas/kafka/topics.yaml; report drift", runTopicsApply},
 		{"rules check", "rules check FILE…",
 			"validate correlation rule files (unknown keys, bad windows, unknown fields)", runRulesCheck},
-		{"rules test", "rules test FILE… -events NDJSON",
-			"run rule files over sample events and print what they would fire", runRulesTest},
+		{"rules test", "rules test FILE… [-truth SUMMARY] [-from T] [-to T] [-clickhouse.* …] | FILE… -events NDJSON [-truth SUMMARY]",
+			"run rule files on a database (read only) or over sample events: what they would raise, the history they need, and against a planted summary what they found", runRulesTest},
 		{"version", "version", "print the version (also -version)", runVersion},
 	}
 }

@@ -60,7 +60,8 @@ func TestUsageErrors(t *testing.T) {
 		{"migrate", "-clickhouse.addrs="},
 		{"migrate", "-clickhouse.cluster=a b"},
 		{"rules", "check"},
-		{"rules", "test", "rule.yaml"},
+		{"rules", "test"},
+		{"rules", "test", "rule.yaml", "-clickhouse.addrs="},
 		{"rules", "check", "-kafka.brokers=x:1", "rule.yaml"},
 	} {
 		code, _, errOut := run(t, args...)

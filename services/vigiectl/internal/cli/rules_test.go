@@ -100,10 +100,10 @@ func TestRulesTestTruth(t *testing.T) {
 		t.Fatalf("no row for %s in:\n%s", rule, out)
 		return ""
 	}
-	require.Equal(t, "| SEIZED_RESURRECTION | streaming | 1 | 0 | 1 / 1 | 1 / 1 | 0 / 0 | – | – |", row("SEIZED_RESURRECTION"))
-	require.Equal(t, "| IMPOSSIBLE_TRAVEL | streaming | 0 | 0 | 0 / 1 | 0 / 1 | – / 0 | – | – |", row("IMPOSSIBLE_TRAVEL"))
-	require.Equal(t, "| DEVICE_MULTI_SITE | streaming | 0 | 0 | – | – | – | 1 / 1 | – |", row("DEVICE_MULTI_SITE"))
-	require.Equal(t, "| TAC_SPREAD | scheduled, not evaluated | 0 | 0 | – | – | – | – | – |", row("TAC_SPREAD"))
+	require.Equal(t, "| SEIZED_RESURRECTION | streaming | none | 1 | 0 | 1 / 1 | 1 / 1 | 0 / 0 | – | – |", row("SEIZED_RESURRECTION"))
+	require.Equal(t, "| IMPOSSIBLE_TRAVEL | streaming | none | 0 | 0 | 0 / 1 | 0 / 1 | – / 0 | – | – |", row("IMPOSSIBLE_TRAVEL"))
+	require.Equal(t, "| DEVICE_MULTI_SITE | streaming | none | 0 | 0 | – | – | – | 1 / 1 | – |", row("DEVICE_MULTI_SITE"))
+	require.Equal(t, "| TAC_SPREAD | scheduled, not evaluated | 28d | 0 | 0 | – | – | – | – | – |", row("TAC_SPREAD"))
 	require.Contains(t, out, "precision of all findings: 1.00 (1 of 1 about a plant)\n")
 	require.Contains(t, out, "- IMPOSSIBLE_TRAVEL: not found: cloned-imei IMPOSSIBLE_TRAVEL at 2026-11-20T00:10:00Z, ma-a, cd-b (a clone)\n")
 
