@@ -185,7 +185,7 @@ func TestProvisioning(t *testing.T) {
 	ch := p.Datasources[byUID["vigie-clickhouse"]]
 	require.Equal(t, clickhouseType, ch.Type)
 	require.Equal(t, "native", ch.JSONData["protocol"], "the native protocol, as the services use")
-	require.Equal(t, "vigie_grafana", ch.JSONData["username"], "the read-only analyst user of README.md")
+	require.Equal(t, "${VIGIE_CLICKHOUSE_USER}", ch.JSONData["username"], "the read-only analyst user of README.md")
 	for _, key := range []string{"host", "port", "defaultDatabase"} {
 		require.NotEmpty(t, ch.JSONData[key], "jsonData.%s", key)
 	}

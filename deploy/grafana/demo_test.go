@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/testenv"
 	refdata "github.com/vigie/vigie/schemas/reference"
 )
 
@@ -320,9 +321,10 @@ func seedAlerts(ctx context.Context, t *testing.T, conn driver.Conn, database st
 // sends with every query.
 func openClickHouse(t *testing.T, addr, database string, settings clickhouse.Settings) driver.Conn {
 	t.Helper()
+	user, password := testenv.ClickHouseUser() // the test migrates its own database: the administrator
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{addr},
-		Auth:        clickhouse.Auth{Database: database, Username: "default"},
+		Auth:        clickhouse.Auth{Database: database, Username: user, Password: password},
 		Settings:    settings,
 		DialTimeout: 10 * time.Second,
 		ReadTimeout: 120 * time.Second,

@@ -14,7 +14,11 @@
 # Local secrets, created once in .state/secrets/ (mode 0600, git-ignored): the pseudonymisation
 # key (ingest only), the sensors' credentials (token hashes, for ingest) and their tokens (for
 # the simulator). VIGIE_DB names the ClickHouse database (default vigie). KAFKA_BROKERS and
-# CLICKHOUSE_ADDR come from .state/env unless already set in the environment.
+# CLICKHOUSE_ADDR come from .state/env unless already set in the environment. ClickHouse: the
+# migrations run as the administrator (CLICKHOUSE_USER and CLICKHOUSE_PASSWORD of .state/env,
+# which deploy/local/clickhouse.sh writes), the services as the user writer (role
+# vigie_writer), whose password they read from .state/secrets/clickhouse-writer.password; the
+# administrator's credentials are not in their environment.
 # VIGIE_TOPIC_SUFFIX (or .state/demo/env, which `make demo` writes) appends a suffix to every
 # topic name: each demo gets topics of its own, so no service rebuilds state from an
 # earlier demo's events.
@@ -95,6 +99,15 @@ running() {
   [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
+# ch_auth SERVICE: the service's ClickHouse user and password file as NAME=value words, when
+# the server has users (.state/env names its administrator).
+ch_auth() {
+  local p="VIGIE_$(echo "$1" | tr a-z A-Z)_CLICKHOUSE"
+  if [ -n "${CLICKHOUSE_USER:-}" ] && [ -s "$secrets/clickhouse-writer.password" ]; then
+    echo "${p}_USERNAME=writer ${p}_PASSWORD_FILE=$secrets/clickhouse-writer.password"
+  fi
+}
+
 # env_of SERVICE: the service's configuration as NAME=value words.
 env_of() {
   case "$1" in
@@ -108,12 +121,12 @@ env_of() {
     enricher)
       echo "VIGIE_ENRICHER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_ENRICHER_ADMIN_LISTEN=${admin[enricher]}" \
         "VIGIE_ENRICHER_TOPICS_RAW=$RAW VIGIE_ENRICHER_TOPICS_ENRICHED=$ENRICHED VIGIE_ENRICHER_TOPICS_DLQ=$DLQ" \
-        "VIGIE_ENRICHER_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_ENRICHER_CLICKHOUSE_DATABASE=$db"
+        "VIGIE_ENRICHER_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_ENRICHER_CLICKHOUSE_DATABASE=$db $(ch_auth enricher)"
       ;;
     writer)
       echo "VIGIE_WRITER_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_WRITER_ADMIN_LISTEN=${admin[writer]}" \
         "VIGIE_WRITER_TOPICS_ENRICHED=$ENRICHED VIGIE_WRITER_TOPICS_DLQ=$DLQ" \
-        "VIGIE_WRITER_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_WRITER_CLICKHOUSE_DATABASE=$db"
+        "VIGIE_WRITER_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_WRITER_CLICKHOUSE_DATABASE=$db $(ch_auth writer)"
       ;;
     correlator)
       # The scheduled rules step through event time: a replay compresses weeks into minutes,
@@ -121,7 +134,7 @@ env_of() {
       # rules take turns step by step, and steps a pre-check proves empty are skipped free).
       echo "VIGIE_CORRELATOR_KAFKA_BROKERS=$KAFKA_BROKERS VIGIE_CORRELATOR_ADMIN_LISTEN=${admin[correlator]}" \
         "VIGIE_CORRELATOR_TOPICS_ENRICHED=$ENRICHED VIGIE_CORRELATOR_TOPICS_ALERTS=$ALERTS" \
-        "VIGIE_CORRELATOR_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db" \
+        "VIGIE_CORRELATOR_CLICKHOUSE_ADDRS=$CLICKHOUSE_ADDR VIGIE_CORRELATOR_CLICKHOUSE_DATABASE=$db $(ch_auth correlator)" \
         "VIGIE_CORRELATOR_SCHEDULER_TICK=${VIGIE_LOCAL_CORRELATOR_TICK:-1s}" \
         "VIGIE_CORRELATOR_SCHEDULER_MAX_STEPS_PER_TICK=${VIGIE_LOCAL_CORRELATOR_MAX_STEPS:-20}"
       ;;
@@ -171,7 +184,8 @@ start() {
       continue
     fi
     # shellcheck disable=SC2046 # the words of env_of are NAME=value pairs
-    (cd "$state" && exec env $(env_of "$s") "$bin/$s" >>"$state/logs/$s.log" 2>&1) &
+    (cd "$state" && exec env -u CLICKHOUSE_USER -u CLICKHOUSE_PASSWORD -u CLICKHOUSE_ANALYST_USER -u CLICKHOUSE_ANALYST_PASSWORD \
+      $(env_of "$s") "$bin/$s" >>"$state/logs/$s.log" 2>&1) &
     echo $! >"$(pidfile "$s")"
     wait_ready "$s"
     log "$s ready (pid $(cat "$(pidfile "$s")"), admin http://${admin[$s]})"

@@ -186,9 +186,11 @@ func write(ctx context.Context, w io.Writer, p *report.Pipeline, cfg *Config, su
 	writeQuality(w, truth, alerts, wms, cfg.SummaryFile)
 	fmt.Fprintf(w, `
 Query further
-  ClickHouse speaks the native protocol at %[1]s, database %[2]s. From Go (clickhouse-go/v2):
+  ClickHouse speaks the native protocol at %[1]s, database %[2]s, to the read-only user
+  analyst (password CLICKHOUSE_ANALYST_PASSWORD in .state/env). From Go (clickhouse-go/v2):
 
-    conn, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{"%[1]s"}, Auth: clickhouse.Auth{Database: "%[2]s"}})
+    conn, _ := clickhouse.Open(&clickhouse.Options{Addr: []string{"%[1]s"},
+        Auth: clickhouse.Auth{Database: "%[2]s", Username: "analyst", Password: os.Getenv("CLICKHOUSE_ANALYST_PASSWORD")}})
     rows, _ := conn.Query(ctx, `+"`"+`SELECT tac, uniqExact(facility_id) AS facilities, min(observed_at) AS since
                                FROM detections WHERE mini_phone GROUP BY tac ORDER BY facilities DESC`+"`"+`)
 
@@ -204,7 +206,7 @@ func httpWords(addr, db string) string {
 	if addr == "" {
 		return ""
 	}
-	return fmt.Sprintf("  Over HTTP (curl, clickhouse-connect): curl 'http://%s/?database=%s' --data-binary \\\n"+
+	return fmt.Sprintf("  Over HTTP (curl, clickhouse-connect): curl -u \"analyst:$CLICKHOUSE_ANALYST_PASSWORD\" 'http://%s/?database=%s' --data-binary \\\n"+
 		"        'SELECT rule, explanation FROM alerts FINAL ORDER BY created_at FORMAT PrettyCompact'\n", addr, db)
 }
 
