@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -44,8 +45,8 @@ func startOwnClickHouse(t *testing.T) *ownClickHouse {
 	root, err := testenv.RepoRoot()
 	require.NoError(t, err)
 	instance := instanceName("fs")
-	c := &ownClickHouse{addr: freeAddr(t), dir: filepath.Join(root, ".state", "clickhouse-"+instance), log: filepath.Join(root, ".state", "logs", "chserver-"+instance+".log")}
-	c.env = []string{"CHSERVER_INSTANCE=" + instance, "CHSERVER_LISTEN=" + c.addr, "CHSERVER_HTTP_LISTEN=" + freeAddr(t)}
+	c := &ownClickHouse{addr: "127.0.0.1:" + strconv.Itoa(freePorts(t, 0)), dir: filepath.Join(root, ".state", "clickhouse-"+instance), log: filepath.Join(root, ".state", "logs", "chserver-"+instance+".log")}
+	c.env = []string{"CHSERVER_INSTANCE=" + instance, "CHSERVER_LISTEN=" + c.addr, "CHSERVER_HTTP_LISTEN=127.0.0.1:" + strconv.Itoa(freePorts(t, 0))}
 	t.Cleanup(func() {
 		if err := c.sh("stop"); err != nil {
 			t.Errorf("stop the test's ClickHouse server: %v", err)
@@ -134,23 +135,25 @@ func freeClusterPorts(t *testing.T) int {
 	return freePorts(t, 0, 1, 100, 101, 200, 201)
 }
 
-// freePorts returns a port p such that p plus each offset is a free port now.
+// freePorts returns a port p such that p plus each offset is a free port now, below the
+// range the kernel gives outgoing connections: a server that stops and starts again on its
+// ports (a broker, ClickHouse) would otherwise find one taken by some connection's local
+// port meanwhile.
 func freePorts(t *testing.T, offsets ...int) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		free := p+slices.Max(offsets) <= 65535
+	top := slices.Max(offsets)
+	lo, hi := 10000, ephemeralLow()-top-1
+	require.Greater(t, hi, lo+1000, "the ephemeral port range leaves no room below it")
+	for range 200 {
+		p := lo + mrand.IntN(hi-lo)
+		free := true
 		for _, o := range offsets {
-			if !free {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+o))
+			if err != nil {
+				free = false
 				break
 			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+o))
-			if free = err == nil; free {
-				l.Close()
-			}
+			l.Close()
 		}
 		if free {
 			return p
@@ -158,6 +161,19 @@ func freePorts(t *testing.T, offsets ...int) int {
 	}
 	t.Fatalf("no free ports at offsets %v", offsets)
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's range for outgoing connections.
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768 // Linux's default
 }
 
 // memoryKB returns the VmHWM (peak resident set) and VmRSS of a process, in kB, from

@@ -83,6 +83,8 @@ type faultRun struct {
 	events []event.Detector
 	runID  string
 	done   chan struct{} // closed when the stream has ended
+	// streamed is when the stream began.
+	streamed time.Time
 	// stopWatch stops watching for exits (before the services are stopped); idempotent.
 	stopWatch func()
 
@@ -297,7 +299,7 @@ func streamingRules(t *testing.T) map[string]bool {
 }
 
 // settledAlerts waits until the correlator has committed everything of the enriched topic and
-// its alerts and scheduled watermarks have held still for 15 s, and returns the streaming
+// its alerts and scheduled watermarks have held still for 10 s, and returns the streaming
 // rules' alert keys and the scheduled rules' alerts and watermarks.
 func (r *faultRun) settledAlerts(rp *report.Pipeline) (keys, scheduled []string, marks map[string]time.Time) {
 	r.t.Helper()
@@ -324,7 +326,7 @@ func (r *faultRun) settledAlerts(rp *report.Pipeline) (keys, scheduled []string,
 			stableSince = time.Time{}
 		case stableSince.IsZero() || !slices.Equal(k, keys) || !slices.Equal(sch, scheduled) || !maps.Equal(m, marks):
 			keys, scheduled, marks, stableSince = k, sch, m, time.Now()
-		case time.Since(stableSince) >= 15*time.Second:
+		case time.Since(stableSince) >= 10*time.Second:
 			return keys, scheduled, marks
 		}
 		if time.Now().After(deadline) {
@@ -365,9 +367,13 @@ func newFaultRun(ctx context.Context, t *testing.T, brokers []string, chAddr str
 // stalls it; every batch is retried until ingest answers it (as a sensor would).
 func (r *faultRun) stream(d time.Duration) {
 	rate := float64(len(r.events)) / d.Seconds()
+	r.streamed = time.Now()
 	go func() {
 		defer close(r.done)
-		r.tr.send(r.ctx, r.t, r.events, sendOptions{Workers: 4, Batch: 100, Rate: rate, Retry: true})
+		// Batches of one sensor within a step of events (a second of the fleet's traffic in
+		// the short form), as sensors that flush every second.
+		// 16 requests in flight: small requests, each waiting for Kafka's acknowledgement.
+		r.tr.send(r.ctx, r.t, r.events, sendOptions{Workers: 16, Batch: 100, Window: suiteRate, Rate: rate, Retry: true})
 	}()
 }
 
@@ -391,7 +397,7 @@ func (r *faultRun) finish(res *faultResult) {
 	t := r.t
 	t.Helper()
 	<-r.done
-	r.logf("stream ended: %s", r.tr)
+	r.logf("stream ended after %s: %s", time.Since(r.streamed).Round(time.Second), r.tr)
 	acked := r.tr.ackedSet()
 	for i := range r.events {
 		require.True(t, acked[identOf(&r.events[i])], "event %s of the stream not acknowledged: %s", r.events[i].EventID, r.tr)

@@ -56,7 +56,7 @@ type fault struct {
 }
 
 const (
-	shortStream = 40 * time.Second
+	shortStream = 30 * time.Second
 	longStream  = 60 * time.Second
 )
 
@@ -92,7 +92,7 @@ func suiteFaults(full bool) []fault {
 		fault{name: "ClickHouse down 60 s", topology: "single", ownCH: true, stream: stream, inject: clickhouseOutage},
 		fault{name: "ingest flooded: 64 × 15 MiB bodies, twice", topology: "single", stream: stream, inject: func(r *faultRun) { r.waitShare(0.3); r.flood(64, 2) }},
 		fault{name: "ingest slow clients: 64 trickled, 64 stalled, 64 slow headers", topology: "single", stream: stream, inject: func(r *faultRun) { r.waitShare(0.2); r.slowClients(64) }},
-		fault{name: "leader of raw/0, then of enriched/0, SIGKILLed", topology: "cluster", stream: stream, inject: leadersKilled},
+		fault{name: "leader of raw/0, then of enriched/0, SIGKILLed", topology: "cluster", stream: 150 * time.Second, inject: leadersKilled},
 		fault{name: "SIGKILL each service in turn", topology: "cluster", stream: stream, inject: killEachInTurn},
 		fault{name: "one broker down 5 min", topology: "cluster", stream: 7 * time.Minute, inject: clusterBrokerDown},
 	)
@@ -174,7 +174,7 @@ func leadersKilled(r *faultRun) {
 	for i, c := range []struct {
 		topic string
 		share float64
-	}{{r.p.raw, 0.2}, {r.p.enriched, 0.55}} {
+	}{{r.p.raw, 0.15}, {r.p.enriched, 0.6}} {
 		r.waitShare(c.share)
 		node := leaderOf(r.ctx, r.t, r.cluster.brokers, c.topic, 0)
 		r.cluster.killNode(r.t, node)

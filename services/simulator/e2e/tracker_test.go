@@ -57,6 +57,10 @@ func newTracker(p *pipeline) *tracker {
 type sendOptions struct {
 	// Workers requests in flight, at most Batch events of one sensor each.
 	Workers, Batch int
+	// Window: the events are cut into batches by sensor within windows of this many events
+	// in their order (default 50 × Batch); a stream observed in real time wants about a
+	// second of events, so that no request holds events observed long after it is sent.
+	Window int
 	// Rate bounds the events per second (0: as fast as ingest answers).
 	Rate float64
 	// Retry a batch until ingest answers 200 or 4xx (503, 429, no answer); otherwise one
@@ -71,14 +75,16 @@ func (o sendOptions) withDefaults() sendOptions {
 	if o.Batch == 0 {
 		o.Batch = 100
 	}
+	if o.Window == 0 {
+		o.Window = 50 * o.Batch
+	}
 	return o
 }
 
 // batches cuts events, in their order, into batches of one sensor each: the events are
-// taken in windows of 50 batches, and each window is split by sensor.
-func batches(events []event.Detector, batch int) [][]event.Detector {
+// taken in windows of window events, and each window is split by sensor.
+func batches(events []event.Detector, batch, window int) [][]event.Detector {
 	var out [][]event.Detector
-	window := 50 * batch
 	for from := 0; from < len(events); from += window {
 		to := min(from+window, len(events))
 		bySensor := map[string][]event.Detector{}
@@ -119,7 +125,7 @@ func (tr *tracker) send(ctx context.Context, t *testing.T, events []event.Detect
 	began := time.Now()
 	sent := 0
 feed:
-	for _, b := range batches(events, opt.Batch) {
+	for _, b := range batches(events, opt.Batch, opt.Window) {
 		if opt.Rate > 0 {
 			due := began.Add(time.Duration(float64(sent) / opt.Rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
