@@ -18,7 +18,7 @@
 -- other users' queries, which needs
 --   <access_control_improvements><select_from_system_db_requires_grant>true</…>
 --   <select_from_information_schema_requires_grant>true</…></access_control_improvements>
--- in the server's configuration (the default config.xml of ClickHouse sets both).
+-- in the server's configuration.
 -- Limits: time, memory and result size, each bounded MIN 1 (0 would mean no limit) and MAX
 -- its value, so an analyst may lower them, never raise or remove them.
 --
