@@ -26,9 +26,9 @@ deps: ## install what a fresh machine needs: Go modules, Kafka jars, the chDB en
 	@test -x $(STATICCHECK) || go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: up
-up: ## start Kafka and the local ClickHouse server on 127.0.0.1; addresses in .state/env
+up: ## start Kafka and the local ClickHouse server on 127.0.0.1; addresses (and credentials) in .state/env
 	@$(LOCAL)/infra.sh up
-	@cat .state/env
+	@grep -v 'PASSWORD=' .state/env
 
 .PHONY: down
 down: ## stop the services and everything `make up` (or a test run) started
