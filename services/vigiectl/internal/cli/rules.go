@@ -35,6 +35,10 @@ func runRulesCheck(_ context.Context, s streams, args []string) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %d", errProblems, len(problems))
 	}
+	// Each rule's need for history: its facilities count once their feed is older.
+	if err := ruletool.Needs(files, s.stdout); err != nil {
+		return err
+	}
 	fmt.Fprintf(s.stdout, "%d rule %s ok\n", len(files), plural(len(files), "path", "paths"))
 	return nil
 }

@@ -25,7 +25,10 @@ func repoPath(t *testing.T, rel string) string {
 func TestRulesCheck(t *testing.T) {
 	code, out, errOut := run(t, "rules", "check", repoPath(t, "schemas/rules"))
 	require.Equal(t, cli.ExitOK, code, out+errOut)
-	require.Equal(t, "1 rule path ok\n", out)
+	require.True(t, strings.HasSuffix(out, "\n1 rule path ok\n"), out)
+	// Each rule and the history it needs (issue 14).
+	require.Regexp(t, `(?m)^NEW_TAC_NATIONAL +scheduled +needs 187d of history +window 7d \+ history 180d$`, out)
+	require.Regexp(t, `(?m)^DEVICE_MULTI_SITE +streaming +needs no history +streaming: no history$`, out)
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("id: BAD\nmode: streaming\nwindw: 10m\n"), 0o644))
