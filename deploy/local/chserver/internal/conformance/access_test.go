@@ -356,7 +356,10 @@ func TestHTTPReadOnlyGETAndNoBrowsers(t *testing.T) {
 		status, _, out = httpCall(t, http.MethodGet, sql, nil, nil, nil)
 		require.NotEqual(t, http.StatusOK, status, "GET %s: %s", sql, out)
 	}
-	status, _, out = httpCall(t, http.MethodGet, "SHOW TABLES FROM "+db, nil, nil, nil)
+	status, _, out = httpCall(t, http.MethodGet, "SHOW DATABASES", nil, nil, nil)
+	require.Equal(t, http.StatusOK, status, out)
+	require.Contains(t, strings.Fields(out), db, "SHOW over HTTP lists the databases")
+	status, _, out = httpCall(t, http.MethodGet, "SHOW TABLES FROM "+db+" FORMAT JSONEachRow", nil, nil, nil)
 	require.Equal(t, http.StatusOK, status, out)
 
 	browser := func(method string, header http.Header, params url.Values, body string) (int, http.Header, string) {

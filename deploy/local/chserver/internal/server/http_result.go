@@ -60,6 +60,8 @@ func (s *Server) httpSelect(h *httpRequest, sql string) error {
 			return err
 		}
 		produced = sp.fill(stream, release)
+	} else if isShow(sql) {
+		produced = fillWhole(ctx, sp, sess, release, sql, h.format, h.params)
 	} else {
 		if produced, err = s.fillFormatted(ctx, sp, sess, release, sql, h.format, h.params); err != nil {
 			release()
@@ -158,6 +160,30 @@ func (s *Server) fillFormatted(ctx context.Context, sp *spool, sess *chdb.Sessio
 		sp.finish(err)
 	}()
 	return done, nil
+}
+
+// isShow reports whether sql is a SHOW statement: chDB rewrites it into a SELECT of a system
+// table and drops its INTO OUTFILE clause, so fillFormatted would get nothing.
+func isShow(sql string) bool {
+	t, _, ok, err := scan(sql, 0, 0)
+	return err == nil && ok && t.is(sql, "SHOW")
+}
+
+// fillWhole runs sql on sess with its output in format, whole (a SHOW statement's result is a
+// list of names), into sp; release is called when the statement has ended.
+func fillWhole(ctx context.Context, sp *spool, sess *chdb.Session, release func(), sql, format string, params map[string]string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, err := sess.ExecContext(ctx, sql, format, params)
+		release()
+		if err == nil && len(r.Data) > 0 {
+			_, err = sp.put(r.Data)
+		}
+		sp.setSummary(r)
+		sp.finish(err)
+	}()
+	return done
 }
 
 // copyFIFO copies the FIFO's bytes into sp until every writer has closed it; after a cancel
