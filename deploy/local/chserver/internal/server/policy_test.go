@@ -142,6 +142,8 @@ func TestCheckStatement(t *testing.T) {
 		{"SHOW PROCESSLIST", nil},
 		{"SHOW CREATE USER analyst", nil},
 		{"SELECT 1 SETTINGS max_execution_time = 121", nil},
+		{"SELECT * FROM (SELECT 1 SETTINGS MAX_EXECUTION_TIME = '1000')", nil},
+		{"SELECT * FROM (SELECT 1 SETTINGS max_execution_time = 0x3E8)", nil},
 		{"SELECT * FROM (SELECT 1 SETTINGS max_result_rows = -1)", nil},
 		{"SELECT 1 SETTINGS result_overflow_mode = 'break'", nil},
 		{"SELECT 1 SETTINGS format_template_row = '/etc/passwd'", nil},

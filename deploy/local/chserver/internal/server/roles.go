@@ -112,7 +112,7 @@ func (r *Role) constraint(name string) (chdb.ProfileSetting, bool) {
 		return chdb.ProfileSetting{}, false
 	}
 	for _, s := range r.Profile {
-		if s.Name == name && (s.Const || s.Min != "" || s.Max != "") {
+		if strings.EqualFold(s.Name, name) && (s.Const || s.Min != "" || s.Max != "") {
 			return s, true
 		}
 	}
