@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/testenv"
 )
 
@@ -61,6 +62,26 @@ func startOwnClickHouse(t *testing.T) *ownClickHouse {
 	})
 	require.NoError(t, c.sh("start"))
 	return c
+}
+
+// config is the configuration that reaches the server as its administrator, with the
+// password clickhouse.sh generated in .state/secrets (the shared server's), or as the
+// environment's user when it made none (a server without users).
+func (c *ownClickHouse) config(t *testing.T) clickhouse.Config {
+	t.Helper()
+	cc := clickhouse.DefaultConfig()
+	cc.Addrs = []string{c.addr}
+	root, err := testenv.RepoRoot()
+	require.NoError(t, err)
+	if f := filepath.Join(root, ".state", "secrets", "clickhouse-admin.password"); fileExists(f) {
+		cc.Username, cc.Password, cc.PasswordFile = "admin", "", f
+	}
+	return cc
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // stop stops the server (SIGTERM: running queries may finish) and waits until it is gone.

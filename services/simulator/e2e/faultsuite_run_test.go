@@ -24,7 +24,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
 	refdata "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/schemas/rules"
@@ -342,8 +344,8 @@ func (r *faultRun) settledAlerts(rp *report.Pipeline) (keys, scheduled []string,
 }
 
 // newFaultRun makes the run's stream (to last stream) and pipeline (with the correlator) on
-// brokers and the ClickHouse server at chAddr, and starts its services.
-func newFaultRun(ctx context.Context, t *testing.T, brokers []string, chAddr string, stream time.Duration) *faultRun {
+// brokers and the ClickHouse server of ch, and starts its services.
+func newFaultRun(ctx context.Context, t *testing.T, brokers []string, ch clickhouse.Config, stream time.Duration) *faultRun {
 	t.Helper()
 	runID := "fs-" + traffic.Letters(rand.Uint64()>>20)
 	r := &faultRun{
@@ -351,7 +353,7 @@ func newFaultRun(ctx context.Context, t *testing.T, brokers []string, chAddr str
 		killed: map[*proc]bool{}, exited: map[*proc]string{}, hwm: map[string]int64{},
 	}
 	r.events = suiteEvents(t, runID, stream)
-	r.p = newPipelineOn(t, brokers, chAddr, "fs")
+	r.p = newPipelineWith(t, kafka.Config{Brokers: brokers}, ch, "fs")
 	r.p.startServices(suiteServices...)
 	wctx, cancel := context.WithCancel(ctx)
 	watched := make(chan struct{})

@@ -35,6 +35,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/testenv"
 )
 
@@ -276,19 +277,21 @@ func runFault(t *testing.T, f fault, in infra, res *suiteResults) {
 		}
 		res.add(row)
 	}()
-	brokers, chAddr := in.brokers, testenv.ClickHouseAddr(t)
+	brokers := in.brokers
+	ch := clickhouse.DefaultConfig()
+	ch.Addrs = []string{testenv.ClickHouseAddr(t)}
 	var b *ownBroker
-	var ch *ownClickHouse
+	var own *ownClickHouse
 	if f.ownBroker {
 		b = startOwnBroker(t)
 		brokers = b.brokers
 	}
 	if f.ownCH {
-		ch = startOwnClickHouse(t)
-		chAddr = ch.addr
+		own = startOwnClickHouse(t)
+		ch = own.config(t)
 	}
-	r = newFaultRun(ctx, t, brokers, chAddr, f.stream)
-	r.broker, r.ch, r.cluster = b, ch, in.cluster
+	r = newFaultRun(ctx, t, brokers, ch, f.stream)
+	r.broker, r.ch, r.cluster = b, own, in.cluster
 	r.stream(f.stream)
 	f.inject(r)
 	r.finish(row)

@@ -170,12 +170,18 @@ func (p *pipeline) chConfig(db string) clickhouse.Config {
 	return c
 }
 
-// clickhouseSettings are the clickhouse block's TLS settings of p, as (key, value) pairs.
+// clickhouseSettings are the clickhouse block's credentials file and TLS settings of p, as
+// (key, value) pairs.
 func (p *pipeline) clickhouseSettings() [][2]string {
-	if !p.ch.TLS.Enabled {
-		return nil
+	var out [][2]string
+	if p.ch.PasswordFile != "" {
+		// A server of the test's own whose password is in a file (not the environment's).
+		out = append(out, [2]string{"clickhouse.username", p.ch.Username}, [2]string{"clickhouse.password_file", p.ch.PasswordFile})
 	}
-	return [][2]string{{"clickhouse.tls.enabled", "true"}, {"clickhouse.tls.ca_file", p.ch.TLS.CAFile}}
+	if p.ch.TLS.Enabled {
+		out = append(out, [2]string{"clickhouse.tls.enabled", "true"}, [2]string{"clickhouse.tls.ca_file", p.ch.TLS.CAFile})
+	}
+	return out
 }
 
 // kafkaFlags are the kafka.* flags of p's Kafka configuration, for vigiectl.
