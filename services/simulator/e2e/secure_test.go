@@ -100,8 +100,17 @@ func startTLSClickHouse(ctx context.Context, t *testing.T) clickhouse.Config {
 	logPath := filepath.Join(dir, "chserver.log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
+	// The local server's users: every process of the test (services, vigiectl) has
+	// testenv's credentials in its environment.
+	user, password := testenv.ClickHouseUser()
+	if password == "" {
+		password = "tls-test" // the shared server has no users yet: only the test's own reads log in
+	}
+	usersFile := filepath.Join(dir, "users")
+	require.NoError(t, os.WriteFile(usersFile, []byte(user+":"+password+":admin\n"), 0o600))
 	cmd := exec.Command(bin, "-listen", addr, "-http", "off", "-data", filepath.Join(dir, "data"),
-		"-lib", filepath.Join(root, ".cache/chdb/libchdb.so"), "-tls-cert", certFile, "-tls-key", keyFile)
+		"-lib", filepath.Join(root, ".cache/chdb/libchdb.so"), "-tls-cert", certFile, "-tls-key", keyFile,
+		"-users-file", usersFile, "-roles", filepath.Join(root, "schemas/clickhouse/roles"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
@@ -121,6 +130,7 @@ func startTLSClickHouse(ctx context.Context, t *testing.T) clickhouse.Config {
 	})
 	cc := clickhouse.DefaultConfig()
 	cc.Addrs, cc.Database = []string{addr}, "default"
+	cc.Username, cc.Password = user, password
 	cc.TLS = config.TLS{Enabled: true, CAFile: caFile}
 	require.Eventually(t, func() bool {
 		conn, err := report.OpenWith(ctx, cc)
