@@ -150,10 +150,10 @@ func TestTACSpreadGrowth(t *testing.T) {
 			w.seen(tac, "", fs[k%len(fs)], win.Add(time.Duration(k)*10*time.Hour))
 		}
 	}
-	// The rare model: one resident at facility 0 during the baseline, then 12 devices at 6
-	// new facilities.
-	w.seen("35300002", "", 0, every(base, 2*day, 5)...)
-	newAt("35300002", span(10, 6), 12)
+	// The rare model (a mini phone of the reference): one resident at facility 0 during the
+	// baseline, then 12 devices at 6 new facilities.
+	w.seen("86741801", "", 0, every(base, 2*day, 5)...)
+	newAt("86741801", span(10, 6), 12)
 	// Decoys, each just under one bar.
 	newAt("35300003", span(20, 4), 12) // 4 new facilities
 	newAt("35300004", span(30, 5), 9)  // 9 devices
@@ -187,14 +187,22 @@ func TestTACSpreadGrowth(t *testing.T) {
 		require.Len(t, f.Distinct, 2)
 	}
 	require.Equal(t, map[string][]string{
-		"35300002": w.facilityIDs(span(10, 6)...),
+		"86741801": w.facilityIDs(span(10, 6)...),
 		"35300006": w.facilityIDs(span(1, 5)...),
 		"35300008": w.facilityIDs(span(40, 6)...),
 	}, keys)
-	require.Equal(t, []uint64{6, 12}, got["35300002"].Distinct)
-	require.Equal(t, uint64(12), got["35300002"].N, "only the new facilities' events count")
-	require.Len(t, got["35300002"].Evidence, 12, "evidence: the 12 devices at the new facilities, not the resident")
+	require.Equal(t, []uint64{6, 12}, got["86741801"].Distinct)
+	require.Equal(t, uint64(12), got["86741801"].N, "only the new facilities' events count")
+	require.Len(t, got["86741801"].Evidence, 12, "evidence: the 12 devices at the new facilities, not the resident")
 	require.Equal(t, []uint64{5, 10}, got["35300006"].Distinct)
+	// The explanation names the model from the reference and the footprint it grew from.
+	var explained string
+	for _, a := range evaluateAlerts(t, ctx, s, w.rules["TAC_SPREAD"], end) {
+		if a.GroupKey == "86741801" {
+			explained = a.Explanation
+		}
+	}
+	require.Equal(t, "TAC 86741801 (GTStar BM50, mini-phone candidate) seen at 6 facilities new to it, on 12 devices, within 7d; in the 21d before it had been seen at 1", explained)
 }
 
 // BATCH_RANGE compares a serial block's new facilities with its model's own footprint: a
@@ -311,15 +319,7 @@ func TestNoClaimWithoutHistory(t *testing.T) {
 						got = append(got, k)
 					}
 				default:
-					var as []alert.Alert
-					require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error {
-						var err error
-						as, err = s.Evaluate(ctx, r, c.at)
-						return err
-					}, nil))
-					for _, a := range as {
-						got = append(got, a.GroupKey)
-					}
+					got = evaluate(t, ctx, s, r, c.at)
 				}
 				if covered {
 					require.Equal(t, []string{key}, got, "the feed covers %s", rules.FormatDuration(need))
@@ -331,14 +331,20 @@ func TestNoClaimWithoutHistory(t *testing.T) {
 	}
 }
 
-// evaluate runs rule id's step ending at end and returns the group keys it raises.
-func evaluate(t *testing.T, ctx context.Context, s *sched.Scheduler, r *rules.Rule, end time.Time) []string {
+// evaluateAlerts runs rule r's step ending at end and returns the alerts it raises.
+func evaluateAlerts(t *testing.T, ctx context.Context, s *sched.Scheduler, r *rules.Rule, end time.Time) []alert.Alert {
 	var as []alert.Alert
 	require.NoError(t, retry.Do(ctx, retry.Default(), func(ctx context.Context) error {
 		var err error
 		as, err = s.Evaluate(ctx, r, end)
 		return err
 	}, nil))
+	return as
+}
+
+// evaluate runs rule r's step ending at end and returns the group keys it raises.
+func evaluate(t *testing.T, ctx context.Context, s *sched.Scheduler, r *rules.Rule, end time.Time) []string {
+	as := evaluateAlerts(t, ctx, s, r, end)
 	var keys []string
 	for _, a := range as {
 		keys = append(keys, a.GroupKey)
