@@ -356,6 +356,10 @@ func TestHTTPReadOnlyGETAndNoBrowsers(t *testing.T) {
 		status, _, out = httpCall(t, http.MethodGet, sql, nil, nil, nil)
 		require.NotEqual(t, http.StatusOK, status, "GET %s: %s", sql, out)
 	}
+	for _, method := range []string{http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		status, _, out = httpCall(t, method, "CREATE TABLE "+db+".g (a UInt8) ENGINE = Memory", nil, nil, nil)
+		require.Contains(t, []int{http.StatusForbidden, http.StatusMethodNotAllowed}, status, "%s: %s", method, out)
+	}
 	status, _, out = httpCall(t, http.MethodGet, "SHOW DATABASES", nil, nil, nil)
 	require.Equal(t, http.StatusOK, status, out)
 	require.Contains(t, strings.Fields(out), db, "SHOW over HTTP lists the databases")
@@ -392,8 +396,10 @@ func TestHTTPReadOnlyGETAndNoBrowsers(t *testing.T) {
 		}
 	}
 	var exists uint8
-	require.NoError(t, open(t, chserverAddr).QueryRow(context.Background(), "EXISTS TABLE "+db+".csrf").Scan(&exists))
-	require.Zero(t, exists, "a browser's request created a table")
+	for _, table := range []string{"csrf", "g"} {
+		require.NoError(t, open(t, chserverAddr).QueryRow(context.Background(), "EXISTS TABLE "+db+"."+table).Scan(&exists))
+		require.Zero(t, exists, "a refused request created table %s", table)
+	}
 	// Clients are not browsers: a POST with header authentication, or with a body that is
 	// no form, is served.
 	status, _, out = browser(http.MethodPost, auth, nil, "SELECT 1")

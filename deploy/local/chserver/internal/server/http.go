@@ -103,6 +103,13 @@ func (s *Server) handleHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Code: 497. DB::Exception: "+err.Error(), http.StatusForbidden)
 		return
 	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "Code: 48. DB::Exception: HTTP method "+r.Method+" is not supported: GET (reads) or POST", http.StatusMethodNotAllowed)
+		return
+	}
 	params := r.URL.Query()
 	if r.Method == http.MethodGet && !params.Has("query") {
 		_, _ = io.WriteString(w, "Ok.\n")
@@ -207,8 +214,8 @@ func (s *Server) serveHTTPQuery(h *httpRequest, params map[string][]string) erro
 	if err := role.checkStatement(sql, toks, kind, values, s.tableFunctions); err != nil {
 		return err
 	}
-	if r.Method == http.MethodGet && !isRead(sql, toks) {
-		return newQueryError(codeReadonly, "Cannot execute query in readonly mode: HTTP GET runs reads only (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); send other statements by POST")
+	if r.Method != http.MethodPost && !isRead(sql, toks) {
+		return newQueryError(codeReadonly, "Cannot execute query in readonly mode: HTTP %s runs reads only (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); send other statements by POST", r.Method)
 	}
 	switch kind {
 	case stmtSelect:
