@@ -17,8 +17,9 @@
 # CLICKHOUSE_ADDR come from .state/env unless already set in the environment. ClickHouse: the
 # migrations run as the administrator (CLICKHOUSE_USER and CLICKHOUSE_PASSWORD of .state/env,
 # which deploy/local/clickhouse.sh writes), the services as the user writer (role
-# vigie_writer), whose password they read from .state/secrets/clickhouse-writer.password; the
-# administrator's credentials are not in their environment.
+# vigie_writer, on the server's Vigie database; the administrator on another VIGIE_DB), whose
+# password they read from .state/secrets/clickhouse-<user>.password; the administrator's
+# credentials are not in their environment.
 # VIGIE_TOPIC_SUFFIX (or .state/demo/env, which `make demo` writes) appends a suffix to every
 # topic name: each demo gets topics of its own, so no service rebuilds state from an
 # earlier demo's events.
@@ -100,12 +101,15 @@ running() {
 }
 
 # ch_auth SERVICE: the service's ClickHouse user and password file as NAME=value words, when
-# the server has users (.state/env names its administrator).
+# the server has users (.state/env names its administrator): writer, whose role writes the
+# server's Vigie database (CHSERVER_DATABASE, vigie); on another database (make bench's
+# vigie_bench) the administrator.
 ch_auth() {
-  local p="VIGIE_$(echo "$1" | tr a-z A-Z)_CLICKHOUSE"
-  if [ -n "${CLICKHOUSE_USER:-}" ] && [ -s "$secrets/clickhouse-writer.password" ]; then
-    echo "${p}_USERNAME=writer ${p}_PASSWORD_FILE=$secrets/clickhouse-writer.password"
-  fi
+  local p="VIGIE_$(echo "$1" | tr a-z A-Z)_CLICKHOUSE" user=writer
+  [ -n "${CLICKHOUSE_USER:-}" ] || return 0
+  [ "$db" = "${CHSERVER_DATABASE:-vigie}" ] || user=$CLICKHOUSE_USER
+  [ -s "$secrets/clickhouse-$user.password" ] || { log "no $secrets/clickhouse-$user.password: restart ClickHouse (make down; make up)"; return 1; }
+  echo "${p}_USERNAME=$user ${p}_PASSWORD_FILE=$secrets/clickhouse-$user.password"
 }
 
 # env_of SERVICE: the service's configuration as NAME=value words.
