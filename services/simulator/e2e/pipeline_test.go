@@ -66,6 +66,7 @@ func buildAll(root, dir string) error {
 		{"services/writer", "./cmd/writer"},
 		{"services/vigiectl", "./cmd/vigiectl"},
 		{"services/correlator", "./cmd/correlator"},
+		{"services/simulator", "./cmd/simulator"}, // the rule-quality test's replays
 	} {
 		cmd := execCommand("go", "build", "-o", dir+"/", b.pkg)
 		cmd.Dir = filepath.Join(root, b.module)
