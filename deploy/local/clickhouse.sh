@@ -70,7 +70,7 @@ set_env() { # key value: replace the key's line in the env file (not for an inst
   (umask 077; grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; echo "$1=$2" >>"$envfile.tmp")
   mv "$envfile.tmp" "$envfile"
 }
-unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { (umask 077; grep -v "^$1=" "$envfile" >"$envfile.tmp" || true); mv "$envfile.tmp" "$envfile"; }; return 0; }
 
 password_file() { echo "$secrets/clickhouse-$1.password"; }
 

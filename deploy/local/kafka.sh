@@ -235,11 +235,11 @@ set_env() { # key value: replace the key's line in the env file (not for an inst
   [ -z "$instance" ] || return 0
   mkdir -p "$state"
   touch "$envfile"
-  grep -v "^$1=" "$envfile" >"$envfile.tmp" || true
-  echo "$1=$2" >>"$envfile.tmp"
+  # umask 077: the env file holds ClickHouse's passwords too (clickhouse.sh), mode 0600.
+  (umask 077; grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; echo "$1=$2" >>"$envfile.tmp")
   mv "$envfile.tmp" "$envfile"
 }
-unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { grep -v "^$1=" "$envfile" >"$envfile.tmp" || true; mv "$envfile.tmp" "$envfile"; }; return 0; }
+unset_env() { [ -z "$instance" ] && [ -f "$envfile" ] && { (umask 077; grep -v "^$1=" "$envfile" >"$envfile.tmp" || true); mv "$envfile.tmp" "$envfile"; }; return 0; }
 
 env_key() { if [ "$1" = cluster ]; then echo KAFKA_CLUSTER_BROKERS; else echo KAFKA_BROKERS; fi; }
 
