@@ -88,7 +88,11 @@ func (s *Scheduler) reportCoverage(r *rules.Rule, c coverage, at time.Time) {
 		}
 	}
 	s.m.covered.WithLabelValues(r.ID).Set(ratio)
-	s.m.warmingUp.WithLabelValues(r.ID).Set(map[bool]float64{true: 1}[warming])
+	gauge := 0.0
+	if warming {
+		gauge = 1
+	}
+	s.m.warmingUp.WithLabelValues(r.ID).Set(gauge)
 	s.warmMu.Lock()
 	prev := s.warm[r.ID]
 	s.warm[r.ID] = warmUp{known: true, warming: warming}
