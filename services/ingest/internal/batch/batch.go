@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // Limits bound what one request may carry.
@@ -67,11 +68,66 @@ type Body struct {
 // Cap is the memory the body holds: its buffer's capacity.
 func (b *Body) Cap() int64 { return int64(cap(b.buf)) }
 
-// Release drops the body's memory; its items must not be used after. The buffer is not
-// pooled: a pool would keep the largest bodies of a burst long after it (sync.Pool drops
-// them only after two garbage collections, and an idle process collects every two
-// minutes), and allocating it costs little beside what its events cost.
-func (b *Body) Release() { b.buf, b.Items = nil, nil }
+// Release gives the body's memory back; its items must not be used after. Calling it again
+// does nothing.
+func (b *Body) Release() {
+	putBuffer(b.buf)
+	b.buf, b.Items = nil, nil
+}
+
+// Buffers of up to maxPooled bytes, the common bodies, are pooled by size class (powers of
+// two from minPooled); larger ones are allocated for their body and left to the collector,
+// so that no pool keeps the largest bodies of a burst (sync.Pool drops what it holds only
+// after two collections, and an idle process collects every two minutes).
+const (
+	minPooled = 4 << 10
+	maxPooled = 1 << 20
+)
+
+var pools [9]sync.Pool // minPooled << i, up to maxPooled
+
+// Capacity is the capacity of the buffer Read uses for a body expected at n bytes (within
+// lim.MaxBodyBytes): what a caller that accounts for memory reserves before calling Read.
+func Capacity(n int64, lim Limits) int64 {
+	n = min(max(n, 0), lim.MaxBodyBytes)
+	if n == 0 || n > maxPooled {
+		return n
+	}
+	c := int64(minPooled)
+	for c < n {
+		c <<= 1
+	}
+	if c > lim.MaxBodyBytes {
+		return n
+	}
+	return c
+}
+
+// class returns the pool of buffers of capacity c, or -1.
+func class(c int64) int {
+	for i := range pools {
+		if minPooled<<i == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func getBuffer(c int64) []byte {
+	if i := class(c); i >= 0 {
+		if b, ok := pools[i].Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, c)
+}
+
+func putBuffer(b []byte) {
+	if i := class(int64(cap(b))); i >= 0 {
+		b = b[:0]
+		pools[i].Put(&b)
+	}
+}
 
 // CheckMediaType accepts application/x-ndjson, application/jsonl, application/json (array or
 // NDJSON) and application/jsonlines; charset, if given, must be utf-8.
@@ -105,8 +161,8 @@ func CheckMediaType(contentType, contentEncoding string) (gzipped bool, err erro
 // (http.MaxBytesReader); lim.MaxBodyBytes bounds it after decompression.
 //
 // size is the decoded size expected (the Content-Length of a body sent as is, an estimate
-// otherwise): the body's buffer starts with that capacity, and a longer body grows it only
-// once reserve accepted the bytes it adds (reserve may be nil). An error of reserve is
+// otherwise): the body's buffer starts at Capacity(size, lim), and a longer body grows it
+// only once reserve accepted the bytes it adds (reserve may be nil). An error of reserve is
 // returned as it is.
 func Read(r io.Reader, gzipped bool, lim Limits, size int64, reserve func(n int64) error) (*Body, error) {
 	if gzipped {
@@ -117,7 +173,7 @@ func Read(r io.Reader, gzipped bool, lim Limits, size int64, reserve func(n int6
 		defer zr.Close()
 		r = zr
 	}
-	buf := make([]byte, 0, min(max(size, 0), lim.MaxBodyBytes))
+	buf := getBuffer(Capacity(size, lim))
 	for {
 		if len(buf) == cap(buf) {
 			// Full: one byte more says whether to grow.
@@ -126,19 +182,22 @@ func Read(r io.Reader, gzipped bool, lim Limits, size int64, reserve func(n int6
 				if errors.Is(err, io.EOF) {
 					break
 				}
+				putBuffer(buf)
 				return nil, readError(err)
 			}
 			if int64(len(buf)) >= lim.MaxBodyBytes {
+				putBuffer(buf)
 				return nil, ErrTooLarge
 			}
-			more := min(max(int64(cap(buf)), 4<<10), lim.MaxBodyBytes-int64(cap(buf)))
+			grownCap := Capacity(max(2*int64(cap(buf)), minPooled), lim)
 			if reserve != nil {
-				if err := reserve(more); err != nil {
+				if err := reserve(grownCap - int64(cap(buf))); err != nil {
+					putBuffer(buf)
 					return nil, err
 				}
 			}
-			grown := make([]byte, len(buf), int64(cap(buf))+more)
-			copy(grown, buf)
+			grown := append(getBuffer(grownCap), buf...)
+			putBuffer(buf)
 			buf = append(grown, one[0])
 			continue
 		}
@@ -148,11 +207,13 @@ func Read(r io.Reader, gzipped bool, lim Limits, size int64, reserve func(n int6
 			break
 		}
 		if err != nil {
+			putBuffer(buf)
 			return nil, readError(err)
 		}
 	}
 	body := &Body{buf: buf}
 	if err := Split(buf, lim, &body.Items); err != nil {
+		body.Release()
 		return nil, err
 	}
 	return body, nil

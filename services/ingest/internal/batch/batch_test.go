@@ -116,7 +116,7 @@ func TestReadReservesWhatItGrows(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, b.Items, 5000)
 			require.Equal(t, tc.grown, reserved > 0)
-			require.Equal(t, min(tc.size, lim.MaxBodyBytes)+reserved, b.Cap(), "the buffer is what was expected and reserved")
+			require.Equal(t, batch.Capacity(tc.size, lim)+reserved, b.Cap(), "the buffer is what was expected and reserved")
 			require.LessOrEqual(t, b.Cap(), lim.MaxBodyBytes)
 			b.Release()
 		})

@@ -2,6 +2,7 @@ package inflight
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -20,10 +21,17 @@ type Trimmer struct {
 }
 
 // NewTrimmer checks l every interval: once the requests held at least threshold bytes at
-// once and then hold none, it collects garbage and returns the free memory to the system
-// (debug.FreeOSMemory), at most once per interval, and calls onTrim (may be nil).
+// once and then hold none, it collects garbage and returns the free memory to the system,
+// at most once per interval, and calls onTrim (may be nil).
 func NewTrimmer(l *Limiter, every time.Duration, threshold int64, onTrim func()) *Trimmer {
-	return &Trimmer{l: l, every: every, threshold: threshold, free: debug.FreeOSMemory, onTrim: onTrim}
+	return &Trimmer{l: l, every: every, threshold: threshold, free: free, onTrim: onTrim}
+}
+
+// free collects twice, so that what sync.Pools held (kept for one collection more) goes
+// too, and returns the free memory to the system.
+func free() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // Run checks until ctx ends.

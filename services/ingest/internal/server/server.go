@@ -231,7 +231,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 		return ticket.Reserve(ctx, n)
 	}
 	size := s.expectedSize(r, gz)
-	if err := reserve(size); err != nil {
+	if err := reserve(batch.Capacity(size, s.opts.Limits)); err != nil {
 		return s.overloaded(w, LimitBytes)
 	}
 	body, err := batch.Read(http.MaxBytesReader(w, r.Body, s.opts.MaxWireBytes), gz, s.opts.Limits, size, reserve)
@@ -435,7 +435,7 @@ func (s *Server) overloaded(w http.ResponseWriter, limit string) int {
 	if limit == LimitRequests {
 		msg = "ingest is handling " + strconv.Itoa(s.opts.InFlight.MaxRequests()) + " requests, its limit (" + limit + "): nothing was stored, retry the request after Retry-After seconds"
 	} else {
-		msg = "ingest holds " + strconv.FormatInt(s.opts.InFlight.MaxBytes()>>20, 10) + " MiB of request bodies, its limit (" + limit + "), and no room for this one came free within " + s.opts.AdmissionWait.String() + ": nothing was stored, retry the request after Retry-After seconds"
+		msg = "ingest holds as many bytes of request bodies as it may (" + strconv.FormatInt(s.opts.InFlight.MaxBytes(), 10) + ", " + limit + "), and this one's did not fit within " + s.opts.AdmissionWait.String() + ": nothing was stored, retry the request after Retry-After seconds"
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
 	w.Header().Set("Content-Type", "application/json")
