@@ -143,9 +143,11 @@ const reach = 24 * time.Hour
 // reaches p's time: it ends no earlier than an hour before p's first event and begins no
 // later than a day after p's promised delay.
 func Matches(f event.Alert, p Planted) bool {
-	if f.Rule != p.Rule || !matchesTime(f, p) {
-		return false
-	}
+	return f.Rule == p.Rule && matchesTime(f, p) && matchesFacts(f, p)
+}
+
+// matchesFacts is Matches without time: the model, or the facilities.
+func matchesFacts(f event.Alert, p Planted) bool {
 	if tac, block, ok := keyModel(f.GroupKey); ok {
 		if len(p.TACs) == 0 {
 			return false
@@ -170,11 +172,15 @@ func Matches(f event.Alert, p Planted) bool {
 }
 
 func matchesTime(f event.Alert, p Planted) bool {
-	since := p.Since
-	if since.IsZero() || since.After(p.At) {
-		since = p.At
+	return !f.LastEvidenceAt.Before(since(p).Add(-tolerance)) && !f.FirstEvidenceAt.After(p.At.Add(time.Duration(p.Delay)+reach))
+}
+
+// since is p's first event (At when unknown).
+func since(p Planted) time.Time {
+	if p.Since.IsZero() || p.Since.After(p.At) {
+		return p.At
 	}
-	return !f.LastEvidenceAt.Before(since.Add(-tolerance)) && !f.FirstEvidenceAt.After(p.At.Add(time.Duration(p.Delay)+reach))
+	return p.Since
 }
 
 // keyModel reads the model a group key names: a key that is a TAC (8 digits), or holds
@@ -214,7 +220,8 @@ func isTAC(s string) bool {
 type Row struct {
 	Rule string
 	// Findings raised in the run, and those about no plant (false positives; a finding
-	// about a decoy, or about a plant while the rule warms up, is one).
+	// about a decoy, or about a plant while the rule warms up, is one; a later episode of a
+	// plant's finding is not).
 	Findings, Unmatched int
 	// Plants of the rule, found at all, and found within their promised delay.
 	Plants, Found, InTime int
@@ -273,13 +280,27 @@ func Score(rules []string, truth Truth, findings []event.Alert) Report {
 		rows[rule] = &Row{Rule: rule}
 	}
 	var rep Report
+	// A finding that Matches a plant is about it; so is a later episode of it: a finding of
+	// the same rule and group key (the same device, model or place, pseudonymous) that
+	// matches the plant's facts after its first event (a cloned IMEI used again days later
+	// is found again, a new finding once the first's window has passed).
+	type episode struct{ rule, key string }
+	planted := map[episode][]int{} // the plants a finding matched, by its rule and key
+	for _, f := range findings {
+		for i, p := range truth.Plants {
+			if !truth.warmingUp(p) && Matches(f, p) {
+				planted[episode{f.Rule, f.GroupKey}] = append(planted[episode{f.Rule, f.GroupKey}], i)
+			}
+		}
+	}
 	for _, f := range findings {
 		row := rows[f.Rule]
 		row.Findings++
 		rep.Findings++
 		about := false
-		for _, p := range truth.Plants {
-			about = about || !truth.warmingUp(p) && Matches(f, p)
+		for _, i := range planted[episode{f.Rule, f.GroupKey}] {
+			p := truth.Plants[i]
+			about = about || Matches(f, p) || matchesFacts(f, p) && !f.LastEvidenceAt.Before(since(p).Add(-tolerance))
 		}
 		if about {
 			rep.Matched++

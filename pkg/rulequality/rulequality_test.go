@@ -158,3 +158,23 @@ func TestParseTruth(t *testing.T) {
 		require.ErrorContains(t, err, c.err, c.doc)
 	}
 }
+
+// A cloned IMEI keeps being used: the same device at the same facilities days later is a
+// new finding once the first's window has passed, about the same plant; a finding of another
+// device, or of the same device elsewhere, is not.
+func TestScoreLaterEpisodes(t *testing.T) {
+	day := 24 * time.Hour
+	truth := Truth{Start: t0.AddDate(0, 0, -40), End: t0.AddDate(0, 0, 10), Plants: []Planted{
+		{Scenario: "cloned-imei", Rule: "IMPOSSIBLE_TRAVEL", Facilities: []string{"ma-a", "cp-z"}, Since: t0.Add(-time.Hour), At: t0},
+	}}
+	findings := []event.Alert{
+		finding("IMPOSSIBLE_TRAVEL", "clone", []string{"ma-a", "cp-z"}, t0.Add(-10*time.Minute), t0, t0),
+		finding("IMPOSSIBLE_TRAVEL", "clone", []string{"cp-z", "ma-a"}, t0.Add(5*day), t0.Add(5*day), t0.Add(5*day)),
+		finding("IMPOSSIBLE_TRAVEL", "other", []string{"ma-a", "cp-z"}, t0.Add(5*day), t0.Add(5*day), t0.Add(5*day)),
+		finding("IMPOSSIBLE_TRAVEL", "clone", []string{"ma-a", "cd-q"}, t0.Add(6*day), t0.Add(6*day), t0.Add(6*day)),
+	}
+	rep := Score(nil, truth, findings)
+	row := rep.Row("IMPOSSIBLE_TRAVEL")
+	require.Equal(t, [4]int{4, 2, 1, 1}, [4]int{row.Findings, row.Unmatched, row.Found, row.InTime})
+	require.Equal(t, 2, rep.Matched)
+}
