@@ -191,8 +191,6 @@ func NewEngineConfig(rs []*rules.Rule, ref *reference.Snapshot, cfg EngineConfig
 				}
 			}
 		}
-	}
-	for _, ev := range e.evals {
 		e.horizon = append(e.horizon, ev.rule().Horizon().Milliseconds()+cfg.Clock.Lateness.Milliseconds())
 	}
 	return e
