@@ -116,7 +116,7 @@ func DefaultConfig() *Config {
 		Listen:    "127.0.0.1:19080",
 		Pseudonym: PseudonymConfig{DefaultCountryCode: "33"},
 		Limits: LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10,
-			MaxRequestsInFlight: 128, MaxBytesInFlight: 32 << 20, AdmissionWait: 5 * time.Second,
+			MaxRequestsInFlight: 128, MaxBytesInFlight: 24 << 20, AdmissionWait: 5 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute},
 		Rate:           RateConfig{EventsPerSecond: 2000, Burst: 5000},
 		DedupWindow:    10 * time.Minute,

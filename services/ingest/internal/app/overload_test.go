@@ -463,7 +463,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 	t.Logf("rss MB: idle %.1f, peak sampled %.1f, VmHWM %.1f (limit %d); after the load %.1f, %.1f s later (bound %.1f)",
 		idle.rss, float64(peak.Load())/1024, during.hwm, overloadPeakRSSMB, after.rss, time.Since(settle).Seconds(), idleBound(idle.rss))
 	for _, line := range strings.Split(p.metrics(t), "\n") {
-		if strings.HasPrefix(line, "vigie_ingest_overload") || strings.HasPrefix(line, "vigie_ingest_memory_trims") || strings.HasPrefix(line, "vigie_ingest_requests_total") || strings.HasPrefix(line, "vigie_ingest_request_duration_seconds_sum") || strings.HasPrefix(line, "vigie_ingest_produce_duration_seconds_sum") {
+		if strings.HasPrefix(line, "vigie_ingest_overload") || strings.HasPrefix(line, "vigie_ingest_memory_trims") {
 			t.Log("  " + line)
 		}
 	}
@@ -513,5 +513,7 @@ func radioEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string
 	return outLines, outIDs
 }
 
-// idleBound is how near its idle size the process must come back: within 50 MB or a half.
-func idleBound(idle float64) float64 { return idle + max(50, idle/2) }
+// idleBound is how near its idle size the process must come back: within 25 MB or a
+// quarter. (Without giving memory back after a burst, an idle process stays near its peak
+// for two minutes or more.)
+func idleBound(idle float64) float64 { return idle + max(25, idle/4) }
