@@ -95,7 +95,7 @@ test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events
 .PHONY: test-faults
 test-faults: ## the whole fault-injection suite (needs make up; about 25 min): its table goes to docs/faults.md
 	@set -a; . .state/env; set +a; cd services/simulator && status=0; \
-	  VIGIE_FAULTS=full VIGIE_FAULTS_DOC=$(CURDIR)/docs/faults.md GOWORK=off go test -count=1 -timeout 45m -parallel 8 -run '^TestFaultSuite$$' ./e2e/ || status=$$?; \
+	  VIGIE_FAULTS=full VIGIE_FAULTS_DOC=$(CURDIR)/docs/faults.md GOWORK=off go test -count=1 -timeout 45m -parallel 6 -run '^TestFaultSuite$$' ./e2e/ || status=$$?; \
 	  sed -n '/fault suite table: begin/,/fault suite table: end/p' $(CURDIR)/docs/faults.md; exit $$status
 
 .PHONY: bench-writer
@@ -112,6 +112,10 @@ bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process o
 	  GOWORK=off go test ./internal/enrich -run '^$$' -bench BenchmarkEnrich -benchtime 200000x && \
 	  GOWORK=off go test ./internal/refwatch -run '^$$' -bench BenchmarkReload -benchtime 10x && \
 	  GOWORK=off go test ./internal/app -run '^$$' -bench BenchmarkEnricherProcess -benchtime 1x
+
+.PHONY: rule-quality
+rule-quality: ## the rule-quality test alone (every rule on 36 days of background, then with plants and decoys); its table into docs/rule-quality.md (needs make up)
+	@set -a; . .state/env; set +a; cd services/simulator && VIGIE_RULE_QUALITY_OUT=$(CURDIR)/docs/rule-quality.md GOWORK=off go test -count=1 -timeout 40m -run '^TestRuleQuality$$' -v ./e2e | grep -v '^=== '
 
 .PHONY: bench-correlator
 bench-correlator: ## correlator: streaming throughput, state memory, event-to-alert latency, scheduled queries (needs make up)

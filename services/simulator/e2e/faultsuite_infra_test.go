@@ -39,15 +39,16 @@ type ownClickHouse struct {
 	log  string
 }
 
-// startOwnClickHouse starts a ClickHouse server for this test alone; cleanup stops it and
-// removes its data.
-func startOwnClickHouse(t *testing.T) *ownClickHouse {
+// startOwnClickHouse starts a ClickHouse server for this test alone, with extra environment
+// for clickhouse.sh and the server (CHSERVER_MAX_QUERIES); cleanup stops it and removes its
+// data.
+func startOwnClickHouse(t *testing.T, env ...string) *ownClickHouse {
 	t.Helper()
 	root, err := testenv.RepoRoot()
 	require.NoError(t, err)
 	instance := instanceName("fs")
 	c := &ownClickHouse{addr: "127.0.0.1:" + strconv.Itoa(freePorts(t, 0)), dir: filepath.Join(root, ".state", "clickhouse-"+instance), log: filepath.Join(root, ".state", "logs", "chserver-"+instance+".log")}
-	c.env = []string{"CHSERVER_INSTANCE=" + instance, "CHSERVER_LISTEN=" + c.addr, "CHSERVER_HTTP_LISTEN=127.0.0.1:" + strconv.Itoa(freePorts(t, 0))}
+	c.env = append([]string{"CHSERVER_INSTANCE=" + instance, "CHSERVER_LISTEN=" + c.addr, "CHSERVER_HTTP_LISTEN=127.0.0.1:" + strconv.Itoa(freePorts(t, 0))}, env...)
 	t.Cleanup(func() {
 		if err := c.sh("stop"); err != nil {
 			t.Errorf("stop the test's ClickHouse server: %v", err)
