@@ -180,8 +180,9 @@ func freeAddr() string {
 	return ln.Addr().String()
 }
 
-// serverMeans returns ingest's own mean request and produce times (ms), from its metrics.
-func (s *serverProc) serverMeans(b *testing.B) (request, produce float64) {
+// serverMeans returns ingest's own mean request and produce times (ms), and the memory
+// trims after bursts so far, from its metrics.
+func (s *serverProc) serverMeans(b *testing.B) (request, produce, trims float64) {
 	resp, err := http.Get("http://" + s.admin + "/metrics")
 	if err != nil {
 		b.Fatal(err)
@@ -202,7 +203,7 @@ func (s *serverProc) serverMeans(b *testing.B) (request, produce float64) {
 		}
 		return 0
 	}
-	return mean("vigie_ingest_request_duration_seconds", ""), mean("vigie_ingest_produce_duration_seconds", `{topic="`+s.rawTopic+`"}`)
+	return mean("vigie_ingest_request_duration_seconds", ""), mean("vigie_ingest_produce_duration_seconds", `{topic="`+s.rawTopic+`"}`), vals["vigie_ingest_memory_trims_total"]
 }
 
 func (s *serverProc) stop() {
@@ -328,7 +329,8 @@ func report(b *testing.B, res result, wall time.Duration, cpu float64) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(benchServer.peakRSSMB(b), "peak-rss-MB")
-	req, prod := benchServer.serverMeans(b)
+	req, prod, trims := benchServer.serverMeans(b)
+	b.ReportMetric(trims, "trims")
 	b.ReportMetric(req, "server-mean-ms")
 	b.ReportMetric(prod, "produce-mean-ms")
 	b.ReportMetric(0, "ns/op")
