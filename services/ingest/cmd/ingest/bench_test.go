@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -22,11 +17,10 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/config"
-	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/sensorauth"
 	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/ingest/internal/app"
+	"github.com/vigie/vigie/services/ingest/internal/proctest"
 )
 
 // The benchmarks run ingest as a separate process (this test binary re-executed with
@@ -79,123 +73,39 @@ var benchSensors = []string{
 }
 
 type serverProc struct {
-	once     sync.Once
-	err      error
-	cmd      *exec.Cmd
-	url      string
-	admin    string
-	tokens   map[string]string
+	once sync.Once
+	err  error
+	*proctest.Process
 	rawTopic string
-	dir      string
 }
 
 var benchServer serverProc
 
 func (s *serverProc) start(b *testing.B) {
-	brokers := testenv.Lookup(b, "KAFKA_BROKERS")
+	brokers := testenv.KafkaBrokers(b)
 	s.once.Do(func() {
-		s.dir, s.err = os.MkdirTemp("", "ingest-bench")
-		if s.err != nil {
-			return
-		}
-		s.tokens = map[string]string{}
-		creds := &sensorauth.File{}
-		for _, sensor := range benchSensors {
-			entry, tok, err := sensorauth.NewEntry(sensor)
-			if err != nil {
-				s.err = err
-				return
-			}
-			s.tokens[sensor] = tok
-			creds.Credentials = append(creds.Credentials, entry)
-		}
-		cred := filepath.Join(s.dir, "credentials.yaml")
-		if s.err = creds.WriteFile(cred); s.err != nil {
-			return
-		}
-		keys := filepath.Join(s.dir, "keys.yaml")
-		if s.err = os.WriteFile(keys, []byte("active: b1\ndefault_country_code: \"33\"\nkeys:\n  b1: "+hex.EncodeToString([]byte("benchmark-key-0123456789abcdefgh"))+"\n"), 0o600); s.err != nil {
-			return
-		}
-		addr, admin := freeAddr(), freeAddr()
-		if addr == "" || admin == "" {
-			s.err = fmt.Errorf("no free port")
-			return
-		}
-		s.admin = admin
 		suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 		s.rawTopic = "bench_raw_" + suffix
-		dlqTopic := "bench_dlq_" + suffix
-		// Ingest does not create topics (`vigiectl topics apply` does): the bench creates its own.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, s.err = kafka.ApplyTopics(ctx, kafka.Config{Brokers: strings.Split(brokers, ",")},
-			[]kafka.TopicSpec{{Name: s.rawTopic, Partitions: 6}, {Name: dlqTopic, Partitions: 6}}, nil)
-		cancel()
-		if s.err != nil {
-			return
-		}
-		s.cmd = exec.Command(os.Args[0])
-		s.cmd.Env = append(os.Environ(),
-			"VIGIE_BENCH_INGEST_SERVER=1",
-			"VIGIE_INGEST_LISTEN="+addr,
-			"VIGIE_INGEST_ADMIN_LISTEN="+admin,
-			"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
-			"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
-			"VIGIE_INGEST_KAFKA_BROKERS="+brokers,
-			"VIGIE_INGEST_TOPICS_RAW="+s.rawTopic,
-			"VIGIE_INGEST_TOPICS_DLQ="+dlqTopic,
-			"VIGIE_INGEST_RATE_EVENTS_PER_SECOND=10000000",
-			"VIGIE_INGEST_RATE_BURST=10000000",
-			"VIGIE_INGEST_LOG_LEVEL=warn",
-		)
-		s.cmd.Stderr = os.Stderr
-		if s.err = s.cmd.Start(); s.err != nil {
-			return
-		}
-		s.url = "http://" + addr + "/v1/events"
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			// Ready: listening, and its dedup window rebuilt from the raw topic.
-			if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			time.Sleep(50 * time.Millisecond) // waiting for another process to be ready
-		}
-		s.err = fmt.Errorf("ingest was not ready on %s within 60s", admin)
+		s.Process, s.err = proctest.Start(proctest.Options{
+			Bin: os.Args[0],
+			Env: []string{"VIGIE_BENCH_INGEST_SERVER=1",
+				"VIGIE_INGEST_RATE_EVENTS_PER_SECOND=10000000", "VIGIE_INGEST_RATE_BURST=10000000"},
+			Brokers: brokers, Sensors: benchSensors,
+			RawTopic: s.rawTopic, DLQTopic: "bench_dlq_" + suffix, Partitions: 6,
+			Stderr: os.Stderr,
+		})
 	})
 	if s.err != nil {
 		b.Fatal(s.err)
 	}
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ""
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serverMeans returns ingest's own mean request and produce times (ms), and the memory
 // trims after bursts so far, from its metrics.
 func (s *serverProc) serverMeans(b *testing.B) (request, produce, trims float64) {
-	resp, err := http.Get("http://" + s.admin + "/metrics")
+	vals, err := s.Metrics()
 	if err != nil {
 		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	vals := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			vals[f[0]] = v
-		}
 	}
 	mean := func(name, labels string) float64 {
 		if c := vals[name+"_count"+labels]; c > 0 {
@@ -207,42 +117,27 @@ func (s *serverProc) serverMeans(b *testing.B) (request, produce, trims float64)
 }
 
 func (s *serverProc) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		_ = s.cmd.Wait()
-	}
-	if s.dir != "" {
-		_ = os.RemoveAll(s.dir)
+	if s.Process != nil {
+		s.Process.Stop()
 	}
 }
 
 // cpuSeconds is the user+system CPU time of the ingest process.
 func (s *serverProc) cpuSeconds(b *testing.B) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	sec, err := s.CPUSeconds()
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	return sec
 }
 
 // peakRSSMB is the ingest process's high-water resident set size.
 func (s *serverProc) peakRSSMB(b *testing.B) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	_, hwm, err := s.Memory()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return hwm
 }
 
 // eventTemplates are realistic detector events of about 600 bytes: mostly MAS attempts with
@@ -359,7 +254,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 				if i >= int64(b.N) {
 					return
 				}
-				d, err := post(client, benchServer.url, benchServer.tokens[reqs[i].sensor], reqs[i].body)
+				d, err := post(client, benchServer.URL, benchServer.Tokens[reqs[i].sensor], reqs[i].body)
 				if err != nil {
 					b.Error(err)
 					return
@@ -396,7 +291,7 @@ func BenchmarkIngestLatencyAt20k(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := post(client, benchServer.url, benchServer.tokens[reqs[i].sensor], reqs[i].body)
+			d, err := post(client, benchServer.URL, benchServer.Tokens[reqs[i].sensor], reqs[i].body)
 			if err != nil {
 				b.Error(err)
 				return

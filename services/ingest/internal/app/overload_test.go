@@ -1,14 +1,11 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,9 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/pkg/sensorauth"
 	"github.com/vigie/vigie/pkg/testenv"
+	"github.com/vigie/vigie/services/ingest/internal/proctest"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
 
@@ -41,18 +37,6 @@ const (
 	overloadSettleTime = 60 * time.Second
 )
 
-// proc is one ingest process with its own topics and credentials.
-type proc struct {
-	cmd     *exec.Cmd
-	url     string
-	admin   string
-	tokens  map[string]string
-	raw     string
-	brokers []string
-	stderr  *syncBuffer
-	done    chan struct{}
-}
-
 // ingestBinary builds cmd/ingest (or returns VIGIE_TEST_INGEST_BIN).
 func ingestBinary(t *testing.T) string {
 	t.Helper()
@@ -66,113 +50,29 @@ func ingestBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+// startProcess runs bin with topics and credentials of its own, extra in its environment,
+// until the test ends.
+func startProcess(t *testing.T, bin string, sensors []string, extra ...string) *proctest.Process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := proctest.Start(proctest.Options{Bin: bin, Env: extra, Brokers: testenv.KafkaBrokers(t), Sensors: sensors,
+		RawTopic: testenv.Name(t, "raw"), DLQTopic: testenv.Name(t, "dlq"), Partitions: 3})
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startProcess runs bin with its configuration in VIGIE_INGEST_* variables (extra added)
-// and waits until it is ready.
-func startProcess(t *testing.T, bin string, sensors []string, extra ...string) *proc {
-	t.Helper()
-	dir := t.TempDir()
-	p := &proc{tokens: map[string]string{}, brokers: testenv.KafkaBrokers(t), stderr: &syncBuffer{}, done: make(chan struct{})}
-	f := &sensorauth.File{}
-	for _, s := range sensors {
-		entry, tok, err := sensorauth.NewEntry(s)
-		require.NoError(t, err)
-		f.Credentials = append(f.Credentials, entry)
-		p.tokens[s] = tok
-	}
-	cred := filepath.Join(dir, "credentials.yaml")
-	require.NoError(t, f.WriteFile(cred))
-	keys := filepath.Join(dir, "keys.yaml")
-	require.NoError(t, os.WriteFile(keys, []byte("active: o1\ndefault_country_code: \"33\"\nkeys:\n  o1: "+hex.EncodeToString([]byte("overload-test-key-0123456789abcd"))+"\n"), 0o600))
-	p.raw = testenv.Name(t, "raw")
-	dlq := testenv.Name(t, "dlq")
-	createTopics(t, kafka.Config{Brokers: p.brokers}, p.raw, dlq)
-
-	addr := freeAddr(t)
-	p.admin = freeAddr(t)
-	p.url = "http://" + addr + server.Path
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append(os.Environ(),
-		"VIGIE_INGEST_LISTEN="+addr,
-		"VIGIE_INGEST_ADMIN_LISTEN="+p.admin,
-		"VIGIE_INGEST_CREDENTIALS_FILE="+cred,
-		"VIGIE_INGEST_PSEUDONYM_KEY_FILE="+keys,
-		"VIGIE_INGEST_KAFKA_BROKERS="+strings.Join(p.brokers, ","),
-		"VIGIE_INGEST_TOPICS_RAW="+p.raw,
-		"VIGIE_INGEST_TOPICS_DLQ="+dlq,
-		"VIGIE_INGEST_LOG_LEVEL=warn",
-	)
-	p.cmd.Env = append(p.cmd.Env, extra...)
-	p.cmd.Stderr = p.stderr
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop()
 		if t.Failed() {
-			t.Logf("ingest stderr:\n%s", p.stderr.String())
+			t.Logf("ingest stderr:\n%s", p.Stderr())
 		}
 	})
-	require.Eventually(t, func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("ingest exited: %s", p.stderr.String())
-		default:
-		}
-		resp, err := http.Get("http://" + p.admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 20*time.Millisecond, "ingest ready (listening, dedup window rebuilt)")
 	return p
 }
 
 // memory is what /proc/<pid>/status says of the process's resident set, in MB.
 type memory struct{ rss, hwm float64 }
 
-func (p *proc) memory(t *testing.T) memory {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func memoryOf(t *testing.T, p *proctest.Process) memory {
+	rss, hwm, err := p.Memory()
 	require.NoError(t, err)
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		for key, dst := range map[string]*float64{"VmRSS:": &m.rss, "VmHWM:": &m.hwm} {
-			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
-				kb, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
-				require.NoError(t, err)
-				*dst = kb / 1024
-			}
-		}
-	}
-	require.NoError(t, sc.Err())
-	return m
-}
-
-func (p *proc) metrics(t *testing.T) string {
-	resp, err := http.Get("http://" + p.admin + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(b)
+	return memory{rss, hwm}
 }
 
 // paddedBody streams the NDJSON body of lines, each padded with spaces before its closing
@@ -316,9 +216,9 @@ func (o *outcome) add(code int, body string, netErr bool) {
 
 // send posts r until it is answered 200, as a sensor does: honouring Retry-After on 429 and
 // 503, retrying network errors after a second. It returns the 200's batch result.
-func send(t *testing.T, client *http.Client, p *proc, r *overloadRequest, out *outcome, deadline time.Time) (server.Response, error) {
+func send(t *testing.T, client *http.Client, p *proctest.Process, r *overloadRequest, out *outcome, deadline time.Time) (server.Response, error) {
 	for time.Now().Before(deadline) {
-		resp, err := client.Do(r.http(t, p.url, p.tokens[r.sensor]))
+		resp, err := client.Do(r.http(t, p.URL, p.Tokens[r.sensor]))
 		if err != nil {
 			out.add(0, "", true)
 			time.Sleep(time.Second)
@@ -395,7 +295,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 	res, err := send(t, http.DefaultClient, p, &overloadRequest{sensor: sensors[0], plain: ndjson(small)}, &outcome{codes: map[int]int{}, body: map[string]int{}}, time.Now().Add(30*time.Second))
 	require.NoError(t, err)
 	require.Equal(t, 10, res.Accepted)
-	idle := p.memory(t)
+	idle := memoryOf(t, p)
 
 	// The sampler: the largest VmRSS seen, every 20 ms.
 	var peak atomic.Int64 // kB
@@ -410,7 +310,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				m := p.memory(t)
+				m := memoryOf(t, p)
 				if kb := int64(m.rss * 1024); kb > peak.Load() {
 					peak.Store(kb)
 				}
@@ -440,7 +340,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 	load := time.Since(start)
 	close(stop)
 	<-sampled
-	during := p.memory(t)
+	during := memoryOf(t, p)
 	t.Logf("load: %d requests of %d MiB (decoded; %d gzip, %d bytes sent each) in %s; answers before the 200s: %v, network errors %d",
 		len(reqs), overloadBodyBytes>>20, len(reqs)/4, gzSize, load.Round(time.Millisecond), out.codes, out.netErrors)
 	for body, n := range out.body {
@@ -454,7 +354,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 	settle := time.Now()
 	var after memory
 	for {
-		after = p.memory(t)
+		after = memoryOf(t, p)
 		if after.rss <= idleBound(idle.rss) || time.Since(settle) > overloadSettleTime {
 			break
 		}
@@ -462,9 +362,11 @@ func TestOverloadBoundedMemory(t *testing.T) {
 	}
 	t.Logf("rss MB: idle %.1f, peak sampled %.1f, VmHWM %.1f (limit %d); after the load %.1f, %.1f s later (bound %.1f)",
 		idle.rss, float64(peak.Load())/1024, during.hwm, overloadPeakRSSMB, after.rss, time.Since(settle).Seconds(), idleBound(idle.rss))
-	for _, line := range strings.Split(p.metrics(t), "\n") {
-		if strings.HasPrefix(line, "vigie_ingest_overload") || strings.HasPrefix(line, "vigie_ingest_memory_trims") {
-			t.Log("  " + line)
+	vals, err := p.Metrics()
+	require.NoError(t, err)
+	for series, v := range vals {
+		if strings.HasPrefix(series, "vigie_ingest_overloaded") || strings.HasPrefix(series, "vigie_ingest_memory_trims") {
+			t.Logf("  %s %g", series, v)
 		}
 	}
 
@@ -476,7 +378,7 @@ func TestOverloadBoundedMemory(t *testing.T) {
 		accepted += r.Accepted
 	}
 	loaded := time.Since(t0)
-	got := eventIDs(t, readAll(t, p.brokers, p.raw))
+	got := eventIDs(t, readAll(t, testenv.KafkaBrokers(t), p.RawTopic()))
 	t.Logf("times from the start: built %s, requests prepared %s, load done and memory settled %s, Kafka read %s",
 		built.Round(time.Second), prepared.Round(time.Second), loaded.Round(time.Second), time.Since(t0).Round(time.Second))
 	for _, r := range reqs {
