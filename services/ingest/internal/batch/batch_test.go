@@ -163,18 +163,26 @@ func TestCheckMediaType(t *testing.T) {
 	}
 }
 
-// FuzzRead feeds any bytes, plain or as gzip data, to the body reader: it never panics,
-// never returns more than MaxEvents items, and items are numbered in order.
+// FuzzRead feeds any bytes, plain or as gzip data, expected at any size, to the body
+// reader: it never panics, never returns more than MaxEvents items, items are numbered in
+// order, and the buffer is what was expected and reserved, within MaxBodyBytes.
 func FuzzRead(f *testing.F) {
-	f.Add([]byte("{\"a\":1}\n{\"a\":2}\n"), false)
-	f.Add([]byte(`[{"a":1},{"a":[[[[[[[[[[]]]]]]]]]]}]`), false)
-	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), true)
-	f.Add([]byte("{\"a\":\"\xff\xfe\"}"), false)
-	f.Fuzz(func(t *testing.T, data []byte, gz bool) {
-		b, err := batch.Read(bytes.NewReader(data), gz, lim, int64(len(data)), nil)
+	f.Add([]byte("{\"a\":1}\n{\"a\":2}\n"), false, uint32(0))
+	f.Add([]byte(`[{"a":1},{"a":[[[[[[[[[[]]]]]]]]]]}]`), false, uint32(20))
+	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), true, uint32(1<<20))
+	f.Add([]byte("{\"a\":\"\xff\xfe\"}"), false, uint32(3))
+	f.Fuzz(func(t *testing.T, data []byte, gz bool, size uint32) {
+		var reserved int64
+		b, err := batch.Read(bytes.NewReader(data), gz, lim, int64(size), func(n int64) error {
+			require.Positive(t, n)
+			reserved += n
+			return nil
+		})
 		if err != nil {
 			return
 		}
+		require.Equal(t, batch.Capacity(int64(size), lim)+reserved, b.Cap())
+		require.LessOrEqual(t, b.Cap(), lim.MaxBodyBytes)
 		defer b.Release()
 		require.LessOrEqual(t, len(b.Items), lim.MaxEvents)
 		for i, it := range b.Items {
