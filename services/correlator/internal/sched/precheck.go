@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigie/vigie/services/correlator/internal/rules"
@@ -17,13 +18,21 @@ import (
 // other step is skipped: its evaluation would find nothing, and so emit nothing.
 //
 //   - sequence: a finding needs a first-step event within window before the step's then
-//     events (drones, searches); when the then step is new_term on device_presence_per_day
+//     events (drones, searches); when the first step stands for the groups active at the
+//     same place before it (active_before: SEARCH_MISS), a then event in the step of a
+//     group active before such an event, within window after it (searches that find
+//     nothing are common, in empty zones; one where a phone had been, then the phone again,
+//     is rare); when the then step is new_term on device_presence_per_day
 //     (DRONE_THEN_NEW_DEVICE), a value new to the group over the history whose first
 //     appearance falls in the step, at most window after a first-step event of that group
 //     (drones are common nationally; new devices after one are rare);
 //   - baseline_threshold (bucket = every): at least min_groups groups with min_count events
 //     in the step's bucket;
-//   - value_count, new_term, event_count: at least one row matching where in the window.
+//   - value_count, new_term, event_count: at least one row matching where in the window;
+//     for value_count and event_count, a row of a group that reaches every distinct minimum
+//     (and the event threshold) over the whole catch-up range, as it must to reach them in
+//     one window of it (SIM_CHURN_SHARED_SIM: a SIM in three handsets, where nearly every
+//     SIM has one).
 //
 // Without a safe pre-check (baseline buckets other than the step, unaligned watermark) the
 // rule is stepped window by window.
@@ -54,6 +63,18 @@ func precheckFor(db string, r *rules.Rule, from, to time.Time) (precheck, bool) 
 		}
 		// firstFrom = E - every - window <= t1 < E.
 		src := rules.Sources["detections"]
+		if ab := r.First.ActiveBefore; ab != nil && r.Then.NewTerm == nil {
+			// The pairs of sequenceQuery over the whole range at once: a step ending at E
+			// finds a group only with a then event in [E - every, E), the slot of its t2.
+			g := src.Columns[r.GroupBy[0].Name]
+			return precheck{query: fmt.Sprintf(`WITH firsts AS (%[1]s),
+thens AS (SELECT %[2]s AS g0, observed_at AS t2 FROM `+"`%[3]s`"+`.detections WHERE %[4]s AND %[2]s IN (SELECT g0 FROM firsts))
+SELECT DISTINCT %[5]s AS slot FROM firsts AS f INNER JOIN thens AS t ON f.g0 = t.g0
+WHERE t.t2 >= f.t1 + toIntervalMillisecond(%[6]d) AND t.t2 <= f.t1 + toIntervalMillisecond(%[7]d)`,
+				activeBefore(db, r, ab, g, from.Add(-r.Every-r.Window), to, ""), g, db,
+				and(between(src, from.Add(-r.Every), to), r.Where.SQL(src), r.Then.Where.SQL(src)),
+				slotExpr("t.t2", r.Every), r.MinGap.Milliseconds(), r.Window.Milliseconds())}, true
+		}
 		return precheck{
 			query: fmt.Sprintf("SELECT DISTINCT %s AS slot FROM `%s`.detections WHERE %s AND %s AND %s",
 				slotExpr(src.Time, r.Every), db, between(src, from.Add(-r.Every-r.Window), to), r.Where.SQL(src), r.First.Where.SQL(src)),
@@ -66,10 +87,18 @@ func precheckFor(db string, r *rules.Rule, from, to time.Time) (precheck, bool) 
 		if src.DayGranularity {
 			slack = rules.Day
 		}
-		_, _, nonEmpty := groupCols(r, src)
+		sel, names, nonEmpty := groupCols(r, src)
+		rows := and(between(src, from.Add(-r.Window-slack), to), r.Where.SQL(src), nonEmpty)
+		if having := reachable(r, src); r.Type != rules.NewTerm && having != "" {
+			cols := make([]string, len(r.GroupBy))
+			for i, g := range r.GroupBy {
+				cols[i] = src.Columns[g.Name]
+			}
+			rows = and(rows, fmt.Sprintf("(%s) IN (SELECT %s FROM `%s`.%s WHERE %s GROUP BY %s HAVING %s)",
+				strings.Join(cols, ", "), strings.Join(sel, ", "), db, src.Name, rows, strings.Join(names, ", "), having))
+		}
 		return precheck{
-			query: fmt.Sprintf("SELECT DISTINCT %s AS slot FROM `%s`.%s WHERE %s AND %s AND %s",
-				slotExpr(src.Time, r.Every), db, src.Name, between(src, from.Add(-r.Window-slack), to), r.Where.SQL(src), nonEmpty),
+			query: fmt.Sprintf("SELECT DISTINCT %s AS slot FROM `%s`.%s WHERE %s", slotExpr(src.Time, r.Every), db, src.Name, rows),
 			reach: roundUp(r.Window+slack, r.Every),
 		}, true
 	case rules.BaselineThreshold:
@@ -88,6 +117,22 @@ func precheckFor(db string, r *rules.Rule, from, to time.Time) (precheck, bool) 
 		}, true
 	}
 	return precheck{}, false
+}
+
+// reachable is the HAVING condition a group must meet over a whole range to meet r's
+// conditions in one window of it: every distinct minimum, and an event_count's threshold
+// ("" when r has neither).
+func reachable(r *rules.Rule, src *rules.Source) string {
+	var conds []string
+	for _, d := range r.Distinct {
+		if d.Min > 1 {
+			conds = append(conds, fmt.Sprintf("%s >= %d", src.DistinctExpr(d.Field.Name), d.Min))
+		}
+	}
+	if r.Type == rules.EventCount && r.Threshold > 1 {
+		conds = append(conds, fmt.Sprintf("%s >= %d", src.Count, r.Threshold))
+	}
+	return strings.Join(conds, " AND ")
 }
 
 // candidates lists, in order, the steps of r ending in (from, to] that the pre-check keeps,
