@@ -95,7 +95,7 @@ test-writer-kill: ## the writer's SIGKILL test with 10 kills over 200,000 events
 .PHONY: test-faults
 test-faults: ## the whole fault-injection suite (needs make up; about 25 min): its table goes to docs/faults.md
 	@set -a; . .state/env; set +a; cd services/simulator && status=0; \
-	  VIGIE_FAULTS=full VIGIE_FAULTS_DOC=$(CURDIR)/docs/faults.md GOWORK=off go test -count=1 -timeout 45m -parallel 6 -run '^TestFaultSuite$$' ./e2e/ || status=$$?; \
+	  VIGIE_FAULTS=full VIGIE_FAULTS_DOC=$(CURDIR)/docs/faults.md GOWORK=off go test -count=1 -timeout 50m -parallel 4 -run '^TestFaultSuite$$' ./e2e/ || status=$$?; \
 	  sed -n '/fault suite table: begin/,/fault suite table: end/p' $(CURDIR)/docs/faults.md; exit $$status
 
 .PHONY: bench-writer
