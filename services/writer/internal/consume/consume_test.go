@@ -143,7 +143,7 @@ func TestEveryMessageIsWrittenOnceOrDeadLettered(t *testing.T) {
 	h.waitRows(valid)
 	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= garbage+incomplete }, 30*time.Second, 200*time.Millisecond)
 
-	chtest.RequireConsistent(t, h.totals(), valid)
+	chtest.WaitConsistent(t, h.totals, valid)
 	dead := kafkatest.DeadLetters(t, h.dlqTopic)
 	reasons := map[string]int{}
 	sources := map[string]bool{}
@@ -195,7 +195,7 @@ func TestRetryAfterAnAmbiguousFailureDoesNotDuplicate(t *testing.T) {
 	set.insertBudget = time.Minute // each failure retried with its token, however slow the machine
 	h.start(set, store)
 	h.waitRows(n)
-	chtest.RequireConsistent(t, h.totals(), n)
+	chtest.WaitConsistent(t, h.totals, n)
 	require.GreaterOrEqual(t, h.metric("vigie_writer_retries_total"), 6.0)
 	require.Equal(t, float64(n), h.metric("vigie_writer_rows_written_total"))
 }
@@ -214,7 +214,7 @@ func TestBatchRetriedAfterAnUnknownOutcomeIsNotDuplicated(t *testing.T) {
 	set.batchSize, set.insertBudget = 1000, time.Nanosecond
 	h.start(set, store)
 	h.waitRows(n)
-	chtest.RequireConsistent(t, h.totals(), n)
+	chtest.WaitConsistent(t, h.totals, n)
 	require.Positive(t, h.metric("vigie_writer_duplicates_total"), "a retried batch found what the failed insert stored")
 	require.Positive(t, h.metric("vigie_kafka_consumer_retries_total"), "the consumer retried the batches")
 }
@@ -255,7 +255,7 @@ func TestPoisonRowsAreIsolated(t *testing.T) {
 	h.start(h.settings(), &poison{Store: h.store, bad: bad})
 	h.waitRows(uint64(n - len(bad)))
 	require.Eventually(t, func() bool { return len(kafkatest.DeadLetters(t, h.dlqTopic)) >= len(bad) }, 30*time.Second, 200*time.Millisecond)
-	chtest.RequireConsistent(t, h.totals(), uint64(n-len(bad)))
+	chtest.WaitConsistent(t, h.totals, uint64(n-len(bad)))
 	for _, d := range kafkatest.DeadLetters(t, h.dlqTopic) {
 		require.Equal(t, event.ReasonWriteFailed, d.Reason)
 		// The test's event ids hold 11 digits: too many for a dead letter, which names the
@@ -283,7 +283,7 @@ func TestStopThenRestartStoresEachOnce(t *testing.T) {
 	require.Less(t, h.totals().Rows, uint64(n), "stopped before the end")
 	h.startIn(group, set, h.store)
 	h.waitRows(n)
-	chtest.RequireConsistent(t, h.totals(), n)
+	chtest.WaitConsistent(t, h.totals, n)
 }
 
 // inserts counts the inserts and the months they span.
@@ -326,7 +326,7 @@ func TestMonthsInAnyOrderCostOneInsertPerMonth(t *testing.T) {
 	set := h.settings()
 	h.start(set, store)
 	h.waitRows(n)
-	chtest.RequireConsistent(t, h.totals(), n)
+	chtest.WaitConsistent(t, h.totals, n)
 	require.LessOrEqual(t, store.n.Load(), int64(2*(n/set.batchSize+2)), "one insert per month of a batch, not one per change of month")
 	require.Zero(t, store.multiMonth.Load(), "an insert mixed months")
 }
@@ -404,7 +404,7 @@ func TestEveryIdentityIsStoredOnce(t *testing.T) {
 	h.start(h.settings(), h.store)
 	h.waitRows(n + n/2)
 	require.Eventually(t, func() bool { return h.metric("vigie_writer_duplicates_total") >= float64(n) }, 60*time.Second, 100*time.Millisecond)
-	chtest.RequireConsistent(t, h.totals(), uint64(n+n/2))
+	chtest.WaitConsistent(t, h.totals, uint64(n+n/2))
 	require.Equal(t, float64(n/2), h.metric("vigie_writer_rows_written_total"), "the recreated topic's run wrote the new events only")
 
 	r, err := h.conn.Query(context.Background(), "SELECT event_id, rssi_dbm FROM `"+h.db+"`.detections")
