@@ -77,7 +77,9 @@ secrets() {
       "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$secrets/pseudonym-keys.yaml"
     log "new pseudonymisation key in $secrets/pseudonym-keys.yaml"
   fi
-  if [ ! -f "$secrets/ingest-credentials.yaml" ] || [ ! -f "$secrets/sensor-tokens.yaml" ]; then
+  # Made again when missing, or from before entries had their sensor_type (issue 15).
+  if [ ! -f "$secrets/ingest-credentials.yaml" ] || [ ! -f "$secrets/sensor-tokens.yaml" ] ||
+    ! grep -q sensor_type "$secrets/ingest-credentials.yaml"; then
     "$bin/simulator" credentials -credentials_file "$secrets/ingest-credentials.yaml" -tokens_file "$secrets/sensor-tokens.yaml"
     log "new sensor credentials in $secrets/"
   fi

@@ -9,6 +9,8 @@
 // and swapped atomically on reload.
 package reference
 
+import "github.com/vigie/vigie/pkg/event"
+
 // File names of the four reference files inside a reference directory.
 const (
 	FacilitiesFile = "facilities.csv"
@@ -78,6 +80,23 @@ const (
 
 // SensorTypes lists every valid sensor type.
 var SensorTypes = []SensorType{SensorMAS, SensorRF, SensorDrone, SensorJammer, SensorSearchReport, SensorOther}
+
+// kindsOf are the event kinds each sensor type reports: what the detector can observe
+// (DOMAIN.md, "Sensors and what they record"). Only a managed access system sees IMEIs and
+// IMSIs; another detector's credential posting them is refused (ingest:
+// kind_not_allowed_for_sensor).
+var kindsOf = map[SensorType][]event.Kind{
+	SensorMAS:          {event.KindMASAttach, event.KindCallAttempt, event.KindSMSAttempt, event.KindDataAttempt},
+	SensorRF:           {event.KindRFBurst},
+	SensorDrone:        {event.KindDroneSeen},
+	SensorJammer:       {event.KindJammerAlarm},
+	SensorSearchReport: {event.KindItemSeized},
+	// A handheld RF detector or a junction detector: it sees that a phone transmits.
+	SensorOther: {event.KindRFBurst},
+}
+
+// Kinds returns the event kinds a sensor of type t may report (none for an unknown type).
+func (t SensorType) Kinds() []event.Kind { return kindsOf[t] }
 
 // Sensor is one detector installed in a facility. X and Y are metres east and north of the
 // facility's reference point; Floor is 0 for the ground floor.

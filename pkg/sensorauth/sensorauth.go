@@ -10,10 +10,16 @@
 //
 //	credentials:
 //	  - sensor_id: cp-aix-luynes-mas-01
+//	    sensor_type: mas
 //	    token_sha256: 4f1d…64 hex digits…
 //	  - sensor_id: cp-aix-luynes-mas-01      # a second token during a rotation
+//	    sensor_type: mas
 //	    token_sha256: 9c0e…
 //	    comment: rotated 2026-11
+//
+// The sensor type (reference.SensorTypes) decides the event kinds the sensor may post
+// (reference.SensorType.Kinds): a jammer's token cannot post what a managed access system
+// sees. It is required: an entry without one would authorise nothing, so it is refused.
 package sensorauth
 
 import (
@@ -27,8 +33,11 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigie/vigie/pkg/reference"
 )
 
 // TokenPrefix starts every token, so that a leaked token is recognisable by secret scanners.
@@ -36,8 +45,9 @@ const TokenPrefix = "vgs_"
 
 // Entry is one credential: a sensor and the SHA-256 (hex) of one of its tokens.
 type Entry struct {
-	SensorID    string `yaml:"sensor_id"`
-	TokenSHA256 string `yaml:"token_sha256"`
+	SensorID    string               `yaml:"sensor_id"`
+	SensorType  reference.SensorType `yaml:"sensor_type"`
+	TokenSHA256 string               `yaml:"token_sha256"`
 	Comment     string `yaml:"comment,omitempty"`
 }
 
@@ -66,25 +76,43 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// NewEntry makes a credential for sensorID with a new token, returned beside it: the caller
-// gives the token to the sensor and writes the entry to the credentials file.
-func NewEntry(sensorID string) (Entry, string, error) {
-	if !sensorRE.MatchString(sensorID) {
-		return Entry{}, "", fmt.Errorf("sensor id %q must match %s", sensorID, sensorRE)
+// NewEntry makes a credential for sensorID, a sensor of type st, with a new token, returned
+// beside it: the caller gives the token to the sensor and writes the entry to the
+// credentials file.
+func NewEntry(sensorID string, st reference.SensorType) (Entry, string, error) {
+	e := Entry{SensorID: sensorID, SensorType: st}
+	if err := e.validate(); err != nil {
+		return Entry{}, "", err
 	}
 	tok, err := NewToken()
 	if err != nil {
 		return Entry{}, "", err
 	}
-	return Entry{SensorID: sensorID, TokenSHA256: HashToken(tok)}, tok, nil
+	e.TokenSHA256 = HashToken(tok)
+	return e, tok, nil
+}
+
+func (e *Entry) validate() error {
+	if !sensorRE.MatchString(e.SensorID) {
+		return fmt.Errorf("sensor_id: %q must match %s", e.SensorID, sensorRE)
+	}
+	if !slices.Contains(reference.SensorTypes, e.SensorType) {
+		return fmt.Errorf("sensor_type of %s: %q is not a sensor type (one of %v)", e.SensorID, e.SensorType, reference.SensorTypes)
+	}
+	return nil
 }
 
 // Validate checks every entry and names the first bad one by position.
 func (f *File) Validate() error {
+	types := map[string]reference.SensorType{}
 	for i, e := range f.Credentials {
-		if !sensorRE.MatchString(e.SensorID) {
-			return fmt.Errorf("credentials[%d].sensor_id: %q must match %s", i, e.SensorID, sensorRE)
+		if err := e.validate(); err != nil {
+			return fmt.Errorf("credentials[%d].%w", i, err)
 		}
+		if t, ok := types[e.SensorID]; ok && t != e.SensorType {
+			return fmt.Errorf("credentials[%d].sensor_type: %s is %q here and %q in an earlier entry: one sensor, one type", i, e.SensorID, e.SensorType, t)
+		}
+		types[e.SensorID] = e.SensorType
 		if !hashRE.MatchString(e.TokenSHA256) {
 			return fmt.Errorf("credentials[%d].token_sha256: must be 64 lowercase hex digits (sha256 of the token)", i)
 		}

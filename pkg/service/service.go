@@ -127,7 +127,8 @@ func (s *Service) Reload(ctx context.Context) error {
 		took := time.Since(start)
 		if err != nil {
 			s.reloadsMetric.WithLabelValues(h.name, "error").Inc()
-			s.Logger.Error("reload failed, keeping the previous state", zap.String("hook", h.name), zap.Duration("took", took), zap.Error(err))
+			// What stays in force is the hook's to say (most keep their previous state).
+			s.Logger.Error("reload failed", zap.String("hook", h.name), zap.Duration("took", took), zap.Error(err))
 			errs = append(errs, fmt.Errorf("reload %s: %w", h.name, err))
 			continue
 		}

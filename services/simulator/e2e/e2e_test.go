@@ -215,11 +215,7 @@ func writeSecrets(t *testing.T, dir string) (toks creds.Tokens, credPath, keyPat
 	t.Helper()
 	ref, err := reference.Load(refdata.FS)
 	require.NoError(t, err)
-	var sensorIDs []string
-	for _, s := range ref.Sensors() {
-		sensorIDs = append(sensorIDs, s.ID)
-	}
-	toks, credFile, err := creds.Generate(sensorIDs)
+	toks, credFile, err := creds.Generate(ref.Sensors())
 	require.NoError(t, err)
 	credPath, keyPath = filepath.Join(dir, "credentials.yaml"), filepath.Join(dir, "keys.yaml")
 	require.NoError(t, creds.Write(credPath, filepath.Join(dir, "tokens.yaml"), toks, credFile))

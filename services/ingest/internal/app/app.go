@@ -80,6 +80,7 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 		return err
 	}
 	s.OnReload("credentials", store.Reload)
+	s.AddCheck("credentials", store.Ready)
 
 	raw, err := kafka.NewProducer(cfg.Kafka, cfg.Producer, cfg.Topics.Raw)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/sensorauth"
 	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
@@ -84,7 +85,7 @@ func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	e := &env{t: t, tokens: map[string]string{}, logs: &syncBuffer{}, brokers: testenv.KafkaBrokers(t)}
 	f := &sensorauth.File{}
 	for _, s := range []string{sensorA, sensorB} {
-		entry, tok, err := sensorauth.NewEntry(s)
+		entry, tok, err := sensorauth.NewEntry(s, reference.SensorMAS)
 		require.NoError(t, err)
 		f.Credentials = append(f.Credentials, entry)
 		e.tokens[s] = tok
@@ -228,7 +229,8 @@ func makeEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string)
 	ex, err := events.Examples("examples")
 	require.NoError(t, err)
 	var docs []map[string]any
-	for _, name := range []string{"mas_attach.json", "call_attempt.json", "sms_attempt.json", "data_attempt.json", "rf_burst.json", "drone_seen.json", "jammer_alarm.json", "item_seized.json"} {
+	// The test sensors are managed access systems: they may post these kinds only.
+	for _, name := range []string{"mas_attach.json", "call_attempt.json", "sms_attempt.json", "data_attempt.json"} {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(ex[name], &m))
 		docs = append(docs, m)
@@ -444,18 +446,21 @@ func TestRequestErrors(t *testing.T) {
 }
 
 // TestCredentialsReloadOnSIGHUP rotates the credentials file and sends SIGHUP: the new
-// sensor is let in without a restart; then a broken file on SIGHUP keeps the credentials
-// in force and the log says which file and why.
+// sensor is let in without a restart; then a broken file on SIGHUP fails closed (503 for
+// every sensor, not ready) until the file is fixed and reloaded.
 func TestCredentialsReloadOnSIGHUP(t *testing.T) {
 	e := start(t, nil)
-	const newSensor = "cd-salon-de-provence-rf-07"
-	entry, tok, err := sensorauth.NewEntry(newSensor)
+	const newSensor = "cd-salon-de-provence-mas-07"
+	entry, tok, err := sensorauth.NewEntry(newSensor, reference.SensorMAS)
 	require.NoError(t, err)
 	f, err := sensorauth.Load(e.credFile)
 	require.NoError(t, err)
-	f.Credentials = append(f.Credentials, entry)
+	const jammer = "cp-aix-luynes-jam-01"
+	jam, jamTok, err := sensorauth.NewEntry(jammer, reference.SensorJammer)
+	require.NoError(t, err)
+	f.Credentials = append(f.Credentials, entry, jam)
 	require.NoError(t, f.WriteFile(e.credFile))
-	e.tokens[newSensor] = tok
+	e.tokens[newSensor], e.tokens[jammer] = tok, jamTok
 	good, _ := makeEvents(t, newSensor, "reload", 5)
 	require.Equal(t, http.StatusUnauthorized, e.post(newSensor, ndjson(good), nil).code, "not before the reload")
 
@@ -465,21 +470,44 @@ func TestCredentialsReloadOnSIGHUP(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, metrics(t, e), `vigie_ingest_reloads_total{hook="credentials",result="ok"} 1`)
 
-	// A file broken by a bad edit: the reload fails, and every sensor still gets in.
+	// The jammer's token may not post what a managed access system sees.
+	attaches, _ := makeEvents(t, jammer, "jammer", 2)
+	r := e.post(jammer, ndjson(attaches), nil)
+	require.Equal(t, http.StatusForbidden, r.code, r.raw)
+	require.Contains(t, r.raw, `"code":"kind_not_allowed_for_sensor"`)
+	require.Contains(t, metrics(t, e), `vigie_ingest_auth_refused_total{reason="kind_not_allowed_for_sensor"} 1`)
+
+	// A file broken by a bad edit: the reload fails closed. No sensor gets in (503, retry
+	// later: nothing is lost), ingest is not ready, and the log says which file and why.
 	require.NoError(t, os.WriteFile(e.credFile, []byte("credentials: [{sensor_id: x"), 0o600))
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	require.Eventually(t, func() bool {
 		return strings.Contains(metrics(t, e), `vigie_ingest_reloads_total{hook="credentials",result="error"} 1`)
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Contains(t, e.logs.String(), "reload failed, keeping the previous state")
+	require.Contains(t, e.logs.String(), "reload failed")
 	require.Contains(t, e.logs.String(), e.credFile)
+	evs, _ := makeEvents(t, sensorA, "during-bad-reload", 3)
+	r = e.post(sensorA, ndjson(evs), nil)
+	require.Equal(t, http.StatusServiceUnavailable, r.code, r.raw)
+	require.Contains(t, metrics(t, e), "vigie_ingest_credentials_entries 0")
+	ready, err := http.Get(e.adminURL("/readyz"))
+	require.NoError(t, err)
+	_ = ready.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
+
+	// Fixed and reloaded: every sensor gets in again.
+	require.NoError(t, f.WriteFile(e.credFile))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(metrics(t, e), `vigie_ingest_reloads_total{hook="credentials",result="ok"} 2`)
+	}, 10*time.Second, 20*time.Millisecond)
 	for i, sensor := range []string{sensorA, newSensor} {
 		evs, _ := makeEvents(t, sensor, fmt.Sprintf("after-bad-reload-%d", i), 3)
 		r := e.post(sensor, ndjson(evs), nil)
 		require.Equal(t, http.StatusOK, r.code, r.raw)
 		require.Equal(t, 3, r.body.Accepted)
 	}
-	require.Contains(t, metrics(t, e), "vigie_ingest_credentials_entries 3")
+	require.Contains(t, metrics(t, e), "vigie_ingest_credentials_entries 4")
 }
 
 // TestCredentialsFailClosedAtStart: without a readable credentials file ingest does not

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/vigie/vigie/pkg/event"
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/sensorauth"
 	"github.com/vigie/vigie/services/ingest/internal/auth"
 )
@@ -20,9 +22,9 @@ import (
 func TestStoreReloads(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	path := filepath.Join(t.TempDir(), "creds.yaml")
-	e1, tok1, err := sensorauth.NewEntry("s1")
+	e1, tok1, err := sensorauth.NewEntry("s1", reference.SensorMAS)
 	require.NoError(t, err)
-	e2, tok2, err := sensorauth.NewEntry("s2")
+	e2, tok2, err := sensorauth.NewEntry("s2", reference.SensorJammer)
 	require.NoError(t, err)
 	require.NoError(t, (&sensorauth.File{Credentials: []sensorauth.Entry{e1}}).WriteFile(path))
 
@@ -31,45 +33,52 @@ func TestStoreReloads(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	id, ok := s.Authenticate(tok1)
-	require.True(t, ok)
-	require.Equal(t, "s1", id)
-	_, ok = s.Authenticate(tok2)
-	require.False(t, ok)
-	_, ok = s.Authenticate("")
-	require.False(t, ok)
-	_, ok = s.Authenticate(e1.TokenSHA256)
-	require.False(t, ok, "the hash is not a token")
+	got, err := s.Authenticate(tok1)
+	require.NoError(t, err)
+	require.Equal(t, auth.Sensor{ID: "s1", Type: reference.SensorMAS}, got)
+	require.True(t, got.May(event.KindMASAttach))
+	require.False(t, got.May(event.KindDroneSeen))
+	for _, tok := range []string{tok2, "", e1.TokenSHA256} { // the hash is not a token
+		_, err = s.Authenticate(tok)
+		require.ErrorIs(t, err, auth.ErrUnknownToken, tok)
+	}
 
 	// Rotation: s2 added, s1 removed, without restart.
 	require.NoError(t, (&sensorauth.File{Credentials: []sensorauth.Entry{e2}}).WriteFile(path))
-	_, ok = s.Authenticate(tok2)
-	require.False(t, ok, "nothing changes before the reload")
+	_, err = s.Authenticate(tok2)
+	require.ErrorIs(t, err, auth.ErrUnknownToken, "nothing changes before the reload")
 	require.NoError(t, s.Reload(ctx))
-	_, ok = s.Authenticate(tok2)
-	require.True(t, ok)
-	_, ok = s.Authenticate(tok1)
-	require.False(t, ok)
+	got, err = s.Authenticate(tok2)
+	require.NoError(t, err)
+	require.Equal(t, auth.Sensor{ID: "s2", Type: reference.SensorJammer}, got)
+	require.False(t, got.May(event.KindMASAttach), "a jammer sees no phone")
+	_, err = s.Authenticate(tok1)
+	require.ErrorIs(t, err, auth.ErrUnknownToken)
 	require.NoError(t, s.Reload(ctx), "an unchanged file reloads fine")
 
-	// A broken file keeps the previous credentials.
-	require.NoError(t, writeRaw(path, "credentials: [oops"))
-	err = s.Reload(ctx)
-	require.ErrorContains(t, err, path)
-	_, ok = s.Authenticate(tok2)
-	require.True(t, ok)
+	// Revocation fails closed: a file that cannot be loaded (broken, empty, missing, not a
+	// file) leaves no sensor in force, not the previous ones, until a valid file is reloaded.
+	for name, spoil := range map[string]func() error{
+		"broken":  func() error { return writeRaw(path, "credentials: [oops") },
+		"empty":   func() error { return writeRaw(path, "") },
+		"missing": func() error { return os.Remove(path) },
+		"folder":  func() error { _ = os.Remove(path); return os.Mkdir(path, 0o700) },
+	} {
+		require.NoError(t, spoil(), name)
+		err = s.Reload(ctx)
+		require.ErrorContains(t, err, path, name)
+		_, err = s.Authenticate(tok2)
+		require.ErrorIs(t, err, auth.ErrUnavailable, name)
+		require.ErrorIs(t, s.Ready(ctx), auth.ErrUnavailable, name)
+		require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader("# HELP credentials_entries Credential entries loaded.\n# TYPE credentials_entries gauge\ncredentials_entries 0\n"), "credentials_entries"), name)
 
-	// So does an empty one (a file caught while rewritten in place).
-	require.NoError(t, writeRaw(path, ""))
-	require.ErrorContains(t, s.Reload(ctx), "no entries")
-	_, ok = s.Authenticate(tok2)
-	require.True(t, ok)
-
-	// And a missing one.
-	require.NoError(t, os.Remove(path))
-	require.Error(t, s.Reload(ctx))
-	_, ok = s.Authenticate(tok2)
-	require.True(t, ok)
+		_ = os.Remove(path)
+		require.NoError(t, (&sensorauth.File{Credentials: []sensorauth.Entry{e2}}).WriteFile(path))
+		require.NoError(t, s.Reload(ctx), name)
+		_, err = s.Authenticate(tok2)
+		require.NoError(t, err, "%s, then fixed", name)
+		require.NoError(t, s.Ready(ctx))
+	}
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP credentials_entries Credential entries loaded.

@@ -107,6 +107,8 @@ type Outcome struct {
 	Line int
 	// EventID is the event's event_id as sent (at most 64 bytes), if it had a string one.
 	EventID string
+	// Kind is the event's kind once it decoded (valid for the schema); empty before.
+	Kind event.Kind
 	// Accepted events carry Raw, the JSON of the event.Raw for detections.raw.v1.
 	Accepted bool
 	Raw      []byte
@@ -210,6 +212,7 @@ func numbersInRange(v any, ptr string) (string, bool) {
 }
 
 func (p *Pipeline) accept(o Outcome, d *event.Detector, now event.Time) Outcome {
+	o.Kind = d.Kind
 	if fe := append(d.CheckText(), p.zoneProblem(d)...); len(fe) > 0 {
 		return p.reject(o, d.SensorID, now, event.ReasonInvalidText, fmt.Sprintf("%d string(s) break the text rules", len(fe)), fe, nil)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/sensorauth"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
@@ -35,8 +36,10 @@ type Options struct {
 	Env []string
 	// Brokers is the broker the topics are created on and ingest produces to.
 	Brokers []string
-	// Sensors are given a token each.
-	Sensors []string
+	// Sensors are given a token each, as sensors of SensorType (a managed access system
+	// when empty).
+	Sensors    []string
+	SensorType reference.SensorType
 	// RawTopic and DLQTopic are created with Partitions partitions.
 	RawTopic, DLQTopic string
 	Partitions         int
@@ -74,8 +77,12 @@ func Start(opts Options) (*Process, error) {
 
 func (p *Process) start() error {
 	f := &sensorauth.File{}
+	st := p.opts.SensorType
+	if st == "" {
+		st = reference.SensorMAS
+	}
 	for _, s := range p.opts.Sensors {
-		entry, tok, err := sensorauth.NewEntry(s)
+		entry, tok, err := sensorauth.NewEntry(s, st)
 		if err != nil {
 			return err
 		}

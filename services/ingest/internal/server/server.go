@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/services/ingest/internal/auth"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
 	"github.com/vigie/vigie/services/ingest/internal/inflight"
@@ -43,10 +45,22 @@ type Producer interface {
 
 var _ Producer = (*kafka.Producer)(nil)
 
-// Authenticator maps a bearer token to its sensor.
+// Authenticator maps a bearer token to its sensor: auth.ErrUnknownToken when none,
+// auth.ErrUnavailable while no credentials are loaded (*auth.Store is one).
 type Authenticator interface {
-	Authenticate(token string) (sensorID string, ok bool)
+	Authenticate(token string) (auth.Sensor, error)
 }
+
+// Codes of the 403 answers, refusals of an authenticated sensor (nothing of the request is
+// stored).
+const (
+	// CodeKindNotAllowed: an event of a kind the sensor's type does not report (a jammer's
+	// token posting what a managed access system sees).
+	CodeKindNotAllowed = "kind_not_allowed_for_sensor"
+	// CodeCertificateNotForSensor: the client certificate (mTLS) names another sensor than
+	// the bearer token's.
+	CodeCertificateNotForSensor = "certificate_not_for_sensor"
+)
 
 // Options are the server's limits and timeouts.
 type Options struct {
@@ -117,6 +131,7 @@ type metrics struct {
 	rateLimited   prometheus.Counter
 	inFlight      prometheus.Gauge
 	overloaded    *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 }
 
 // New builds the server.
@@ -144,6 +159,11 @@ func New(opts Options, a Authenticator, p *pipeline.Pipeline, seen *dedup.Window
 	}
 	for _, l := range []string{LimitRequests, LimitBytes} {
 		s.m.overloaded.WithLabelValues(l)
+	}
+	s.m.refused = f.NewCounterVec(prometheus.CounterOpts{Name: "auth_refused_total",
+		Help: "Requests refused by authentication (401 missing_token, unknown_token; 503 credentials_unavailable) or authorisation (403 " + CodeCertificateNotForSensor + ", " + CodeKindNotAllowed + "), by reason."}, []string{"reason"})
+	for _, r := range []string{reasonMissingToken, reasonUnknownToken, reasonUnavailable, CodeCertificateNotForSensor, CodeKindNotAllowed} {
+		s.m.refused.WithLabelValues(r)
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "bytes_in_flight", Help: "Bytes of request bodies (decoded) reserved by the requests being handled; at most limits.max_bytes_in_flight."},
 		func() float64 { return float64(opts.InFlight.Bytes()) })
@@ -186,6 +206,8 @@ type RejectedEvent struct {
 
 // ErrorResponse is the body of every non-200 answer.
 type ErrorResponse struct {
+	// Code, on a 403 only, names the refusal (CodeKindNotAllowed, CodeCertificateNotForSensor).
+	Code  string `json:"code,omitempty"`
 	Error string `json:"error"`
 	// Limit, on a 503 of an overloaded ingest only, names the limit reached (LimitRequests,
 	// LimitBytes).
@@ -202,11 +224,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) int {
-	sensorID, ok := s.auth.Authenticate(bearer(r.Header.Get("Authorization")))
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="vigie-ingest"`)
-		return fail(w, http.StatusUnauthorized, "missing or unknown bearer token")
+	sensor, err := s.authenticate(r)
+	if err != nil {
+		return s.refuse(w, r, sensor, err)
 	}
+	sensorID := sensor.ID
 	gz, err := batch.CheckMediaType(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
 	if err != nil {
 		return fail(w, http.StatusUnsupportedMediaType, err.Error())
@@ -281,6 +303,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, start time.Time) 
 	}
 	for _, it := range body.Items {
 		o := s.pipe.Process(it, sensorID, receivedAt)
+		if o.Kind != "" && !sensor.May(o.Kind) {
+			s.seen.Release(reserved)
+			return s.refuse(w, r, sensor, &refusal{code: CodeKindNotAllowed,
+				msg: fmt.Sprintf("sensor %s is a %s, which reports %v: the event at position %d (line %d) is a %s; nothing of the request was stored", sensorID, sensor.Type, sensor.Type.Kinds(), it.Pos, it.Line, o.Kind)})
+		}
 		if !o.Accepted {
 			reject(o)
 			continue
@@ -500,8 +527,69 @@ func bearer(h string) string {
 }
 
 func fail(w http.ResponseWriter, code int, msg string) int {
+	return answer(w, code, ErrorResponse{Error: msg})
+}
+
+func answer(w http.ResponseWriter, code int, e ErrorResponse) int {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(ErrorResponse{Error: msg})
+	_ = json.NewEncoder(w).Encode(e)
 	return code
+}
+
+// Reasons of auth_refused_total besides the 403 codes.
+const (
+	reasonMissingToken = "missing_token"
+	reasonUnknownToken = "unknown_token"
+	reasonUnavailable  = "credentials_unavailable"
+)
+
+// refusal is a 403: an authenticated sensor asking for what it may not.
+type refusal struct{ code, msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+// authenticate returns the request's sensor: its bearer token's and, on a connection with a
+// client certificate (mTLS), the certificate's too: its common name or one of its DNS
+// names must be the sensor id, so that a token copied off one sensor does not work from
+// another's certificate.
+func (s *Server) authenticate(r *http.Request) (auth.Sensor, error) {
+	sensor, err := s.auth.Authenticate(bearer(r.Header.Get("Authorization")))
+	if err != nil {
+		return sensor, err
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		c := r.TLS.PeerCertificates[0]
+		if c.Subject.CommonName != sensor.ID && !slices.Contains(c.DNSNames, sensor.ID) {
+			return sensor, &refusal{code: CodeCertificateNotForSensor,
+				msg: "the client certificate (common name " + strconv.Quote(c.Subject.CommonName) + ") is not sensor " + sensor.ID + "'s, whose bearer token was sent"}
+		}
+	}
+	return sensor, nil
+}
+
+// refuse answers a request that authentication or authorisation refused, logs why (the
+// sensor when known, the peer address; never the token) and counts it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, sensor auth.Sensor, err error) int {
+	reason, status := reasonUnknownToken, http.StatusUnauthorized
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref):
+		reason, status = ref.code, http.StatusForbidden
+	case errors.Is(err, auth.ErrUnavailable):
+		reason, status = reasonUnavailable, http.StatusServiceUnavailable
+	case r.Header.Get("Authorization") == "":
+		reason = reasonMissingToken
+	}
+	s.m.refused.WithLabelValues(reason).Inc()
+	s.logger.Warn("request refused", zap.String("reason", reason), zap.String("sensor_id", sensor.ID), zap.String("peer", r.RemoteAddr))
+	switch status {
+	case http.StatusForbidden:
+		return answer(w, status, ErrorResponse{Code: ref.code, Error: ref.msg})
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+		return fail(w, status, "no sensor can be authenticated now (the credentials file failed to load): retry later")
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="vigie-ingest"`)
+	return fail(w, status, "missing or unknown bearer token")
 }

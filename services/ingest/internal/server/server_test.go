@@ -20,6 +20,8 @@ import (
 	pkgevent "github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/services/ingest/internal/auth"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
 	"github.com/vigie/vigie/services/ingest/internal/dedup"
 	"github.com/vigie/vigie/services/ingest/internal/pipeline"
@@ -53,9 +55,22 @@ func (p *memProducer) Write(_ context.Context, msgs ...kafka.Message) error {
 	return fmt.Errorf("produce to raw: %w", werrs) // as kafka.Producer wraps it
 }
 
+// oneSensor is sensor s1: a managed access system with token "t", a jammer with token "j"
+// (two sensors of one id, to reach the kind check with events that name s1); token "down"
+// finds the credentials unavailable.
 type oneSensor struct{}
 
-func (oneSensor) Authenticate(tok string) (string, bool) { return "s1", tok == "t" }
+func (oneSensor) Authenticate(tok string) (auth.Sensor, error) {
+	switch tok {
+	case "t":
+		return auth.Sensor{ID: "s1", Type: reference.SensorMAS}, nil
+	case "j":
+		return auth.Sensor{ID: "s1", Type: reference.SensorJammer}, nil
+	case "down":
+		return auth.Sensor{}, auth.ErrUnavailable
+	}
+	return auth.Sensor{}, auth.ErrUnknownToken
+}
 
 // observedAt is a minute before the tests start: within the time bounds whenever they run,
 // and the same for every event, so that an event made twice has the same content.
@@ -72,6 +87,10 @@ func newServer(t *testing.T, raw server.Producer) http.Handler {
 }
 
 func newServerDLQ(t *testing.T, raw, dlq server.Producer) http.Handler {
+	return newServerWith(t, raw, dlq, zap.NewNop(), prometheus.NewRegistry())
+}
+
+func newServerWith(t *testing.T, raw, dlq server.Producer, logger *zap.Logger, reg prometheus.Registerer) http.Handler {
 	k, err := pseudonym.NewKeyring("k", map[string][]byte{"k": []byte("0123456789abcdef0123456789abcdef")}, "33")
 	require.NoError(t, err)
 	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
@@ -80,7 +99,7 @@ func newServerDLQ(t *testing.T, raw, dlq server.Producer) http.Handler {
 		Limits:       batch.Limits{MaxBodyBytes: 1 << 20, MaxEvents: 100, MaxEventBytes: 4096},
 		MaxWireBytes: 1 << 20, RatePerSensor: 1e6, Burst: 1e6,
 		ProduceTimeout: time.Second, RetryAfter: time.Second, RawTopic: "raw", DLQTopic: "dlq",
-	}, oneSensor{}, p, dedup.New(10*time.Minute, time.Now), raw, dlq, zap.NewNop(), prometheus.NewRegistry())
+	}, oneSensor{}, p, dedup.New(10*time.Minute, time.Now), raw, dlq, logger, reg)
 	return s.Handler()
 }
 

@@ -42,11 +42,7 @@ func runCredentials(args []string) error {
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for _, s := range ref.Sensors() {
-		ids = append(ids, s.ID)
-	}
-	toks, f, err := creds.Generate(ids)
+	toks, f, err := creds.Generate(ref.Sensors())
 	if err != nil {
 		return err
 	}

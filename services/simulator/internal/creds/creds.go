@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/sensorauth"
 )
 
@@ -23,12 +24,14 @@ type tokensFile struct {
 	Tokens map[string]string `yaml:"tokens"`
 }
 
-// Generate makes one new token per sensor and the matching credentials file.
-func Generate(sensorIDs []string) (Tokens, *sensorauth.File, error) {
+// Generate makes one new token per sensor and the matching credentials file, each entry
+// with its sensor's type (which decides the kinds it may post).
+func Generate(sensors []*reference.Sensor) (Tokens, *sensorauth.File, error) {
 	toks := Tokens{}
 	f := &sensorauth.File{}
-	for _, id := range sensorIDs {
-		e, tok, err := sensorauth.NewEntry(id)
+	for _, s := range sensors {
+		id := s.ID
+		e, tok, err := sensorauth.NewEntry(id, s.Type)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -7,12 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/reference"
 	"github.com/vigie/vigie/pkg/sensorauth"
 )
 
 func TestWriteAndLoad(t *testing.T) {
 	dir := t.TempDir()
-	toks, f, err := Generate([]string{"cp-laon.mas-001", "cp-laon.rf-001"})
+	toks, f, err := Generate([]*reference.Sensor{{ID: "cp-laon.mas-001", Type: reference.SensorMAS}, {ID: "cp-laon.rf-001", Type: reference.SensorRF}})
 	require.NoError(t, err)
 	credPath, tokPath := filepath.Join(dir, "ingest", "credentials.yaml"), filepath.Join(dir, "sim", "tokens.yaml")
 	require.NoError(t, Write(credPath, tokPath, toks, f))
@@ -23,9 +24,12 @@ func TestWriteAndLoad(t *testing.T) {
 	hashes, err := sensorauth.Load(credPath)
 	require.NoError(t, err)
 	require.Len(t, hashes.Credentials, 2)
+	types := map[string]reference.SensorType{}
 	for _, e := range hashes.Credentials {
 		require.Equal(t, sensorauth.HashToken(loaded[e.SensorID]), e.TokenSHA256)
+		types[e.SensorID] = e.SensorType
 	}
+	require.Equal(t, map[string]reference.SensorType{"cp-laon.mas-001": reference.SensorMAS, "cp-laon.rf-001": reference.SensorRF}, types)
 	for _, p := range []string{credPath, tokPath} {
 		st, err := os.Stat(p)
 		require.NoError(t, err)
@@ -39,7 +43,7 @@ func TestWriteAndLoad(t *testing.T) {
 }
 
 func TestGenerateRejectsBadSensorID(t *testing.T) {
-	_, _, err := Generate([]string{"Bad Sensor"})
+	_, _, err := Generate([]*reference.Sensor{{ID: "Bad Sensor", Type: reference.SensorMAS}})
 	require.Error(t, err)
 }
 
