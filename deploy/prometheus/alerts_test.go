@@ -167,6 +167,10 @@ var alertCases = []alertCase{
 	{"enricher cannot produce", "VigieProduceErrors", `vigie_enricher_produce_failures_total{` + enricher + `,topic="detections.enriched.v1"} 0+1x30`, 15 * time.Minute, true, map[string]string{"job": "vigie-enricher"}},
 	{"producing", "VigieProduceErrors", `vigie_ingest_produce_errors_total{` + ingest + `,topic="detections.raw.v1"} 0x30`, 15 * time.Minute, false, nil},
 
+	{"a sensor with a revoked token", "VigieIngestAuthRefusals", `vigie_ingest_auth_refused_total{` + ingest + `,reason="unknown_token"} 0+12x40`, 30 * time.Minute, true, map[string]string{"reason": "unknown_token"}},
+	{"a refusal now and then", "VigieIngestAuthRefusals", `vigie_ingest_auth_refused_total{` + ingest + `,reason="kind_not_allowed_for_sensor"} 0+1x40`, 30 * time.Minute, false, nil},
+	{"credentials unavailable (VigieNotReady's)", "VigieIngestAuthRefusals", `vigie_ingest_auth_refused_total{` + ingest + `,reason="credentials_unavailable"} 0+600x40`, 30 * time.Minute, false, nil},
+
 	{"2 requests a second limited", "VigieIngestRateLimiting", `vigie_ingest_rate_limited_total{` + ingest + `} 0+120x60`, 50 * time.Minute, true, nil},
 	{"one request every 2 s limited", "VigieIngestRateLimiting", `vigie_ingest_rate_limited_total{` + ingest + `} 0+30x60`, 50 * time.Minute, false, nil},
 
