@@ -56,7 +56,7 @@ func secretFiles(t *testing.T, dir string, env map[string]string) map[string]str
 			_, _ = rand.Read(key)
 			content = []byte("active: k1\ndefault_country_code: \"33\"\nkeys:\n  k1: " + hex.EncodeToString(key) + "\n")
 		case strings.Contains(name, "credentials"):
-			cmd := exec.Command(filepath.Join(binaries(t), "ingest-credentials"), "-file", p, "-sensor", "cp-aix-luynes-mas-01")
+			cmd := exec.Command(filepath.Join(binaries(t), "ingest-credentials"), "-file", p, "-type", "mas", "-sensor", "cp-aix-luynes-mas-01")
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "ingest-credentials: %s", out)
 			require.NoError(t, os.Chmod(p, 0o400))
