@@ -475,6 +475,7 @@ func TestCredentialsReloadOnSIGHUP(t *testing.T) {
 	r := e.post(jammer, ndjson(attaches), nil)
 	require.Equal(t, http.StatusForbidden, r.code, r.raw)
 	require.Contains(t, r.raw, `"code":"kind_not_allowed_for_sensor"`)
+	requireMatchesOpenAPI(t, openAPISchema(t, "Error"), r.raw)
 	require.Contains(t, metrics(t, e), `vigie_ingest_auth_refused_total{reason="kind_not_allowed_for_sensor"} 1`)
 
 	// A file broken by a bad edit: the reload fails closed. No sensor gets in (503, retry
