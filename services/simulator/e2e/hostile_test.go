@@ -91,7 +91,12 @@ func TestFaultHostileTimes(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tr.send(ctx, t, stream, sendOptions{Workers: 4, Batch: 200, Retry: true})
+		// Batches by sensor within windows of about an hour of event time (50 events at
+		// this scale), so that the stream stays in event-time order within the streaming
+		// rules' horizon (IMPOSSIBLE_TRAVEL: its 1 h window plus the clock's 1 h lateness):
+		// with windows of 10,000 events a sensor's days came after others' and the cloned
+		// IMEI's second sighting was dropped as late, when the sensors came in that order.
+		tr.send(ctx, t, stream, sendOptions{Workers: 4, Batch: 200, Window: 50, Retry: true})
 	}()
 	waitAcked(t, tr, done, len(events)/4)
 	for i := range alone {
