@@ -48,7 +48,7 @@ type Entry struct {
 	SensorID    string               `yaml:"sensor_id"`
 	SensorType  reference.SensorType `yaml:"sensor_type"`
 	TokenSHA256 string               `yaml:"token_sha256"`
-	Comment     string `yaml:"comment,omitempty"`
+	Comment     string               `yaml:"comment,omitempty"`
 }
 
 // File is the credentials file.
