@@ -78,6 +78,8 @@ var (
 	createDatabase = regexp.MustCompile(`(?is)^(CREATE\s+DATABASE\s+IF\s+NOT\s+EXISTS\s+\{db\})(\s.*)?$`)
 	createTable    = regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)\s*(\(.*\))\s*ENGINE\s*=\s*([A-Za-z]+)(\s*\(([^()]*)\))?(.*)$`)
 	createView     = regexp.MustCompile(`(?is)^(CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+\{db\}\.[A-Za-z_][A-Za-z0-9_]*)(\s+TO\s+.*)$`)
+	alterColumn    = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)\s+((ADD|DROP|MODIFY|RENAME)\s+COLUMN\s.*)$`)
+	dropStatement  = regexp.MustCompile(`(?is)^DROP\s+(VIEW|TABLE)\s+IF\s+EXISTS\s+\{db\}\.([A-Za-z_][A-Za-z0-9_]*)(\s+SYNC)?$`)
 	tableRef       = regexp.MustCompile(`\{db\}\.([A-Za-z_][A-Za-z0-9_]*)`)
 	dedupWindow    = regexp.MustCompile(`(?i)\bnon_replicated_deduplication_window\b`)
 	mergeTree      = regexp.MustCompile(`^(Replacing|Aggregating|Summing|Collapsing|VersionedCollapsing|Graphite)?MergeTree$`)
@@ -149,7 +151,33 @@ func (c Cluster) rewrite(s string) ([]string, error) {
 		}
 		return []string{m[1] + c.onCluster() + body}, nil
 	}
+	if m := alterColumn.FindStringSubmatch(s); m != nil {
+		return c.onTable(m[1], func(t string) string { return "ALTER TABLE {db}." + t + c.onCluster() + " " + m[2] })
+	}
+	if m := dropStatement.FindStringSubmatch(s); m != nil {
+		stmt := func(t string) string {
+			return "DROP " + strings.ToUpper(m[1]) + " IF EXISTS {db}." + t + c.onCluster() + m[3]
+		}
+		if strings.EqualFold(m[1], "VIEW") {
+			return []string{stmt(m[2])}, nil
+		}
+		return c.onTable(m[2], stmt)
+	}
 	return nil, fmt.Errorf("statement: %w (add it to pkg/chmigrate's rewrite)", ErrNoClusterRewrite)
+}
+
+// onTable returns stmt of the tables that hold a table's place on the cluster: the local
+// table, then the Distributed one, of a sharded table; the table itself when it is
+// everywhere.
+func (c Cluster) onTable(name string, stmt func(table string) string) ([]string, error) {
+	p, ok := c.Tables[name]
+	if !ok {
+		return nil, fmt.Errorf("table %s has no cluster placement (schemas/clickhouse/cluster.go): %w", name, ErrNoClusterRewrite)
+	}
+	if p == Everywhere {
+		return []string{stmt(name)}, nil
+	}
+	return []string{stmt(name + LocalSuffix), stmt(name)}, nil
 }
 
 func (c Cluster) rewriteTable(name, columns, engine, args, rest string) ([]string, error) {

@@ -34,6 +34,22 @@ func TestRewriteForCluster(t *testing.T) {
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.t_count_mv ON CLUSTER '{cluster}'\nTO {db}.t_count_local\nAS SELECT count() AS n FROM {db}.t_local JOIN {db}.ref USING k",
 	}, got)
 
+	got, err = c.Rewrite([]string{
+		"ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x String CODEC(ZSTD(1)) AFTER k",
+		"ALTER TABLE {db}.ref DROP COLUMN IF EXISTS y",
+		"DROP VIEW IF EXISTS {db}.t_count_mv",
+		"DROP TABLE IF EXISTS {db}.t_count SYNC",
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"ALTER TABLE {db}.t_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS x String CODEC(ZSTD(1)) AFTER k",
+		"ALTER TABLE {db}.t ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS x String CODEC(ZSTD(1)) AFTER k",
+		"ALTER TABLE {db}.ref ON CLUSTER '{cluster}' DROP COLUMN IF EXISTS y",
+		"DROP VIEW IF EXISTS {db}.t_count_mv ON CLUSTER '{cluster}'",
+		"DROP TABLE IF EXISTS {db}.t_count_local ON CLUSTER '{cluster}' SYNC",
+		"DROP TABLE IF EXISTS {db}.t_count ON CLUSTER '{cluster}' SYNC",
+	}, got)
+
 	c.NoOnCluster = true
 	got, err = c.Rewrite([]string{"CREATE DATABASE IF NOT EXISTS {db}"})
 	require.NoError(t, err)
@@ -45,7 +61,9 @@ func TestRewriteRefusesWhatItCannotPlace(t *testing.T) {
 	for _, stmt := range []string{
 		"CREATE TABLE IF NOT EXISTS {db}.other (k UInt8) ENGINE = MergeTree ORDER BY k",       // no placement
 		"CREATE TABLE IF NOT EXISTS {db}.t (k UInt8) ENGINE = Memory",                         // not a MergeTree
-		"ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x UInt8",                                 // no rewrite yet
+		"ALTER TABLE {db}.other ADD COLUMN IF NOT EXISTS x UInt8",                             // no placement
+		"ALTER TABLE {db}.t UPDATE k = 1 WHERE 1",                                             // a mutation, not a column
+		"DROP TABLE IF EXISTS {db}.other SYNC",                                                // no placement
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.v TO {db}.other AS SELECT k FROM {db}.t", // target without placement
 	} {
 		_, err := c.Rewrite([]string{stmt})
