@@ -42,7 +42,7 @@ readpw() { # the password in FILE (as root, or as its owner)
   cat "$dir/$1"
 }
 
-printf 'active: k1\ndefault_country_code: "33"\nkeys:\n  k1: %s\n' "$(rand_hex 32)" | put pseudonym_keys.yaml "$vigie_uid"
+printf 'active: k1\ndefault_country_code: "33"\nblock_key: %s\nkeys:\n  k1: %s\n' "$(rand_hex 32)" "$(rand_hex 32)" | put pseudonym_keys.yaml "$vigie_uid"
 for u in vigie admin grafana analyst; do
   case $u in grafana) owner=$grafana_uid ;; analyst) owner=0 ;; *) owner=$vigie_uid ;; esac
   rand_hex 24 | put "clickhouse_${u}_password" "$owner"

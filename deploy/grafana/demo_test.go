@@ -45,7 +45,7 @@ type demoData struct {
 
 type demoPhone struct {
 	imeiPseudo, imsiPseudo string
-	tac, serialPrefix      string
+	tac, serialBlock       string
 	model                  *reference.Model
 	home                   int   // index into facilities
 	visits                 []int // other facilities it is also seen at
@@ -58,7 +58,7 @@ var demoColumns = []string{
 	"department_code", "department_name", "facility_lat", "facility_lon",
 	"building", "zone_type", "sensor_type", "vendor",
 	"rat", "band", "rssi_dbm", "outcome", "duration_ms",
-	"key_version", "imei_pseudo", "imsi_pseudo", "tac", "imei_serial_prefix",
+	"key_version", "imei_pseudo", "imsi_pseudo", "tac", "serial_block",
 	"mcc", "mnc", "manufacturer", "model", "mini_phone", "operator", "brand", "country",
 	"drone_source", "drone_alt_m", "drone_ua_type",
 	"jammer_id", "jammer_alarm", "jammer_severity",
@@ -143,10 +143,10 @@ func seedDemo(ctx context.Context, t *testing.T, conn driver.Conn, database stri
 		p := demoPhone{imeiPseudo: pseudo("imei", i), imsiPseudo: pseudo("imsi", i), home: rng.IntN(len(sites))}
 		if i%5 == 0 {
 			p.model = spread
-			p.serialPrefix = "417" // one shipment: a narrow serial block
+			p.serialBlock = "b10c417b10c417aa" // one shipment: one serial block (an id of the block key)
 		} else {
 			p.model = common[rng.IntN(len(common))]
-			p.serialPrefix = fmt.Sprintf("%03d", rng.IntN(1000))
+			p.serialBlock = fmt.Sprintf("%016x", rng.IntN(1000))
 		}
 		p.tac = p.model.TAC
 		if i%7 == 0 { // transferred inmates, phones passed between prisons, cloned IMEIs
@@ -195,7 +195,7 @@ func seedDemo(ctx context.Context, t *testing.T, conn driver.Conn, database stri
 			mini := p.model.Mini
 			row["rat"], row["band"], row["rssi_dbm"], row["outcome"] = "4G", "B20", &rssi, "blocked"
 			row["key_version"], row["imei_pseudo"], row["imsi_pseudo"] = "k1", p.imeiPseudo, p.imsiPseudo
-			row["tac"], row["imei_serial_prefix"] = p.tac, p.serialPrefix
+			row["tac"], row["serial_block"] = p.tac, p.serialBlock
 			row["mcc"], row["mnc"], row["operator"], row["brand"], row["country"] = "208", "01", "Orange", "Orange", "FR"
 			row["manufacturer"], row["model"], row["mini_phone"] = p.model.Manufacturer, p.model.Model, &mini
 			if kind == event.KindCallAttempt {

@@ -69,7 +69,7 @@ say "replaying ${DEMO_DAYS:-42} days of detector traffic with the planted scenar
   -summary_file "$summary" -log.format console -progress 10s >/dev/null
 
 say "waiting for the pipeline to drain, then the report"
-"$root/bin/demoreport" -summary_file "$summary" -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}" \
+"$root/bin/demoreport" -summary_file "$summary" -key_file "$state/secrets/pseudonym-keys.yaml" -clickhouse "$CLICKHOUSE_ADDR" -database "${VIGIE_DB:-vigie}" \
   -brokers "$KAFKA_BROKERS" -dlq_topic "detections.dlq.v1$suffix" \
   -admin ingest=127.0.0.1:19081,enricher=127.0.0.1:19103,writer=127.0.0.1:19104,correlator=127.0.0.1:19107
 

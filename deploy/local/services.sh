@@ -71,11 +71,12 @@ load_env() {
 secrets() {
   mkdir -p "$secrets"
   chmod 700 "$secrets"
-  if [ ! -f "$secrets/pseudonym-keys.yaml" ]; then
+  # Made again when missing, or from before serial-block ids had their key (issue 15).
+  if [ ! -f "$secrets/pseudonym-keys.yaml" ] || ! grep -q block_key "$secrets/pseudonym-keys.yaml"; then
     umask 077
-    printf 'active: local-1\ndefault_country_code: "33"\nkeys:\n  local-1: %s\n' \
-      "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$secrets/pseudonym-keys.yaml"
-    log "new pseudonymisation key in $secrets/pseudonym-keys.yaml"
+    printf 'active: local-1\ndefault_country_code: "33"\nblock_key: %s\nkeys:\n  local-1: %s\n' \
+      "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$secrets/pseudonym-keys.yaml"
+    log "new pseudonymisation keys in $secrets/pseudonym-keys.yaml"
   fi
   # Made again when missing, or from before entries had their sensor_type (issue 15).
   if [ ! -f "$secrets/ingest-credentials.yaml" ] || [ ! -f "$secrets/sensor-tokens.yaml" ] ||

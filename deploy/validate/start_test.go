@@ -54,7 +54,7 @@ func secretFiles(t *testing.T, dir string, env map[string]string) map[string]str
 		case strings.Contains(name, "pseudonym"):
 			key := make([]byte, 32)
 			_, _ = rand.Read(key)
-			content = []byte("active: k1\ndefault_country_code: \"33\"\nkeys:\n  k1: " + hex.EncodeToString(key) + "\n")
+			content = []byte("active: k1\ndefault_country_code: \"33\"\nblock_key: " + strings.Repeat("b7", 32) + "\nkeys:\n  k1: " + hex.EncodeToString(key) + "\n")
 		case strings.Contains(name, "credentials"):
 			cmd := exec.Command(filepath.Join(binaries(t), "ingest-credentials"), "-file", p, "-type", "mas", "-sensor", "cp-aix-luynes-mas-01")
 			out, err := cmd.CombinedOutput()

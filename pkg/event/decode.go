@@ -204,8 +204,10 @@ func (d *Decoder) rawField(k string, v *fastjson.Value, e *Raw) bool {
 		e.IMEIPseudo = d.str(k, v, false)
 	case "tac":
 		e.TAC = d.str(k, v, true)
+	case "serial_block":
+		e.SerialBlock = d.str(k, v, true)
 	case "imei_serial_prefix":
-		e.IMEISerialPrefix = d.str(k, v, true)
+		// Events written before serial-block ids kept 3 serial digits here: dropped.
 	case "imei_check_ok":
 		e.IMEICheckOK = d.bool(k, v)
 	case "imsi_pseudo":

@@ -95,7 +95,7 @@ func (r *Raw) appendFields(b []byte) ([]byte, error) {
 	b = appendOptString(b, `,"key_version":`, p.KeyVersion)
 	b = appendOptString(b, `,"imei_pseudo":`, p.IMEIPseudo)
 	b = appendOptString(b, `,"tac":`, p.TAC)
-	b = appendOptString(b, `,"imei_serial_prefix":`, p.IMEISerialPrefix)
+	b = appendOptString(b, `,"serial_block":`, p.SerialBlock)
 	b = appendOptBool(b, `,"imei_check_ok":`, p.IMEICheckOK)
 	b = appendOptString(b, `,"imsi_pseudo":`, p.IMSIPseudo)
 	b = appendOptString(b, `,"mcc":`, p.MCC)

@@ -208,15 +208,15 @@ type Detector struct {
 
 // Pseudonyms holds what replaces the clear identifiers on detections.raw.v1.
 type Pseudonyms struct {
-	KeyVersion       string `json:"key_version,omitempty"`
-	IMEIPseudo       string `json:"imei_pseudo,omitempty"`
-	TAC              string `json:"tac,omitempty"`
-	IMEISerialPrefix string `json:"imei_serial_prefix,omitempty"`
-	IMEICheckOK      *bool  `json:"imei_check_ok,omitempty"`
-	IMSIPseudo       string `json:"imsi_pseudo,omitempty"`
-	MCC              string `json:"mcc,omitempty"`
-	MNC              string `json:"mnc,omitempty"`
-	MSISDNPseudo     string `json:"msisdn_pseudo,omitempty"`
+	KeyVersion   string `json:"key_version,omitempty"`
+	IMEIPseudo   string `json:"imei_pseudo,omitempty"`
+	TAC          string `json:"tac,omitempty"`
+	SerialBlock  string `json:"serial_block,omitempty"`
+	IMEICheckOK  *bool  `json:"imei_check_ok,omitempty"`
+	IMSIPseudo   string `json:"imsi_pseudo,omitempty"`
+	MCC          string `json:"mcc,omitempty"`
+	MNC          string `json:"mnc,omitempty"`
+	MSISDNPseudo string `json:"msisdn_pseudo,omitempty"`
 }
 
 // Raw is the event on detections.raw.v1: the detector event with its identifiers replaced

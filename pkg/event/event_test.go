@@ -76,7 +76,8 @@ func TestEveryKindHasAnExample(t *testing.T) {
 
 func exampleKeyring(t *testing.T) *pseudonym.Keyring {
 	secret := sha256.Sum256([]byte("vigie example key, not a real one"))
-	k, err := pseudonym.NewKeyring("k2026a", map[string][]byte{"k2026a": secret[:]}, "33")
+	block := sha256.Sum256([]byte("vigie example block key, not a real one"))
+	k, err := pseudonym.NewKeyring("k2026a", []pseudonym.Key{{Version: "k2026a", Secret: secret[:]}}, block[:], "33")
 	require.NoError(t, err)
 	return k
 }

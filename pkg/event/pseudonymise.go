@@ -63,7 +63,7 @@ func (d *Detector) pseudonymise(p *pseudonym.Pseudonymizer, out *Pseudonyms) err
 		if err != nil {
 			return fmt.Errorf("imei: %w", err)
 		}
-		out.IMEIPseudo, out.TAC, out.IMEISerialPrefix, out.IMEICheckOK = r.Pseudo, r.TAC, r.SerialPrefix, r.CheckOK
+		out.IMEIPseudo, out.TAC, out.SerialBlock, out.IMEICheckOK = r.Pseudo, r.TAC, r.Block, r.CheckOK
 	}
 	if d.IMSI != "" {
 		r, err := p.IMSI(d.IMSI)

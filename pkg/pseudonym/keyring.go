@@ -1,11 +1,12 @@
 package pseudonym
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/vigie/vigie/pkg/config"
@@ -14,17 +15,27 @@ import (
 
 // Environment variables read by FromEnv.
 const (
-	// EnvKeys holds comma-separated "version:hexsecret" pairs, e.g. "k1:ab12…,k2:cd34…".
+	// EnvKeys holds comma-separated "version:hexsecret" pairs, oldest first, e.g.
+	// "k1:ab12…,k2:cd34…".
 	EnvKeys = "VIGIE_PSEUDONYM_KEYS"
 	// EnvActive names the version used for writing; default: the last pair of EnvKeys.
 	EnvActive = "VIGIE_PSEUDONYM_ACTIVE"
+	// EnvBlockKey holds the hex block key (serial-block ids).
+	EnvBlockKey = "VIGIE_BLOCK_KEY"
 )
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
+// Key is one version of the pseudonym key.
+type Key struct {
+	Version string
+	Secret  []byte
+}
+
 // Keyring holds every loaded key version and which one is active for writing.
 type Keyring struct {
 	active string
+	order  []string
 	byVer  map[string]*Pseudonymizer
 }
 
@@ -32,19 +43,22 @@ type Keyring struct {
 //
 //	active: k2
 //	default_country_code: "33"
-//	keys:
-//	  k1: 5f0c…   # hex, at least 32 bytes (64 hex digits); `openssl rand -hex 32`
+//	block_key: 77e1…  # hex, the serial-block ids' own key
+//	keys:             # oldest first: each version's pseudonyms derive from the one before
+//	  k1: 5f0c…       # hex, at least 32 bytes (64 hex digits); `openssl rand -hex 32`
 //	  k2: 9a41…
 type KeyFile struct {
-	Active             string            `yaml:"active"`
-	DefaultCountryCode string            `yaml:"default_country_code"`
-	Keys               map[string]string `yaml:"keys"`
+	Active             string    `yaml:"active"`
+	DefaultCountryCode string    `yaml:"default_country_code"`
+	BlockKey           string    `yaml:"block_key"`
+	Keys               yaml.Node `yaml:"keys"`
 }
 
-// NewKeyring builds a keyring from secrets by version. defaultCC is the country code
-// (digits, e.g. "33", or empty) used to normalise national dialled numbers.
-func NewKeyring(active string, secrets map[string][]byte, defaultCC string) (*Keyring, error) {
-	if len(secrets) == 0 {
+// NewKeyring builds a keyring from the key versions, oldest first, and the block key.
+// defaultCC is the country code (digits, e.g. "33", or empty) used to normalise national
+// dialled numbers.
+func NewKeyring(active string, keys []Key, block []byte, defaultCC string) (*Keyring, error) {
+	if len(keys) == 0 {
 		return nil, errors.New("pseudonym keys: no key loaded")
 	}
 	for _, c := range defaultCC {
@@ -55,15 +69,29 @@ func NewKeyring(active string, secrets map[string][]byte, defaultCC string) (*Ke
 	if len(defaultCC) > 3 {
 		return nil, fmt.Errorf("pseudonym keys: default country code %q has more than 3 digits", defaultCC)
 	}
-	k := &Keyring{active: active, byVer: make(map[string]*Pseudonymizer, len(secrets))}
-	for v, s := range secrets {
+	if len(block) < MinKeyBytes {
+		return nil, fmt.Errorf("pseudonym keys: the block key has %d bytes, at least %d needed", len(block), MinKeyBytes)
+	}
+	blockMAC := newMACPool(block)
+	k := &Keyring{active: active, byVer: make(map[string]*Pseudonymizer, len(keys))}
+	var chain []*macPool
+	for _, key := range keys {
+		v := key.Version
 		if !versionRE.MatchString(v) {
 			return nil, fmt.Errorf("pseudonym keys: version %q must match %s", v, versionRE)
 		}
-		if len(s) < MinKeyBytes {
-			return nil, fmt.Errorf("pseudonym keys: key %q has %d bytes, at least %d needed", v, len(s), MinKeyBytes)
+		if _, dup := k.byVer[v]; dup {
+			return nil, fmt.Errorf("pseudonym keys: version %q is listed twice", v)
 		}
-		k.byVer[v] = newPseudonymizer(v, s, defaultCC)
+		if len(key.Secret) < MinKeyBytes {
+			return nil, fmt.Errorf("pseudonym keys: key %q has %d bytes, at least %d needed", v, len(key.Secret), MinKeyBytes)
+		}
+		if bytes.Equal(key.Secret, block) {
+			return nil, fmt.Errorf("pseudonym keys: key %q is the block key; the block key must be a key of its own", v)
+		}
+		chain = append(chain[:len(chain):len(chain)], newMACPool(key.Secret))
+		k.byVer[v] = &Pseudonymizer{version: v, defaultCC: defaultCC, chain: chain, block: blockMAC}
+		k.order = append(k.order, v)
 	}
 	if _, ok := k.byVer[active]; !ok {
 		return nil, fmt.Errorf("pseudonym keys: active version %q is not among the loaded keys %v", active, k.Versions())
@@ -75,33 +103,55 @@ func NewKeyring(active string, secrets map[string][]byte, defaultCC string) (*Ke
 // beyond 0600), or that is not a regular file, is refused: the keys are what stands between
 // a pseudonym and the IMEI behind it.
 func LoadFile(path string) (*Keyring, error) {
+	f, keys, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, err := hex.DecodeString(strings.TrimSpace(f.BlockKey))
+	if err != nil || f.BlockKey == "" {
+		return nil, fmt.Errorf("pseudonym key file %s: block_key must be a hex key", path)
+	}
+	k, err := NewKeyring(f.Active, keys, block, f.DefaultCountryCode)
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ReadFile reads a key file and its keys in the order it lists them, without building a
+// keyring (vigiectl keys rotate rewrites the file).
+func ReadFile(path string) (KeyFile, []Key, error) {
 	data, err := config.ReadSecret(path)
 	if err != nil {
-		return nil, fmt.Errorf("pseudonym key file: %w", err)
+		return KeyFile{}, nil, fmt.Errorf("pseudonym key file: %w", err)
 	}
 	var f KeyFile
 	if err := yaml.Unmarshal([]byte(data), &f); err != nil {
-		return nil, fmt.Errorf("parse pseudonym key file %s: %w", path, err)
+		return KeyFile{}, nil, fmt.Errorf("parse pseudonym key file %s: %w", path, err)
 	}
-	secrets := make(map[string][]byte, len(f.Keys))
-	for v, h := range f.Keys {
+	if f.Keys.Kind != yaml.MappingNode {
+		return KeyFile{}, nil, fmt.Errorf("pseudonym key file %s: keys must map versions to hex keys, oldest first", path)
+	}
+	var keys []Key
+	for i := 0; i+1 < len(f.Keys.Content); i += 2 {
+		v, h := f.Keys.Content[i].Value, f.Keys.Content[i+1].Value
 		s, err := hex.DecodeString(strings.TrimSpace(h))
 		if err != nil {
-			return nil, fmt.Errorf("pseudonym key file %s: key %q is not hex", path, v)
+			return KeyFile{}, nil, fmt.Errorf("pseudonym key file %s: key %q is not hex", path, v)
 		}
-		secrets[v] = s
+		keys = append(keys, Key{Version: v, Secret: s})
 	}
-	return NewKeyring(f.Active, secrets, f.DefaultCountryCode)
+	return f, keys, nil
 }
 
-// FromEnv reads keys from EnvKeys and EnvActive through getenv (os.Getenv in production).
+// FromEnv reads keys from EnvKeys, EnvActive and EnvBlockKey through getenv (os.Getenv in
+// production).
 func FromEnv(getenv func(string) string, defaultCC string) (*Keyring, error) {
 	raw := strings.TrimSpace(getenv(EnvKeys))
 	if raw == "" {
 		return nil, fmt.Errorf("pseudonym keys: %s is empty", EnvKeys)
 	}
-	secrets := map[string][]byte{}
-	last := ""
+	var keys []Key
 	for _, pair := range strings.Split(raw, ",") {
 		v, h, ok := strings.Cut(strings.TrimSpace(pair), ":")
 		if !ok {
@@ -111,14 +161,17 @@ func FromEnv(getenv func(string) string, defaultCC string) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pseudonym keys: %s key %q is not hex", EnvKeys, v)
 		}
-		secrets[v] = s
-		last = v
+		keys = append(keys, Key{Version: v, Secret: s})
 	}
 	active := getenv(EnvActive)
 	if active == "" {
-		active = last
+		active = keys[len(keys)-1].Version
 	}
-	return NewKeyring(active, secrets, defaultCC)
+	block, err := hex.DecodeString(strings.TrimSpace(getenv(EnvBlockKey)))
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym keys: %s is not hex", EnvBlockKey)
+	}
+	return NewKeyring(active, keys, block, defaultCC)
 }
 
 // Active returns the Pseudonymizer of the active key version, the one to write with.
@@ -131,12 +184,5 @@ func (k *Keyring) Version(v string) (*Pseudonymizer, bool) {
 	return p, ok
 }
 
-// Versions lists the loaded key versions, sorted.
-func (k *Keyring) Versions() []string {
-	out := make([]string, 0, len(k.byVer))
-	for v := range k.byVer {
-		out = append(out, v)
-	}
-	sort.Strings(out)
-	return out
-}
+// Versions lists the loaded key versions, oldest first.
+func (k *Keyring) Versions() []string { return slices.Clone(k.order) }

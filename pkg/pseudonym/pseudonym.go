@@ -13,9 +13,22 @@
 // every tool already speaks (ClickHouse unhex(), SQL literals, grep), has a single case and
 // no padding, and its length is fixed, so a column can be FixedString(32).
 //
-// Keys carry a version. Several versions can be loaded (to read pseudonyms of an older key
-// during a rotation), one is active for writing; every pseudonym is written with the version
-// of the key that made it. Pseudonyms of different versions are not comparable.
+// Keys carry a version and form a chain, oldest first. The pseudonym of version k1 (the
+// first) is the HMAC above; the pseudonym of each later version is the HMAC, with that
+// version's key, of the pseudonym of the version before it:
+//
+//	p(k1) = HMAC(K1, label + identifier)      p(kN) = HMAC(KN, "chain:" + p(kN-1))
+//
+// so that a rotation can carry a device's identity over without the clear identifier: the
+// holder of the new key maps every stored pseudonym of the old version forward (Forward), and
+// a device seen before and after the rotation stays one device. Whoever holds only an old key
+// cannot compute the new pseudonyms. All listed versions are loaded (a pseudonym of version
+// kN needs K1..KN); one is active for writing, and every pseudonym is written with its version.
+//
+// Serial blocks (the TAC and the first 3 serial digits, the production block that
+// BATCH_RANGE groups by) are written as block ids: HMAC of a block key of their own, which is
+// not a pseudonym key. Stored data then holds no serial digit: with the pseudonym keys an
+// IMEI is still one of 10^6 serials of its TAC away, not one of 1,000.
 package pseudonym
 
 import (
@@ -48,7 +61,13 @@ const (
 	labelIMSI   = "imsi:"
 	labelMSISDN = "msisdn:"
 	labelBody   = "body:"
+	labelChain  = "chain:"
+	labelBlock  = "block:"
 )
+
+// BlockIDLen is the length of a serial-block id in hex digits (64 bits): a TAC has at most
+// 1,000 blocks and the country a few million, so collisions stay negligible (n²/2^65).
+const BlockIDLen = 16
 
 // Labels of the identifiers that are not numbers (Text).
 const (
@@ -61,58 +80,91 @@ const (
 type Pseudonymizer struct {
 	version   string
 	defaultCC string
-	pool      sync.Pool
+	chain     []*macPool // the keys of the versions up to this one, oldest first
+	block     *macPool
 }
 
-// hasher is a reusable HMAC state with a scratch buffer, pooled to keep the hot path free of
+// macPool holds reusable HMAC states of one key, pooled to keep the hot path free of
 // allocations other than the result string.
+type macPool struct{ sync.Pool }
+
 type hasher struct {
 	mac hash.Hash
 	buf [64]byte
 	sum [sha256.Size]byte
 }
 
-func newPseudonymizer(version string, secret []byte, defaultCC string) *Pseudonymizer {
+func newMACPool(secret []byte) *macPool {
 	key := append([]byte(nil), secret...)
-	p := &Pseudonymizer{version: version, defaultCC: defaultCC}
-	p.pool.New = func() any { return &hasher{mac: hmac.New(sha256.New, key)} }
-	return p
+	m := &macPool{}
+	m.New = func() any { return &hasher{mac: hmac.New(sha256.New, key)} }
+	return m
+}
+
+// sum returns hex(HMAC(a + b)[:n/2]) in n hex digits. Inputs that fit the scratch buffer
+// (every identifier) are hashed without an allocation.
+func (m *macPool) sum(a, b string, n int) string {
+	h := m.Get().(*hasher)
+	h.mac.Reset()
+	if len(a)+len(b) <= len(h.buf) {
+		k := copy(h.buf[:], a)
+		k += copy(h.buf[k:], b)
+		h.mac.Write(h.buf[:k])
+	} else {
+		h.mac.Write([]byte(a))
+		h.mac.Write([]byte(b))
+	}
+	sum := h.mac.Sum(h.sum[:0])
+	var out [2 * Size]byte
+	hex.Encode(out[:], sum[:n/2])
+	m.Put(h)
+	return string(out[:n])
 }
 
 // KeyVersion is the version of the key this Pseudonymizer writes with.
 func (p *Pseudonymizer) KeyVersion() string { return p.version }
 
-// pseudo returns hex(HMAC(label + digits)[:Size]); digits holds at most 40 bytes.
-func (p *Pseudonymizer) pseudo(label, digits string) string {
-	h := p.pool.Get().(*hasher)
-	n := copy(h.buf[:], label)
-	n += copy(h.buf[n:], digits)
-	h.mac.Reset()
-	h.mac.Write(h.buf[:n])
-	sum := h.mac.Sum(h.sum[:0])
-	var out [2 * Size]byte
-	hex.Encode(out[:], sum[:Size])
-	p.pool.Put(h)
-	return string(out[:])
+// pseudo returns the pseudonym of label + s: the first key's HMAC, carried along the chain
+// to this version.
+func (p *Pseudonymizer) pseudo(label, s string) string {
+	return p.forward(p.chain[0].sum(label, s, 2*Size), 1)
+}
+
+// forward carries a pseudonym of the version chain[from-1] to this one.
+func (p *Pseudonymizer) forward(s string, from int) string {
+	for _, m := range p.chain[from:] {
+		s = m.sum(labelChain, s, 2*Size)
+	}
+	return s
+}
+
+// Forward maps a pseudonym of the version just before this one to this version: what a
+// rotation applies to stored pseudonyms. It needs only this version's key.
+func (p *Pseudonymizer) Forward(prev string) string {
+	return p.forward(prev, len(p.chain)-1)
+}
+
+// BlockID returns the id of the serial block of an IMEI's first 11 digits (TAC and the
+// first 3 serial digits), keyed with the block key.
+func (p *Pseudonymizer) BlockID(tacAndBlock string) string {
+	return p.block.sum(labelBlock, tacAndBlock, BlockIDLen)
 }
 
 // Text returns the pseudonym of an identifier that is not a number, in the domain of label
 // (LabelUASID, LabelOperatorID, LabelEventID): the same text gives the same pseudonym.
-func (p *Pseudonymizer) Text(label, s string) string { return p.tag(label, []byte(s)) }
+func (p *Pseudonymizer) Text(label, s string) string { return p.pseudo(label, s) }
 
-// Body returns a keyed hash of a message (hex, like a pseudonym): what a dead-letter record
-// keeps of a body it may not hold, so that repeats of one body can be matched.
-func (p *Pseudonymizer) Body(b []byte) string { return p.tag(labelBody, b) }
-
-// tag is hex(HMAC(label + b)[:Size]).
-func (p *Pseudonymizer) tag(label string, b []byte) string {
-	h := p.pool.Get().(*hasher)
+// Body returns a keyed hash of a message (hex, like a pseudonym) with this version's key:
+// what a dead-letter record keeps of a body it may not hold, so that repeats of one body can
+// be matched.
+func (p *Pseudonymizer) Body(b []byte) string {
+	m := p.chain[len(p.chain)-1]
+	h := m.Get().(*hasher)
 	h.mac.Reset()
-	h.mac.Write([]byte(label))
+	h.mac.Write([]byte(labelBody))
 	h.mac.Write(b)
-	sum := h.mac.Sum(h.sum[:0])
-	out := hex.EncodeToString(sum[:Size])
-	p.pool.Put(h)
+	out := hex.EncodeToString(h.mac.Sum(h.sum[:0])[:Size])
+	m.Put(h)
 	return out
 }
 
@@ -122,8 +174,10 @@ type IMEI struct {
 	Pseudo string
 	// TAC is the first 8 digits: manufacturer and model.
 	TAC string
-	// SerialPrefix is the first 3 digits of the serial (digits 9 to 11): the production block.
-	SerialPrefix string
+	// Block is the id of the serial block (TAC and the first 3 serial digits, the production
+	// block), keyed with the block key: equal for the phones of one block, and no digit of
+	// the serial.
+	Block string
 	// CheckOK reports the Luhn check digit; nil unless the input had exactly 15 digits.
 	CheckOK *bool
 }
@@ -136,9 +190,9 @@ func (p *Pseudonymizer) IMEI(imei string) (IMEI, error) {
 		return IMEI{}, ErrInvalidIMEI
 	}
 	r := IMEI{
-		Pseudo:       p.pseudo(labelIMEI, imei[:14]),
-		TAC:          imei[:8],
-		SerialPrefix: imei[8:11],
+		Pseudo: p.pseudo(labelIMEI, imei[:14]),
+		TAC:    imei[:8],
+		Block:  p.BlockID(imei[:11]),
 	}
 	if len(imei) == 15 {
 		ok := LuhnValid(imei)

@@ -16,17 +16,21 @@ import (
 )
 
 var (
-	secret1 = []byte("0123456789abcdef0123456789abcdef")
-	secret2 = []byte("fedcba9876543210fedcba9876543210")
-	hexRE   = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	secret1  = []byte("0123456789abcdef0123456789abcdef")
+	secret2  = []byte("fedcba9876543210fedcba9876543210")
+	blockKey = []byte("b10cb10cb10cb10cb10cb10cb10cb10c")
+	hexRE    = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
 
 func keyring(t testing.TB) *pseudonym.Keyring {
 	t.Helper()
-	k, err := pseudonym.NewKeyring("k2", map[string][]byte{"k1": secret1, "k2": secret2}, "33")
+	k, err := pseudonym.NewKeyring("k2", []pseudonym.Key{{Version: "k1", Secret: secret1}, {Version: "k2", Secret: secret2}}, blockKey, "33")
 	require.NoError(t, err)
 	return k
 }
+
+// chained is the pseudonym of version k2 of the keyring: k1's, carried by k2's key.
+func chained(msg string) string { return want(secret2, "chain:"+want(secret1, msg)) }
 
 func want(secret []byte, msg string) string {
 	m := hmac.New(sha256.New, secret)
@@ -38,15 +42,15 @@ func TestIMEI(t *testing.T) {
 	p := keyring(t).Active()
 	ok, bad := true, false
 	for _, tc := range []struct {
-		name, in   string
-		err        error
-		tac, block string
-		check      *bool
+		name, in string
+		err      error
+		tac      string
+		check    *bool
 	}{
-		{name: "15 digits good luhn", in: "358288021042170", tac: "35828802", block: "104", check: &ok},
-		{name: "15 digits check digit 0", in: "358288021042171", tac: "35828802", block: "104", check: &bad},
-		{name: "14 digits", in: "35828802104217", tac: "35828802", block: "104"},
-		{name: "imeisv", in: "3582880210421705", tac: "35828802", block: "104"},
+		{name: "15 digits good luhn", in: "358288021042170", tac: "35828802", check: &ok},
+		{name: "15 digits check digit 0", in: "358288021042171", tac: "35828802", check: &bad},
+		{name: "14 digits", in: "35828802104217", tac: "35828802"},
+		{name: "imeisv", in: "3582880210421705", tac: "35828802"},
 		{name: "13 digits", in: "3582880210421", err: pseudonym.ErrInvalidIMEI},
 		{name: "17 digits", in: "35828802104217012", err: pseudonym.ErrInvalidIMEI},
 		{name: "letters", in: "35828802104217A", err: pseudonym.ErrInvalidIMEI},
@@ -59,9 +63,9 @@ func TestIMEI(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, want(secret2, "imei:35828802104217"), r.Pseudo, "keyed on the first 14 digits")
+			require.Equal(t, chained("imei:35828802104217"), r.Pseudo, "keyed on the first 14 digits")
 			require.Equal(t, tc.tac, r.TAC)
-			require.Equal(t, tc.block, r.SerialPrefix)
+			require.Equal(t, want(blockKey, "block:"+tc.in[:11])[:pseudonym.BlockIDLen], r.Block)
 			require.Equal(t, tc.check, r.CheckOK)
 		})
 	}
@@ -83,7 +87,7 @@ func TestIMSI(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			r, err := p.IMSI(tc.in)
 			require.NoError(t, err)
-			require.Equal(t, want(secret2, "imsi:"+tc.in), r.Pseudo)
+			require.Equal(t, chained("imsi:"+tc.in), r.Pseudo)
 			require.Equal(t, tc.mcc, r.MCC)
 			require.Equal(t, tc.mnc, r.MNC)
 		})
@@ -118,7 +122,7 @@ func TestNormalizeMSISDN(t *testing.T) {
 	b, err := p.MSISDN("+33612345678")
 	require.NoError(t, err)
 	require.Equal(t, a, b, "one number, one pseudonym")
-	require.Equal(t, want(secret2, "msisdn:+33612345678"), a)
+	require.Equal(t, chained("msisdn:+33612345678"), a)
 }
 
 func TestKeyVersions(t *testing.T) {
@@ -143,7 +147,7 @@ func TestKeyVersions(t *testing.T) {
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keys.yaml")
-	require.NoError(t, os.WriteFile(path, []byte("active: k1\ndefault_country_code: \"33\"\nkeys:\n  k1: "+hex.EncodeToString(secret1)+"\n  k0: "+hex.EncodeToString(secret2)+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("active: k1\ndefault_country_code: \"33\"\nblock_key: "+hex.EncodeToString(blockKey)+"\nkeys:\n  k1: "+hex.EncodeToString(secret1)+"\n  k0: "+hex.EncodeToString(secret2)+"\n"), 0o600))
 	k, err := pseudonym.LoadFile(path)
 	require.NoError(t, err)
 	require.Equal(t, "k1", k.Active().KeyVersion())
@@ -151,27 +155,33 @@ func TestLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want(secret1, "msisdn:+33612345678"), got)
 
-	env := map[string]string{pseudonym.EnvKeys: "a:" + hex.EncodeToString(secret1) + ",b:" + hex.EncodeToString(secret2)}
+	env := map[string]string{pseudonym.EnvKeys: "a:" + hex.EncodeToString(secret1) + ",b:" + hex.EncodeToString(secret2), pseudonym.EnvBlockKey: hex.EncodeToString(blockKey)}
 	k, err = pseudonym.FromEnv(func(s string) string { return env[s] }, "")
 	require.NoError(t, err)
 	require.Equal(t, "b", k.Active().KeyVersion())
 
+	bk := "block_key: " + hex.EncodeToString(blockKey) + "\n"
 	for name, content := range map[string]string{
-		"short key":      "active: k1\nkeys:\n  k1: abcd\n",
-		"not hex":        "active: k1\nkeys:\n  k1: zz\n",
-		"missing active": "active: k9\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
-		"no keys":        "active: k1\n",
-		"bad version":    "active: 'k 1'\nkeys:\n  'k 1': " + hex.EncodeToString(secret1) + "\n",
-		"bad cc":         "active: k1\ndefault_country_code: '+33'\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"short key":        bk + "active: k1\nkeys:\n  k1: abcd\n",
+		"not hex":          bk + "active: k1\nkeys:\n  k1: zz\n",
+		"missing active":   bk + "active: k9\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"no keys":          bk + "active: k1\n",
+		"bad version":      bk + "active: 'k 1'\nkeys:\n  'k 1': " + hex.EncodeToString(secret1) + "\n",
+		"bad cc":           bk + "active: k1\ndefault_country_code: '+33'\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"twice":            bk + "active: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n  k1: " + hex.EncodeToString(secret2) + "\n",
+		"no block key":     "active: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"short block key":  "block_key: abcd\nactive: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
+		"block key reused": "block_key: " + hex.EncodeToString(secret1) + "\nactive: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n",
 	} {
 		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
 		_, err := pseudonym.LoadFile(path)
 		require.Error(t, err, name)
 		require.NotContains(t, err.Error(), hex.EncodeToString(secret1), "errors never print keys")
+		require.NotContains(t, err.Error(), hex.EncodeToString(blockKey), "errors never print keys")
 	}
 
 	// A key file group or others may read is refused, naming the file and its mode.
-	good := "active: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n"
+	good := bk + "active: k1\nkeys:\n  k1: " + hex.EncodeToString(secret1) + "\n"
 	for _, mode := range []os.FileMode{0o640, 0o604, 0o644, 0o666} {
 		require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
 		require.NoError(t, os.Chmod(path, mode))
@@ -193,7 +203,7 @@ func FuzzPseudonymize(f *testing.F) {
 		if r, err := p.IMEI(s); err == nil {
 			require.Regexp(t, hexRE, r.Pseudo)
 			require.Len(t, r.TAC, 8)
-			require.Len(t, r.SerialPrefix, 3)
+			require.Len(t, r.Block, pseudonym.BlockIDLen)
 		}
 		if r, err := p.IMSI(s); err == nil {
 			require.Regexp(t, hexRE, r.Pseudo)
@@ -219,4 +229,60 @@ func BenchmarkIMEI(b *testing.B) {
 	for b.Loop() {
 		_, _ = p.IMEI("358288021042170")
 	}
+}
+
+// A rotation carries a device over: the new version's pseudonym of an identifier is the old
+// version's pseudonym mapped forward with the new key alone, for every kind of identifier.
+func TestForwardKeepsIdentityAcrossRotation(t *testing.T) {
+	k := keyring(t)
+	old, _ := k.Version("k1")
+	cur := k.Active()
+	a, err := old.IMEI("358288021042170")
+	require.NoError(t, err)
+	b, err := cur.IMEI("358288021042170")
+	require.NoError(t, err)
+	require.NotEqual(t, a.Pseudo, b.Pseudo, "a rotation changes what is stored")
+	require.Equal(t, b.Pseudo, cur.Forward(a.Pseudo), "and the old pseudonym maps forward onto the new one")
+	require.Equal(t, a.Block, b.Block, "block ids have their own key: a rotation leaves them")
+
+	ai, _ := old.IMSI("208150123456789")
+	bi, _ := cur.IMSI("208150123456789")
+	require.Equal(t, bi.Pseudo, cur.Forward(ai.Pseudo))
+	am, _ := old.MSISDN("0612345678")
+	bm, _ := cur.MSISDN("0612345678")
+	require.Equal(t, bm, cur.Forward(am))
+	require.Equal(t, cur.Text(pseudonym.LabelUASID, "FA-UAS-1"), cur.Forward(old.Text(pseudonym.LabelUASID, "FA-UAS-1")))
+
+	// Whoever holds only the old key cannot make the new pseudonyms: with k1 alone, a
+	// keyring computes k1's.
+	alone, err := pseudonym.NewKeyring("k1", []pseudonym.Key{{Version: "k1", Secret: secret1}}, blockKey, "33")
+	require.NoError(t, err)
+	c, _ := alone.Active().IMEI("358288021042170")
+	require.Equal(t, a.Pseudo, c.Pseudo)
+	require.NotEqual(t, b.Pseudo, c.Pseudo)
+}
+
+// Serial-block ids: one id per TAC and block, none of the serial's digits, and not made
+// with a pseudonym key.
+func TestBlockID(t *testing.T) {
+	p := keyring(t).Active()
+	same1, _ := p.IMEI("358288021042170")
+	same2, _ := p.IMEI("35828802104999")
+	other, _ := p.IMEI("358288021052170")
+	otherTAC, _ := p.IMEI("358288031042170")
+	require.Equal(t, same1.Block, same2.Block, "one block, one id")
+	require.NotEqual(t, same1.Block, other.Block)
+	require.NotEqual(t, same1.Block, otherTAC.Block)
+	require.Regexp(t, `^[0-9a-f]{16}$`, same1.Block)
+
+	// Another pseudonym key, the same block key: the same block ids; another block key:
+	// other ids.
+	k2, err := pseudonym.NewKeyring("x", []pseudonym.Key{{Version: "x", Secret: secret2}}, blockKey, "")
+	require.NoError(t, err)
+	again, _ := k2.Active().IMEI("358288021042170")
+	require.Equal(t, same1.Block, again.Block)
+	k3, err := pseudonym.NewKeyring("x", []pseudonym.Key{{Version: "x", Secret: secret2}}, secret1, "")
+	require.NoError(t, err)
+	rekeyed, _ := k3.Active().IMEI("358288021042170")
+	require.NotEqual(t, same1.Block, rekeyed.Block)
 }

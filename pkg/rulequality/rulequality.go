@@ -35,9 +35,15 @@ type Planted struct {
 	Rule string `json:"rule"`
 	// Facilities involved, in order of first involvement.
 	Facilities []string `json:"facilities"`
-	// TACs and SerialPrefixes of the planted phones (models and serial blocks, not personal).
+	// TACs and SerialPrefixes of the planted phones (models and serial blocks, not personal:
+	// the simulator's own phones).
 	TACs           []string `json:"tacs,omitempty"`
 	SerialPrefixes []string `json:"serial_prefixes,omitempty"`
+	// SerialBlocks are the planted blocks as the pipeline stores them, keyed ids (Truth.
+	// KeyBlocks); a finding grouped by a block is matched against them when they are set,
+	// else against SerialPrefixes (data that names blocks as they are, as the correlator's
+	// scenario tests do).
+	SerialBlocks []string `json:"serial_blocks,omitempty"`
 	// Since is the event time of the pattern's first event (zero: At), At when it becomes
 	// true (a decoy: when the near miss is complete).
 	Since time.Time `json:"since"`
@@ -57,6 +63,26 @@ type Truth struct {
 	End    time.Time `json:"end"`
 	Plants []Planted `json:"findings"`
 	Decoys []Planted `json:"decoys"`
+}
+
+// KeyBlocks returns t with the serial blocks of every plant and decoy as the pipeline's ids:
+// id of each of its TACs followed by each of its serial prefixes (the block key's
+// pseudonym.Pseudonymizer.BlockID, which only the key holder can compute).
+func (t Truth) KeyBlocks(id func(tacAndPrefix string) string) Truth {
+	key := func(ps []Planted) []Planted {
+		out := slices.Clone(ps)
+		for i := range out {
+			out[i].SerialBlocks = nil
+			for _, tac := range out[i].TACs {
+				for _, prefix := range out[i].SerialPrefixes {
+					out[i].SerialBlocks = append(out[i].SerialBlocks, id(tac+prefix))
+				}
+			}
+		}
+		return out
+	}
+	t.Plants, t.Decoys = key(t.Plants), key(t.Decoys)
+	return t
 }
 
 // warmingUp reports whether p was planted before the data held the history its rule needs.
@@ -152,7 +178,11 @@ func matchesFacts(f event.Alert, p Planted) bool {
 		if len(p.TACs) == 0 {
 			return false
 		}
-		return slices.Contains(p.TACs, tac) && (block == "" || len(p.SerialPrefixes) == 0 || slices.Contains(p.SerialPrefixes, block))
+		blocks := p.SerialBlocks
+		if len(blocks) == 0 {
+			blocks = p.SerialPrefixes
+		}
+		return slices.Contains(p.TACs, tac) && (block == "" || len(blocks) == 0 || slices.Contains(blocks, block))
 	}
 	facs := f.Facilities
 	if !slices.Contains(facs, f.GroupKey) && slices.Contains(p.Facilities, f.GroupKey) {
@@ -184,7 +214,7 @@ func since(p Planted) time.Time {
 }
 
 // keyModel reads the model a group key names: a key that is a TAC (8 digits), or holds
-// tac=<TAC> (and imei_serial_prefix=<block>) among its field=value pairs.
+// tac=<TAC> (and serial_block=<block>) among its field=value pairs.
 func keyModel(key string) (tac, block string, ok bool) {
 	if isTAC(key) {
 		return key, "", true
@@ -197,7 +227,7 @@ func keyModel(key string) (tac, block string, ok bool) {
 		switch k {
 		case "tac":
 			tac = v
-		case "imei_serial_prefix":
+		case "serial_block":
 			block = v
 		}
 	}

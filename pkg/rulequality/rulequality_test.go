@@ -21,6 +21,7 @@ func TestMatches(t *testing.T) {
 		At: t0, Delay: Duration(time.Hour)}
 	shipment := Planted{Scenario: "prison-break-2025", Rule: "BATCH_RANGE", Facilities: []string{"ma-a", "cd-b", "cp-c"},
 		TACs: []string{"35828802", "86741801"}, SerialPrefixes: []string{"417", "230"}, At: t0, Delay: Duration(25 * time.Hour)}
+	keyed := Truth{Plants: []Planted{shipment}}.KeyBlocks(func(s string) string { return "id-" + s }).Plants[0]
 	drone := Planted{Scenario: "drone-drop", Rule: "DRONE_THEN_NEW_DEVICE", Facilities: []string{"cp-c"}, At: t0, Delay: Duration(20 * time.Minute)}
 	hour := time.Hour
 	for _, c := range []struct {
@@ -36,9 +37,11 @@ func TestMatches(t *testing.T) {
 		{"found late", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(2*hour), t0.Add(3*hour), t0.Add(3*hour)), transfer, true},
 		{"evidence begins a day after the promise", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(26*hour), t0.Add(27*hour), t0.Add(27*hour)), transfer, false},
 		{"evidence since the first event", finding("DEVICE_MULTI_SITE", "f95f57b8", []string{"ma-a", "cd-b"}, t0.Add(-9*24*hour), t0.Add(-2*hour), t0.Add(-2*hour)), withSince(transfer, t0.Add(-3*hour)), true},
-		{"the shipment's TAC and block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=417", []string{"ma-z"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
-		{"the shipment's TAC, another block", finding("BATCH_RANGE", "tac=35828802,imei_serial_prefix=999", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
-		{"another TAC at the same facilities", finding("BATCH_RANGE", "tac=35999999,imei_serial_prefix=417", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
+		{"the shipment's TAC and block", finding("BATCH_RANGE", "tac=35828802,serial_block=417", []string{"ma-z"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
+		{"the shipment's TAC, another block", finding("BATCH_RANGE", "tac=35828802,serial_block=999", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
+		{"another TAC at the same facilities", finding("BATCH_RANGE", "tac=35999999,serial_block=417", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, false},
+		{"keyed: the shipment's block id", finding("BATCH_RANGE", "tac=86741801,serial_block=id-86741801230", []string{"ma-z"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), keyed, true},
+		{"keyed: not the clear prefix", finding("BATCH_RANGE", "tac=35828802,serial_block=417", []string{"ma-a", "cd-b", "cp-c"}, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), keyed, false},
 		{"a TAC key", finding("BATCH_RANGE", "86741801", nil, t0.Add(-30*24*hour), t0, t0.Add(24*hour)), shipment, true},
 		{"a model finding for a plant without model", finding("DRONE_THEN_NEW_DEVICE", "86741801", []string{"cp-c"}, t0, t0, t0), drone, false},
 		{"a facility key", finding("DRONE_THEN_NEW_DEVICE", "cp-c", nil, t0.Add(-10*time.Minute), t0.Add(time.Hour), t0.Add(10*time.Minute)), drone, true},

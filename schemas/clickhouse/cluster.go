@@ -26,18 +26,20 @@ const Everywhere = "*"
 //     correlator_watermarks likewise per rule.
 //   - reference tables are small and joined with detections: a full copy on every server.
 var ClusterTables = map[string]string{
-	"detections":                 "kafka_partition",
-	"detections_per_minute":      "",
-	"tac_per_day":                "",
-	"device_presence_per_day":    "",
-	"writer_offsets":             "",
-	"tac_block_per_day":          "",
-	"tac_block_national_per_day": "",
-	"facility_coverage":          "",
-	"alerts":                     "cityHash64(alert_id)",
-	"correlator_watermarks":      "cityHash64(rule)",
-	"facilities":                 Everywhere,
-	"sensors":                    Everywhere,
-	"tac_models":                 Everywhere,
-	"operators":                  Everywhere,
+	"detections":                    "kafka_partition",
+	"detections_per_minute":         "",
+	"tac_per_day":                   "",
+	"device_presence_per_day":       "",
+	"writer_offsets":                "",
+	"tac_block_per_day":             "", // dropped by 0008
+	"tac_block_national_per_day":    "", // dropped by 0008
+	"serial_block_per_day":          "",
+	"serial_block_national_per_day": "",
+	"facility_coverage":             "",
+	"alerts":                        "cityHash64(alert_id)",
+	"correlator_watermarks":         "cityHash64(rule)",
+	"facilities":                    Everywhere,
+	"sensors":                       Everywhere,
+	"tac_models":                    Everywhere,
+	"operators":                     Everywhere,
 }

@@ -219,7 +219,7 @@ func writeSecrets(t *testing.T, dir string) (toks creds.Tokens, credPath, keyPat
 	require.NoError(t, err)
 	credPath, keyPath = filepath.Join(dir, "credentials.yaml"), filepath.Join(dir, "keys.yaml")
 	require.NoError(t, creds.Write(credPath, filepath.Join(dir, "tokens.yaml"), toks, credFile))
-	require.NoError(t, os.WriteFile(keyPath, []byte("active: e2e\ndefault_country_code: \"33\"\nkeys:\n  e2e: "+strings.Repeat("5a", 32)+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(keyPath, []byte("active: e2e\ndefault_country_code: \"33\"\nblock_key: "+strings.Repeat("b7", 32)+"\nkeys:\n  e2e: "+strings.Repeat("5a", 32)+"\n"), 0o600))
 	return toks, credPath, keyPath
 }
 

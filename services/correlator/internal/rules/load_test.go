@@ -58,8 +58,8 @@ func TestLoadErrors(t *testing.T) {
 		{"daily rollup needs days", "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_per_day\nschedule: {every: 1h}\ngroup_by: [tac]\nwindow: 1d\ndistinct:\n  - {field: facility_id, min: 2}\n",
 			[]string{"r.yaml:7:19: schedule.every: X_1 reads tac_per_day, a daily rollup: use whole days"}},
 		{"unknown where field", good + "where: {imei: '123'}\n", []string{"where.imei: unknown field \"imei\""}},
-		{"national rollup has no facility key", "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac, facility_id]\nwindow: 1d\ndistinct:\n  - {field: facility_id, min: 2}\n",
-			[]string{"source: table tac_block_national_per_day has no field facility_id"}},
+		{"national rollup has no facility key", "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: serial_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac, facility_id]\nwindow: 1d\ndistinct:\n  - {field: facility_id, min: 2}\n",
+			[]string{"source: table serial_block_national_per_day has no field facility_id"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(tc.yaml)}})
@@ -158,8 +158,8 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-const growth = "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: tac_block_per_day\nschedule: {every: 1d}\n" +
-	"group_by: [tac, imei_serial_prefix]\nwindow: 7d\ndistinct:\n  - {field: facility_id, min: 3}\n"
+const growth = "rule: X_1\ntitle: abc\nseverity: low\ntype: value_count\nmode: scheduled\nsource: serial_block_per_day\nschedule: {every: 1d}\n" +
+	"group_by: [tac, serial_block]\nwindow: 7d\ndistinct:\n  - {field: facility_id, min: 3}\n"
 
 // The history each shipped rule needs, as vigiectl rules check and the README say it.
 func TestShippedRulesNeeds(t *testing.T) {
@@ -203,10 +203,10 @@ func TestBaselineAndHistoryErrors(t *testing.T) {
 		{"growth without new", growth + "baseline: {window: 14d, growth: 2}\n", "baseline: growth and growth_of need new: facility_id"},
 		{"growth_of outside group_by", growth + "baseline: {window: 14d, new: facility_id, growth_of: [mcc]}\n", "baseline.growth_of[0]: mcc is not in group_by"},
 		{"new must be facility_id", growth + "baseline: {window: 14d, new: tac}\n", "baseline.new: value must be 'facility_id'"},
-		{"growth on the national rollup", strings.Replace(growth, "tac_block_per_day", "tac_block_national_per_day", 1) + "baseline: {window: 14d, new: facility_id}\n",
-			"baseline.new: table tac_block_national_per_day has no facility_id, so it cannot tell new facilities"},
-		{"need beyond the table's TTL", growth + "baseline: {window: 90d, new: facility_id}\n", "X_1 reads 97d of tac_block_per_day (window 7d + baseline 90d), which keeps 90d"},
-		{"baseline in days", growth + "baseline: {window: 36h, new: facility_id}\n", "baseline.window: X_1 reads tac_block_per_day, a daily rollup: use whole days"},
+		{"growth on the national rollup", strings.Replace(growth, "serial_block_per_day", "serial_block_national_per_day", 1) + "baseline: {window: 14d, new: facility_id}\n",
+			"baseline.new: table serial_block_national_per_day has no facility_id, so it cannot tell new facilities"},
+		{"need beyond the table's TTL", growth + "baseline: {window: 90d, new: facility_id}\n", "X_1 reads 97d of serial_block_per_day (window 7d + baseline 90d), which keeps 90d"},
+		{"baseline in days", growth + "baseline: {window: 36h, new: facility_id}\n", "baseline.window: X_1 reads serial_block_per_day, a daily rollup: use whole days"},
 		{"same_hour_of_day on value_count", growth + "baseline: {window: 14d, new: facility_id, same_hour_of_day: true}\n", "same_hour_of_day and min_stddev apply to baseline_threshold rules only"},
 		{"baseline streaming", good + "baseline: {window: 14d, new: facility_id}\n", "baseline: a baseline needs the history in ClickHouse: use mode scheduled"},
 		{"needs_history streaming", good + "needs_history: 3d\n", "needs_history: applies to scheduled rules"},
@@ -219,8 +219,8 @@ func TestBaselineAndHistoryErrors(t *testing.T) {
 		{"first new_term", "rule: X_1\ntitle: abc\nseverity: low\ntype: sequence\nmode: scheduled\nsource: detections\nschedule: {every: 10m}\ngroup_by: [facility_id]\nwindow: 6h\n" +
 			"first: {new_term: {field: device_id, history: 3d}}\nthen: {where: {kind: drone_seen}}\n",
 			"first.new_term: only the then step of a sequence can ask for a new value"},
-		{"need on a table without facility", "rule: X_1\ntitle: abc\nseverity: low\ntype: new_term\nmode: scheduled\nsource: tac_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac]\nwindow: 7d\nhistory: 30d\n",
-			"X_1 needs 37d of history (window 7d + history 30d), and table tac_block_national_per_day has no facility_id"},
+		{"need on a table without facility", "rule: X_1\ntitle: abc\nseverity: low\ntype: new_term\nmode: scheduled\nsource: serial_block_national_per_day\nschedule: {every: 1d}\ngroup_by: [tac]\nwindow: 7d\nhistory: 30d\n",
+			"X_1 needs 37d of history (window 7d + history 30d), and table serial_block_national_per_day has no facility_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs, err := rules.Load(fstest.MapFS{"r.yaml": {Data: []byte(tc.yaml)}})

@@ -53,17 +53,17 @@ var Sources = completeSources(map[string]*Source{
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
 	},
-	"tac_block_per_day": {
-		Name: "tac_block_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
-		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix", "facility_id": "facility_id"},
+	"serial_block_per_day": {
+		Name: "serial_block_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
+		Columns: map[string]string{"tac": "tac", "serial_block": "serial_block", "facility_id": "facility_id"},
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{"device_id": "uniqMerge(devices)"},
 	},
 	// One row per (tac, block, day) nationally, the facilities a merged set, so
 	// BATCH_RANGE merges as many times fewer rows as facilities report a block on a day.
-	"tac_block_national_per_day": {
-		Name: "tac_block_national_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
-		Columns: map[string]string{"tac": "tac", "imei_serial_prefix": "imei_serial_prefix"},
+	"serial_block_national_per_day": {
+		Name: "serial_block_national_per_day", Time: "day", DayGranularity: true, Retention: event.Retention,
+		Columns: map[string]string{"tac": "tac", "serial_block": "serial_block"},
 		Count:   "sum(events)", First: "min(first_seen)", Last: "max(last_seen)",
 		Distinct: map[string]string{
 			"device_id":   "uniqMerge(devices)",

@@ -12,7 +12,7 @@ import (
 // detectionColumns are the detections columns the correlator reads; the others keep their
 // defaults.
 const detectionColumns = "event_id, sensor_id, kind, observed_at, received_at, enriched_at, zone, facility_id, facility_name, " +
-	"facility_lat, facility_lon, zone_type, sensor_type, rat, outcome, key_version, imei_pseudo, imsi_pseudo, tac, imei_serial_prefix, " +
+	"facility_lat, facility_lon, zone_type, sensor_type, rat, outcome, key_version, imei_pseudo, imsi_pseudo, tac, serial_block, " +
 	"mcc, mnc, seized_phones, seized_mini_phones, seized_sims, search_id, kafka_topic, kafka_partition, kafka_offset"
 
 // Position is where an event sits in Kafka, as the writer records it.
@@ -45,7 +45,7 @@ func InsertDetections(ctx context.Context, conn driver.Conn, database string, es
 			}
 			if err := b.Append(e.EventID, e.SensorID, string(e.Kind), e.ObservedAt.Time, e.ReceivedAt.Time, e.EnrichedAt.Time, e.Zone,
 				e.FacilityID, e.FacilityName, e.FacilityLat, e.FacilityLon, e.ZoneType, e.SensorType, string(e.RAT), string(e.Outcome),
-				e.KeyVersion, e.IMEIPseudo, e.IMSIPseudo, e.TAC, e.IMEISerialPrefix, e.MCC, e.MNC, phones, minis, sims, search,
+				e.KeyVersion, e.IMEIPseudo, e.IMSIPseudo, e.TAC, e.SerialBlock, e.MCC, e.MNC, phones, minis, sims, search,
 				p.Topic, uint16(p.Partition), p.Offset); err != nil {
 				_ = b.Abort()
 				return fmt.Errorf("append detection %s: %w", e.EventID, err)

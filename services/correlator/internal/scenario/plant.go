@@ -121,7 +121,7 @@ func (g *Gen) BatchRange(tac, block string, fs []*reference.Facility, t, history
 		p.add(g.Radio(event.KindCallAttempt, g.NewDeviceInBlock(tac, block), fs[i%3], t.Add(time.Duration(i)*2*24*time.Hour)))
 	}
 	p.add(g.Radio(event.KindMASAttach, g.NewDevice(tac), fs[0], history))
-	p.Expect = []Expect{{Rule: "BATCH_RANGE", GroupKey: fmt.Sprintf("tac=%s,imei_serial_prefix=%s", tac, block), Facilities: ids(fs[:3]...)}}
+	p.Expect = []Expect{{Rule: "BATCH_RANGE", GroupKey: fmt.Sprintf("tac=%s,serial_block=%s", tac, block), Facilities: ids(fs[:3]...)}}
 	return p
 }
 

@@ -112,7 +112,7 @@ func (g *Gen) Radio(kind event.Kind, d Device, f *reference.Facility, t time.Tim
 	}
 	e.RAT, e.Outcome = event.RAT4G, event.OutcomeBlocked
 	e.KeyVersion = "k1"
-	e.IMEIPseudo, e.TAC, e.IMEISerialPrefix = d.IMEI, d.TAC, d.Serial
+	e.IMEIPseudo, e.TAC, e.SerialBlock = d.IMEI, d.TAC, d.Serial
 	e.IMSIPseudo, e.MCC, e.MNC = d.IMSI, "208", "15"
 	e.Enrichment.DeviceKey = e.Raw.DeviceKey()
 	return e
@@ -147,7 +147,7 @@ func (g *Gen) Seized(d Device, f *reference.Facility, t time.Time) event.Enriche
 	e.Seizure = &event.Seizure{SearchID: "s-" + e.EventID}
 	if d.IMEI != "" {
 		e.Seizure.Phones = 1
-		e.IMEIPseudo, e.TAC, e.IMEISerialPrefix, e.IMSIPseudo = d.IMEI, d.TAC, d.Serial, d.IMSI
+		e.IMEIPseudo, e.TAC, e.SerialBlock, e.IMSIPseudo = d.IMEI, d.TAC, d.Serial, d.IMSI
 	}
 	e.Enrichment.DeviceKey = e.Raw.DeviceKey()
 	return e

@@ -34,16 +34,16 @@ func benchFill(ctx context.Context, b *testing.B, exec func(string) error, db st
 		fmt.Sprintf(`INSERT INTO %[1]s.tac_per_day SELECT toString(86000000 + number %% 200) AS tac, concat('f', toString(intDiv(number, 200) %% 190)),
 			toDate(%[2]s) - intDiv(number, 38000), 20, arrayReduce('uniqState', [toString(number %% 50), toString(number %% 7)]),
 			%[2]s - toIntervalDay(intDiv(number, 38000)), %[2]s - toIntervalDay(intDiv(number, 38000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*38000),
-		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_per_day SELECT toString(86000000 + number %% 200), toString(100 + intDiv(number, 200) %% 3),
+		fmt.Sprintf(`INSERT INTO %[1]s.serial_block_per_day SELECT toString(86000000 + number %% 200), toString(100 + intDiv(number, 200) %% 3),
 			concat('f', toString(intDiv(number, 600) %% 190)), toDate(%[2]s) - intDiv(number, 114000), 7, arrayReduce('uniqState', [toString(number %% 31)]),
 			%[2]s - toIntervalDay(intDiv(number, 114000)), %[2]s - toIntervalDay(intDiv(number, 114000)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 60*114000),
 		// The national rollup holds the same rows one level up, as the backfill of 0006 makes it.
-		fmt.Sprintf(`INSERT INTO %[1]s.tac_block_national_per_day SELECT tac, imei_serial_prefix, day, sum(events), uniqMergeState(devices),
-			groupUniqArray(toString(facility_id)), min(first_seen), max(last_seen) FROM %[1]s.tac_block_per_day GROUP BY tac, imei_serial_prefix, day`, db),
+		fmt.Sprintf(`INSERT INTO %[1]s.serial_block_national_per_day SELECT tac, serial_block, day, sum(events), uniqMergeState(devices),
+			groupUniqArray(toString(facility_id)), min(first_seen), max(last_seen) FROM %[1]s.serial_block_per_day GROUP BY tac, serial_block, day`, db),
 		fmt.Sprintf(`INSERT INTO %[1]s.device_presence_per_day SELECT concat('f', toString(number %% 190)), toDate(%[2]s) - intDiv(number, 9500),
 			concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190)), false, '86000001', 20,
 			%[2]s - toIntervalDay(intDiv(number, 9500)), %[2]s - toIntervalDay(intDiv(number, 9500)) + toIntervalHour(20) FROM numbers(%[3]d)`, db, ts(day), 30*9500),
-		fmt.Sprintf(`INSERT INTO %[1]s.detections (event_id, sensor_id, kind, observed_at, received_at, enriched_at, facility_id, imei_pseudo, imsi_pseudo, tac, imei_serial_prefix, kafka_topic, kafka_partition, kafka_offset)
+		fmt.Sprintf(`INSERT INTO %[1]s.detections (event_id, sensor_id, kind, observed_at, received_at, enriched_at, facility_id, imei_pseudo, imsi_pseudo, tac, serial_block, kafka_topic, kafka_partition, kafka_offset)
 			SELECT concat('e', toString(number)), 's', if(number %% 1000 = 0, 'drone_seen', 'mas_attach'), %[2]s - toIntervalSecond(number %% 604800),
 			now64(3), now64(3), concat('f', toString(number %% 190)),
 			if(number %% 1000 = 0, '', concat('dev', toString(intDiv(number, 190) %% 50), '-', toString(number %% 190))),

@@ -245,8 +245,8 @@ func TestBatchRangeGrowth(t *testing.T) {
 		keys[k] = f.Facilities
 		require.NotEmpty(t, f.Evidence, k)
 	}
-	require.Equal(t, map[string][]string{"tac=35400002,imei_serial_prefix=512": w.facilityIDs(span(10, 3)...)}, keys)
-	require.Equal(t, []uint64{5, 3}, got["tac=35400002,imei_serial_prefix=512"].Distinct)
+	require.Equal(t, map[string][]string{"tac=35400002,serial_block=512": w.facilityIDs(span(10, 3)...)}, keys)
+	require.Equal(t, []uint64{5, 3}, got["tac=35400002,serial_block=512"].Distinct)
 }
 
 // No claim without history: each rule that needs history raises nothing while the data
@@ -272,7 +272,7 @@ func TestNoClaimWithoutHistory(t *testing.T) {
 			for k := 0; k < 5; k++ {
 				w.seen("35500002", "512", fs[k%3], end.Add(-6*day+time.Duration(k)*day))
 			}
-			return "tac=35500002,imei_serial_prefix=512"
+			return "tac=35500002,serial_block=512"
 		}, end},
 		{"NEW_TAC_NATIONAL", 187 * day, time.Millisecond, func(w *world, fs []int) string {
 			w.seen("35500003", "", fs[0], end.Add(-3*day))

@@ -143,7 +143,7 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 		return &v
 	}
 	batch, spread := byID["BATCH_RANGE"], byID["TAC_SPREAD"]
-	require.Equal(t, "tac_block_per_day", batch.Source.Name)
+	require.Equal(t, "serial_block_per_day", batch.Source.Name)
 	require.NotNil(t, batch.Growth)
 	// The same counts without the baseline, over 60 days, as BATCH_RANGE was before issue 14.
 	plainBatch := *batch
@@ -169,8 +169,8 @@ func rulesAgreeAcrossSources(t *testing.T, ctx context.Context, s *sched.Schedul
 			got, want *rules.Rule
 			at        time.Time
 		}{
-			{"BATCH_RANGE without baseline, national vs per facility", variant(&plainBatch, "tac_block_national_per_day", true, max), variant(&plainBatch, "tac_block_per_day", false, max), end},
-			{"BATCH_RANGE per facility, evidence days", variant(batch, "tac_block_per_day", true, max), variant(batch, "tac_block_per_day", false, max), batchEnd},
+			{"BATCH_RANGE without baseline, national vs per facility", variant(&plainBatch, "serial_block_national_per_day", true, max), variant(&plainBatch, "serial_block_per_day", false, max), end},
+			{"BATCH_RANGE per facility, evidence days", variant(batch, "serial_block_per_day", true, max), variant(batch, "serial_block_per_day", false, max), batchEnd},
 			{"TAC_SPREAD evidence days", variant(spread, "tac_per_day", true, max), variant(spread, "tac_per_day", false, max), end},
 			{"every TAC, evidence days", variant(&everyTAC, "tac_per_day", true, max), variant(&everyTAC, "tac_per_day", false, max), end},
 		} {

@@ -39,7 +39,7 @@ func NewClickHouseRebuilder(conn driver.Conn, database string) *ClickHouseRebuil
 
 const rebuildColumns = "event_id, sensor_id, kind, observed_at, zone, cell, facility_id, facility_lat, facility_lon, " +
 	"facility_type, disp, region_code, department_code, building, zone_type, sensor_type, vendor, rat, band, outcome, " +
-	"imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, imei_serial_prefix, mcc, mnc, manufacturer, model, operator, country, " +
+	"imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, serial_block, mcc, mnc, manufacturer, model, operator, country, " +
 	"search_id, seized_phones, seized_mini_phones, seized_sims, received_at, kafka_offset"
 
 // scanDetection reads a row of rebuildColumns (then extra, the columns after them) into e,
@@ -52,7 +52,7 @@ func scanDetection(rows driver.Rows, e *event.Enriched, extra ...any) (int64, er
 	var offset int64
 	dest := []any{&e.EventID, &e.SensorID, &kind, &observed, &e.Zone, &e.Cell, &e.FacilityID, &e.FacilityLat, &e.FacilityLon,
 		&e.FacilityType, &e.DISP, &e.RegionCode, &e.DepartmentCode, &e.Building, &e.ZoneType, &e.SensorType, &e.Vendor, &rat, &e.Band, &outcome,
-		&e.IMEIPseudo, &e.IMSIPseudo, &e.MSISDNPseudo, &e.TAC, &e.IMEISerialPrefix, &e.MCC, &e.MNC, &e.Manufacturer, &e.Model, &e.Operator, &e.Country,
+		&e.IMEIPseudo, &e.IMSIPseudo, &e.MSISDNPseudo, &e.TAC, &e.SerialBlock, &e.MCC, &e.MNC, &e.Manufacturer, &e.Model, &e.Operator, &e.Country,
 		&searchID, &phones, &minis, &sims, &received, &offset}
 	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return 0, err

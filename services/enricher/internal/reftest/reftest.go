@@ -191,7 +191,7 @@ func Events(snap *reference.Snapshot, n int, seed uint64) []event.Raw {
 			if r.Kind != event.KindMASAttach {
 				r.Outcome = event.OutcomeBlocked
 			}
-			r.KeyVersion, r.IMEIPseudo, r.TAC, r.IMEISerialPrefix = "k1", d.imei, d.tac, "104"
+			r.KeyVersion, r.IMEIPseudo, r.TAC, r.SerialBlock = "k1", d.imei, d.tac, "5e1a1b10c0000104"
 			if rng.IntN(10) > 0 {
 				r.IMSIPseudo, r.MCC, r.MNC = d.imsi, d.mcc, d.mnc
 			}

@@ -93,7 +93,7 @@ func start(t *testing.T, adjust func(*app.Config), opts ...app.Option) *env {
 	e.credFile = filepath.Join(dir, "credentials.yaml")
 	require.NoError(t, f.WriteFile(e.credFile))
 	keyFile := filepath.Join(dir, "keys.yaml")
-	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\ndefault_country_code: \"33\"\nkeys:\n  t1: "+hex.EncodeToString([]byte("integration-test-key-0123456789ab"))+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\ndefault_country_code: \"33\"\nblock_key: "+hex.EncodeToString([]byte("integration-test-block-key-01234"))+"\nkeys:\n  t1: "+hex.EncodeToString([]byte("integration-test-key-0123456789ab"))+"\n"), 0o600))
 
 	// The events API's listener, made here so that the address is known before the start.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -516,7 +516,7 @@ func TestCredentialsReloadOnSIGHUP(t *testing.T) {
 func TestCredentialsFailClosedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "keys.yaml")
-	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\nkeys:\n  t1: "+strings.Repeat("ab", 32)+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, []byte("active: t1\nblock_key: "+strings.Repeat("cd", 32)+"\nkeys:\n  t1: "+strings.Repeat("ab", 32)+"\n"), 0o600))
 	for name, body := range map[string]string{"broken": "credentials: [oops", "empty": "credentials: []\n", "missing": ""} {
 		t.Run(name, func(t *testing.T) {
 			cfg := app.DefaultConfig()

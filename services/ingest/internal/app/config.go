@@ -63,8 +63,8 @@ type TLSConfig struct {
 }
 
 // PseudonymConfig says where the pseudonymisation keys are: KeyFile (YAML, see
-// pkg/pseudonym.KeyFile) or, when empty, the environment variables VIGIE_PSEUDONYM_KEYS and
-// VIGIE_PSEUDONYM_ACTIVE.
+// pkg/pseudonym.KeyFile) or, when empty, the environment variables VIGIE_PSEUDONYM_KEYS,
+// VIGIE_PSEUDONYM_ACTIVE and VIGIE_BLOCK_KEY.
 type PseudonymConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// DefaultCountryCode normalises national dialled numbers (env keys only; a key file

@@ -18,7 +18,7 @@ const sensor = "cp-aix-luynes-mas-01"
 
 func newPipeline(t testing.TB) *pipeline.Pipeline {
 	t.Helper()
-	k, err := pseudonym.NewKeyring("k1", map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, "33")
+	k, err := pseudonym.NewKeyring("k1", []pseudonym.Key{{Version: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}}, []byte("block-key-block-key-block-key-32"), "33")
 	require.NoError(t, err)
 	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
 	require.NoError(t, err)

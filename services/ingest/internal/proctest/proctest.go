@@ -94,7 +94,7 @@ func (p *Process) start() error {
 		return err
 	}
 	keys := filepath.Join(p.dir, "keys.yaml")
-	if err := os.WriteFile(keys, []byte("active: p1\ndefault_country_code: \"33\"\nkeys:\n  p1: "+hex.EncodeToString([]byte("proctest-key-0123456789abcdefghi"))+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keys, []byte("active: p1\ndefault_country_code: \"33\"\nblock_key: "+hex.EncodeToString([]byte("proctest-block-key-0123456789abc"))+"\nkeys:\n  p1: "+hex.EncodeToString([]byte("proctest-key-0123456789abcdefghi"))+"\n"), 0o600); err != nil {
 		return err
 	}
 	// Ingest does not create topics (`vigiectl topics apply` does).

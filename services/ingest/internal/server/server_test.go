@@ -91,7 +91,7 @@ func newServerDLQ(t *testing.T, raw, dlq server.Producer) http.Handler {
 }
 
 func newServerWith(t *testing.T, raw, dlq server.Producer, logger *zap.Logger, reg prometheus.Registerer) http.Handler {
-	k, err := pseudonym.NewKeyring("k", map[string][]byte{"k": []byte("0123456789abcdef0123456789abcdef")}, "33")
+	k, err := pseudonym.NewKeyring("k", []pseudonym.Key{{Version: "k", Secret: []byte("0123456789abcdef0123456789abcdef")}}, []byte("block-key-block-key-block-key-32"), "33")
 	require.NoError(t, err)
 	p, err := pipeline.New(k.Active(), pipeline.DefaultBounds())
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/config"
+	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/pkg/rulequality"
 	"github.com/vigie/vigie/services/simulator/internal/app"
 	"github.com/vigie/vigie/services/simulator/internal/report"
@@ -31,12 +32,15 @@ type Config struct {
 	SummaryFile string `yaml:"summary_file"`
 	ClickHouse  string `yaml:"clickhouse"`
 	// ClickHouseHTTP is the HTTP interface's address, for the "query further" part.
-	ClickHouseHTTP string        `yaml:"clickhouse_http"`
-	Database       string        `yaml:"database"`
-	Brokers        []string      `yaml:"brokers"`
-	DLQTopic       string        `yaml:"dlq_topic"`
-	Timeout        time.Duration `yaml:"timeout"`
-	Settle         time.Duration `yaml:"settle"`
+	ClickHouseHTTP string `yaml:"clickhouse_http"`
+	Database       string `yaml:"database"`
+	// KeyFile is the pseudonym key file (pkg/pseudonym): its block key turns the planted
+	// serial blocks into the ids the pipeline stores, to match BATCH_RANGE's findings.
+	KeyFile  string        `yaml:"key_file"`
+	Brokers  []string      `yaml:"brokers"`
+	DLQTopic string        `yaml:"dlq_topic"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Settle   time.Duration `yaml:"settle"`
 	// Admin lists name=address of the services' admin servers, for the "query further" part.
 	Admin []string `yaml:"admin"`
 	// Reset drops the database and exits: a new demo starts from empty tables (the services
@@ -53,6 +57,8 @@ func (c *Config) Validate() error {
 		return nil
 	case c.SummaryFile == "":
 		return errors.New("summary_file: must be set (the simulator's -summary_file)")
+	case c.KeyFile == "":
+		return errors.New("key_file: must be set (ingest's pseudonym key file: its block key names the planted serial blocks)")
 	case c.ClickHouse == "" || c.Database == "":
 		return errors.New("clickhouse, database: must be set")
 	case len(c.Brokers) == 0 || c.DLQTopic == "":
@@ -107,6 +113,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("simulator summary %s: %w", cfg.SummaryFile, err)
 	}
+	keys, err := pseudonym.LoadFile(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	truth = truth.KeyBlocks(keys.Active().BlockID)
 	conn, err := report.Open(ctx, cfg.ClickHouse, cfg.Database)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigie/vigie/pkg/clickhouse"
+	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/pkg/rulequality"
 	"github.com/vigie/vigie/pkg/telemetry"
 	"github.com/vigie/vigie/services/correlator/ruletool"
@@ -63,6 +64,7 @@ func runRulesTest(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	eventsFile := fs.String("events", "", "NDJSON file of enriched events (detections.enriched.v1), one per line; - reads stdin. Without it, the rules run on the ClickHouse database")
 	truthFile := fs.String("truth", "", "the simulator's planted summary (simulator run -summary_file): score the findings against its plants and decoys")
+	keyFile := fs.String("key_file", "", "with -truth: ingest's pseudonym key file, whose block key names the planted serial blocks as the pipeline stores them (without it, the blocks are compared as the summary writes them)")
 	fromFlag := fs.String("from", "", "on a database: the first event time evaluated (RFC 3339 or a date; default the first event of detections)")
 	toFlag := fs.String("to", "", "on a database: the event clock, the last time evaluated (RFC 3339 or a date; default the last event of detections)")
 	files, err := parseWithFiles(s, "rules test", fs, cfg, args)
@@ -88,6 +90,13 @@ func runRulesTest(ctx context.Context, s streams, args []string) error {
 		t, err := rulequality.ReadTruth(*truthFile)
 		if err != nil {
 			return fmt.Errorf("truth: %w", err)
+		}
+		if *keyFile != "" {
+			keys, err := pseudonym.LoadFile(*keyFile)
+			if err != nil {
+				return err
+			}
+			t = t.KeyBlocks(keys.Active().BlockID)
 		}
 		truth = &t
 	}

@@ -65,13 +65,13 @@ func Count(t testing.TB, conn driver.Conn, db string) Totals {
 	q := func(sql string, dest ...any) {
 		require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(sql, "`"+db+"`")).Scan(dest...), sql)
 	}
-	q("SELECT count(), uniqExact(sensor_id, event_id), uniqExact(kafka_partition, kafka_offset), countIf(tac != ''), countIf(device_id != ''), uniqExactIf(device_id, device_id != ''), countIf(tac != '' AND imei_serial_prefix != '') FROM %s.detections",
+	q("SELECT count(), uniqExact(sensor_id, event_id), uniqExact(kafka_partition, kafka_offset), countIf(tac != ''), countIf(device_id != ''), uniqExactIf(device_id, device_id != ''), countIf(tac != '' AND serial_block != '') FROM %s.detections",
 		&tot.Rows, &tot.DistinctEvents, &tot.DistinctOffsets, &tot.RawWithTAC, &tot.RawWithDevice, &tot.RawDevices, &tot.RawWithBlock)
 	q("SELECT sum(events), uniqMerge(devices) FROM %s.detections_per_minute", &tot.PerMinute, &tot.RollupDevices)
 	q("SELECT sum(events) FROM %s.tac_per_day", &tot.TACPerDay)
 	q("SELECT sum(events) FROM %s.device_presence_per_day", &tot.Presence)
-	q("SELECT sum(events) FROM %s.tac_block_per_day", &tot.TACBlockPerDay)
-	q("SELECT sum(events) FROM %s.tac_block_national_per_day", &tot.TACBlockNational)
+	q("SELECT sum(events) FROM %s.serial_block_per_day", &tot.TACBlockPerDay)
+	q("SELECT sum(events) FROM %s.serial_block_national_per_day", &tot.TACBlockNational)
 	tot.OffsetsRows = Written(t, conn, db)
 	return tot
 }
@@ -96,8 +96,8 @@ func RequireConsistent(t require.TestingT, tot Totals, want uint64) {
 	require.Equal(t, tot.Rows, tot.PerMinute, "detections_per_minute total")
 	require.Equal(t, tot.RawWithTAC, tot.TACPerDay, "tac_per_day total")
 	require.Equal(t, tot.RawWithDevice, tot.Presence, "device_presence_per_day total")
-	require.Equal(t, tot.RawWithBlock, tot.TACBlockPerDay, "tac_block_per_day total")
-	require.Equal(t, tot.RawWithBlock, tot.TACBlockNational, "tac_block_national_per_day total")
+	require.Equal(t, tot.RawWithBlock, tot.TACBlockPerDay, "serial_block_per_day total")
+	require.Equal(t, tot.RawWithBlock, tot.TACBlockNational, "serial_block_national_per_day total")
 	require.Equal(t, tot.Rows, tot.OffsetsRows, "writer_offsets rows")
 	// uniq hashes values to 32 bits: allow for a rare collision.
 	require.InDelta(t, tot.RawDevices, tot.RollupDevices, float64(tot.RawDevices)/1000+1, "distinct devices")

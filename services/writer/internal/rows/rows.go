@@ -18,7 +18,7 @@ const Columns = "event_id, sensor_id, kind, observed_at, received_at, enriched_a
 	"zone, cell, facility_id, facility_name, facility_type, disp, region_code, department_code, department_name, " +
 	"facility_lat, facility_lon, building, zone_type, sensor_type, vendor, " +
 	"rat, band, freq_mhz, rssi_dbm, outcome, duration_ms, data_bytes, bandwidth_khz, " +
-	"key_version, imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, imei_serial_prefix, imei_check_ok, mcc, mnc, " +
+	"key_version, imei_pseudo, imsi_pseudo, msisdn_pseudo, tac, serial_block, imei_check_ok, mcc, mnc, " +
 	"manufacturer, model, mini_phone, operator, brand, country, " +
 	"drone_source, drone_lat, drone_lon, drone_alt_m, drone_height_m, drone_speed_mps, drone_vertical_speed_mps, drone_heading_deg, " +
 	"drone_uas_id, drone_uas_id_type, drone_ua_type, drone_operational_status, drone_operator_id, " +
@@ -47,7 +47,7 @@ type Block struct {
 	KeyVersion             []string
 	IMEIPseudo, IMSIPseudo []string
 	MSISDNPseudo, TAC      []string
-	IMEISerialPrefix       []string
+	SerialBlock            []string
 	IMEICheckOK            []*bool
 	MCC, MNC               []string
 	Manufacturer, Model    []string
@@ -94,7 +94,7 @@ func (b *Block) Slice(i, j int) *Block {
 		RAT: b.RAT[i:j], Band: b.Band[i:j], FreqMHz: b.FreqMHz[i:j], RSSIdBm: b.RSSIdBm[i:j],
 		Outcome: b.Outcome[i:j], DurationMs: b.DurationMs[i:j], DataBytes: b.DataBytes[i:j], BandwidthKHz: b.BandwidthKHz[i:j],
 		KeyVersion: b.KeyVersion[i:j], IMEIPseudo: b.IMEIPseudo[i:j], IMSIPseudo: b.IMSIPseudo[i:j],
-		MSISDNPseudo: b.MSISDNPseudo[i:j], TAC: b.TAC[i:j], IMEISerialPrefix: b.IMEISerialPrefix[i:j],
+		MSISDNPseudo: b.MSISDNPseudo[i:j], TAC: b.TAC[i:j], SerialBlock: b.SerialBlock[i:j],
 		IMEICheckOK: b.IMEICheckOK[i:j], MCC: b.MCC[i:j], MNC: b.MNC[i:j],
 		Manufacturer: b.Manufacturer[i:j], Model: b.Model[i:j], MiniPhone: b.MiniPhone[i:j],
 		Operator: b.Operator[i:j], Brand: b.Brand[i:j], Country: b.Country[i:j],
@@ -120,7 +120,7 @@ func (b *Block) vectors() []any {
 		b.Zone, b.Cell, b.FacilityID, b.FacilityName, b.FacilityType, b.DISP, b.RegionCode, b.DepartmentCode, b.DepartmentName,
 		b.FacilityLat, b.FacilityLon, b.Building, b.ZoneType, b.SensorType, b.Vendor,
 		b.RAT, b.Band, b.FreqMHz, b.RSSIdBm, b.Outcome, b.DurationMs, b.DataBytes, b.BandwidthKHz,
-		b.KeyVersion, b.IMEIPseudo, b.IMSIPseudo, b.MSISDNPseudo, b.TAC, b.IMEISerialPrefix, b.IMEICheckOK, b.MCC, b.MNC,
+		b.KeyVersion, b.IMEIPseudo, b.IMSIPseudo, b.MSISDNPseudo, b.TAC, b.SerialBlock, b.IMEICheckOK, b.MCC, b.MNC,
 		b.Manufacturer, b.Model, b.MiniPhone, b.Operator, b.Brand, b.Country,
 		b.DroneSource, b.DroneLat, b.DroneLon, b.DroneAltM, b.DroneHeightM, b.DroneSpeedMps, b.DroneVerticalSpeedMps, b.DroneHeadingDeg,
 		b.DroneUASID, b.DroneUASIDType, b.DroneUAType, b.DroneOperationalStatus, b.DroneOperatorID,
@@ -182,7 +182,7 @@ func (b *Block) Add(e *event.Enriched, topic string, partition int, offset int64
 	b.IMSIPseudo = append(b.IMSIPseudo, e.IMSIPseudo)
 	b.MSISDNPseudo = append(b.MSISDNPseudo, e.MSISDNPseudo)
 	b.TAC = append(b.TAC, e.TAC)
-	b.IMEISerialPrefix = append(b.IMEISerialPrefix, e.IMEISerialPrefix)
+	b.SerialBlock = append(b.SerialBlock, e.SerialBlock)
 	b.IMEICheckOK = append(b.IMEICheckOK, e.IMEICheckOK)
 	b.MCC = append(b.MCC, e.MCC)
 	b.MNC = append(b.MNC, e.MNC)

@@ -119,7 +119,7 @@ func (g *Generator) Next() event.Enriched {
 			e.DataBytes = &b
 		}
 		e.IMEIPseudo, e.IMSIPseudo, e.TAC, e.MCC, e.MNC = d.imei, d.imsi, d.tac, d.mcc, d.mnc
-		e.IMEISerialPrefix = fmt.Sprintf("%03d", r.IntN(1000))
+		e.SerialBlock = fmt.Sprintf("%016x", r.IntN(1000)) // an id of the block key (pkg/pseudonym), 1,000 blocks
 		e.Manufacturer, e.Model = "Maker", models[indexOf(tacs, d.tac)]
 		e.MiniPhone = &d.mini
 		e.Operator, e.Brand, e.Country = "Orange France", "Orange", "FR"

@@ -50,8 +50,8 @@ func TestSchema(t *testing.T) {
 		{"device_presence_per_day", []string{"TTL day + toIntervalDay(90) WHERE NOT judicial_hold", "non_replicated_deduplication_window = 10000"}},
 		{"detections_per_minute", []string{"non_replicated_deduplication_window = 10000"}},
 		{"tac_per_day", []string{"non_replicated_deduplication_window = 10000"}},
-		{"tac_block_per_day", []string{"TTL day + toIntervalDay(90)", "non_replicated_deduplication_window = 10000"}},
-		{"tac_block_national_per_day", []string{"TTL day + toIntervalDay(90)", "non_replicated_deduplication_window = 10000"}},
+		{"serial_block_per_day", []string{"TTL day + toIntervalDay(90)", "non_replicated_deduplication_window = 10000"}},
+		{"serial_block_national_per_day", []string{"TTL day + toIntervalDay(90)", "non_replicated_deduplication_window = 10000"}},
 		{"writer_offsets", []string{"non_replicated_deduplication_window = 10000"}},
 		{"alerts", []string{"ReplacingMergeTree(version)", "TTL toDateTime(updated_at) + toIntervalDay(90) WHERE NOT judicial_hold"}},
 	}
