@@ -110,7 +110,7 @@ bench-chserver: ## local ClickHouse server: insert and query rows/s, against chD
 bench-enricher: ## enricher benchmarks: enrichment step, reload, whole process on the real broker (needs make up)
 	@set -a; . .state/env; set +a; cd services/enricher && \
 	  GOWORK=off go test ./internal/enrich -run '^$$' -bench BenchmarkEnrich -benchtime 200000x && \
-	  GOWORK=off go test ./internal/refwatch -run '^$$' -bench BenchmarkReload -benchtime 10x && \
+	  GOWORK=off go test ./internal/enrich -run '^$$' -bench BenchmarkReload -benchtime 10x && \
 	  GOWORK=off go test ./internal/app -run '^$$' -bench BenchmarkEnricherProcess -benchtime 1x
 
 .PHONY: rule-quality

@@ -9,12 +9,11 @@ import (
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/refwatch"
 	"github.com/vigie/vigie/pkg/service"
-	schemaref "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/enricher/internal/chref"
 	"github.com/vigie/vigie/services/enricher/internal/enrich"
 	"github.com/vigie/vigie/services/enricher/internal/pipeline"
-	"github.com/vigie/vigie/services/enricher/internal/refwatch"
 )
 
 // Build wires the enricher on s: the reference store (a service does not start on broken
@@ -35,16 +34,11 @@ type enricher struct {
 func build(ctx context.Context, s *service.Service, cfg *Config) (*enricher, error) {
 	logger, reg := s.Logger, s.Registerer()
 	e := &enricher{}
-	store, err := refwatch.New(cfg.Reference.Dir, schemaref.FS, logger, reg)
+	store, err := refwatch.Open(s, cfg.Reference)
 	if err != nil {
 		return nil, err
 	}
 	e.store = store
-	snap := store.Current()
-	st := snap.Stats()
-	logger.Info("reference data loaded", zap.String("version", snap.Version()), zap.String("dir", cfg.Reference.Dir),
-		zap.Duration("load", snap.LoadDuration()), zap.Int("facilities", st.Facilities), zap.Int("sensors", st.Sensors),
-		zap.Int("tacs", st.TACs), zap.Int("operators", st.Operators))
 
 	if cfg.ClickHouseEnabled() {
 		conn, err := clickhouse.Open(ctx, cfg.ClickHouse.Config, logger)
@@ -90,22 +84,13 @@ func build(ctx context.Context, s *service.Service, cfg *Config) (*enricher, err
 	}
 	s.AddCheck("kafka", consumer.Ready)
 
-	// Stopped in this order: the consumer finishes and commits the batches in hand, then the
-	// reference watch and the ClickHouse loader stop; the producers and the ClickHouse
-	// connection close after every part.
+	// Stopped in this order: the reference watch (refwatch.Open added it), the consumer,
+	// which finishes and commits the batches in hand, then the ClickHouse loader; the
+	// producers and the ClickHouse connection close after every part.
 	s.Add("consumer", consumer.Run, consumer.Stop)
-	s.Add("reference-watch", func(ctx context.Context) error { return store.Run(ctx, cfg.Reference.Debounce) }, nil)
 	if e.syncer != nil {
 		s.Add("clickhouse-reference", e.syncer.Run, nil)
 	}
-	s.OnReload("reference", func(context.Context) error {
-		result, err := store.Reload()
-		if err != nil {
-			return err
-		}
-		logger.Info("reference reload on sighup", zap.String("result", result))
-		return nil
-	})
 	logger.Info("enricher wired", zap.Stringer("config", cfg))
 	return e, nil
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/enricher/internal/chref"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 func TestMain(m *testing.M) {

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/reference"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
+	"github.com/vigie/vigie/pkg/reftest"
 )
 
 // BenchmarkEnricherProcess runs the enricher binary against the real broker on a pre-filled

@@ -12,6 +12,7 @@ import (
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/refwatch"
 	"github.com/vigie/vigie/pkg/service"
 )
 
@@ -43,7 +44,7 @@ type Config struct {
 	// ClickHouse receives the reference data as tables for analysts. Empty addrs (the
 	// default): not loaded.
 	ClickHouse ClickHouse      `yaml:"clickhouse"`
-	Reference  ReferenceConfig `yaml:"reference"`
+	Reference  refwatch.Config `yaml:"reference"`
 }
 
 // ClickHouse is the shared clickhouse block and the cluster the schema was migrated for.
@@ -63,15 +64,6 @@ type Topics struct {
 	DLQ      string `yaml:"dlq"`
 }
 
-// ReferenceConfig says where the reference data is.
-type ReferenceConfig struct {
-	// Dir holds facilities.csv, sensors.csv, tac.csv and mcc_mnc.csv, watched for changes.
-	// Empty: the copy embedded in the binary (SIGHUP then reloads the same data).
-	Dir string `yaml:"dir"`
-	// Debounce is how long the directory must be quiet after a change before reloading.
-	Debounce time.Duration `yaml:"debounce"`
-}
-
 // DefaultConfig is the configuration for the local stack (`make up`).
 func DefaultConfig() *Config {
 	consumer := kafka.DefaultConsumerConfig("vigie-enricher")
@@ -88,7 +80,7 @@ func DefaultConfig() *Config {
 		Producer:   producer,
 		Topics:     Topics{Raw: event.TopicRaw, Enriched: event.TopicEnriched, DLQ: event.TopicDLQ},
 		ClickHouse: ClickHouse{Config: ch},
-		Reference:  ReferenceConfig{Debounce: 300 * time.Millisecond},
+		Reference:  refwatch.DefaultConfig(),
 	}
 }
 
@@ -120,8 +112,9 @@ func (c *Config) Validate() error {
 		return errors.New("topics.raw, topics.enriched, topics.dlq: must not be empty")
 	case t.Raw == t.Enriched || t.Raw == t.DLQ || t.Enriched == t.DLQ:
 		return errors.New("topics.raw, topics.enriched, topics.dlq: must differ")
-	case c.Reference.Debounce <= 0:
-		return errors.New("reference.debounce: must be positive")
+	}
+	if err := c.Reference.Validate(); err != nil {
+		return err
 	}
 	if c.ClickHouseEnabled() {
 		if err := c.ClickHouse.Validate("clickhouse"); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/kafka"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
+	"github.com/vigie/vigie/pkg/reftest"
 )
 
 // buildBinary builds the enricher command once for the tests that run it as a process.

@@ -23,10 +23,10 @@ import (
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 // testConfig is a configuration with topics and group of this test only and the reference

@@ -15,10 +15,10 @@ import (
 	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	"github.com/vigie/vigie/pkg/retry"
 	"github.com/vigie/vigie/pkg/testenv"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 func setup(t *testing.T) (*Loader, string) {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/vigie/vigie/pkg/chmigrate"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	chschema "github.com/vigie/vigie/schemas/clickhouse"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 // No server here runs ON CLUSTER or stores rows in a Replicated table

@@ -14,9 +14,9 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	"github.com/vigie/vigie/schemas/events"
 	schemaref "github.com/vigie/vigie/schemas/reference"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 // exampleSensors registers the sensors of the contract's raw examples.

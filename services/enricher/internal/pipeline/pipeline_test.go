@@ -14,8 +14,8 @@ import (
 
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	"github.com/vigie/vigie/services/enricher/internal/enrich"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 // memWriter records what is produced; it fails while fail is set, as a producer whose

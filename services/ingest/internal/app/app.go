@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/kafka"
 	"github.com/vigie/vigie/pkg/pseudonym"
+	"github.com/vigie/vigie/pkg/refwatch"
 	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/services/ingest/internal/auth"
 	"github.com/vigie/vigie/services/ingest/internal/batch"
@@ -63,7 +64,7 @@ func Builder(opts ...Option) func(context.Context, *service.Service, *Config) er
 	return func(ctx context.Context, s *service.Service, cfg *Config) error { return build(ctx, s, cfg, o) }
 }
 
-// build loads keys and credentials (failing closed on either), creates the producers and
+// build loads keys, credentials and the reference data (failing closed on each), creates the producers and
 // the follower of the raw topic, and listens. The parts stop in this order: the events API
 // answers the requests in flight, the follower stops, then the producers close.
 func build(_ context.Context, s *service.Service, cfg *Config, o options) error {
@@ -75,6 +76,11 @@ func build(_ context.Context, s *service.Service, cfg *Config, o options) error 
 	if err != nil {
 		return err
 	}
+	ref, err := refwatch.Open(s, cfg.Reference)
+	if err != nil {
+		return err
+	}
+	pipe.CheckZones(ref.Current)
 	store, err := auth.NewStore(cfg.CredentialsFile, s.Logger, s.Registerer())
 	if err != nil {
 		return err

@@ -34,15 +34,33 @@ import (
 	"github.com/vigie/vigie/pkg/service"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/schemas/events"
+	schemaref "github.com/vigie/vigie/schemas/reference"
 	"github.com/vigie/vigie/services/ingest/internal/app"
 	"github.com/vigie/vigie/services/ingest/internal/follow"
+	"github.com/vigie/vigie/services/ingest/internal/pipeline"
 	"github.com/vigie/vigie/services/ingest/internal/server"
 )
 
+// Two managed access systems of the reference data that ingest checks zones against.
 const (
-	sensorA = "cp-aix-luynes-mas-01"
-	sensorB = "ma-nice-mas-01"
+	sensorA = "cd-ecrouves.mas-001"
+	sensorB = "cd-ecrouves.mas-002"
 )
+
+// referenceZone is the zone of sensor in the embedded reference data, and whether the
+// reference knows the sensor.
+func referenceZone(t *testing.T, sensor string) (string, bool) {
+	t.Helper()
+	snap, err := embeddedReference()
+	require.NoError(t, err)
+	s, ok := snap.Sensor(sensor)
+	if !ok {
+		return "", false
+	}
+	return s.Zone, true
+}
+
+var embeddedReference = sync.OnceValues(func() (*reference.Snapshot, error) { return reference.Load(schemaref.FS) })
 
 // env is one running ingest with its own topics, credentials and log buffer.
 type env struct {
@@ -244,6 +262,13 @@ func makeEvents(t *testing.T, sensor, prefix string, n int) ([][]byte, []string)
 		}
 		m["sensor_id"] = sensor
 		m["event_id"] = fmt.Sprintf("%s-%d", prefix, i)
+		// A zone must be one of the sensor's facility; a sensor the reference does not know
+		// (made up by a test) sends none.
+		if zone, ok := referenceZone(t, sensor); ok {
+			m["zone"] = zone
+		} else {
+			delete(m, "zone")
+		}
 		// Observed just before the tests started, within ingest's time bounds whenever they
 		// run; the same for the same i, so that events made again have the same content.
 		m["observed_at"] = event.NewTime(eventsObservedAt.Add(-time.Duration(i) * time.Millisecond)).String()
@@ -327,17 +352,21 @@ func TestAcceptedExactlyOnceAndNoClearIdentifiers(t *testing.T) {
 		[]byte(`{"event_id":"bad-1","sensor_id":"` + sensorA + `","observed_at":"2026-11-25T09:14:07.125Z","kind":"mas_attach","rat":"LTE","imei":"358288029999990","imsi":"208159999999999"}`),
 		[]byte(`{"event_id":"bad-2","sensor_id":"` + sensorB + `","observed_at":"2026-11-25T09:14:07.125Z","kind":"call_attempt","rat":"4G","msisdn_dialed":"06 99 88 77 66"}`),
 		[]byte(`{"event_id":"bad-3","imei":"358288028888880",`),
+		// A zone that is not one of the sensor's facility in the reference: not free text.
+		[]byte(`{"event_id":"bad-4","sensor_id":"` + sensorA + `","observed_at":"2026-11-25T09:14:07.125Z","kind":"mas_attach","rat":"4G","zone":"cellule-12"}`),
 	}
 	body := ndjson(append(append(append([][]byte{}, good[:30]...), bad...), good[30:]...))
 
 	r := e.post(sensorA, body, nil)
 	require.Equal(t, http.StatusOK, r.code, r.raw)
 	require.Equal(t, 60, r.body.Accepted)
-	require.Equal(t, 3, r.body.Rejected)
-	require.Equal(t, []int{30, 31, 32}, []int{r.body.Errors[0].Position, r.body.Errors[1].Position, r.body.Errors[2].Position})
+	require.Equal(t, 4, r.body.Rejected)
+	require.Equal(t, []int{30, 31, 32, 33}, []int{r.body.Errors[0].Position, r.body.Errors[1].Position, r.body.Errors[2].Position, r.body.Errors[3].Position})
 	require.Equal(t, "/rat", r.body.Errors[0].Errors[0].Pointer)
 	require.Equal(t, event.ReasonSensorMismatch, r.body.Errors[1].Code)
 	require.Equal(t, event.ReasonMalformedJSON, r.body.Errors[2].Code)
+	require.Equal(t, event.ReasonInvalidText, r.body.Errors[3].Code)
+	require.Equal(t, []string{"/zone", pipeline.ReasonUnknownZone}, []string{r.body.Errors[3].Errors[0].Pointer, r.body.Errors[3].Errors[0].Reason})
 	require.Equal(t, "bad-1", r.body.Errors[0].EventID)
 	requireMatchesOpenAPI(t, openAPISchema(t, "BatchResult"), r.raw)
 
@@ -363,7 +392,7 @@ func TestAcceptedExactlyOnceAndNoClearIdentifiers(t *testing.T) {
 		require.Equal(t, 1, got[id], "event %s arrives exactly once", id)
 	}
 	dlq := readAll(t, e.brokers, e.cfg.Topics.DLQ)
-	require.Len(t, dlq, 6, "3 rejected events, sent twice")
+	require.Len(t, dlq, 8, "4 rejected events, sent twice")
 	for _, m := range dlq {
 		var rec event.DLQ
 		require.NoError(t, json.Unmarshal(m.Value, &rec))

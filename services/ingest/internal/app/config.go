@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/kafka"
+	"github.com/vigie/vigie/pkg/refwatch"
 	"github.com/vigie/vigie/pkg/service"
 )
 
@@ -33,8 +34,11 @@ type Config struct {
 	// start (the service does not start without it) and again on SIGHUP.
 	CredentialsFile string          `yaml:"credentials_file"`
 	Pseudonym       PseudonymConfig `yaml:"pseudonym"`
-	Limits          LimitsConfig    `yaml:"limits"`
-	Rate            RateConfig      `yaml:"rate"`
+	// Reference is the reference data the zone of an event is checked against: a zone must
+	// be one of its sensor's facility (the shared block, as in the enricher).
+	Reference refwatch.Config `yaml:"reference"`
+	Limits    LimitsConfig    `yaml:"limits"`
+	Rate      RateConfig      `yaml:"rate"`
 	// DedupWindow is how long a (sensor_id, event_id) is remembered, with its content: at
 	// least 10 minutes. The window is rebuilt from the raw topic at start.
 	DedupWindow time.Duration `yaml:"dedup_window"`
@@ -115,6 +119,7 @@ func DefaultConfig() *Config {
 		Topics:    TopicsConfig{Raw: event.TopicRaw, DLQ: event.TopicDLQ},
 		Listen:    "127.0.0.1:19080",
 		Pseudonym: PseudonymConfig{DefaultCountryCode: "33"},
+		Reference: refwatch.DefaultConfig(),
 		Limits: LimitsConfig{MaxWireBytes: 8 << 20, MaxBodyBytes: 16 << 20, MaxEvents: 1000, MaxEventBytes: 16 << 10,
 			MaxRequestsInFlight: 128, MaxBytesInFlight: 24 << 20, AdmissionWait: 5 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute},
@@ -137,6 +142,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Producer.Validate("producer"); err != nil {
+		return err
+	}
+	if err := c.Reference.Validate(); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,9 +15,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigie/vigie/pkg/reference"
+	"github.com/vigie/vigie/pkg/reftest"
 	schemaref "github.com/vigie/vigie/schemas/reference"
-	"github.com/vigie/vigie/services/enricher/internal/enrich"
-	"github.com/vigie/vigie/services/enricher/internal/reftest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -115,45 +112,4 @@ func TestEmbeddedDefault(t *testing.T) {
 	result, err := s.Reload()
 	require.NoError(t, err)
 	require.Equal(t, ResultUnchanged, result)
-}
-
-// BenchmarkReload measures a full reload as the enricher does it (read, validate, swap,
-// compile the enrichment table) of 200 facilities × 50 sensors and 100,000 TACs,
-// alternating two versions so that every reload swaps.
-func BenchmarkReload(b *testing.B) {
-	dir := b.TempDir()
-	require.NoError(b, reftest.WriteDir(dir, reftest.Options{Facilities: 200, SensorsPerFacility: 50, TACs: 100000, Seed: 1}))
-	s, err := New(dir, schemaref.FS, zaptest.NewLogger(b), prometheus.NewRegistry())
-	require.NoError(b, err)
-	var tables atomic.Pointer[enrich.Table]
-	s.OnChange(func(snap *reference.Snapshot) { tables.Store(enrich.Compile(snap)) })
-	path := filepath.Join(dir, reference.OperatorsFile)
-	v1, err := os.ReadFile(path)
-	require.NoError(b, err)
-	v2 := append(append([]byte(nil), v1...), []byte("999,98,,,Bench,Bench,Operational,Test,,\n")...)
-	i := 0
-	var cpu time.Duration
-	for b.Loop() {
-		data := v1
-		if i%2 == 0 {
-			data = v2
-		}
-		b.StopTimer()
-		require.NoError(b, os.WriteFile(path, data, 0o644))
-		b.StartTimer()
-		c0 := cpuTime(b)
-		result, err := s.Reload()
-		cpu += cpuTime(b) - c0
-		require.NoError(b, err)
-		require.Equal(b, ResultOK, result)
-		i++
-	}
-	// CPU time (GC included) per reload: wall time depends on the neighbours.
-	b.ReportMetric(float64(cpu.Milliseconds())/float64(i), "cpu-ms/reload")
-}
-
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	require.NoError(tb, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

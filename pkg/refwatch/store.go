@@ -1,9 +1,10 @@
-// Package refwatch keeps the enricher's current reference snapshot and replaces it when the
-// reference files change (file watch or SIGHUP). Readers take the current snapshot with one
-// atomic load and keep using it for the whole batch they work on; a reload builds a complete
-// new snapshot beside the old one and swaps the pointer, so the stream never pauses and never
-// sees half of a version. A reference directory that fails to load is refused with an error
-// naming the file, line and column; the previous snapshot stays in use.
+// Package refwatch keeps a service's current reference snapshot (the enricher's, ingest's)
+// and replaces it when the reference files change (file watch or SIGHUP). Readers take the
+// current snapshot with one atomic load and keep using it for the whole batch they work on;
+// a reload builds a complete new snapshot beside the old one and swaps the pointer, so the
+// stream never pauses and never sees half of a version. A reference directory that fails to
+// load is refused with an error naming the file, line and column; the previous snapshot
+// stays in use.
 package refwatch
 
 import (
@@ -47,7 +48,7 @@ type storeMetrics struct {
 	lastOK   prometheus.Gauge
 }
 
-// Reload results, the label of vigie_enricher_reference_reloads_total.
+// Reload results, the label of vigie_<service>_reference_reloads_total.
 const (
 	ResultOK        = "ok"
 	ResultUnchanged = "unchanged"
