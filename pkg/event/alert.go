@@ -1,9 +1,12 @@
 package event
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -180,4 +183,17 @@ func (a *Alert) Extend(later *Alert, maxEvidence int) (grew bool) {
 		a.UpdatedAt = later.UpdatedAt
 	}
 	return g1 || grewCount
+}
+
+// AlertID derives a finding's id from its rule, group key and the event time it was first raised:
+// the same finding found again (after a restart, on replay) gets the same id. `vigiectl keys
+// forward` derives it again when a rotation maps the group key.
+func AlertID(rule, groupKey string, raisedAt time.Time) string {
+	h := sha256.New()
+	h.Write([]byte(rule))
+	h.Write([]byte{0})
+	h.Write([]byte(groupKey))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, raisedAt.UnixMilli(), 10))
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -186,3 +186,18 @@ func (k *Keyring) Version(v string) (*Pseudonymizer, bool) {
 
 // Versions lists the loaded key versions, oldest first.
 func (k *Keyring) Versions() []string { return slices.Clone(k.order) }
+
+// Forward maps a pseudonym stored under version from onto the active version, through every
+// version between them (each step needs only the next version's key): what `vigiectl keys
+// forward` applies to stored data after a rotation. A version after the active one, or one
+// not loaded, is an error.
+func (k *Keyring) Forward(from, pseudo string) (string, error) {
+	i, a := slices.Index(k.order, from), slices.Index(k.order, k.active)
+	if i < 0 {
+		return "", fmt.Errorf("pseudonym keys: version %q is not loaded (loaded: %v)", from, k.order)
+	}
+	if i > a {
+		return "", fmt.Errorf("pseudonym keys: version %q comes after the active version %q", from, k.active)
+	}
+	return k.Active().forward(pseudo, i+1), nil
+}

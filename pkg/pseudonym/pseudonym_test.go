@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigie/vigie/pkg/config"
 	"github.com/vigie/vigie/pkg/pseudonym"
 )
 
@@ -285,4 +286,68 @@ func TestBlockID(t *testing.T) {
 	require.NoError(t, err)
 	rekeyed, _ := k3.Active().IMEI("358288021042170")
 	require.NotEqual(t, same1.Block, rekeyed.Block)
+}
+
+// vigiectl keys rotate: a new version at the end of the chain, active, in a file that stays
+// 0600 and keeps its comments; the device keeps one identity through Forward.
+func TestRotate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	content := "# the division's pseudonym keys\nactive: k1\ndefault_country_code: \"33\"\nblock_key: " +
+		hex.EncodeToString(blockKey) + "\nkeys:\n  k1: " + hex.EncodeToString(secret1) + " # first key\n"
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	before, err := pseudonym.LoadFile(path)
+	require.NoError(t, err)
+
+	added, err := pseudonym.Rotate(path, "")
+	require.NoError(t, err)
+	require.Equal(t, "k2", added)
+	after, err := pseudonym.LoadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "k2", after.Active().KeyVersion())
+	require.Equal(t, []string{"k1", "k2"}, after.Versions())
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "# the division's pseudonym keys")
+	require.Contains(t, string(data), "# first key")
+
+	a, err := before.Active().IMEI("358288021042170")
+	require.NoError(t, err)
+	b, err := after.Active().IMEI("358288021042170")
+	require.NoError(t, err)
+	require.NotEqual(t, a.Pseudo, b.Pseudo)
+	require.Equal(t, b.Pseudo, after.Active().Forward(a.Pseudo))
+	k1, ok := after.Version("k1")
+	require.True(t, ok)
+	c, err := k1.IMEI("358288021042170")
+	require.NoError(t, err)
+	require.Equal(t, a.Pseudo, c.Pseudo, "the old version still computes what was stored under it")
+	f, err := after.Forward("k1", a.Pseudo)
+	require.NoError(t, err)
+	require.Equal(t, b.Pseudo, f)
+
+	added, err = pseudonym.Rotate(path, "2027-01")
+	require.NoError(t, err)
+	require.Equal(t, "2027-01", added)
+	_, err = pseudonym.Rotate(path, "k2")
+	require.ErrorContains(t, err, `version "k2" is already listed`)
+	_, err = pseudonym.Rotate(path, "bad version")
+	require.ErrorContains(t, err, "must match")
+	after, err = pseudonym.LoadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, []string{"k1", "k2", "2027-01"}, after.Versions(), "a refused rotation leaves the file as it was")
+	f, err = after.Forward("k1", a.Pseudo)
+	require.NoError(t, err)
+	c, err = after.Active().IMEI("358288021042170")
+	require.NoError(t, err)
+	require.Equal(t, c.Pseudo, f, "two rotations: k1 maps through k2 onto 2027-01")
+	_, err = after.Forward("k7", a.Pseudo)
+	require.ErrorContains(t, err, `version "k7" is not loaded`)
+
+	// A key file others may read is refused before anything is written.
+	require.NoError(t, os.Chmod(path, 0o640))
+	_, err = pseudonym.Rotate(path, "k9")
+	require.ErrorIs(t, err, config.ErrSecretMode)
 }

@@ -5,10 +5,6 @@
 package alert
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"strconv"
-	"time"
 
 	"github.com/vigie/vigie/pkg/event"
 )
@@ -20,14 +16,3 @@ const Topic = event.TopicAlerts
 // Alert is one version of a finding: event.Alert, the record of alerts.v1.
 type Alert = event.Alert
 
-// ID derives a finding's id from its rule, group key and the event time it was first raised:
-// the same finding found again (after a restart, on replay) gets the same id.
-func ID(rule, groupKey string, raisedAt time.Time) string {
-	h := sha256.New()
-	h.Write([]byte(rule))
-	h.Write([]byte{0})
-	h.Write([]byte(groupKey))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendInt(nil, raisedAt.UnixMilli(), 10))
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}

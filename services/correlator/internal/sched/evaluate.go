@@ -105,7 +105,7 @@ func (s *Scheduler) Evaluate(ctx context.Context, r *rules.Rule, end time.Time) 
 			out = append(out, prev)
 			continue
 		}
-		next.ID = alert.ID(r.ID, res.key, end)
+		next.ID = event.AlertID(r.ID, res.key, end)
 		next.CreatedAt = end
 		next.Version = 1
 		out = append(out, next)

@@ -454,7 +454,7 @@ func track(epp **episode, r *rules.Rule, key string, f *finding) (alert.Alert, b
 		ep.lastEmit, ep.emitted, ep.capped = f.at, ep.alert.EvidenceCount, ep.capped || capped
 		return clone(ep.alert), true
 	}
-	next.ID = alert.ID(r.ID, key, next.UpdatedAt)
+	next.ID = event.AlertID(r.ID, key, next.UpdatedAt)
 	next.CreatedAt = next.UpdatedAt
 	next.Version = 1
 	if capped {
