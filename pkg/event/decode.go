@@ -208,6 +208,8 @@ func (d *Decoder) rawField(k string, v *fastjson.Value, e *Raw) bool {
 		e.SerialBlock = d.str(k, v, true)
 	case "imei_serial_prefix":
 		// Events written before serial-block ids kept 3 serial digits here: dropped.
+	case "device_route":
+		e.DeviceRoute = d.str(k, v, true)
 	case "imei_check_ok":
 		e.IMEICheckOK = d.bool(k, v)
 	case "imsi_pseudo":

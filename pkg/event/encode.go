@@ -101,6 +101,7 @@ func (r *Raw) appendFields(b []byte) ([]byte, error) {
 	b = appendOptString(b, `,"mcc":`, p.MCC)
 	b = appendOptString(b, `,"mnc":`, p.MNC)
 	b = appendOptString(b, `,"msisdn_pseudo":`, p.MSISDNPseudo)
+	b = appendOptString(b, `,"device_route":`, p.DeviceRoute)
 	b = append(b, `,"received_at":`...)
 	b = appendTime(b, r.ReceivedAt)
 	return b, nil

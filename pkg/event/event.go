@@ -217,6 +217,10 @@ type Pseudonyms struct {
 	MCC          string `json:"mcc,omitempty"`
 	MNC          string `json:"mnc,omitempty"`
 	MSISDNPseudo string `json:"msisdn_pseudo,omitempty"`
+	// DeviceRoute is the route of the device of DeviceKey (pseudonym.IMEI.Route): the
+	// enriched message goes to partition route mod N, the same before and after a key
+	// rotation. Empty for events without a phone.
+	DeviceRoute string `json:"device_route,omitempty"`
 }
 
 // Raw is the event on detections.raw.v1: the detector event with its identifiers replaced
@@ -229,7 +233,8 @@ type Raw struct {
 
 // DeviceKey is the key of the device that produced the event: the IMEI pseudonym, else the
 // IMSI pseudonym, else "sensor:" + sensor id (events without a device, such as drones).
-// It is the message key on detections.enriched.v1.
+// It is the message key on detections.enriched.v1; DeviceRoute, when set, picks its
+// partition (pkg/kafka RouteHeader).
 func (r *Raw) DeviceKey() string {
 	switch {
 	case r.IMEIPseudo != "":

@@ -63,7 +63,7 @@ func (d *Detector) pseudonymise(p *pseudonym.Pseudonymizer, out *Pseudonyms) err
 		if err != nil {
 			return fmt.Errorf("imei: %w", err)
 		}
-		out.IMEIPseudo, out.TAC, out.SerialBlock, out.IMEICheckOK = r.Pseudo, r.TAC, r.Block, r.CheckOK
+		out.IMEIPseudo, out.TAC, out.SerialBlock, out.IMEICheckOK, out.DeviceRoute = r.Pseudo, r.TAC, r.Block, r.CheckOK, r.Route
 	}
 	if d.IMSI != "" {
 		r, err := p.IMSI(d.IMSI)
@@ -71,6 +71,9 @@ func (d *Detector) pseudonymise(p *pseudonym.Pseudonymizer, out *Pseudonyms) err
 			return fmt.Errorf("imsi: %w", err)
 		}
 		out.IMSIPseudo, out.MCC, out.MNC = r.Pseudo, r.MCC, r.MNC
+		if out.DeviceRoute == "" {
+			out.DeviceRoute = r.Route // the IMSI is the device's identity (DeviceKey)
+		}
 	}
 	if d.MSISDNDialed != "" {
 		s, err := p.MSISDN(d.MSISDNDialed)

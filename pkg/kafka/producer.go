@@ -115,7 +115,7 @@ func NewProducer(conn Config, cfg ProducerConfig, topic string) (*Producer, erro
 		w: &kafkago.Writer{
 			Addr:                   kafkago.TCP(conn.Brokers...),
 			Topic:                  topic,
-			Balancer:               &kafkago.Murmur2Balancer{},
+			Balancer:               &routeBalancer{},
 			RequiredAcks:           acks[cfg.Acks],
 			Async:                  false,
 			BatchSize:              cfg.BatchSize,

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -209,4 +210,48 @@ func TestPingAndWaitForTopic(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, kafka.WaitForTopic(cctx, conn, testenv.Name(t, "never"), zaptest.NewLogger(t)), context.DeadlineExceeded)
+}
+
+// A message with a route header goes to partition route mod N whatever its key (a device
+// whose pseudonym changed with a key rotation stays where its history is); a header that
+// is not hex falls back to the key.
+func TestProducerRoutesByHeader(t *testing.T) {
+	ctx := context.Background()
+	conn := singleConfig(t)
+	topic := testenv.Name(t, "topic")
+	_, err := kafka.ApplyTopics(ctx, conn, []kafka.TopicSpec{{Name: topic, Partitions: 3}}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	p, err := kafka.NewProducer(conn, kafka.DefaultProducerConfig(), topic)
+	require.NoError(t, err)
+	want := map[string]int{}
+	var msgs []kafka.Message
+	for i := range 60 {
+		route := fmt.Sprintf("%02x", i*7%256)
+		m := kafka.Message{Key: []byte("pseudonym-" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i)),
+			Headers: []kafkago.Header{{Key: "ref_version", Value: []byte("v1")}, {Key: kafka.RouteHeader, Value: []byte(route)}}}
+		want[string(m.Value)] = (i * 7 % 256) % 3
+		if i%10 == 0 { // not a route: by key
+			m.Headers[1].Value = []byte("zz")
+			want[string(m.Value)] = (&kafkago.Murmur2Balancer{}).Balance(kafkago.Message{Key: m.Key}, 0, 1, 2)
+		}
+		msgs = append(msgs, m)
+	}
+	require.NoError(t, p.Write(ctx, msgs...))
+	require.NoError(t, p.Close())
+	offsets, err := kafka.PartitionOffsets(ctx, conn, topic)
+	require.NoError(t, err)
+	got := 0
+	for part := range 3 {
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: conn.Brokers, Topic: topic, Partition: part, MaxWait: 100 * time.Millisecond})
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for range offsets[part] {
+			m, err := r.ReadMessage(rctx)
+			require.NoError(t, err)
+			require.Equal(t, want[string(m.Value)], part, "message %s", m.Value)
+			got++
+		}
+		cancel()
+		require.NoError(t, r.Close())
+	}
+	require.Equal(t, 60, got)
 }

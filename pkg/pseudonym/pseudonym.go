@@ -63,7 +63,11 @@ const (
 	labelBody   = "body:"
 	labelChain  = "chain:"
 	labelBlock  = "block:"
+	labelRoute  = "route:"
 )
+
+// RouteLen is the length of a device route in hex digits (8 bits): see Route.
+const RouteLen = 2
 
 // BlockIDLen is the length of a serial-block id in hex digits (64 bits): a TAC has at most
 // 1,000 blocks and the country a few million, so collisions stay negligible (n²/2^65).
@@ -130,6 +134,13 @@ func (p *Pseudonymizer) pseudo(label, s string) string {
 	return p.forward(p.chain[0].sum(label, s, 2*Size), 1)
 }
 
+// device returns the pseudonym of a device identifier and its route: 8 bits of the first
+// key's HMAC of the first version's pseudonym, the same under every later version.
+func (p *Pseudonymizer) device(label, s string) (pseudo, route string) {
+	first := p.chain[0].sum(label, s, 2*Size)
+	return p.forward(first, 1), p.chain[0].sum(labelRoute, first, RouteLen)
+}
+
 // forward carries a pseudonym of the version chain[from-1] to this one.
 func (p *Pseudonymizer) forward(s string, from int) string {
 	for _, m := range p.chain[from:] {
@@ -178,6 +189,11 @@ type IMEI struct {
 	// block), keyed with the block key: equal for the phones of one block, and no digit of
 	// the serial.
 	Block string
+	// Route picks the device's Kafka partition (RouteLen hex digits, pkg/kafka): derived
+	// from the first key version's pseudonym, so that a rotation leaves every device on its
+	// partition and the correlator's state of a device in one place. 8 bits: with the first
+	// key, an IMEI tells which of 256 routes it takes, never which device of a route it is.
+	Route string
 	// CheckOK reports the Luhn check digit; nil unless the input had exactly 15 digits.
 	CheckOK *bool
 }
@@ -189,11 +205,8 @@ func (p *Pseudonymizer) IMEI(imei string) (IMEI, error) {
 	if len(imei) < 14 || len(imei) > 16 || !allDigits(imei) {
 		return IMEI{}, ErrInvalidIMEI
 	}
-	r := IMEI{
-		Pseudo: p.pseudo(labelIMEI, imei[:14]),
-		TAC:    imei[:8],
-		Block:  p.BlockID(imei[:11]),
-	}
+	r := IMEI{TAC: imei[:8], Block: p.BlockID(imei[:11])}
+	r.Pseudo, r.Route = p.device(labelIMEI, imei[:14])
 	if len(imei) == 15 {
 		ok := LuhnValid(imei)
 		r.CheckOK = &ok
@@ -209,6 +222,8 @@ type IMSI struct {
 	MCC string
 	// MNC is the mobile network code (2 or 3 digits, see SplitPLMN).
 	MNC string
+	// Route is the device's route when the IMSI is its identity (see IMEI.Route).
+	Route string
 }
 
 // IMSI pseudonymises an IMSI of 6 to 15 digits and splits its MCC and MNC.
@@ -216,8 +231,10 @@ func (p *Pseudonymizer) IMSI(imsi string) (IMSI, error) {
 	if len(imsi) < 6 || len(imsi) > 15 || !allDigits(imsi) {
 		return IMSI{}, ErrInvalidIMSI
 	}
-	mcc, mnc := SplitPLMN(imsi)
-	return IMSI{Pseudo: p.pseudo(labelIMSI, imsi), MCC: mcc, MNC: mnc}, nil
+	r := IMSI{}
+	r.MCC, r.MNC = SplitPLMN(imsi)
+	r.Pseudo, r.Route = p.device(labelIMSI, imsi)
+	return r, nil
 }
 
 // MSISDN pseudonymises a dialled number after NormalizeMSISDN with the configured default

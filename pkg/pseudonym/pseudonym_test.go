@@ -351,3 +351,29 @@ func TestRotate(t *testing.T) {
 	_, err = pseudonym.Rotate(path, "k9")
 	require.ErrorIs(t, err, config.ErrSecretMode)
 }
+
+// A device's route does not change with a rotation; routes spread over their 256 values.
+func TestRouteStableAcrossRotation(t *testing.T) {
+	k := keyring(t)
+	old, _ := k.Version("k1")
+	cur := k.Active()
+	seen := map[string]int{}
+	for i := range 4096 {
+		imei := fmt.Sprintf("35828802%06d", i)
+		a, err := old.IMEI(imei)
+		require.NoError(t, err)
+		b, err := cur.IMEI(imei)
+		require.NoError(t, err)
+		require.Equal(t, a.Route, b.Route)
+		require.NotEqual(t, a.Pseudo, b.Pseudo)
+		require.Regexp(t, `^[0-9a-f]{2}$`, b.Route)
+		seen[b.Route]++
+		ai, _ := old.IMSI(fmt.Sprintf("20815%010d", i))
+		bi, _ := cur.IMSI(fmt.Sprintf("20815%010d", i))
+		require.Equal(t, ai.Route, bi.Route)
+	}
+	require.Len(t, seen, 256, "4,096 devices take every route")
+	for r, n := range seen {
+		require.Less(t, n, 40, "route %s: %d of 4,096 devices (16 expected)", r, n)
+	}
+}

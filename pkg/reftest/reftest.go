@@ -161,7 +161,7 @@ func Events(snap *reference.Snapshot, n int, seed uint64) []event.Raw {
 	sensors := snap.Sensors()
 	models := snap.Models()
 	start := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	type device struct{ imei, imsi, tac, mcc, mnc string }
+	type device struct{ imei, imsi, tac, mcc, mnc, route string }
 	devices := make([]device, 2000)
 	plmns := [][2]string{{"208", "01"}, {"208", "10"}, {"208", "15"}, {"208", "20"}, {"604", "00"}, {"310", "260"}, {"999", "99"}}
 	for i := range devices {
@@ -170,7 +170,7 @@ func Events(snap *reference.Snapshot, n int, seed uint64) []event.Raw {
 			tac = fmt.Sprintf("%08d", 1000+rng.IntN(1000)) // unknown: no real TAC starts 0000
 		}
 		p := plmns[rng.IntN(len(plmns))]
-		devices[i] = device{pseudo("imei", i), pseudo("imsi", i), tac, p[0], p[1]}
+		devices[i] = device{pseudo("imei", i), pseudo("imsi", i), tac, p[0], p[1], pseudo("route", i)[:2]}
 	}
 	out := make([]event.Raw, n)
 	f := func(v float64) *float64 { return &v }
@@ -191,7 +191,7 @@ func Events(snap *reference.Snapshot, n int, seed uint64) []event.Raw {
 			if r.Kind != event.KindMASAttach {
 				r.Outcome = event.OutcomeBlocked
 			}
-			r.KeyVersion, r.IMEIPseudo, r.TAC, r.SerialBlock = "k1", d.imei, d.tac, "5e1a1b10c0000104"
+			r.KeyVersion, r.IMEIPseudo, r.TAC, r.SerialBlock, r.DeviceRoute = "k1", d.imei, d.tac, "5e1a1b10c0000104", d.route
 			if rng.IntN(10) > 0 {
 				r.IMSIPseudo, r.MCC, r.MNC = d.imsi, d.mcc, d.mnc
 			}
@@ -210,7 +210,7 @@ func Events(snap *reference.Snapshot, n int, seed uint64) []event.Raw {
 			r.Seizure = &event.Seizure{Phones: 1, MiniPhones: int64(rng.IntN(2)), SIMs: 1}
 			if rng.IntN(2) == 0 {
 				d := devices[rng.IntN(len(devices))]
-				r.KeyVersion, r.IMEIPseudo, r.TAC = "k1", d.imei, d.tac
+				r.KeyVersion, r.IMEIPseudo, r.TAC, r.DeviceRoute = "k1", d.imei, d.tac, d.route
 			}
 		}
 	}

@@ -5,7 +5,6 @@
 package alert
 
 import (
-
 	"github.com/vigie/vigie/pkg/event"
 )
 
@@ -15,4 +14,3 @@ const Topic = event.TopicAlerts
 
 // Alert is one version of a finding: event.Alert, the record of alerts.v1.
 type Alert = event.Alert
-

@@ -35,6 +35,9 @@ type Result struct {
 	Outcome Outcome
 	Key     []byte
 	Value   []byte
+	// Route is the device's route (event Raw.DeviceRoute), empty for events without a
+	// phone: the message goes to partition route mod N (pkg/kafka RouteHeader).
+	Route []byte
 	// TACUnknown and OperatorUnknown are set when the event has a TAC (MCC/MNC) that the
 	// reference does not know: normal (most mini phones have no public TAC), but counted.
 	TACUnknown      bool
@@ -126,14 +129,18 @@ func Enrich(t *Table, msg []byte, src event.Source, now event.Time) Result {
 			res.OperatorUnknown = true
 		}
 	}
-	// Key and value share one allocation.
-	key := ev.Enrichment.DeviceKey
-	out := append(make([]byte, 0, len(key)+len(msg)+512), key...)
+	// Key, route and value share one allocation.
+	key, route := ev.Enrichment.DeviceKey, raw.DeviceRoute
+	out := append(append(make([]byte, 0, len(key)+len(route)+len(msg)+512), key...), route...)
+	head := len(key) + len(route)
 	out, err := event.EncodeEnriched(out, ev)
 	if err != nil {
 		return deadLetter(Undecodable, event.ReasonEnrichFailed, fmt.Errorf("encode enriched event: %w", err), raw, msg, src, now)
 	}
-	res.Key, res.Value = out[:len(key):len(key)], out[len(key):]
+	res.Key, res.Route, res.Value = out[:len(key):len(key)], out[len(key):head:head], out[head:]
+	if len(route) == 0 {
+		res.Route = nil
+	}
 	return res
 }
 

@@ -101,6 +101,10 @@ func (p *Pipeline) Handle(ctx context.Context, msgs []kafka.Message) error {
 		m := &msgs[i]
 		res := enrich.Enrich(table, m.Value, event.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, now)
 		msg := kafka.Message{Key: res.Key, Value: res.Value, Headers: headers}
+		if res.Route != nil {
+			// The device's partition follows its route, which a key rotation leaves.
+			msg.Headers = append(headers[:len(headers):len(headers)], kafkago.Header{Key: kafka.RouteHeader, Value: res.Route})
+		}
 		switch res.Outcome {
 		case enrich.Enriched:
 			out = append(out, msg)

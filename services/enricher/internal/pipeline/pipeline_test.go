@@ -104,3 +104,35 @@ func TestConcurrentPartitions(t *testing.T) {
 	require.False(t, w.overlap.Load(), "writes to one topic go one at a time")
 	require.Equal(t, float64(partitions*batches*size), testutil.ToFloat64(p.metrics.events.WithLabelValues(LabelEnriched)))
 }
+
+// An event with a phone goes out with its device's route in the route header (its
+// partition, kept across key rotations); one without a phone without it, partitioned by key.
+func TestRouteHeader(t *testing.T) {
+	w := &memWriter{}
+	p, snap := setup(t, w, &memWriter{})
+	evs := reftest.Events(snap, 400, 3)
+	values, err := reftest.Marshal(evs)
+	require.NoError(t, err)
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Topic: "raw", Offset: int64(i), Value: v}
+	}
+	require.NoError(t, p.Handle(context.Background(), msgs))
+	require.Len(t, w.msgs, len(evs))
+	byRoute := 0
+	for i, m := range w.msgs {
+		var route []byte
+		for _, h := range m.Headers {
+			if h.Key == kafka.RouteHeader {
+				route = h.Value
+			}
+		}
+		require.Equal(t, evs[i].DeviceRoute, string(route), "message %d", i)
+		if route != nil {
+			byRoute++
+			require.Equal(t, evs[i].IMEIPseudo, string(m.Key), "the key stays the device's pseudonym")
+		}
+	}
+	require.Greater(t, byRoute, 10)
+	require.Less(t, byRoute, len(evs), "drones, jammers and RF bursts have no route")
+}
