@@ -61,6 +61,10 @@ func commands() []command {
 			"validate correlation rule files (unknown keys, bad windows, unknown fields)", runRulesCheck},
 		{"rules test", "rules test FILE… [-truth SUMMARY] [-from T] [-to T] [-clickhouse.* …] | FILE… -events NDJSON [-truth SUMMARY]",
 			"run rule files on a database (read only) or over sample events: what they would raise, the history they need, and against a planted summary what they found", runRulesTest},
+		{"keys rotate", "keys rotate -key_file FILE [-version V]",
+			"add a new pseudonym key version to ingest's key file and make it active (the chain keeps each device one device)", runKeysRotate},
+		{"keys forward", "keys forward -key_file FILE [-clickhouse.addrs …] [-clickhouse.database …]",
+			"map the pseudonyms stored under older key versions onto the active one: detections, device rollups, alerts", runKeysForward},
 		{"version", "version", "print the version (also -version)", runVersion},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/clickhouse"
+	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/vigiectl/internal/cli"
 )
@@ -172,4 +173,26 @@ func TestTopicsApply(t *testing.T) {
 	code, out, errOut = run(t, "topics", "apply", "-dry-run")
 	require.Equal(t, cli.ExitOK, code, errOut)
 	require.Equal(t, "4 topics match the spec\n", out)
+}
+
+// keys rotate: the key file gains an active version; a missing flag is a usage error, a
+// file others can read a failure that names the mode.
+func TestKeysRotate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("active: k1\nblock_key: "+strings.Repeat("b7", 32)+"\nkeys:\n  k1: "+strings.Repeat("a1", 32)+"\n"), 0o600))
+	code, out, errOut := run(t, "keys", "rotate", "-key_file", path)
+	require.Equal(t, cli.ExitOK, code, errOut)
+	require.Contains(t, out, "version k2 added and active; chain [k1 k2]")
+	k, err := pseudonym.LoadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "k2", k.Active().KeyVersion())
+
+	code, _, errOut = run(t, "keys", "rotate")
+	require.Equal(t, cli.ExitUsage, code)
+	require.Contains(t, errOut, "-key_file is required")
+
+	require.NoError(t, os.Chmod(path, 0o644))
+	code, _, errOut = run(t, "keys", "rotate", "-key_file", path)
+	require.Equal(t, cli.ExitError, code)
+	require.Contains(t, errOut, "mode 0644")
 }

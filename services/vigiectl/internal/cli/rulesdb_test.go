@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 type detection struct {
 	id, sensor, kind, facility, imei, imsi, tac string
 	at                                          time.Time
+	// keyVersion is the pseudonyms' key version (empty: none named); route the device's
+	// route (pseudonym.IMEI.Route), which picks its partition when set.
+	keyVersion, route string
 }
 
 // TestRulesTestOnADatabase runs rules test on a database of the local ClickHouse server
@@ -147,7 +151,8 @@ func tableRow(t *testing.T, out, rule string) string {
 }
 
 // insert writes rows into db's detections as the writer would: received a second after
-// observed, each device's rows on one Kafka partition, offsets in event-time order.
+// observed, each device's rows on one Kafka partition (route mod 3 as pkg/kafka sends them,
+// else a hash of the key), offsets in event-time order.
 func insert(ctx context.Context, t *testing.T, exec func(context.Context, string, ...any) error, db string, rows []detection) {
 	t.Helper()
 	slices.SortStableFunc(rows, func(a, b detection) int { return a.at.Compare(b.at) })
@@ -159,14 +164,19 @@ func insert(ctx context.Context, t *testing.T, exec func(context.Context, string
 			sum += int(c)
 		}
 		part := uint16(sum % 3)
+		if r.route != "" {
+			n, err := strconv.ParseUint(r.route, 16, 8)
+			require.NoError(t, err)
+			part = uint16(n % 3)
+		}
 		dt := func(t time.Time) string {
 			return "toDateTime64('" + t.Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
 		}
-		values = append(values, fmt.Sprintf("('%s', '%s', '%s', %s, %s, '%s', 'mas', '%s', '%s', '%s', 'detections.enriched.v1', %d, %d)",
-			r.id, r.sensor, r.kind, dt(r.at), dt(r.at.Add(time.Second)), r.facility, r.imei, r.imsi, r.tac, part, offsets[part]))
+		values = append(values, fmt.Sprintf("('%s', '%s', '%s', %s, %s, '%s', 'mas', '%s', '%s', '%s', '%s', 'detections.enriched.v1', %d, %d)",
+			r.id, r.sensor, r.kind, dt(r.at), dt(r.at.Add(time.Second)), r.facility, r.keyVersion, r.imei, r.imsi, r.tac, part, offsets[part]))
 		offsets[part]++
 	}
-	q := "INSERT INTO `" + db + "`.detections (event_id, sensor_id, kind, observed_at, received_at, facility_id, sensor_type, imei_pseudo, imsi_pseudo, tac, " +
+	q := "INSERT INTO `" + db + "`.detections (event_id, sensor_id, kind, observed_at, received_at, facility_id, sensor_type, key_version, imei_pseudo, imsi_pseudo, tac, " +
 		"kafka_topic, kafka_partition, kafka_offset) VALUES " + strings.Join(values, ", ")
 	require.NoError(t, exec(ctx, q))
 }
