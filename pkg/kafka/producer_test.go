@@ -158,13 +158,22 @@ func TestProducerWritesAndKeysStick(t *testing.T) {
 		key := "device-" + strconv.Itoa(i)
 		want[key] = (&kafkago.Murmur2Balancer{}).Balance(kafkago.Message{Key: []byte(key)}, 0, 1, 2, 3)
 	}
-	for part := range 4 {
+	readPartitions(t, conn, topic, offsets, func(part int, m kafkago.Message) {
+		require.Equal(t, want[string(m.Key)], part, "key %s", m.Key)
+	})
+}
+
+// readPartitions reads every message of each partition of topic up to its offset, and
+// hands it to f with its partition.
+func readPartitions(t *testing.T, conn kafka.Config, topic string, offsets map[int]int64, f func(part int, m kafkago.Message)) {
+	t.Helper()
+	for part, end := range offsets {
 		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: conn.Brokers, Topic: topic, Partition: part, MaxWait: 100 * time.Millisecond})
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		for range offsets[part] {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for range end {
 			m, err := r.ReadMessage(rctx)
 			require.NoError(t, err)
-			require.Equal(t, want[string(m.Key)], part, "key %s", m.Key)
+			f(part, m)
 		}
 		cancel()
 		require.NoError(t, r.Close())
@@ -241,17 +250,9 @@ func TestProducerRoutesByHeader(t *testing.T) {
 	offsets, err := kafka.PartitionOffsets(ctx, conn, topic)
 	require.NoError(t, err)
 	got := 0
-	for part := range 3 {
-		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: conn.Brokers, Topic: topic, Partition: part, MaxWait: 100 * time.Millisecond})
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		for range offsets[part] {
-			m, err := r.ReadMessage(rctx)
-			require.NoError(t, err)
-			require.Equal(t, want[string(m.Value)], part, "message %s", m.Value)
-			got++
-		}
-		cancel()
-		require.NoError(t, r.Close())
-	}
+	readPartitions(t, conn, topic, offsets, func(part int, m kafkago.Message) {
+		require.Equal(t, want[string(m.Value)], part, "message %s", m.Value)
+		got++
+	})
 	require.Equal(t, 60, got)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/pseudonym"
@@ -56,19 +55,11 @@ func runKeysForward(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log)
+	conn, _, done, err := cfg.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
-	conn, err := clickhouse.Open(ctx, cfg.ClickHouse, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := clickhouse.Ping(conn)(ctx); err != nil {
-		return fmt.Errorf("clickhouse %s: %w", strings.Join(cfg.ClickHouse.Addrs, ","), err)
-	}
+	defer done()
 	rep, err := rekey.Forward(ctx, conn, cfg.ClickHouse.Database, keys, func(format string, a ...any) {
 		fmt.Fprintf(s.stdout, format+"\n", a...)
 	})

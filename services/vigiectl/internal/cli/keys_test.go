@@ -10,10 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/event"
 	"github.com/vigie/vigie/pkg/pseudonym"
-	"github.com/vigie/vigie/pkg/testenv"
 	"github.com/vigie/vigie/services/vigiectl/internal/cli"
 )
 
@@ -24,20 +22,9 @@ import (
 // rule finds the move, the rollups count each phone once with every event, and a stored
 // alert about a k1 pseudonym carries the k2 one under the id the correlator would derive.
 func TestKeysForwardOneDeviceAcrossRotation(t *testing.T) {
-	chAddr := testenv.ClickHouseAddr(t)
-	db := testenv.Name(t, "rekey")
-	code, _, errOut := run(t, "migrate", "-clickhouse.addrs="+chAddr, "-clickhouse.database="+db)
-	require.Equal(t, cli.ExitOK, code, errOut)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addrs, cfg.Database = []string{chAddr}, db
-	conn, err := clickhouse.Open(ctx, cfg, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
-		conn.Close()
-	})
+	conn, chAddr, db := migratedDatabase(ctx, t, "rekey")
 
 	keyFile := filepath.Join(t.TempDir(), "keys.yaml")
 	require.NoError(t, os.WriteFile(keyFile, []byte("active: k1\nblock_key: "+strings.Repeat("b7", 32)+"\nkeys:\n  k1: "+strings.Repeat("a1", 32)+"\n"), 0o600))

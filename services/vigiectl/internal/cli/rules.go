@@ -11,6 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"go.uber.org/zap"
+
 	"github.com/vigie/vigie/pkg/clickhouse"
 	"github.com/vigie/vigie/pkg/pseudonym"
 	"github.com/vigie/vigie/pkg/rulequality"
@@ -49,6 +52,24 @@ func runRulesCheck(_ context.Context, s streams, args []string) error {
 type RulesTestConfig struct {
 	Log        telemetry.LogConfig `yaml:"log"`
 	ClickHouse clickhouse.Config   `yaml:"clickhouse"`
+}
+
+// open connects to ClickHouse with c's log and clickhouse blocks and checks that the server
+// answers; done closes the connection and flushes the log.
+func (c *RulesTestConfig) open(ctx context.Context) (conn driver.Conn, log *zap.Logger, done func(), err error) {
+	if log, err = newLogger(c.Log); err != nil {
+		return nil, nil, nil, err
+	}
+	if conn, err = clickhouse.Open(ctx, c.ClickHouse, log); err != nil {
+		_ = log.Sync()
+		return nil, nil, nil, err
+	}
+	done = func() { conn.Close(); _ = log.Sync() }
+	if err := clickhouse.Ping(conn)(ctx); err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("clickhouse %s: %w", strings.Join(c.ClickHouse.Addrs, ","), err)
+	}
+	return conn, log, done, nil
 }
 
 // Validate names the first bad key.
@@ -115,19 +136,11 @@ func runRulesTest(ctx context.Context, s streams, args []string) error {
 			return err
 		}
 	} else {
-		log, err := newLogger(cfg.Log)
+		conn, log, done, err := cfg.open(ctx)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = log.Sync() }()
-		conn, err := clickhouse.Open(ctx, cfg.ClickHouse, log)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if err := clickhouse.Ping(conn)(ctx); err != nil {
-			return fmt.Errorf("clickhouse %s: %w", strings.Join(cfg.ClickHouse.Addrs, ","), err)
-		}
+		defer done()
 		db := ruletool.Database{Conn: conn, Name: cfg.ClickHouse.Database, From: from, To: to, Logger: log}
 		if res, err = ruletool.RunDatabase(ctx, files, db); err != nil {
 			return err

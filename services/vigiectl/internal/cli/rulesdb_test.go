@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigie/vigie/pkg/clickhouse"
@@ -35,20 +36,9 @@ type detection struct {
 // handsets. The truth names them by facts only; the table says each plant found (the
 // scheduled one within its promised hour and ten minutes), each decoy quiet, precision 1.
 func TestRulesTestOnADatabase(t *testing.T) {
-	chAddr := testenv.ClickHouseAddr(t)
-	db := testenv.Name(t, "ctl")
-	code, _, errOut := run(t, "migrate", "-clickhouse.addrs="+chAddr, "-clickhouse.database="+db)
-	require.Equal(t, cli.ExitOK, code, errOut)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := clickhouse.DefaultConfig()
-	cfg.Addrs, cfg.Database = []string{chAddr}, db
-	conn, err := clickhouse.Open(ctx, cfg, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
-		conn.Close()
-	})
+	conn, chAddr, db := migratedDatabase(ctx, t, "ctl")
 
 	t0 := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -4)
 	at := func(day int, h, m int) time.Time {
@@ -131,6 +121,26 @@ func TestRulesTestOnADatabase(t *testing.T) {
 	code, _, errOut = run(t, "rules", "test", rules[0], "-clickhouse.addrs="+chAddr, "-clickhouse.database="+db+"_none")
 	require.Equal(t, cli.ExitError, code)
 	require.Contains(t, errOut, db+"_none")
+}
+
+// migratedDatabase makes a database of the test's own on the local ClickHouse server with
+// vigiectl migrate, dropped at the end, and returns a connection to it, the server's
+// address and the database's name.
+func migratedDatabase(ctx context.Context, t *testing.T, prefix string) (driver.Conn, string, string) {
+	t.Helper()
+	chAddr := testenv.ClickHouseAddr(t)
+	db := testenv.Name(t, prefix)
+	code, _, errOut := run(t, "migrate", "-clickhouse.addrs="+chAddr, "-clickhouse.database="+db)
+	require.Equal(t, cli.ExitOK, code, errOut)
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addrs, cfg.Database = []string{chAddr}, db
+	conn, err := clickhouse.Open(ctx, cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
+		conn.Close()
+	})
+	return conn, chAddr, db
 }
 
 // pseudo is a pseudonym-like hex string, distinct for each (what, i).
