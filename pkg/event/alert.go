@@ -39,6 +39,11 @@ type Alert struct {
 	Version   uint64    `json:"version"`
 }
 
+// AlertColumns are the columns of the ClickHouse alerts table that hold an Alert, in field
+// order (schemas/clickhouse 0003_alerts.sql; the table adds judicial_hold).
+const AlertColumns = "alert_id, rule, severity, group_key, facilities, first_evidence_at, last_evidence_at, " +
+	"window_start, window_end, evidence_event_ids, evidence_count, explanation, created_at, updated_at, version"
+
 // alertJSON is Alert as the contract spells it: timestamps in TimeLayout.
 type alertJSON struct {
 	ID              string   `json:"alert_id"`

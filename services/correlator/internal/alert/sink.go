@@ -17,8 +17,7 @@ type Sink interface {
 }
 
 // Columns is the explicit column list of the alerts insert, in Append order.
-const Columns = "alert_id, rule, severity, group_key, facilities, first_evidence_at, last_evidence_at, " +
-	"window_start, window_end, evidence_event_ids, evidence_count, explanation, created_at, updated_at, version"
+const Columns = event.AlertColumns
 
 // ClickHouseSink inserts alerts into {database}.alerts.
 type ClickHouseSink struct {

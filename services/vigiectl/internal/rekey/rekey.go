@@ -54,6 +54,9 @@ type Report struct {
 // mapTable is the Join table of the map, dropped at the end.
 const mapTable = "pseudonym_forward"
 
+// joinName is mapTable of db as joinGet names it.
+func joinName(db string) string { return "'" + db + "." + mapTable + "'" }
+
 // pseudonymColumns are the detections columns that hold pseudonyms of key_version.
 var pseudonymColumns = []string{"imei_pseudo", "imsi_pseudo", "msisdn_pseudo", "drone_uas_id", "drone_operator_id"}
 
@@ -183,7 +186,7 @@ func loadMap(ctx context.Context, conn driver.Conn, q func(string) string, fwd m
 // mapDetections rewrites the pseudonym columns of the rows under from, whose pseudonyms are
 // all in the map, and counts the rows mapped and left.
 func mapDetections(ctx context.Context, conn driver.Conn, q func(string) string, db string, from []string, to string) (mapped, left uint64, err error) {
-	m := "'" + db + "." + mapTable + "'"
+	m := joinName(db)
 	get := func(x string) string { return "joinGetOrNull(" + m + ", 'to', " + x + ")" }
 	var sets, all []string
 	for _, c := range pseudonymColumns {
@@ -315,6 +318,14 @@ func mapAlerts(ctx context.Context, conn driver.Conn, q func(string) string, db 
 	if err != nil {
 		return 0, 0, fmt.Errorf("keys forward: read alerts: %w", err)
 	}
+	mapText := func(s string) string {
+		return pseudonymToken.ReplaceAllStringFunc(s, func(p string) string {
+			if n, ok := fwd[p]; ok {
+				return n
+			}
+			return p
+		})
+	}
 	var again []storedAlert
 	inPlace := map[string]bool{}
 	for rows.Next() {
@@ -322,14 +333,6 @@ func mapAlerts(ctx context.Context, conn driver.Conn, q func(string) string, db 
 		if err := rows.Scan(a.dest()...); err != nil {
 			rows.Close()
 			return 0, 0, err
-		}
-		mapText := func(s string) string {
-			return pseudonymToken.ReplaceAllStringFunc(s, func(p string) string {
-				if n, ok := fwd[p]; ok {
-					return n
-				}
-				return p
-			})
 		}
 		key, explanation := mapText(a.GroupKey), mapText(a.Explanation)
 		ids := make([]string, len(a.EvidenceIDs))
@@ -374,7 +377,7 @@ func mapAlerts(ctx context.Context, conn driver.Conn, q func(string) string, db 
 		}
 	}
 	if len(inPlace) > 0 {
-		m := "'" + db + "." + mapTable + "'"
+		m := joinName(db)
 		ids := "arrayMap(x -> if(startsWith(x, 'p-'), concat('p-', ifNull(joinGetOrNull(" + m + ", 'to', substring(x, 3)), substring(x, 3))), x), evidence_event_ids)"
 		if err := conn.Exec(ctx, "ALTER TABLE "+q("alerts")+" UPDATE evidence_event_ids = "+ids+" WHERE alert_id IN ? SETTINGS mutations_sync = 2", keysOf(inPlace)); err != nil {
 			return 0, 0, fmt.Errorf("keys forward: update alerts: %w", err)
@@ -392,9 +395,8 @@ func keysOf(m map[string]bool) []string {
 	return out
 }
 
-// alertColumns are the columns of the alerts table (schemas/clickhouse 0003_alerts.sql).
-const alertColumns = "alert_id, rule, severity, group_key, facilities, first_evidence_at, last_evidence_at, " +
-	"window_start, window_end, evidence_event_ids, evidence_count, explanation, created_at, updated_at, version, judicial_hold"
+// alertColumns are the columns of an alerts row: the alert's and its hold.
+const alertColumns = event.AlertColumns + ", judicial_hold"
 
 type storedAlert struct {
 	event.Alert
